@@ -1,0 +1,53 @@
+"""Shared test fixtures.
+
+Tests that need the reference material in ../shared call `shared_path(...)`, which skips the test with a
+reason naming the missing path, so the suite passes on a fresh clone without ../shared.
+Everything else builds its own tiny data and random-weight models.
+"""
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED = REPO_ROOT.parent / "shared"
+for sub in ("codes", "persona_extractor", ""):
+    p = str(REPO_ROOT / sub)
+    if p not in sys.path:
+        sys.path.insert(0, p)
+
+if "NLTK_DATA" not in os.environ and (SHARED / "nltk_data").is_dir():
+    os.environ["NLTK_DATA"] = str(SHARED / "nltk_data")
+
+
+def shared_path(rel):
+    """Path of `rel` inside ../shared, or skip the calling test naming the missing path."""
+    path = SHARED / rel
+    if not path.exists():
+        pytest.skip(f"needs {path} (reference material from ../shared is absent)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def blender_tokenizer_dir(tmp_path_factory):
+    """The real BlenderBot-small tokenizer files when ../shared has them, else a tiny self-made one."""
+    real = SHARED / "models" / "Blenderbot_small-90M"
+    if real.is_dir():
+        return str(real)
+    from pal.tiny import make_tiny_blenderbot_tokenizer
+    return make_tiny_blenderbot_tokenizer(str(tmp_path_factory.mktemp("tiny_tokenizer")))
+
+
+@pytest.fixture(scope="session")
+def real_blender_tokenizer_dir():
+    """The real BlenderBot-small tokenizer files; skips when ../shared is absent."""
+    return str(shared_path("models/Blenderbot_small-90M"))
+
+
+@pytest.fixture(scope="session")
+def tiny_blender_dir(tmp_path_factory, blender_tokenizer_dir):
+    """A randomly initialised tiny BlenderBot-small saved like the real pretrained folder."""
+    from pal.tiny import make_tiny_blenderbot_dir
+    out = str(tmp_path_factory.mktemp("tiny_blenderbot"))
+    return make_tiny_blenderbot_dir(out, tokenizer_dir=blender_tokenizer_dir)

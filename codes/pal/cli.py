@@ -1,0 +1,54 @@
+"""Command-line plumbing shared by every script: one-line errors, boolean flags, atomic writes."""
+import json
+import os
+import sys
+import tempfile
+from contextlib import contextmanager
+
+
+class UserError(Exception):
+    """A problem the user can fix (bad input, missing file). Scripts print it as one line and exit 2."""
+
+
+def run_main(main, argv=None):
+    """Run `main(argv)`; turn a UserError into `error: <message>` on stderr and exit status 2 (no traceback)."""
+    try:
+        result = main(argv)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+    sys.exit(0 if result is None else result)
+
+
+def boolean_string(s):
+    """argparse type for the authors' `--flag True|False` style arguments."""
+    if str(s).lower() not in {"true", "false"}:
+        import argparse
+        raise argparse.ArgumentTypeError(f"expected True or False, got {s!r}")
+    return str(s).lower() == "true"
+
+
+@contextmanager
+def atomic_write(path, mode="w", encoding="utf-8"):
+    """Write to a temporary file beside `path` and rename it into place only if the block succeeds."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix="-" + os.path.basename(path))
+    try:
+        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": encoding})) as f:
+            yield f
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_json(path, obj, indent=2):
+    """Atomically write `obj` as JSON (UTF-8, non-ASCII kept)."""
+    with atomic_write(path) as f:
+        json.dump(obj, f, ensure_ascii=False, indent=indent)
+        f.write("\n")

@@ -1,0 +1,304 @@
+"""Stage 2 of PAL: reformat ESConv / PESConv into train.txt, valid.txt and test.txt (SPEC "Stage 2").
+
+Usage (like the authors' script, run inside the folder that holds the data):
+
+    python codes/_reformat/process.py --add_persona False     # reads ./ESConv.json
+    python codes/_reformat/process.py --add_persona True      # reads ./PESConv.json
+    python codes/_reformat/process.py --add_persona False --input_file DATA/ESConv.json --output_dir DATA
+
+Input: either the original ESConv schema (a JSON array of conversations whose turns are
+`{"speaker": "seeker"|"supporter", "content", "annotation": {"strategy"}}`) or the already reformatted
+schema circulating as JSON lines (turns `{"text", "speaker": "usr"|"sys", "strategy"}`). The container is
+detected from the first character ("[" = JSON array, otherwise one JSON object per line) and each turn
+from its speaker, so both schemas give byte-identical output for the same conversations.
+
+Output: one JSON object per line and dialogue, with the authors' keys in the authors' order:
+`emotion_type`, `problem_type`, [`persona`, `persona_list` with --add_persona True], `situation`, `dialog`;
+each turn is `{"text", "speaker": "usr"|"sys"}` plus `"strategy"` on supporter turns. Utterances get their
+whitespace collapsed; every other string (situation, persona, strategies) is copied unchanged.
+
+Split (the authors' recipe): `random.seed(13); random.shuffle(data)`; n = int(0.1 * len(data));
+test = data[n:2n]; valid = data[:n] + data[2n:3n]; train = data[3n:] -> 910/260/130 on the 1,300 dialogues.
+
+persona_list (--add_persona True):
+- `--persona_list_source inferred` (default, the paper's semantics): keep PESConv's inferred `persona_list`
+  (persona_list[i] is inferred from the seeker's first i + 3 utterances).
+- `--persona_list_source raw_utterances` reproduces a bug of the released script: it throws the inferred
+  list away and sets `persona_list` to ALL of the seeker's (whitespace-normalised) utterances, in order. The
+  inputter then reads persona_list[k - 3], so the model's "persona" becomes the seeker's (k-2)-th raw utterance.
+  Use it only to reproduce the released code's numbers.
+
+Bad input stops the script before any file is written, with one line on stderr:
+`error: <file>: dialogue <i>[: turn <j>]: <what is wrong>` (dialogue and turn numbers are 0-based positions,
+line and column numbers 1-based like editors), exit status 2. The three outputs are renamed into place together
+only after every dialogue validated, so a failed run never leaves partial or mixed files.
+"""
+import argparse
+import json
+import os
+import random
+import sys
+from collections import Counter
+from contextlib import ExitStack
+from pathlib import Path
+
+# This script lives in codes/_reformat/; the library is imported from codes/.
+CODES_DIR = Path(__file__).resolve().parents[1]
+if str(CODES_DIR) not in sys.path:
+    sys.path.insert(0, str(CODES_DIR))
+
+from pal.cli import UserError, atomic_write, boolean_string, run_main  # noqa: E402
+from pal.config import STRATEGIES  # noqa: E402
+
+SPLIT_SEED = 13
+SPLIT_NAMES = ("train", "valid", "test")
+PERSONA_LIST_SOURCES = ("inferred", "raw_utterances")
+# Both speaker vocabularies map to the reformatted one; the text and strategy live in different keys.
+ORIGINAL_SPEAKERS = {"seeker": "usr", "supporter": "sys"}
+REFORMATTED_SPEAKERS = {"usr": "usr", "sys": "sys"}
+REQUIRED_FIELDS = ("emotion_type", "problem_type", "situation")
+DATA_HINT = "see DATA/README.md for where to get it"
+
+
+def normalise(text):
+    """Collapse every run of whitespace to one space and strip the ends."""
+    return " ".join(text.split())
+
+
+# ----------------------------------------------------------------------------------------------- reading
+
+def read_text(path):
+    try:
+        with open(path, encoding="utf-8-sig") as f:
+            return f.read()
+    except FileNotFoundError:
+        where = "" if os.path.isabs(path) else f" (looked in {os.path.abspath(path)})"
+        raise UserError(f"{path}: no such file{where}; {DATA_HINT}, or pass --input_file")
+    except IsADirectoryError:
+        raise UserError(f"{path}: is a directory, expected the ESConv/PESConv JSON file")
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path}: not UTF-8 text (byte {e.start}); re-export the file as UTF-8")
+
+
+def parse_json_array(path, text):
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise UserError(f"{path}: invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}")
+    if not isinstance(data, list):
+        raise UserError(f"{path}: expected a JSON array of dialogues, got a JSON {type(data).__name__}")
+    return data
+
+
+def parse_json_lines(path, text):
+    """One dialogue per non-blank line. Split on '\\n' only: JSON strings may hold other line separators."""
+    dialogues = []
+    for line_number, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            dialogues.append(json.loads(line))
+        except json.JSONDecodeError as e:
+            raise UserError(f"{path}: dialogue {len(dialogues)} (line {line_number}, column {e.colno}): "
+                            f"invalid JSON: {e.msg}")
+    return dialogues
+
+
+def load_dialogues(path):
+    """The raw dialogue objects of `path` and the container format found ('JSON array' or 'JSON lines')."""
+    text = read_text(path)
+    if text.lstrip().startswith("["):
+        dialogues, container = parse_json_array(path, text), "JSON array"
+    else:
+        dialogues, container = parse_json_lines(path, text), "JSON lines"
+    if not dialogues:
+        raise UserError(f"{path}: contains no dialogues")
+    return dialogues, container
+
+
+# ------------------------------------------------------------------------------------ validation + conversion
+
+def turn_fields(turn, where):
+    """(speaker in usr/sys, raw text, strategy or None) of one turn in either schema."""
+    if not isinstance(turn, dict):
+        raise UserError(f"{where}: expected a JSON object, got {type(turn).__name__}")
+    speaker = turn.get("speaker")
+    if speaker in ORIGINAL_SPEAKERS:
+        text_key = "content"
+        annotation = turn.get("annotation") or {}
+        if not isinstance(annotation, dict):
+            raise UserError(f"{where}: 'annotation' must be a JSON object")
+        strategy = annotation.get("strategy")
+        role = ORIGINAL_SPEAKERS[speaker]
+    elif speaker in REFORMATTED_SPEAKERS:
+        text_key = "text"
+        strategy = turn.get("strategy")
+        role = REFORMATTED_SPEAKERS[speaker]
+    else:
+        raise UserError(f"{where}: unknown speaker {speaker!r}; expected 'seeker'/'supporter' (ESConv) "
+                        f"or 'usr'/'sys' (reformatted)")
+    text = turn.get(text_key)
+    if not isinstance(text, str):
+        raise UserError(f"{where}: {speaker} turn has no string {text_key!r}")
+    return role, text, strategy
+
+
+def check_strategy(strategy, where):
+    if strategy is None:
+        raise UserError(f"{where}: supporter turn without a strategy; every supporter turn needs one of: "
+                        f"{', '.join(STRATEGIES)}")
+    if strategy not in STRATEGIES:
+        raise UserError(f"{where}: strategy {strategy!r} is not one of the 8 ESConv strategies: "
+                        f"{', '.join(STRATEGIES)}")
+
+
+def convert_turn(turn, where):
+    role, text, strategy = turn_fields(turn, where)
+    converted = {"text": normalise(text), "speaker": role}
+    if role == "sys":
+        check_strategy(strategy, where)
+        converted["strategy"] = strategy
+    return converted
+
+
+def convert_dialog(raw, where):
+    if "dialog" not in raw:
+        raise UserError(f"{where}: missing 'dialog' (the list of turns)")
+    turns = raw["dialog"]
+    if not isinstance(turns, list):
+        raise UserError(f"{where}: 'dialog' must be a list of turns, got {type(turns).__name__}")
+    if not turns:
+        raise UserError(f"{where}: empty dialogue ('dialog' has no turns); remove it from the file")
+    return [convert_turn(turn, f"{where}: turn {j}") for j, turn in enumerate(turns)]
+
+
+def persona_fields(raw, dialog, where, persona_list_source):
+    """(persona, persona_list) for --add_persona True, checked against the dialogue they describe."""
+    missing = [key for key in ("persona", "persona_list") if key not in raw]
+    if missing:
+        raise UserError(f"{where}: --add_persona True needs 'persona' and 'persona_list' (PESConv) but "
+                        f"{' and '.join(repr(k) for k in missing)} {'is' if len(missing) == 1 else 'are'} missing; "
+                        f"annotate the data with "
+                        f"persona_extractor/annotate_esconv.py or run with --add_persona False")
+    persona = raw["persona"]
+    if not isinstance(persona, str):
+        raise UserError(f"{where}: 'persona' must be a string, got {type(persona).__name__}")
+    seeker_utterances = [turn["text"] for turn in dialog if turn["speaker"] == "usr"]
+    if persona_list_source == "raw_utterances":
+        # The released script's behaviour (see the module docstring): the inferred list is discarded.
+        return persona, seeker_utterances
+    inferred = raw["persona_list"]
+    if not isinstance(inferred, list) or not all(isinstance(p, str) for p in inferred):
+        raise UserError(f"{where}: 'persona_list' must be a list of strings")
+    # The inputter reads persona_list[k - 3] at a supporter turn after the seeker's k-th utterance (k >= 3).
+    needed = max(0, len(seeker_utterances) - 2)
+    if len(inferred) < needed:
+        raise UserError(f"{where}: persona_list has {len(inferred)} entries but the dialogue has "
+                        f"{len(seeker_utterances)} seeker turns, so it needs at least {needed} "
+                        f"(one per seeker turn from the 3rd on); re-run the persona annotation")
+    return persona, list(inferred)
+
+
+def convert_dialogue(raw, where, add_persona, persona_list_source):
+    """One output record, keys in the order the authors' script writes them."""
+    if not isinstance(raw, dict):
+        raise UserError(f"{where}: expected a JSON object, got {type(raw).__name__}")
+    dialog = convert_dialog(raw, where)
+    for key in REQUIRED_FIELDS:
+        if key not in raw:
+            raise UserError(f"{where}: missing {key!r}")
+    record = {"emotion_type": raw["emotion_type"], "problem_type": raw["problem_type"]}
+    if add_persona:
+        record["persona"], record["persona_list"] = persona_fields(raw, dialog, where, persona_list_source)
+    record["situation"] = raw["situation"]
+    record["dialog"] = dialog
+    return record
+
+
+def convert_all(path, dialogues, add_persona, persona_list_source):
+    return [convert_dialogue(raw, f"{path}: dialogue {i}", add_persona, persona_list_source)
+            for i, raw in enumerate(dialogues)]
+
+
+# ------------------------------------------------------------------------------------------ split + write
+
+def split_dialogues(records, seed=SPLIT_SEED):
+    """The authors' 7:2:1 split. A private Random(13) draws the same permutation as random.seed(13)."""
+    shuffled = list(records)
+    random.Random(seed).shuffle(shuffled)
+    n = int(0.1 * len(shuffled))
+    return {
+        "train": shuffled[3 * n:],
+        "valid": shuffled[:n] + shuffled[2 * n:3 * n],
+        "test": shuffled[n:2 * n],
+    }
+
+
+def output_paths(output_dir):
+    return {name: os.path.join(output_dir, f"{name}.txt") for name in SPLIT_NAMES}
+
+
+def write_splits(splits, output_dir):
+    """Write the three files; all are renamed into place only after all three were written completely."""
+    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+        raise UserError(f"--output_dir {output_dir}: exists and is not a directory")
+    paths = output_paths(output_dir)
+    try:
+        with ExitStack() as stack:
+            files = {name: stack.enter_context(atomic_write(paths[name])) for name in SPLIT_NAMES}
+            for name in SPLIT_NAMES:
+                for record in splits[name]:
+                    # json.dumps defaults (ASCII escapes, ", " separators) as the authors write the files.
+                    files[name].write(json.dumps(record) + "\n")
+    except OSError as e:
+        raise UserError(f"cannot write to --output_dir {output_dir}: {e.strerror or e}")
+    return paths
+
+
+def format_counts(counter):
+    return ", ".join(f"{key}={count}" for key, count in counter.most_common())
+
+
+def report(records, splits, paths, input_file, container):
+    print(f"read {len(records)} dialogues from {input_file} ({container})")
+    print("emotion", format_counts(Counter(str(r["emotion_type"]) for r in records)))
+    print("problem", format_counts(Counter(str(r["problem_type"]) for r in records)))
+    for name in SPLIT_NAMES:
+        print(f"{name} {len(splits[name])} -> {paths[name]}")
+
+
+# ------------------------------------------------------------------------------------------------- CLI
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        description="Reformat ESConv/PESConv (JSON array or JSON lines) into train.txt, valid.txt, test.txt "
+                    "with the authors' seed-13 7:2:1 split.")
+    parser.add_argument("--add_persona", type=boolean_string, required=True,
+                        help="True: read PESConv and keep 'persona' and 'persona_list'; False: plain ESConv")
+    parser.add_argument("--input_file", default=None,
+                        help="input file (default: ./PESConv.json with --add_persona True, else ./ESConv.json)")
+    parser.add_argument("--output_dir", default=".",
+                        help="where train.txt, valid.txt, test.txt are written (default: current directory)")
+    parser.add_argument("--persona_list_source", choices=PERSONA_LIST_SOURCES, default=None,
+                        help="with --add_persona True: 'inferred' (default, the paper) keeps PESConv's inferred "
+                             "persona_list; 'raw_utterances' reproduces the released script's bug, replacing "
+                             "persona_list with all of the seeker's raw utterances")
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    if args.persona_list_source is not None and not args.add_persona:
+        raise UserError("--persona_list_source only applies with --add_persona True")
+    persona_list_source = args.persona_list_source or "inferred"
+    input_file = args.input_file or ("PESConv.json" if args.add_persona else "ESConv.json")
+
+    dialogues, container = load_dialogues(input_file)
+    records = convert_all(input_file, dialogues, args.add_persona, persona_list_source)
+    splits = split_dialogues(records)
+    paths = write_splits(splits, args.output_dir)
+    report(records, splits, paths, input_file, container)
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,39 @@
+"""Re-score an existing gen.json without a model: rewrites metric.json (and friends) in the result folder.
+
+    python codes/evaluate.py RESULT_DIR [--add_nlg_eval] [--ead_vocab_size 54956]
+
+RESULT_DIR is a folder written by codes/infer.py (or the gen.json file itself). Writes metric.json,
+metric_list.json, the strategy confusion matrix (JSON + PNG) and report when gen.json has strategy fields, and
+metric_nlgeval.json with --add_nlg_eval (METEOR needs Java; without it METEOR is skipped with a warning).
+Needs NLTK's punkt_tab (`python -m nltk.downloader punkt_tab`, or NLTK_DATA pointing at a folder that has it).
+"""
+import argparse
+import os
+
+from pal.cli import run_main
+
+from metric import EAD_VOCAB_SIZE, evaluate_records, require_punkt
+from metric.records import load_gen_json
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("result_dir", help="result folder holding gen.json (or the gen.json file)")
+    parser.add_argument("--add_nlg_eval", action="store_true",
+                        help="also BLEU/METEOR/ROUGE-L/CIDEr via pycocoevalcap into metric_nlgeval.json")
+    parser.add_argument("--ead_vocab_size", type=int, default=EAD_VOCAB_SIZE,
+                        help="V in the EAD expectation (default: %(default)s, BlenderBot-small + PAL's added tokens)")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    require_punkt()
+    records = load_gen_json(args.result_dir)
+    save_dir = args.result_dir if os.path.isdir(args.result_dir) else os.path.dirname(os.path.abspath(args.result_dir))
+    evaluate_records(records, save_dir, add_nlg_eval=args.add_nlg_eval, ead_vocab_size=args.ead_vocab_size)
+    print(f"wrote the metric files into {save_dir}")
+
+
+if __name__ == "__main__":
+    run_main(main)

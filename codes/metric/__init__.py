@@ -1,0 +1,17 @@
+"""Evaluation suite for PAL (SPEC "Metrics", paper Table 3).
+
+- `evaluate_records(records, save_dir, add_nlg_eval=False)`: text, perplexity and strategy metrics of gen.json
+  records -> metric.json (+ metric_nlgeval.json, confusion matrix JSON/PNG, strategy report); see evaluation.py.
+- tokens.py: the authors' tokenization (lower-cased nltk.word_tokenize), stopping when punkt_tab is missing.
+- text.py: BLEU (NLTK, smoothing 3), Distinct (authors' off-by-one and standard), unigram F1, ROUGE-L, EAD.
+- nlgeval.py: BLEU/METEOR/ROUGE-L/CIDEr through pycocoevalcap (METEOR needs Java).
+- strategy.py: accuracy, top-k accuracy, F1, per-strategy report, confusion matrix.
+- simcse.py: persona-response cosine similarity with a sentence encoder (imports torch only when used).
+- plots.py: confusion-matrix heat map and training curves (PNG).
+- paper.py: the paper's Table 3 and how each column is read from our metric files.
+"""
+from .evaluation import ead_metrics, evaluate_records, text_metrics
+from .text import EAD_VOCAB_SIZE
+from .tokens import metric_tokens, require_punkt
+
+__all__ = ["evaluate_records", "text_metrics", "ead_metrics", "EAD_VOCAB_SIZE", "metric_tokens", "require_punkt"]

@@ -1,0 +1,140 @@
+"""PNG figures: the strategy confusion matrix as a heat map, and training curves from train_log.csv/eval_log.csv.
+
+Figures are drawn on matplotlib's Agg canvas directly (no pyplot, no display needed) and written atomically.
+"""
+import csv
+import math
+import os
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from pal.cli import UserError, atomic_write
+
+# Column names accepted for each quantity, first match wins. Ours first, then the authors' train.py headers
+# (their eval_log.csv header says freq_loss/freq_ppl for what are validation loss/perplexity).
+TRAIN_LOSS_COLUMNS = ("loss", "tmp_loss", "train_loss", "mean_loss")
+TRAIN_STEP_COLUMNS = ("global_step", "step")
+EVAL_LOSS_COLUMNS = ("eval_loss", "valid_loss", "freq_loss")
+EVAL_PPL_COLUMNS = ("eval_ppl", "valid_ppl", "freq_ppl")
+
+
+def _save(figure, path):
+    FigureCanvasAgg(figure)
+    with atomic_write(path, "wb") as f:
+        figure.savefig(f, format="png", dpi=120, bbox_inches="tight")
+
+
+def plot_confusion_matrix(matrix, label_names, path, title="Strategy confusion matrix (rows: gold, columns: predicted)"):
+    """Heat map of a square count matrix with the count written in every cell."""
+    size = len(matrix)
+    figure = Figure(figsize=(1.1 * size + 3, 0.9 * size + 2.5))
+    ax = figure.add_subplot()
+    image = ax.imshow(matrix, cmap="Blues")
+    figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    ax.set_xticks(range(size), labels=label_names, rotation=45, ha="right")
+    ax.set_yticks(range(size), labels=label_names)
+    ax.set_xlabel("predicted strategy")
+    ax.set_ylabel("gold strategy")
+    ax.set_title(title)
+    peak = max((max(row) for row in matrix), default=0)
+    for i, row in enumerate(matrix):
+        for j, count in enumerate(row):
+            ax.text(j, i, str(count), ha="center", va="center",
+                    color="white" if peak and count > peak / 2 else "black", fontsize=8)
+    _save(figure, path)
+
+
+def _read_csv(path):
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        rows = list(reader)
+        return reader.fieldnames or [], rows
+
+
+def _pick(fieldnames, candidates, path, what):
+    for name in candidates:
+        if name in fieldnames:
+            return name
+    raise UserError(f"{path}: no {what} column (looked for {', '.join(candidates)}; the file has "
+                    f"{', '.join(fieldnames) or 'no header'})")
+
+
+def _column(rows, name, path):
+    values = []
+    for line, row in enumerate(rows, start=2):  # line 1 is the header
+        try:
+            values.append(float(row[name]))
+        except (TypeError, ValueError):
+            raise UserError(f"{path}, line {line}: {name} is not a number ({row.get(name)!r})")
+    return values
+
+
+def _mean_by_epoch(epochs, values):
+    sums = {}
+    for e, v in zip(epochs, values):
+        total, count = sums.get(e, (0.0, 0))
+        sums[e] = (total + v, count + 1)
+    keys = sorted(sums)
+    return keys, [sums[k][0] / sums[k][1] for k in keys]
+
+
+def load_training_logs(train_csv, eval_csv):
+    """Read the curves to plot; either file may be None, not both. Raises a UserError naming missing columns."""
+    curves = {}
+    if train_csv:
+        fields, rows = _read_csv(train_csv)
+        loss_col = _pick(fields, TRAIN_LOSS_COLUMNS, train_csv, "training loss")
+        epoch_col = _pick(fields, ("epoch",), train_csv, "epoch")
+        loss = _column(rows, loss_col, train_csv)
+        step_col = next((c for c in TRAIN_STEP_COLUMNS if c in fields), None)
+        steps = _column(rows, step_col, train_csv) if step_col else list(range(1, len(rows) + 1))
+        curves["train_steps"] = (steps, loss, step_col or "logged step")
+        curves["train_epoch"] = _mean_by_epoch(_column(rows, epoch_col, train_csv), loss)
+    if eval_csv:
+        fields, rows = _read_csv(eval_csv)
+        epochs = _column(rows, _pick(fields, ("epoch",), eval_csv, "epoch"), eval_csv)
+        curves["eval_loss"] = (epochs, _column(rows, _pick(fields, EVAL_LOSS_COLUMNS, eval_csv, "validation loss"),
+                                               eval_csv))
+        curves["eval_ppl"] = (epochs, _column(rows, _pick(fields, EVAL_PPL_COLUMNS, eval_csv, "validation perplexity"),
+                                              eval_csv))
+    if not curves:
+        raise UserError("no training log to plot: give train_log.csv and/or eval_log.csv")
+    return curves
+
+
+def plot_training_curves(train_csv, eval_csv, path):
+    """Three panels: train loss per step; train (epoch mean) and validation loss per epoch; validation PPL."""
+    curves = load_training_logs(train_csv, eval_csv)
+    figure = Figure(figsize=(15, 4))
+    step_ax, epoch_ax, ppl_ax = figure.subplots(1, 3)
+    if "train_steps" in curves:
+        steps, loss, step_label = curves["train_steps"]
+        step_ax.plot(steps, loss, linewidth=0.8)
+        step_ax.set_xlabel(step_label)
+        epochs, means = curves["train_epoch"]
+        epoch_ax.plot(epochs, means, marker="o", label="train (mean over the epoch)")
+    step_ax.set_title("training loss per step")
+    step_ax.set_ylabel("loss")
+    if "eval_loss" in curves:
+        epoch_ax.plot(*curves["eval_loss"], marker="s", label="validation")
+        epochs, ppl = curves["eval_ppl"]
+        ppl_ax.plot(epochs, ppl, marker="s", color="tab:orange")
+        finite = [p for p in ppl if math.isfinite(p)]
+        if finite and max(finite) / max(min(finite), 1e-12) > 50:  # an early huge PPL would flatten the rest
+            ppl_ax.set_yscale("log")
+    epoch_ax.set_title("loss per epoch")
+    epoch_ax.set_xlabel("epoch (as logged)")
+    epoch_ax.set_ylabel("loss")
+    epoch_ax.legend()
+    ppl_ax.set_title("validation perplexity per epoch")
+    ppl_ax.set_xlabel("epoch (as logged)")
+    ppl_ax.set_ylabel("perplexity")
+    _save(figure, path)
+    return curves
+
+
+def find_training_logs(run_dir):
+    """(train_log.csv or None, eval_log.csv or None) inside a run directory."""
+    found = [os.path.join(run_dir, name) for name in ("train_log.csv", "eval_log.csv")]
+    return tuple(p if os.path.isfile(p) else None for p in found)

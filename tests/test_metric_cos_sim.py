@@ -1,0 +1,95 @@
+"""get_cos_similarity.py with a tiny random BERT built here (the real SimCSE weights are not available)."""
+import importlib
+import json
+
+import numpy as np
+import pytest
+
+from pal.cli import UserError
+
+get_cos_similarity = importlib.import_module("get_cos_similarity")
+
+WORDS = "i am a teacher have two kids lost my job sad feel you so sorry to hear that . , dog".split()
+
+
+@pytest.fixture(scope="module")
+def tiny_bert_dir(tmp_path_factory):
+    import torch
+    from transformers import BertConfig, BertModel, BertTokenizer
+    out = tmp_path_factory.mktemp("tiny_bert")
+    (out / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + WORDS) + "\n")
+    torch.manual_seed(0)
+    # a wide initializer so that different texts get clearly different pooler outputs
+    config = BertConfig(vocab_size=5 + len(WORDS), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=32, max_position_embeddings=64, initializer_range=0.5)
+    BertModel(config).save_pretrained(str(out))
+    BertTokenizer(str(out / "vocab.txt")).save_pretrained(str(out))
+    return str(out)
+
+
+def _gen_json(tmp_path, records):
+    path = tmp_path / "gen.json"
+    path.write_text(json.dumps(records))
+    return path
+
+
+def _records():
+    return [
+        {"response": "i am so sorry to hear that .", "generation": "i am a teacher .", "persona": "i am a teacher ."},
+        {"response": "you have two kids", "generation": "sad", "persona": "i lost my job , i have a dog ."},
+        {"response": "that is sad .", "generation": "i feel you , so sad .", "persona": "i have two kids ."},
+    ]
+
+
+def _pooler(model_dir, text):
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+    tokenizer, model = AutoTokenizer.from_pretrained(model_dir), AutoModel.from_pretrained(model_dir).eval()
+    with torch.no_grad():
+        return model(**tokenizer(text, return_tensors="pt")).pooler_output[0].double().numpy()
+
+
+def _cos(a, b):
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def test_default_encoder_is_sup_simcse():
+    args = get_cos_similarity.parse_args(["--input_file", "gen.json"])
+    assert args.model == "princeton-nlp/sup-simcse-bert-base-uncased"
+
+
+def test_identical_texts_score_one_and_values_match_unbatched(tmp_path, tiny_bert_dir):
+    path = _gen_json(tmp_path, _records())
+    # batch_size 2: texts of different lengths share a padded batch
+    get_cos_similarity.main(["--input_file", str(path), "--model", tiny_bert_dir, "--batch_size", "2",
+                             "--device", "cpu"])
+    per_example = json.loads((tmp_path / "cos_similarity_list.json").read_text())
+    summary = json.loads((tmp_path / "cos_similarity.json").read_text())
+    assert per_example[0]["generation"] == pytest.approx(1.0, abs=1e-6)  # persona == generation
+    # independent computation: one text at a time, cosine in numpy
+    for record, got in zip(_records(), per_example):
+        persona = _pooler(tiny_bert_dir, record["persona"])
+        assert got["generation"] == pytest.approx(_cos(persona, _pooler(tiny_bert_dir, record["generation"])),
+                                                  abs=1e-5)
+        assert got["response"] == pytest.approx(_cos(persona, _pooler(tiny_bert_dir, record["response"])), abs=1e-5)
+    assert abs(per_example[1]["generation"]) < 0.99  # different texts really differ with this encoder
+    assert summary["cos-sim-generation"] == pytest.approx(np.mean([s["generation"] for s in per_example]))
+    assert summary["num_examples"] == 3 and summary["model"] == tiny_bert_dir
+    assert "simcse_score" not in json.loads(path.read_text())[0]  # the input is left alone by default
+
+
+def test_annotate_input_adds_scores(tmp_path, tiny_bert_dir):
+    path = _gen_json(tmp_path, _records())
+    get_cos_similarity.main(["--input_file", str(path), "--model", tiny_bert_dir, "--device", "cpu",
+                             "--annotate_input", "True"])
+    assert set(json.loads(path.read_text())[2]["simcse_score"]) == {"response", "generation"}
+
+
+def test_clear_errors(tmp_path, tiny_bert_dir):
+    records = _records()
+    del records[1]["persona"]
+    with pytest.raises(UserError, match="record 1 has no 'persona'"):
+        get_cos_similarity.main(["--input_file", str(_gen_json(tmp_path, records)), "--model", tiny_bert_dir])
+    with pytest.raises(UserError, match="cannot load the sentence encoder"):
+        get_cos_similarity.main(["--input_file", str(_gen_json(tmp_path, _records())),
+                                 "--model", str(tmp_path / "no_such_encoder")])

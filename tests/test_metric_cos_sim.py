@@ -14,17 +14,8 @@ WORDS = "i am a teacher have two kids lost my job sad feel you so sorry to hear 
 
 @pytest.fixture(scope="module")
 def tiny_bert_dir(tmp_path_factory):
-    import torch
-    from transformers import BertConfig, BertModel, BertTokenizer
-    out = tmp_path_factory.mktemp("tiny_bert")
-    (out / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + WORDS) + "\n")
-    torch.manual_seed(0)
-    # a wide initializer so that different texts get clearly different pooler outputs
-    config = BertConfig(vocab_size=5 + len(WORDS), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                        intermediate_size=32, max_position_embeddings=64, initializer_range=0.5)
-    BertModel(config).save_pretrained(str(out))
-    BertTokenizer(str(out / "vocab.txt")).save_pretrained(str(out))
-    return str(out)
+    from pal.tiny import make_tiny_bert_dir
+    return make_tiny_bert_dir(str(tmp_path_factory.mktemp("tiny_bert")), words=WORDS)
 
 
 def _gen_json(tmp_path, records):

@@ -77,3 +77,44 @@ def make_tiny_blenderbot_dir(out_dir, tokenizer_dir=None, seed=0, **config_kwarg
     model = BlenderbotSmallForConditionalGeneration(tiny_blenderbot_config(vocab_size, **config_kwargs))
     model.save_pretrained(out_dir)
     return out_dir
+
+
+def make_tiny_bert_dir(out_dir, words=None, seed=0, hidden_size=16):
+    """A random tiny BERT encoder with a word-level vocabulary: a stand-in for SimCSE in Cos-Sim tests and the demo.
+
+    `words` extends the vocabulary (lower-cased whole words; anything else maps to [UNK]). The initializer is wide
+    so that different texts get clearly different pooler outputs.
+    """
+    from transformers import BertConfig, BertModel, BertTokenizer
+    os.makedirs(out_dir, exist_ok=True)
+    words = list(dict.fromkeys(words if words is not None else COMMON_WORDS + list(string.punctuation)))
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [w for w in words if w not in ("[PAD]", "[UNK]")]
+    with open(os.path.join(out_dir, "vocab.txt"), "w") as f:
+        f.write("\n".join(vocab) + "\n")
+    torch.manual_seed(seed)
+    config = BertConfig(vocab_size=len(vocab), hidden_size=hidden_size, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=2 * hidden_size, max_position_embeddings=512, initializer_range=0.5)
+    BertModel(config).save_pretrained(out_dir)
+    BertTokenizer(os.path.join(out_dir, "vocab.txt")).save_pretrained(out_dir)
+    return out_dir
+
+
+def main(argv=None):
+    """python codes/pal/tiny.py {blenderbot,bert} OUT_DIR [--tokenizer_dir DIR]: write a tiny random model."""
+    import argparse
+    p = argparse.ArgumentParser(description=main.__doc__)
+    p.add_argument("kind", choices=["blenderbot", "bert"])
+    p.add_argument("out_dir")
+    p.add_argument("--tokenizer_dir", default=None,
+                   help="blenderbot: copy the tokenizer files from here (default: a tiny character-level one)")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    if args.kind == "blenderbot":
+        make_tiny_blenderbot_dir(args.out_dir, tokenizer_dir=args.tokenizer_dir, seed=args.seed)
+    else:
+        make_tiny_bert_dir(args.out_dir, seed=args.seed)
+    print(f"wrote a tiny random {args.kind} to {args.out_dir}")
+
+
+if __name__ == "__main__":
+    main()

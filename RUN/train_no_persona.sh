@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Fine-tune Blender-Joint (config strat_no_persona: strategy token, no persona) with the released settings
+# (chengjl19/PAL codes/RUN/train_strat.sh); run RUN/prepare_no_persona.sh first.
+# Writes DATA/strat.strat_no_persona/<timestamp>.<lr>.<batch>.<n>gpu/ with epoch-N.bin, train_log.csv, eval_log.csv.
+# Usage: bash RUN/train_no_persona.sh [more train.py arguments, which override the ones below]
+#   --paper_hparams True      the paper's lr 2.5e-5 and 100 warmup steps instead of the released 1.5e-5 / 0
+#   --max_steps N             a short run;  --resume RUN_DIR  continue a stopped run
+# Environment: EVAL_FILE (default DATA/esconv/valid.txt), PRETRAINED_MODEL_PATH (default: the config's
+#   Blenderbot_small-90M), NPROC (processes on this machine; > 1 runs torchrun with DistributedDataParallel).
+# E.g. a smoke run with a tiny model:
+#   PRETRAINED_MODEL_PATH=/tmp/tiny bash RUN/train_no_persona.sh --max_steps 5 --num_epochs 1
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$ROOT/RUN/setup_env.sh"
+cd "$ROOT"
+EXTRA=()
+if [ -n "${PRETRAINED_MODEL_PATH:-}" ]; then EXTRA+=(--pretrained_model_path "$PRETRAINED_MODEL_PATH"); fi
+LAUNCH=(python)
+if [ "${NPROC:-1}" -gt 1 ]; then LAUNCH=(torchrun --standalone --nproc_per_node "$NPROC"); fi
+"${LAUNCH[@]}" codes/train.py \
+    --config_name strat_no_persona \
+    --inputter_name strat \
+    --eval_input_file "${EVAL_FILE:-DATA/esconv/valid.txt}" \
+    --seed 13 \
+    --max_input_length 512 \
+    --max_decoder_input_length 50 \
+    --train_batch_size 4 \
+    --gradient_accumulation_steps 1 \
+    --eval_batch_size 16 \
+    --learning_rate 1.5e-5 \
+    --num_epochs 10 \
+    --warmup_steps 0 \
+    --fp16 false \
+    --loss_scale 0.0 \
+    --pbar true \
+    --use_all_persona False \
+    --encode_context True \
+    "${EXTRA[@]}" \
+    "$@"

@@ -1,0 +1,380 @@
+"""Featurization and batching (SPEC "Stage 3"): dialogues -> token ids -> batches.
+
+Two inputters, as in the authors' code (chengjl19/PAL `inputters/strat.py`, thu-coai `codes_zcj/inputters/vanilla.py`):
+
+* `strat` (configs `strat` = PAL and `strat_no_persona` = Blender-Joint). Walking a dialogue, the context is a list
+  of strings: a seeker turn adds `"Persona:" + text` (sic), a supporter turn `"System:" + "[strategy]" + text`.
+  An example is emitted at a supporter turn (never a dialogue's first turn; when training at every one, when
+  validating/inferring only right after a seeker turn) from the context before the turn:
+    input_ids         = ids("</s> <s>".join(context + ["System:"]))[-max_input_length:]
+    persona_input_ids = ids(persona_list[k - 3]) after the seeker's k-th turn (k >= 3), else ids("<input>");
+                        ids(dialogue["persona"]) with use_all_persona (never truncated, as the authors do)
+    labels            = ([id("[strategy]")] + ids(response) + [eos])[:max_decoder_input_length + 1]
+    decoder_input_ids = [bos] + labels[:-1]
+* `vanilla` (config `vanilla`): no prefixes and no strategy token; the context is the utterances' ids joined by
+  eos, labels = (ids(response) + [eos])[:max_decoder_input_length] (zcj's vanilla inputter; PAL released no source
+  for its own). Emission follows the same train/validation rule as `strat`, so every configuration is evaluated on
+  the same examples (zcj's vanilla inputter emitted every supporter turn at inference too).
+
+Speed: the authors re-tokenize the whole joined history for every example. Here each utterance is tokenized once
+per dialogue and the ids are assembled. That is exact because every join point is an added special token
+(`</s>`, `<s>`, `[strategy]`): the tokenizer splits the text on added tokens before running BPE on each piece,
+and BlenderBot-small's BPE works on whitespace-separated words, so no BPE merge can cross a join. The sys turn
+`"System:[strategy]" + text` is therefore ids("System:") + [strategy id] + ids(text).
+tests/test_inputter.py checks the assembled ids against the straightforward re-tokenization on real dialogues.
+
+Batching (the unmasked persona fusion makes PAL's outputs depend on padding, so batching is part of
+faithfulness): training batches come from `BucketBatchSampler` (the authors' bucketing); validation batches
+hold whole dialogues in file order, emitted once at least `batch_size` examples are pending; inference batches are
+exactly `batch_size` consecutive examples in file order (the last one shorter).
+"""
+import json
+import math
+import os
+import random
+import sys
+from dataclasses import dataclass, field
+from typing import List, Optional
+
+import torch
+
+from .cli import UserError
+from .config import STRATEGIES, STRATEGY_TOKENS
+
+INPUTTER_NAMES = ("strat", "vanilla")
+STAGES = ("training", "validation", "inference")
+SEEKER_PREFIX = "Persona:"  # the authors' prefix for the seeker (sic)
+SUPPORTER_PREFIX = "System:"
+CONTEXT_JOINER = "</s> <s>"
+EMPTY_PERSONA = "<input>"
+FIRST_PERSONA_SEEKER_TURN = 3  # persona_list[0] is inferred from the seeker's first 3 utterances
+# Model families (config "model_name") whose batches carry the persona tensors.
+PERSONA_MODEL_NAMES = {"strat_blenderbot_small"}
+REFORMAT_HINT = "write it with codes/_reformat/process.py (one JSON dialogue per line)"
+
+
+def normalise(text):
+    """Collapse whitespace runs to one space and strip the ends (the authors' `_norm`)."""
+    return " ".join(text.split())
+
+
+# ------------------------------------------------------------------------------------------------ settings
+
+@dataclass(frozen=True)
+class InputterSettings:
+    inputter_name: str
+    max_input_length: int = 512
+    max_decoder_input_length: int = 50
+    use_all_persona: bool = False
+    persona_in_batches: bool = True  # persona tensors in batches: only the PAL model (config `strat`) takes them
+
+    def __post_init__(self):
+        if self.inputter_name not in INPUTTER_NAMES:
+            raise UserError(f"unknown --inputter_name {self.inputter_name!r}; available: {', '.join(INPUTTER_NAMES)}")
+        for name in ("max_input_length", "max_decoder_input_length"):
+            if getattr(self, name) < 1:
+                raise UserError(f"--{name} must be at least 1, got {getattr(self, name)}")
+
+
+def settings_for(config, inputter_name, max_input_length=512, max_decoder_input_length=50, use_all_persona=False):
+    """InputterSettings for a loaded config (pal.config.load_config) and inputter name, checking they fit together."""
+    if inputter_name == "strat" and not set(STRATEGY_TOKENS) <= set(config.get("expanded_vocab") or []):
+        raise UserError(f"--inputter_name strat needs the strategy tokens, which config {config['config_name']!r} "
+                        f"does not add; use --config_name strat or strat_no_persona")
+    persona = inputter_name == "strat" and config["model_name"] in PERSONA_MODEL_NAMES
+    return InputterSettings(inputter_name, max_input_length, max_decoder_input_length, use_all_persona, persona)
+
+
+# ------------------------------------------------------------------------------------------------ reading
+
+def read_dialogues(path):
+    """The dialogues of a reformatted JSON-lines file as (line number, dict); bad input raises a one-line UserError."""
+    if not os.path.isfile(path):
+        raise UserError(f"{path}: no such file; {REFORMAT_HINT}")
+    with open(path, encoding="utf-8-sig") as f:
+        lines = f.read().split("\n")
+    dialogues = []
+    for line_number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        if not dialogues and line.lstrip().startswith("["):
+            raise UserError(f"{path}: line {line_number}: a JSON array (the original ESConv layout?); {REFORMAT_HINT}")
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise UserError(f"{path}: line {line_number}: invalid JSON ({e.msg} at column {e.colno}); {REFORMAT_HINT}")
+        dialogues.append((line_number, data))
+    if not dialogues:
+        raise UserError(f"{path}: no dialogues (the file is empty); {REFORMAT_HINT}")
+    return dialogues
+
+
+def checked_turns(data, where, need_strategy):
+    """The dialogue's turns as (speaker 'usr'/'sys', normalised text, strategy or None)."""
+    if not isinstance(data, dict) or not isinstance(data.get("dialog"), list):
+        raise UserError(f"{where}: no 'dialog' list of turns; {REFORMAT_HINT}")
+    turns = []
+    for j, turn in enumerate(data["dialog"]):
+        if not isinstance(turn, dict) or turn.get("speaker") not in ("usr", "sys"):
+            got = turn.get("speaker") if isinstance(turn, dict) else turn
+            raise UserError(f"{where}: turn {j}: expected a turn with speaker 'usr' or 'sys', got {got!r}; "
+                            f"{REFORMAT_HINT}")
+        if not isinstance(turn.get("text"), str):
+            raise UserError(f"{where}: turn {j}: no string 'text'")
+        strategy = turn.get("strategy")
+        if turn["speaker"] == "sys" and need_strategy and strategy not in STRATEGIES:
+            raise UserError(f"{where}: turn {j}: supporter strategy {strategy!r} is not one of: {', '.join(STRATEGIES)}")
+        turns.append((turn["speaker"], normalise(turn["text"]), strategy))
+    return turns
+
+
+# ------------------------------------------------------------------------------------------------ features
+
+@dataclass
+class Feature:
+    """One example's ids. `persona_input_ids` and `strat_id` (0-7) are None for the vanilla inputter."""
+    input_ids: List[int]
+    decoder_input_ids: List[int]
+    labels: List[int]
+    persona_input_ids: Optional[List[int]] = None
+    strat_id: Optional[int] = None
+    dialogue_index: int = 0  # position of the dialogue in its file (gen.json's sample_id)
+    turn_index: int = 0  # position of the response turn in the dialogue
+    meta: dict = field(default_factory=dict)  # inference only: post, response, persona text
+
+    @property
+    def bucket_length(self):
+        """The length the authors' training bucketing sorts by (context + decoder input, persona not counted)."""
+        return len(self.input_ids) + len(self.decoder_input_ids)
+
+
+class Featurizer:
+    """Turns dialogues into Features with one tokenizer call per utterance (see the module docstring)."""
+
+    def __init__(self, toker, settings):
+        self.toker = toker
+        self.settings = settings
+        self.bos, self.eos, self.pad = toker.bos_token_id, toker.eos_token_id, toker.pad_token_id
+        if None in (self.bos, self.eos, self.pad):
+            raise UserError("the tokenizer lacks a bos, eos or pad token (BlenderBot-small's has all three)")
+        self.joiner_ids = self.encode(CONTEXT_JOINER)
+        self.supporter_prefix_ids = self.encode(SUPPORTER_PREFIX)
+        if settings.inputter_name == "strat":
+            self.strategy_ids = [self.single_token_id(tok) for tok in STRATEGY_TOKENS]
+        self._persona_cache = {}
+
+    def encode(self, text):
+        # BlenderBot-small's tokenizer adds no bos/eos, so this equals the authors' `toker(text).input_ids`.
+        return self.toker(text, add_special_tokens=False)["input_ids"]
+
+    def single_token_id(self, token):
+        ids = self.encode(token)
+        if len(ids) != 1 or ids[0] == self.toker.unk_token_id:
+            raise UserError(f"the tokenizer does not have {token!r} as one token; use a config whose expanded_vocab "
+                            f"adds it (strat, strat_no_persona)")
+        return ids[0]
+
+    def persona_ids(self, text):
+        if text not in self._persona_cache:
+            self._persona_cache[text] = self.encode(text)
+        return self._persona_cache[text]
+
+    # -- one dialogue
+
+    def dialogue_features(self, data, stage, where="dialogue", dialogue_index=0, with_meta=False):
+        """The Features of one reformatted dialogue (a dict with 'dialog' and, for persona, persona/persona_list)."""
+        if stage not in STAGES:
+            raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
+        strat = self.settings.inputter_name == "strat"
+        turns = checked_turns(data, where, need_strategy=strat)
+        personas = self.persona_source(data, where) if strat else None
+        features, pieces, seeker_turns = [], [], 0
+        for i, (speaker, text, strategy) in enumerate(turns):
+            if speaker == "usr":
+                seeker_turns += 1
+                pieces.append(self.encode(SEEKER_PREFIX + text) if strat else self.encode(text))
+                continue
+            response = self.encode(text)
+            strat_index = STRATEGIES.index(strategy) if strat else None
+            if i > 0 and (stage == "training" or turns[i - 1][0] != "sys"):
+                feature = self.example(pieces, response, strat_index, personas, seeker_turns)
+                feature.dialogue_index, feature.turn_index = dialogue_index, i
+                if with_meta:
+                    feature.meta = self.example_meta(feature, turns[i - 1][1], text, pieces[-1], response)
+                features.append(feature)
+            if strat:
+                pieces.append(self.supporter_prefix_ids + [self.strategy_ids[strat_index]] + response)
+            else:
+                pieces.append(response)
+        return features
+
+    def example(self, pieces, response, strat_index, personas, seeker_turns):
+        s = self.settings
+        if s.inputter_name == "strat":
+            context = self.joined(pieces + [self.supporter_prefix_ids], self.joiner_ids)
+            labels = ([self.strategy_ids[strat_index]] + response + [self.eos])[:s.max_decoder_input_length + 1]
+            persona = self.persona_ids(personas(seeker_turns))
+        else:
+            context = self.joined(pieces, [self.eos])
+            labels = (response + [self.eos])[:s.max_decoder_input_length]
+            persona = None
+        return Feature(input_ids=context[-s.max_input_length:], decoder_input_ids=[self.bos] + labels[:-1],
+                       labels=labels, persona_input_ids=persona, strat_id=strat_index)
+
+    @staticmethod
+    def joined(pieces, joiner):
+        out = list(pieces[0])
+        for piece in pieces[1:]:
+            out += joiner
+            out += piece
+        return out
+
+    def persona_source(self, data, where):
+        """A function: number of seeker turns so far -> persona text (SPEC stage 3)."""
+        if self.settings.use_all_persona:
+            persona = data.get("persona")
+            if persona is None:
+                return lambda k: EMPTY_PERSONA
+            if not isinstance(persona, str):
+                raise UserError(f"{where}: 'persona' must be a string")
+            return lambda k: persona
+        persona_list = data.get("persona_list")
+        if persona_list is None:
+            return lambda k: EMPTY_PERSONA
+        if not isinstance(persona_list, list) or not all(isinstance(p, str) for p in persona_list):
+            raise UserError(f"{where}: 'persona_list' must be a list of strings")
+
+        def from_list(k):
+            if k < FIRST_PERSONA_SEEKER_TURN:
+                return EMPTY_PERSONA
+            if k - FIRST_PERSONA_SEEKER_TURN >= len(persona_list):
+                raise UserError(f"{where}: persona_list has {len(persona_list)} entries, too few for a supporter turn "
+                                f"after the seeker's turn {k} (it needs one entry per seeker turn from the 3rd on)")
+            return persona_list[k - FIRST_PERSONA_SEEKER_TURN]
+        return from_list
+
+    def example_meta(self, feature, previous_text, response_text, previous_ids, response_ids):
+        """gen.json's post/response/persona as the authors write them."""
+        if self.settings.inputter_name == "strat":
+            # PAL: the previous turn's normalised text, the raw reference, the persona decoded without added tokens
+            persona = self.toker.decode(feature.persona_input_ids, skip_special_tokens=True)
+            return {"post": previous_text, "response": response_text, "persona": persona}
+        # zcj vanilla: the decoded (lower-cased, tokenized) previous utterance and reference
+        return {"post": self.toker.decode(previous_ids), "response": self.toker.decode(response_ids), "persona": ""}
+
+    # -- one file
+
+    def file_features(self, path, stage, with_meta=False, progress=False):
+        """Features of every dialogue of a file, as one list per dialogue (in file order)."""
+        dialogues = read_dialogues(path)
+        if self.settings.inputter_name == "strat" and self.settings.persona_in_batches:
+            key = "persona" if self.settings.use_all_persona else "persona_list"
+            missing = sum(1 for _, d in dialogues if isinstance(d, dict) and key not in d)
+            if missing:
+                print(f"warning: {path}: {missing} of {len(dialogues)} dialogues have no {key!r}; their persona is "
+                      f"{EMPTY_PERSONA!r} (reformat PESConv with --add_persona True to use personas)", file=sys.stderr)
+        iterator = dialogues
+        if progress:
+            from tqdm import tqdm
+            iterator = tqdm(dialogues, desc=f"featurizing {os.path.basename(path)}", unit="dialogue")
+        return [self.dialogue_features(data, stage, f"{path}: line {line}", index, with_meta)
+                for index, (line, data) in enumerate(iterator)]
+
+
+# ------------------------------------------------------------------------------------------------ batches
+
+def pad_right(sequences, length, value):
+    out = torch.full((len(sequences), length), value, dtype=torch.long)
+    for row, seq in enumerate(sequences):
+        out[row, :len(seq)] = torch.tensor(seq, dtype=torch.long)
+    return out
+
+
+def collate(features, pad_id, persona_in_batches):
+    """The batch dict of the contract. With persona, context and persona share one length: the longest of either.
+
+    Without persona tensors (Blender-Joint, vanilla) the context is padded to the longest context. (The authors' strat
+    inputter padded to the longest of context and persona for every config; for models without the fusion the extra
+    padding is masked out, so only float rounding can differ.)
+    """
+    lengths = [len(f.input_ids) for f in features]
+    if persona_in_batches:
+        lengths += [len(f.persona_input_ids) for f in features]
+    width = max(lengths)
+    batch = {
+        "input_ids": pad_right([f.input_ids for f in features], width, pad_id),
+        "attention_mask": pad_right([[1] * len(f.input_ids) for f in features], width, 0),
+    }
+    if persona_in_batches:
+        batch["persona_input_ids"] = pad_right([f.persona_input_ids for f in features], width, pad_id)
+        batch["persona_attention_mask"] = pad_right([[1] * len(f.persona_input_ids) for f in features], width, 0)
+    target = max(len(f.labels) for f in features)
+    batch["decoder_input_ids"] = pad_right([f.decoder_input_ids for f in features], target, pad_id)
+    batch["labels"] = pad_right([f.labels for f in features], target, -100)
+    if features[0].strat_id is not None:
+        batch["strat_id"] = torch.tensor([f.strat_id for f in features], dtype=torch.long)
+    return batch
+
+
+def inference_collate(features, pad_id, persona_in_batches):
+    """A batch plus "meta": lists of sample_id, post, response and persona text (for gen.json)."""
+    batch = collate(features, pad_id, persona_in_batches)
+    batch["meta"] = {"sample_id": [f.dialogue_index for f in features],
+                     **{key: [f.meta.get(key, "") for f in features] for key in ("post", "response", "persona")}}
+    return batch
+
+
+def validation_batches(dialogue_features, batch_size, pad_id, persona_in_batches):
+    """Whole dialogues in file order; a batch is emitted as soon as >= batch_size examples are pending (the authors')."""
+    pending = []
+    for features in dialogue_features:
+        pending.extend(features)
+        if len(pending) >= batch_size:
+            yield collate(pending, pad_id, persona_in_batches)
+            pending = []
+    if pending:
+        yield collate(pending, pad_id, persona_in_batches)
+
+
+def inference_batches(dialogue_features, batch_size, pad_id, persona_in_batches):
+    """Exactly batch_size consecutive examples in file order (the last batch shorter), with meta."""
+    flat = [f for features in dialogue_features for f in features]
+    for start in range(0, len(flat), batch_size):
+        yield inference_collate(flat[start:start + batch_size], pad_id, persona_in_batches)
+
+
+class BucketBatchSampler:
+    """The authors' training order: shuffle, sort buckets of bucket_factor * batch_size by length, cut full batches.
+
+    Each epoch: shuffle all indices, cut them into buckets of `bucket_factor * batch_size`, sort each bucket by
+    length (longest first; equal lengths keep their shuffled order), cut each bucket into batches of `batch_size`,
+    drop incomplete batches, shuffle the batches. The randomness comes from `random.Random(seed)`, whose state
+    carries over from epoch to epoch: the same sequence as the authors' global `random` after `set_seed(seed)`.
+    """
+
+    def __init__(self, lengths, batch_size, seed, bucket_factor=100):
+        if batch_size < 1:
+            raise UserError(f"batch size must be at least 1, got {batch_size}")
+        self.lengths = list(lengths)
+        self.batch_size = batch_size
+        self.bucket_size = bucket_factor * batch_size
+        self.rng = random.Random(seed)
+
+    def epoch_batches(self):
+        ids = list(range(len(self.lengths)))
+        self.rng.shuffle(ids)
+        batches = []
+        for start in range(0, len(ids), self.bucket_size):
+            bucket = sorted(ids[start:start + self.bucket_size], key=lambda i: self.lengths[i], reverse=True)
+            batches += [bucket[b:b + self.batch_size] for b in range(0, len(bucket), self.batch_size)]
+        batches = [b for b in batches if len(b) == self.batch_size]
+        self.rng.shuffle(batches)
+        return batches
+
+    def batches_per_epoch(self):
+        # bucket_size is a multiple of batch_size, so only the last bucket can leave an incomplete batch
+        return len(self.lengths) // self.batch_size
+
+    def nominal_batches_per_epoch(self):
+        """ceil(examples / batch size): what the authors' schedule counts per epoch (no batch dropped)."""
+        return math.ceil(len(self.lengths) / self.batch_size)

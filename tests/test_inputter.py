@@ -2,8 +2,8 @@
 
 The central check: the fast featurizer (each utterance tokenized once, ids assembled) gives exactly the ids of the
 straightforward form the authors use (re-tokenize the joined history string for every example), on real ESConv
-dialogues and on a self-made sample with awkward texts. The reference below is written independently of
-pal.inputter, from SPEC Stage 3.
+dialogues and on a self-made sample with awkward texts. The reference (pal.reference_featurization) is written
+independently of pal.inputter, from SPEC Stage 3.
 """
 import json
 import pickle
@@ -15,6 +15,7 @@ import torch
 from conftest import shared_path
 from pal.cli import UserError
 from pal.config import STRATEGIES, build_tokenizer, load_config
+from pal.reference_featurization import reference_strat, reference_vanilla
 from pal.inputter import (BucketBatchSampler, Featurizer, collate, inference_batches, read_dialogues,
                           settings_for, validation_batches)
 
@@ -37,47 +38,6 @@ def featurizer(toker, config="strat", inputter="strat", **kw):
 
 def ids(toker, text):
     return toker(text)["input_ids"]
-
-
-def reference_strat(data, toker, stage, max_in=512, max_dec=50, use_all_persona=False):
-    """SPEC Stage 3, the straightforward way: build each example's strings, tokenize them whole."""
-    examples, context, seeker_turns = [], [], 0
-    dialog = data["dialog"]
-    for i, turn in enumerate(dialog):
-        text = " ".join(turn["text"].split())
-        if turn["speaker"] == "usr":
-            seeker_turns += 1
-            context.append("Persona:" + text)
-            continue
-        if i > 0 and (stage == "training" or dialog[i - 1]["speaker"] == "usr"):
-            if use_all_persona:
-                persona = data.get("persona", "<input>")
-            elif "persona_list" in data and seeker_turns >= 3:
-                persona = data["persona_list"][seeker_turns - 3]
-            else:
-                persona = "<input>"
-            labels = (ids(toker, "[" + turn["strategy"] + "]") + ids(toker, text) + [toker.eos_token_id])[:max_dec + 1]
-            examples.append({"input_ids": ids(toker, "</s> <s>".join(context + ["System:"]))[-max_in:],
-                             "persona_input_ids": ids(toker, persona), "labels": labels,
-                             "decoder_input_ids": [toker.bos_token_id] + labels[:-1],
-                             "strat_id": STRATEGIES.index(turn["strategy"]), "turn_index": i})
-        context.append("System:" + "[" + turn["strategy"] + "]" + text)
-    return examples
-
-
-def reference_vanilla(data, toker, stage, max_in=512, max_dec=50):
-    """zcj's vanilla inputter: utterance ids joined by eos, no prefixes, labels response + eos."""
-    examples, context, eos = [], [], toker.eos_token_id
-    dialog = data["dialog"]
-    for i, turn in enumerate(dialog):
-        utterance = ids(toker, " ".join(turn["text"].split()))
-        if i > 0 and turn["speaker"] == "sys" and (stage == "training" or dialog[i - 1]["speaker"] == "usr"):
-            joined = [t for piece in context for t in piece + [eos]][:-1]
-            labels = (utterance + [eos])[:max_dec]
-            examples.append({"input_ids": joined[-max_in:], "labels": labels,
-                             "decoder_input_ids": [toker.bos_token_id] + labels[:-1], "turn_index": i})
-        context.append(utterance)
-    return examples
 
 
 def assert_same(fast, reference):

@@ -257,10 +257,14 @@ class Featurizer:
         """gen.json's post/response/persona as the authors write them."""
         if self.settings.inputter_name == "strat":
             # PAL: the previous turn's normalised text, the raw reference, the persona decoded without added tokens
-            persona = self.toker.decode(feature.persona_input_ids, skip_special_tokens=True)
+            persona = self.decode(feature.persona_input_ids, skip_special_tokens=True)
             return {"post": previous_text, "response": response_text, "persona": persona}
         # zcj vanilla: the decoded (lower-cased, tokenized) previous utterance and reference
-        return {"post": self.toker.decode(previous_ids), "response": self.toker.decode(response_ids), "persona": ""}
+        return {"post": self.decode(previous_ids), "response": self.decode(response_ids), "persona": ""}
+
+    def decode(self, ids, **kwargs):
+        # transformers 4.x cleaned tokenization spaces by default ("kids ." -> "kids."); 5.x does not.
+        return self.toker.decode(ids, clean_up_tokenization_spaces=True, **kwargs)
 
     # -- one file
 

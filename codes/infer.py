@@ -1,0 +1,308 @@
+"""Generate replies for a test file and score them (the authors' codes/infer.py, SPEC Stage 4 + "Metrics").
+
+For each --infer_input_file:
+1. featurize it (pal.inputter, inference examples: supporter turns right after a seeker turn);
+2. unless --only_generate: per-example loss with the validation batching of batch size --infer_batch_size
+   (gen.json's loss/ppl, metric.json's perplexity), as the authors do;
+3. generate with inference batches of exactly --infer_batch_size examples (pal.generation: strategy step, then
+   the contrastive reply decoding of PAL);
+4. write gen.json and gen.txt into <checkpoint dir>/res_<checkpoint>_<file>_k.<top_k>_p.<top_p>_b.<beams>
+   _t.<temperature>_lp.<length_penalty>_rp.<repetition_penalty>_ng.<no_repeat_ngram_size> (the authors' name;
+   options that change the decoding beyond theirs add a suffix), then metric.evaluate_records writes metric.json.
+
+Usage (from the repository root; RUN/infer_strat.sh has the released settings):
+  python codes/infer.py --config_name strat --inputter_name strat --load_checkpoint RUN_DIR/epoch-4.bin \
+      --infer_input_file DATA/pesconv/test.txt
+The seed is set before each file, so the same seed gives the same gen.json (sampling included).
+"""
+import argparse
+import json
+import math
+import os
+import sys
+
+import torch
+
+from pal.cli import UserError, atomic_write, boolean_string, run_main, write_json
+from pal.config import REPO_ROOT, load_config
+from pal.generation import DecodingOptions, alpha_table, decoding_options, generate
+from pal.inputter import Featurizer, inference_batches, normalise, settings_for, validation_batches
+from pal.model import build_model
+
+GEN_FIELDS_STRATEGY = ("cls_strat_id", "pred_strat_id", "pred_strat_id_top1", "pred_strat_id_top3",
+                       "pred_strat_id_dist")
+DEFAULTS = DecodingOptions()
+
+
+def build_parser():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--config_name", required=True, help="strat (PAL), strat_no_persona (Blender-Joint), vanilla")
+    p.add_argument("--inputter_name", required=True, help="strat or vanilla")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--load_checkpoint", "-c", default=None, help="an epoch-N.bin (ours or the authors')")
+    p.add_argument("--pretrained_model_path", default=None,
+                   help="overrides the config's pretrained path (a directory or hub name); with a checkpoint only "
+                        "its config.json and tokenizer files are read")
+    p.add_argument("--fp16", type=boolean_string, default=False, help="float16 autocast (CUDA only)")
+    p.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda, cuda:N")
+    p.add_argument("--max_input_length", type=int, default=512)
+    p.add_argument("--max_decoder_input_length", type=int, default=15,
+                   help="label length for the loss/PPL; the released infer script used 15")
+    p.add_argument("--infer_batch_size", type=int, default=128)
+    p.add_argument("--infer_input_file", nargs="+", required=True)
+    p.add_argument("--use_all_persona", type=boolean_string, default=False,
+                   help="True: every example uses the dialogue's overall persona instead of persona_list")
+    p.add_argument("--only_generate", action="store_true", help="no loss, no metrics")
+    p.add_argument("--add_nlg_eval", action="store_true", help="also pycocoevalcap BLEU/METEOR/ROUGE-L/CIDEr")
+    p.add_argument("--save_dir", default=None, help="write here instead of the authors' result folder")
+    _add_decoding_arguments(p)
+    _add_accepted_authors_arguments(p)
+    return p
+
+
+def _add_decoding_arguments(p):
+    g = p.add_argument_group("decoding (SPEC Stage 4; defaults: the released RUN/infer_strat.sh)")
+    g.add_argument("--max_length", type=int, default=DEFAULTS.max_length, help="reply tokens (prefix not counted)")
+    g.add_argument("--min_length", type=int, default=DEFAULTS.min_length, help="decoder tokens, prefix counted")
+    g.add_argument("--temperature", type=float, default=DEFAULTS.temperature)
+    g.add_argument("--top_k", type=int, default=DEFAULTS.top_k)
+    g.add_argument("--top_p", type=float, default=DEFAULTS.top_p)
+    g.add_argument("--num_beams", type=int, default=DEFAULTS.num_beams)
+    g.add_argument("--length_penalty", type=float, default=DEFAULTS.length_penalty)
+    g.add_argument("--repetition_penalty", type=float, default=DEFAULTS.repetition_penalty)
+    g.add_argument("--no_repeat_ngram_size", type=int, default=DEFAULTS.no_repeat_ngram_size)
+    g.add_argument("--num_return_sequences", type=int, default=1, help="only 1 is supported")
+    g.add_argument("--do_sample", type=boolean_string, default=None,
+                   help="default: the authors' rule, sample when top_k > 0 or top_p < 1")
+    g.add_argument("--use_gold_strategy", type=boolean_string, nargs="?", const=True, default=False,
+                   help="decode the reply after the gold strategy instead of the predicted one")
+    g.add_argument("--strategy_alpha", default=None,
+                   help="override the checkpoint's per-strategy alpha: one number (0 = 'PAL alpha=0') or 8 "
+                        "comma-separated numbers in strategy-id order")
+    g.add_argument("--strategy_top3_k", type=int, default=DEFAULTS.strategy_top3_k,
+                   help="ids kept in pred_strat_id_top3; the authors' code keeps 5 (topk k=5), 3 gives a true top-3")
+    g.add_argument("--fusion_mask_padding", type=boolean_string, default=False,
+                   help="PAL: mask padding in the fusion attentions (outputs independent of batching; not the "
+                        "authors' behaviour)")
+    g.add_argument("--use_cache", type=boolean_string, default=True, help="False: recompute the prefix every step")
+
+
+def _add_accepted_authors_arguments(p):
+    """Arguments of the authors' infer.py that PAL's code path never used; accepted so their scripts run."""
+    g = p.add_argument_group("accepted for the authors' scripts, no effect")
+    g.add_argument("--encode_context", type=boolean_string, default=True, help=argparse.SUPPRESS)
+    g.add_argument("--max_src_turn", type=int, default=None, help=argparse.SUPPRESS)
+    g.add_argument("--max_knowledge_length", type=int, default=None, help=argparse.SUPPRESS)
+    g.add_argument("--label_num", type=int, default=None, help=argparse.SUPPRESS)
+    g.add_argument("--multi_knl", action="store_true", help=argparse.SUPPRESS)
+    g.add_argument("--chinese", action="store_true", help=argparse.SUPPRESS)
+    g.add_argument("--only_encode", action="store_true", help=argparse.SUPPRESS)
+
+
+# ---- setup -------------------------------------------------------------------------------------------------------
+def pick_device(name):
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"--device {name}: CUDA is not available on this machine")
+    return device
+
+
+def set_seed(seed):
+    """random, numpy, torch and CUDA generators, as transformers' set_seed (the authors' call)."""
+    from transformers import set_seed as hf_set_seed
+    hf_set_seed(seed)
+
+
+def parse_alpha(value):
+    if value is None:
+        return None
+    try:
+        numbers = [float(v) for v in str(value).split(",")]
+    except ValueError:
+        raise UserError(f"--strategy_alpha {value!r}: expected a number or 8 comma-separated numbers")
+    alpha_table(numbers[0] if len(numbers) == 1 else numbers)  # validates the count
+    return numbers[0] if len(numbers) == 1 else numbers
+
+
+def decoding_from_args(args):
+    return decoding_options(
+        max_length=args.max_length, min_length=args.min_length, do_sample=args.do_sample,
+        temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, num_beams=args.num_beams,
+        length_penalty=args.length_penalty, repetition_penalty=args.repetition_penalty,
+        no_repeat_ngram_size=args.no_repeat_ngram_size, encoder_no_repeat_ngram_size=args.no_repeat_ngram_size,
+        num_return_sequences=args.num_return_sequences, use_gold_strategy=args.use_gold_strategy,
+        strategy_alpha=parse_alpha(args.strategy_alpha), strategy_top3_k=args.strategy_top3_k,
+        use_cache=args.use_cache)
+
+
+def autocast_factory(args, device):
+    """A function returning a fresh autocast context (float16 with --fp16 True, else a no-op)."""
+    if not args.fp16:
+        return lambda: torch.autocast(device.type, enabled=False)
+    if device.type != "cuda":
+        raise UserError("--fp16 True needs a CUDA device")
+    return lambda: torch.autocast("cuda", dtype=torch.float16)
+
+
+# ---- result folder --------------------------------------------------------------------------------------------------
+def result_dir(args, infer_file):
+    """The authors' folder name, beside the checkpoint, plus suffixes for our extra decoding options."""
+    if args.save_dir:
+        return args.save_dir
+    if args.load_checkpoint:
+        ckpt_dir, ckpt_name = os.path.split(os.path.abspath(args.load_checkpoint))
+    else:
+        ckpt_dir, ckpt_name = str(REPO_ROOT / "DATA" / f"{args.inputter_name}.{args.config_name}"), "pretrained"
+    base = os.path.basename(infer_file)
+    stem = ".".join(base.split(".")[:-1])  # the authors' expression ("test.txt" -> "test")
+    name = (f"res_{ckpt_name}_{stem}_k.{args.top_k}_p.{args.top_p}_b.{args.num_beams}_t.{args.temperature}"
+            f"_lp.{args.length_penalty}_rp.{args.repetition_penalty}_ng.{args.no_repeat_ngram_size}")
+    return os.path.join(ckpt_dir, name + option_suffix(args))
+
+
+def option_suffix(args):
+    """Non-authors' options get their own folder so they never overwrite a faithful run."""
+    parts = []
+    if args.use_gold_strategy:
+        parts.append("_gold")
+    if args.strategy_alpha is not None:
+        parts.append("_alpha." + str(args.strategy_alpha).replace(",", "-"))
+    if args.fusion_mask_padding:
+        parts.append("_fmask")
+    if args.do_sample is not None and args.do_sample != (args.top_k > 0 or args.top_p < 1):
+        parts.append(f"_sample.{args.do_sample}")
+    if args.strategy_top3_k != DEFAULTS.strategy_top3_k:
+        parts.append(f"_top3k.{args.strategy_top3_k}")
+    return "".join(parts)
+
+
+# ---- the three passes ----------------------------------------------------------------------------------------------
+def to_device(batch, device):
+    return {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+
+@torch.no_grad()
+def per_example_losses(model, batches, device, autocast, total):
+    """[(summed token loss, label count)] per example in file order, with the validation batching."""
+    from tqdm import tqdm
+    out = []
+    for batch in tqdm(batches, total=total, desc="loss", unit="batch", file=sys.stderr):
+        with autocast():
+            result = model(**to_device(batch, device))
+        out.extend(zip(result.loss_sum_per_example.tolist(), result.label_count.tolist()))
+    return out
+
+
+def decode_text(toker, ids):
+    """The authors' reply text: transformers 4.x decode (clean_up_tokenization_spaces was True by default there;
+    transformers 5 defaults to False for this tokenizer), whitespace-normalised."""
+    return normalise(toker.decode(ids, clean_up_tokenization_spaces=True))
+
+
+def generate_records(model, toker, batches, decoding, device, autocast, total):
+    """gen.json records (without loss fields) in file order."""
+    from tqdm import tqdm
+    records = []
+    for batch in tqdm(batches, total=total, desc="generate", unit="batch", file=sys.stderr):
+        with autocast():
+            out = generate(model, to_device(batch, device), toker, **vars(decoding))
+        records.extend(batch_records(batch, out, toker, model.predicts_strategy))
+    return records
+
+
+def batch_records(batch, out, toker, with_strategy):
+    meta = batch["meta"]
+    records = []
+    for i, ids in enumerate(out["sequences"]):
+        record = {"sample_id": meta["sample_id"][i], "post": meta["post"][i], "response": meta["response"][i],
+                  "generation": decode_text(toker, ids), "persona": meta["persona"][i]}
+        if with_strategy:
+            record["cls_strat_id"] = int(batch["strat_id"][i])
+            record["pred_strat_id"] = out["pred_strat_id"][i]
+            record["pred_strat_id_top1"] = out["pred_strat_id_top1"][i]
+            record["pred_strat_id_top3"] = out["pred_strat_id_top3"][i]
+            record["pred_strat_id_dist"] = " ".join(map(str, out["pred_strat_id_dist"][i]))
+        records.append(record)
+    return records
+
+
+def add_losses(records, losses):
+    """token_num, loss = summed loss / token_num, ppl = exp(loss): the authors' per-example fields."""
+    if len(losses) != len(records):
+        raise RuntimeError(f"{len(losses)} losses for {len(records)} generated examples")
+    for record, (loss_sum, count) in zip(records, losses):
+        record["token_num"] = count
+        record["loss"] = loss_sum / count
+        record["ppl"] = math.exp(record["loss"])
+
+
+def write_generations(save_dir, records):
+    os.makedirs(save_dir, exist_ok=True)
+    with atomic_write(os.path.join(save_dir, "gen.json")) as f:
+        json.dump(records, f, ensure_ascii=False, indent=2, sort_keys=False)
+    with atomic_write(os.path.join(save_dir, "gen.txt")) as f:
+        for record in records:
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+def evaluate(records, save_dir, add_nlg_eval):
+    try:
+        from metric import evaluate_records
+    except ImportError as e:
+        raise UserError(f"cannot import the metrics package codes/metric ({e}); gen.json is in {save_dir}, score it "
+                        "later with codes/evaluate.py")
+    return evaluate_records(records, save_dir, add_nlg_eval=add_nlg_eval)
+
+
+def infer_file(path, args, toker, model, featurizer, decoding, device):
+    dialogue_features = featurizer.file_features(path, "inference", with_meta=True, progress=True)
+    n_examples = sum(len(f) for f in dialogue_features)
+    if n_examples == 0:
+        raise UserError(f"{path}: no inference examples (no supporter turn right after a seeker turn)")
+    pad, persona = toker.pad_token_id, featurizer.settings.persona_in_batches
+    n_batches = math.ceil(n_examples / args.infer_batch_size)
+    autocast = autocast_factory(args, device)
+    set_seed(args.seed)  # per file, as the authors: the same seed gives the same gen.json
+    losses = None
+    if not args.only_generate:
+        losses = per_example_losses(model, validation_batches(dialogue_features, args.infer_batch_size, pad, persona),
+                                    device, autocast, None)
+    records = generate_records(model, toker, inference_batches(dialogue_features, args.infer_batch_size, pad, persona),
+                               decoding, device, autocast, n_batches)
+    if losses is not None:
+        add_losses(records, losses)
+    save_dir = result_dir(args, path)
+    write_generations(save_dir, records)
+    write_json(os.path.join(save_dir, "infer_args.json"), {k: v for k, v in vars(args).items()})
+    print(f"wrote {len(records)} generations to {save_dir}/gen.json", file=sys.stderr)
+    if not args.only_generate:
+        evaluate(records, save_dir, args.add_nlg_eval)
+    return save_dir
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    if args.infer_batch_size < 1:
+        raise UserError(f"--infer_batch_size must be at least 1, got {args.infer_batch_size}")
+    for path in args.infer_input_file:
+        if not os.path.isfile(path):
+            raise UserError(f"--infer_input_file {path}: no such file")
+    device = pick_device(args.device)
+    decoding = decoding_from_args(args)
+    set_seed(args.seed)
+    config = load_config(args.config_name)
+    settings = settings_for(config, args.inputter_name, args.max_input_length, args.max_decoder_input_length,
+                            args.use_all_persona)
+    toker, model = build_model(args.config_name, args.pretrained_model_path, args.load_checkpoint,
+                               fusion_mask_padding=args.fusion_mask_padding, device=device)
+    model.eval()
+    featurizer = Featurizer(toker, settings)
+    for path in args.infer_input_file:
+        infer_file(path, args, toker, model, featurizer, decoding, device)
+
+
+if __name__ == "__main__":
+    run_main(main)

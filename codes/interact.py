@@ -1,0 +1,229 @@
+"""Chat with a trained model in the terminal; every reply shows the strategy it was decoded after.
+
+    python codes/interact.py --config_name strat --inputter_name strat --load_checkpoint RUN_DIR/epoch-4.bin \
+        [--persona "i am a teacher. i have two kids." | --persona_file FILE | --persona_extractor DIR]
+
+Type the seeker's turns; an empty line is ignored, "/reset" starts a new conversation, end of input (Ctrl-D, or the
+end of piped input) saves the conversation as JSON and quits. Lines are read from stdin, so the chat also runs
+non-interactively: `printf 'hi\\ni lost my job\\n' | python codes/interact.py ...`.
+
+Persona (config strat only), as PAL sees it (SPEC Stage 3):
+- default: "<input>" (no persona);
+- --persona / --persona_file: a fixed persona, either already in PESConv form ("<persona> ... <input>") or plain
+  sentences (one per line, or separated by . ! ?), which are put into that form;
+- --persona_extractor DIR: a fine-tuned persona extractor (persona_extractor/train_bart.py) infers the persona
+  live from everything the seeker said, from the seeker's 3rd turn on ("<input>" before), and prints it.
+"""
+import argparse
+import datetime
+import os
+import re
+import sys
+
+import torch
+
+from pal.cli import UserError, boolean_string, run_main, write_json
+from pal.config import REPO_ROOT, STRATEGIES, load_config
+from pal.generation import decoding_options, generate
+from pal.inputter import EMPTY_PERSONA, Featurizer, collate, normalise, settings_for
+from pal.model import build_model
+
+PERSONA_TAG = "<persona>"
+DUMMY_STRATEGY = STRATEGIES[-1]  # the reply being generated needs a strategy slot; only its labels use it
+
+
+def build_parser():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--config_name", required=True)
+    p.add_argument("--inputter_name", required=True)
+    p.add_argument("--load_checkpoint", "-c", default=None)
+    p.add_argument("--pretrained_model_path", default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--fp16", type=boolean_string, default=False, help="accepted; interaction runs in float32")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--use_gpu", action="store_true", help="the authors' flag; --device auto already prefers CUDA")
+    p.add_argument("--max_input_length", type=int, default=512)
+    p.add_argument("--max_decoder_input_length", type=int, default=50)
+    p.add_argument("--single_turn", action="store_true", help="one seeker turn per conversation")
+    p.add_argument("--output_dir", default=None,
+                   help="where conversations are saved (default: <checkpoint>_interact_dialogs, as the authors)")
+    persona = p.add_mutually_exclusive_group()
+    persona.add_argument("--persona", default=None, help="a fixed persona (PESConv form or plain sentences)")
+    persona.add_argument("--persona_file", default=None, help="a file holding the fixed persona")
+    persona.add_argument("--persona_extractor", default=None,
+                         help="a persona extractor directory (train_bart.py output): live persona inference")
+    g = p.add_argument_group("decoding (defaults: the authors' RUN/interact_strat.sh)")
+    g.add_argument("--max_length", type=int, default=50)
+    g.add_argument("--min_length", type=int, default=10)
+    g.add_argument("--temperature", type=float, default=0.7)
+    g.add_argument("--top_k", type=int, default=30)
+    g.add_argument("--top_p", type=float, default=0.9)
+    g.add_argument("--num_beams", type=int, default=1)
+    g.add_argument("--repetition_penalty", type=float, default=1.03)
+    g.add_argument("--no_repeat_ngram_size", type=int, default=3)
+    g.add_argument("--length_penalty", type=float, default=1.0)
+    g.add_argument("--strategy_alpha", type=float, default=None, help="override the per-strategy alpha (e.g. 0)")
+    g.add_argument("--fusion_mask_padding", type=boolean_string, default=False)
+    # the authors' interact.py options that only their extractor wrapper used
+    p.add_argument("--prepare_persona_ahead", type=boolean_string, default=False, help=argparse.SUPPRESS)
+    p.add_argument("--persona_model_dir_or_name", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--persona_ckpt", default=None, help=argparse.SUPPRESS)
+    return p
+
+
+# ---- persona --------------------------------------------------------------------------------------------------------
+def persona_string(text):
+    """PESConv form "<persona> s1 <persona> s2 <input>" from plain sentences (kept as is when already in form)."""
+    text = text.strip()
+    if not text or text == EMPTY_PERSONA:
+        return EMPTY_PERSONA
+    if PERSONA_TAG in text or text.endswith(EMPTY_PERSONA):
+        return normalise(text)
+    sentences = [normalise(s) for line in text.splitlines() for s in re.split(r"(?<=[.!?])\s+", line)]
+    sentences = [s for s in sentences if s]
+    return " ".join(f"{PERSONA_TAG} {s}" for s in sentences) + f" {EMPTY_PERSONA}"
+
+
+class PersonaSource:
+    """What PAL sees as persona at each turn: fixed, or inferred live by the persona extractor."""
+
+    def __init__(self, fixed=EMPTY_PERSONA, extractor=None):
+        self.fixed, self.extractor = fixed, extractor
+
+    @classmethod
+    def from_args(cls, args, device):
+        if args.persona is not None:
+            return cls(persona_string(args.persona))
+        if args.persona_file is not None:
+            if not os.path.isfile(args.persona_file):
+                raise UserError(f"--persona_file {args.persona_file}: no such file")
+            with open(args.persona_file, encoding="utf-8") as f:
+                return cls(persona_string(f.read()))
+        if args.persona_extractor is not None:
+            return cls(extractor=load_extractor(args.persona_extractor, device))
+        return cls()
+
+    def for_turn(self, seeker_utterances):
+        if self.extractor is None:
+            return self.fixed
+        return self.extractor.persona_for_turn(seeker_utterances)
+
+
+def load_extractor(path, device):
+    extractor_dir = str(REPO_ROOT / "persona_extractor")
+    if extractor_dir not in sys.path:
+        sys.path.insert(0, extractor_dir)
+    try:
+        from extractor import PersonaExtractor
+    except ImportError as e:
+        raise UserError(f"cannot import persona_extractor/extractor.py ({e})")
+    return PersonaExtractor.from_pretrained(path, device=device)
+
+
+# ---- one reply ------------------------------------------------------------------------------------------------------
+class Chat:
+    """The conversation so far and the model that continues it."""
+
+    def __init__(self, toker, model, featurizer, decoding, persona_source, device):
+        self.toker, self.model, self.featurizer = toker, model, featurizer
+        self.decoding, self.persona_source, self.device = decoding, persona_source, device
+        self.reset()
+
+    def reset(self):
+        self.turns, self.seeker_utterances, self.personas = [], [], []
+
+    def reply(self, seeker_text):
+        """(reply text, strategy name or None, persona used) for the seeker's new turn."""
+        self.turns.append({"speaker": "usr", "text": seeker_text})
+        self.seeker_utterances.append(seeker_text)
+        persona = self.persona_source.for_turn(self.seeker_utterances)
+        self.personas.append(persona)
+        batch = self.batch_for_reply(persona)
+        out = generate(self.model, batch, self.toker, **vars(self.decoding))
+        text = normalise(self.toker.decode(out["sequences"][0], clean_up_tokenization_spaces=True))
+        strategy = STRATEGIES[out["pred_strat_id"][0]] if "pred_strat_id" in out else None
+        self.turns.append({"speaker": "sys", "text": text, "strategy": strategy})
+        return text, strategy, persona
+
+    def batch_for_reply(self, persona):
+        placeholder = {"speaker": "sys", "text": "n/a", "strategy": DUMMY_STRATEGY}
+        data = {"dialog": self.turns + [placeholder], "persona": persona}
+        feature = self.featurizer.dialogue_features(data, "inference", where="conversation")[-1]
+        settings = self.featurizer.settings
+        return collate([feature], self.toker.pad_token_id, settings.persona_in_batches)
+
+    def record(self):
+        return {"dialog": self.turns, "persona": self.personas}
+
+
+def save_conversation(output_dir, record):
+    if not record["dialog"]:
+        return
+    name = datetime.datetime.now().strftime("%Y-%m-%d%H%M%S%f") + ".json"
+    write_json(os.path.join(output_dir, name), record)
+
+
+def read_turns(interactive):
+    """Seeker lines from stdin (prompted when it is a terminal, echoed when piped)."""
+    while True:
+        try:
+            line = input("Human: ") if interactive else sys.stdin.readline()
+        except EOFError:
+            return
+        if not interactive and line == "":
+            return
+        if not interactive:
+            print(f"Human: {line.rstrip()}")
+        yield normalise(line)
+
+
+def chat_loop(chat, args, output_dir):
+    print("\nA new conversation starts! (/reset starts over, end of input quits)")
+    for text in read_turns(sys.stdin.isatty()):
+        if not text:
+            print("Prompt should not be empty!")
+            continue
+        if text == "/reset" or (args.single_turn and chat.turns):
+            save_conversation(output_dir, chat.record())
+            chat.reset()
+            print("\nA new conversation starts!")
+            if text == "/reset":
+                continue
+        reply, strategy, persona = chat.reply(text)
+        if chat.persona_source.extractor is not None:
+            print(f"   (persona: {persona})")
+        label = f" [{strategy}]" if strategy else ""
+        print(f"   AI{label}: {reply}", flush=True)
+    save_conversation(output_dir, chat.record())
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" \
+        else torch.device(args.device)
+    decoding = decoding_options(max_length=args.max_length, min_length=args.min_length, temperature=args.temperature,
+                                top_k=args.top_k, top_p=args.top_p, num_beams=args.num_beams,
+                                repetition_penalty=args.repetition_penalty,
+                                no_repeat_ngram_size=args.no_repeat_ngram_size, length_penalty=args.length_penalty,
+                                strategy_alpha=args.strategy_alpha)
+    config = load_config(args.config_name)
+    settings = settings_for(config, args.inputter_name, args.max_input_length, args.max_decoder_input_length,
+                            use_all_persona=True)  # the persona of the current turn, supplied per reply
+    from transformers import set_seed
+    set_seed(args.seed)
+    toker, model = build_model(args.config_name, args.pretrained_model_path, args.load_checkpoint,
+                               fusion_mask_padding=args.fusion_mask_padding, device=device)
+    model.eval()
+    persona_source = PersonaSource.from_args(args, device)
+    if persona_source.extractor is not None and not settings.persona_in_batches:
+        print(f"note: config {args.config_name} does not use a persona; the inferred persona is only shown",
+              file=sys.stderr)
+    output_dir = args.output_dir or ((args.load_checkpoint + "_interact_dialogs") if args.load_checkpoint
+                                     else str(REPO_ROOT / "DATA" / "DEMO" / args.config_name))
+    chat = Chat(toker, model, Featurizer(toker, settings), decoding, persona_source, device)
+    chat_loop(chat, args, output_dir)
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,404 @@
+"""Decoding for the PAL family (SPEC Stage 4 "Generation") on transformers 5, without GenerationMixin.
+
+`generate(model, batch, toker, **options)` reproduces what the authors' model.generate + transformers 4.x generate did:
+
+1. Strategy (PAL and Blender-Joint): one decoder step on [bos]. PAL: logits (1 + 0.075) z_p - 0.075 z_c, z_p from the
+   fused encoder states, z_c from the plain context states; Blender-Joint: the plain logits. The strategy is the
+   argmax over the 8 strategy-token logits, or the gold `strat_id` with use_gold_strategy. Also returned:
+   top-1, "top-3" and the softmax over the 8 logits. The authors' "top3" field holds the top **5** ids
+   (torch.topk(k=5)); `strategy_top3_k` (default 5) keeps that, set 3 for a true top-3.
+2. Reply: decoder prefix [bos, strategy] ([bos] for vanilla), then step by step the logits
+   (1 + a_s) z_p - a_s z_c with a_s = model.strategy_alpha[s] (PAL; override with `strategy_alpha`, e.g. 0 for
+   "PAL alpha=0"); z_c runs the same decoder on the context states with its own KV cache. Blender-Joint and
+   vanilla use the plain logits.
+3. The logits go through transformers' LogitsProcessor classes in the order transformers 4.x generate applied
+   them: repetition penalty, no-repeat n-gram, banned added tokens, min length; then (sampling) temperature,
+   top-k, top-p; then softmax + torch.multinomial (or argmax). The same seed therefore consumes the RNG as 4.x did.
+   - max_length counts reply tokens (the authors add the prefix length); min_length counts the prefix too;
+     the repetition penalty and no_repeat_ngram_size see the whole decoder sequence, prefix included.
+   - forced eos: BlenderbotSmallConfig defaults forced_eos_token_id to eos (2) in transformers 4.x and 5, and
+     4.x generate read it from the config, so at the last allowed step eos is forced: a reply that hits the limit
+     holds max_length - 1 tokens plus eos (cut off like any eos).
+   - do_sample defaults to the authors' rule: top_k > 0 or top_p < 1.
+   - encoder_no_repeat_ngram_size is accepted and bans nothing: the authors pass it, but their generate call only
+     sees placeholder encoder ids (the context arrives as encoder states), so it never matched anything.
+   - Rows that finished (eos) keep being fed pad like transformers 4.x, so batch composition affects nothing else.
+4. num_beams > 1: beam search (beam sampling with do_sample) over the same combined logits with 4.x's rules
+   (log-softmax, processors, 2 * num_beams candidates, hypotheses scored sum_logprobs / length ** length_penalty,
+   early_stopping false by default). The authors' code could not run beams with batch > 1 (their per-row alpha
+   did not broadcast over beams); here each beam uses its example's alpha.
+
+Caching: transformers 5 EncoderDecoderCache objects, one per stream; use_cache=False recomputes the full prefix at
+every step (same tokens; a test checks it).
+"""
+from dataclasses import dataclass, fields
+
+import torch
+import torch.nn.functional as F
+from transformers.generation.logits_process import (ForcedEOSTokenLogitsProcessor, LogitsProcessorList,
+                                                    MinLengthLogitsProcessor, NoBadWordsLogitsProcessor, NoRepeatNGramLogitsProcessor,
+                                                    RepetitionPenaltyLogitsProcessor, TemperatureLogitsWarper,
+                                                    TopKLogitsWarper, TopPLogitsWarper)
+
+from .cli import UserError
+from .model import NUM_STRATEGIES, PersonaFusionBlenderbotSmall
+
+STRATEGY_CONTRAST = 0.075  # the authors' fixed contrast weight for the strategy step
+
+
+@dataclass
+class DecodingOptions:
+    """Defaults: SPEC "Training and inference defaults" (the released RUN/infer_strat.sh)."""
+    max_length: int = 50
+    min_length: int = 10
+    do_sample: bool | None = None  # None: the authors' rule, top_k > 0 or top_p < 1
+    temperature: float = 0.5
+    top_k: int = 10
+    top_p: float = 0.9
+    num_beams: int = 1
+    length_penalty: float = 1.0
+    early_stopping: bool = False
+    repetition_penalty: float = 1.03
+    no_repeat_ngram_size: int = 0
+    encoder_no_repeat_ngram_size: int = 0  # accepted for the authors' scripts; bans nothing (module docstring)
+    num_return_sequences: int = 1
+    use_gold_strategy: bool = False
+    strategy_alpha: float | list | None = None  # None: the checkpoint's 8 values; a number or 8 numbers override
+    strategy_contrast: float = STRATEGY_CONTRAST
+    strategy_top3_k: int = 5  # the authors' "top3" is a top-5 (module docstring)
+    use_cache: bool = True
+
+    def sampling(self):
+        return bool(self.do_sample) if self.do_sample is not None else (self.top_k > 0 or self.top_p < 1)
+
+    def check(self):
+        if self.num_return_sequences != 1:
+            raise UserError("num_return_sequences > 1 is not supported (the released scripts use 1)")
+        if self.num_beams < 1 or self.max_length < 0:
+            raise UserError(f"need num_beams >= 1 and max_length >= 0, got {self.num_beams} and {self.max_length}")
+        if self.sampling() and self.temperature <= 0:
+            raise UserError(f"temperature must be > 0 when sampling, got {self.temperature}")
+
+
+def decoding_options(**options):
+    """DecodingOptions from keyword arguments; unknown names are a UserError listing the known ones."""
+    known = {f.name for f in fields(DecodingOptions)}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise UserError(f"unknown decoding options {unknown}; known: {sorted(known)}")
+    opts = DecodingOptions(**options)
+    opts.check()
+    return opts
+
+
+@torch.no_grad()
+def generate(model, batch, toker, **options):
+    """Decode a batch (contract batch dict; decoder_input_ids/labels are not needed).
+
+    Returns {"sequences": [reply ids cut at eos] per example}; strategy models add pred_strat_id [B],
+    pred_strat_id_top1 [B][1], pred_strat_id_top3 [B][k], pred_strat_id_dist [B][8] (python lists).
+    """
+    opts = decoding_options(**options)
+    if model.training:
+        raise ValueError("call model.eval() before generate (dropout would change the outputs)")
+    batch = {k: v.to(model.device) if torch.is_tensor(v) else v for k, v in batch.items()}
+    streams = encoder_streams(model, batch)
+    strategy_fields, prefix, alpha = {}, bos_column(batch["input_ids"], toker.bos_token_id), None
+    if model.predicts_strategy:
+        strategy = choose_strategy(model, streams, batch, opts)
+        strategy_fields = strategy_lists(strategy, opts.strategy_top3_k)
+        prefix = torch.cat([prefix, strategy_token_column(model, strategy["pred"])], dim=1)
+        alpha = contrast_alpha(model, strategy["pred"], opts)
+    if alpha is None or not bool(alpha.any()):
+        streams, alpha = streams[:1], None  # a = 0 everywhere: (1 + 0) z_p - 0 z_c == z_p exactly
+    decoder = ContrastiveDecoder(model, streams, alpha, opts.use_cache)
+    ids = decode_reply(decoder, prefix, opts, toker, model.config.forced_eos_token_id)
+    sequences = [cut_at_eos(row[prefix.shape[1]:], toker.eos_token_id) for row in ids]
+    return {"sequences": sequences, **strategy_fields}
+
+
+# ---- encoder side -------------------------------------------------------------------------------------------------
+@dataclass
+class EncoderStream:
+    states: torch.Tensor  # [N, L, d] what the decoder cross-attends to
+    mask: torch.Tensor    # [N, L] the context's attention mask
+
+
+def encoder_streams(model, batch):
+    """[fused, context] for PAL, [context] otherwise; both use the context mask (SPEC Stage 4)."""
+    ids, mask = batch["input_ids"], batch["attention_mask"]
+    if isinstance(model, PersonaFusionBlenderbotSmall):
+        fused, context = model.fused_and_context_states(ids, mask, batch.get("persona_input_ids"),
+                                                        batch.get("persona_attention_mask"))
+        return [EncoderStream(fused, mask), EncoderStream(context, mask)]
+    return [EncoderStream(model.encode(ids, mask), mask)]
+
+
+def bos_column(input_ids, bos_id):
+    return torch.full((input_ids.shape[0], 1), bos_id, dtype=torch.long, device=input_ids.device)
+
+
+# ---- strategy step -------------------------------------------------------------------------------------------------
+def choose_strategy(model, streams, batch, opts):
+    """First decoder step on [bos]: strategy logits, prediction (or gold), top-k and distribution."""
+    bos = bos_column(batch["input_ids"], model.config.bos_token_id)
+    z = [model.decoder_logits(bos, s.states, s.mask)[0][:, 0, :] for s in streams]
+    logits = z[0] if len(z) == 1 else (1 + opts.strategy_contrast) * z[0] - opts.strategy_contrast * z[1]
+    strategy_logits = logits[:, model.strategy_token_ids].float()
+    if opts.use_gold_strategy:
+        if "strat_id" not in batch:
+            raise UserError("use_gold_strategy needs strat_id (the gold strategy) in the batch")
+        pred = batch["strat_id"].to(strategy_logits.device).long()
+    else:
+        pred = strategy_logits.argmax(dim=-1)
+    return {"pred": pred, "logits": strategy_logits}
+
+
+def strategy_lists(strategy, top3_k):
+    logits = strategy["logits"]
+    return {
+        "pred_strat_id": strategy["pred"].tolist(),
+        "pred_strat_id_top1": logits.topk(1, dim=-1).indices.tolist(),
+        "pred_strat_id_top3": logits.topk(min(top3_k, NUM_STRATEGIES), dim=-1).indices.tolist(),
+        "pred_strat_id_dist": logits.softmax(dim=-1).tolist(),
+    }
+
+
+def strategy_token_column(model, pred):
+    token_ids = torch.tensor(model.strategy_token_ids, device=pred.device)
+    return token_ids[pred][:, None]
+
+
+def contrast_alpha(model, pred, opts):
+    """a_s per example (PAL only): the checkpoint's strategy_alpha[s], or the override."""
+    if not isinstance(model, PersonaFusionBlenderbotSmall):
+        return None
+    table = model.strategy_alpha.detach()
+    if opts.strategy_alpha is not None:
+        table = alpha_table(opts.strategy_alpha, device=table.device, dtype=table.dtype)
+    return table[pred]
+
+
+def alpha_table(value, device=None, dtype=torch.float32):
+    """An override of strategy_alpha: one number for all strategies, or 8 numbers in strategy-id order."""
+    values = [float(value)] * NUM_STRATEGIES if isinstance(value, (int, float)) else [float(v) for v in value]
+    if len(values) != NUM_STRATEGIES:
+        raise UserError(f"strategy_alpha override needs 1 or {NUM_STRATEGIES} values, got {len(values)}")
+    return torch.tensor(values, device=device, dtype=dtype)
+
+
+# ---- decoder side ------------------------------------------------------------------------------------------------
+class ContrastiveDecoder:
+    """Runs the decoder over one or two encoder streams and returns the combined next-token logits.
+
+    With one stream the logits are z; with two (PAL) (1 + a) z_p - a z_c, a per row.
+    """
+
+    def __init__(self, model, streams, alpha, use_cache):
+        self.model, self.streams, self.use_cache = model, list(streams), use_cache
+        self.alpha = alpha
+        self.caches = [None] * len(self.streams)
+
+    def next_logits(self, ids):
+        z = [self._stream_logits(i, ids) for i in range(len(self.streams))]
+        if len(z) == 1:
+            return z[0]
+        a = self.alpha[:, None].to(z[0].dtype)
+        return (1 + a) * z[0] - a * z[1]
+
+    def _stream_logits(self, i, ids):
+        stream = self.streams[i]
+        if not self.use_cache:
+            logits, _ = self.model.decoder_logits(ids, stream.states, stream.mask)
+            return logits[:, -1, :]
+        new_ids = ids if self.caches[i] is None else ids[:, -1:]
+        logits, self.caches[i] = self.model.decoder_logits(new_ids, stream.states, stream.mask,
+                                                           past_key_values=self.caches[i], use_cache=True)
+        return logits[:, -1, :]
+
+    def expand(self, n):
+        """Repeat every example n times (beams), before the first step."""
+        self.streams = [EncoderStream(s.states.repeat_interleave(n, 0), s.mask.repeat_interleave(n, 0))
+                        for s in self.streams]
+        if self.alpha is not None:
+            self.alpha = self.alpha.repeat_interleave(n, 0)
+
+    def reorder(self, rows):
+        """Follow the beams: row r of the next step continues row rows[r]."""
+        for cache in self.caches:
+            if cache is not None:
+                cache.reorder_cache(rows)
+
+
+def logits_processors(opts, toker, device, max_total=None, forced_eos_token_id=None):
+    """transformers 4.x _get_logits_processor order (diversity, prefix and forced-bos processors: unused here)."""
+    procs = LogitsProcessorList()
+    if opts.repetition_penalty is not None and opts.repetition_penalty != 1.0:
+        procs.append(RepetitionPenaltyLogitsProcessor(penalty=float(opts.repetition_penalty)))
+    if opts.no_repeat_ngram_size and opts.no_repeat_ngram_size > 0:
+        procs.append(NoRepeatNGramLogitsProcessor(int(opts.no_repeat_ngram_size)))
+    # encoder_no_repeat_ngram_size: deliberately nothing (module docstring).
+    banned = added_token_ids(toker)
+    if banned:
+        procs.append(NoBadWordsLogitsProcessor([[i] for i in banned], eos_token_id=toker.eos_token_id))
+    if opts.min_length is not None and opts.min_length > -1:
+        procs.append(MinLengthLogitsProcessor(int(opts.min_length), toker.eos_token_id, device=str(device)))
+    if forced_eos_token_id is not None and max_total is not None:
+        procs.append(ForcedEOSTokenLogitsProcessor(max_total, forced_eos_token_id, device=str(device)))
+    return procs
+
+
+def logits_warpers(opts):
+    """transformers 4.x _get_logits_warper order: temperature, top-k, top-p (keep >= 2 tokens with beams)."""
+    keep = 2 if opts.num_beams > 1 else 1
+    warpers = LogitsProcessorList()
+    if opts.temperature is not None and opts.temperature != 1.0:
+        warpers.append(TemperatureLogitsWarper(float(opts.temperature)))
+    if opts.top_k is not None and opts.top_k != 0:
+        warpers.append(TopKLogitsWarper(top_k=int(opts.top_k), min_tokens_to_keep=keep))
+    if opts.top_p is not None and opts.top_p < 1.0:
+        warpers.append(TopPLogitsWarper(top_p=float(opts.top_p), min_tokens_to_keep=keep))
+    return warpers
+
+
+def added_token_ids(toker):
+    """The tokens the config added (ids vocab_size..len-1): banned from replies, as the authors do."""
+    return list(range(toker.vocab_size, len(toker)))
+
+
+def decode_reply(decoder, prefix, opts, toker, forced_eos_token_id=None):
+    """Decoder ids (prefix included) per example, as python lists. forced_eos_token_id: the model config's."""
+    max_total = opts.max_length + prefix.shape[1]  # the authors: max_length + prefix length
+    procs = logits_processors(opts, toker, prefix.device, max_total, forced_eos_token_id)
+    warpers = logits_warpers(opts) if opts.sampling() else None
+    if opts.num_beams > 1:
+        return beam_search(decoder, prefix, max_total, procs, warpers, opts, toker)
+    return sample_or_greedy(decoder, prefix, max_total, procs, warpers, toker).tolist()
+
+
+def sample_or_greedy(decoder, ids, max_total, procs, warpers, toker):
+    """transformers 4.x sample()/greedy_search() loop; finished rows are fed pad until all rows end."""
+    eos, pad = toker.eos_token_id, toker.pad_token_id
+    unfinished = torch.ones(ids.shape[0], dtype=torch.long, device=ids.device)
+    while ids.shape[1] < max_total:
+        scores = procs(ids, decoder.next_logits(ids))
+        if warpers is not None:
+            scores = warpers(ids, scores)
+            next_tokens = torch.multinomial(F.softmax(scores, dim=-1), num_samples=1).squeeze(1)
+        else:
+            next_tokens = torch.argmax(scores, dim=-1)
+        next_tokens = next_tokens * unfinished + pad * (1 - unfinished)
+        ids = torch.cat([ids, next_tokens[:, None]], dim=-1)
+        unfinished = unfinished * next_tokens.ne(eos).long()
+        if unfinished.max() == 0:
+            break
+    return ids
+
+
+def cut_at_eos(ids, eos):
+    """Reply ids up to (not including) the first eos."""
+    return ids[: ids.index(eos)] if eos in ids else list(ids)
+
+
+# ---- beam search ---------------------------------------------------------------------------------------------------
+class BeamHypotheses:
+    """Finished hypotheses of one example, scored like transformers 4.x: sum_logprobs / len(ids) ** length_penalty
+    (len(ids) counts the decoder prefix, not the eos)."""
+
+    def __init__(self, num_beams, length_penalty, early_stopping):
+        self.num_beams, self.length_penalty, self.early_stopping = num_beams, length_penalty, early_stopping
+        self.beams = []  # (score, ids list)
+        self.worst_score = 1e9
+
+    def add(self, ids, sum_logprobs):
+        score = sum_logprobs / (len(ids) ** self.length_penalty)
+        if len(self.beams) < self.num_beams or score > self.worst_score:
+            self.beams.append((score, ids))
+            if len(self.beams) > self.num_beams:
+                ranked = sorted((s, i) for i, (s, _) in enumerate(self.beams))
+                del self.beams[ranked[0][1]]
+                self.worst_score = ranked[1][0]
+            else:
+                self.worst_score = min(score, self.worst_score)
+
+    def is_done(self, best_sum_logprobs, cur_len):
+        if len(self.beams) < self.num_beams:
+            return False
+        if self.early_stopping:
+            return True
+        return self.worst_score >= best_sum_logprobs / cur_len ** self.length_penalty
+
+    def best(self):
+        return sorted(self.beams, key=lambda b: b[0])[-1][1]  # 4.x: sort, pop the last (ties: latest added)
+
+
+def beam_search(decoder, prefix, max_total, procs, warpers, opts, toker):
+    """transformers 4.x beam_search / beam_sample over the combined logits; returns the best ids per example."""
+    batch_size, nb = prefix.shape[0], opts.num_beams
+    decoder.expand(nb)
+    ids = prefix.repeat_interleave(nb, 0)
+    beam_scores = torch.zeros(batch_size, nb, device=ids.device)
+    if warpers is None:
+        beam_scores[:, 1:] = -1e9  # beam search starts from one live beam; 4.x beam_sample does not do this
+    beam_scores = beam_scores.view(-1)
+    hyps = [BeamHypotheses(nb, opts.length_penalty, opts.early_stopping) for _ in range(batch_size)]
+    done = [False] * batch_size
+    while ids.shape[1] < max_total:
+        scores = procs(ids, F.log_softmax(decoder.next_logits(ids), dim=-1)) + beam_scores[:, None]
+        cand_scores, cand_rows, cand_tokens = beam_candidates(scores, warpers, ids, batch_size, nb)
+        beam_scores, next_tokens, rows = select_beams(ids, cand_scores, cand_rows, cand_tokens, hyps, done, nb, toker)
+        ids = torch.cat([ids[rows], next_tokens[:, None]], dim=-1)
+        decoder.reorder(rows)
+        if all(done):
+            break
+    return finalize_beams(ids, beam_scores, hyps, done, nb)
+
+
+def beam_candidates(scores, warpers, ids, batch_size, nb):
+    """2 * num_beams (score, source row, token) candidates per example, best first."""
+    vocab = scores.shape[-1]
+    if warpers is not None:
+        flat = warpers(ids, scores).view(batch_size, nb * vocab)
+        picked = torch.multinomial(F.softmax(flat, dim=-1), num_samples=2 * nb)
+        cand_scores = torch.gather(flat, -1, picked)
+        cand_scores, order = torch.sort(cand_scores, descending=True, dim=1)
+        cand = torch.gather(picked, -1, order)
+    else:
+        cand_scores, cand = torch.topk(scores.view(batch_size, nb * vocab), 2 * nb, dim=1, largest=True, sorted=True)
+    base = torch.arange(batch_size, device=scores.device)[:, None] * nb
+    return cand_scores, base + cand // vocab, cand % vocab
+
+
+def select_beams(ids, cand_scores, cand_rows, cand_tokens, hyps, done, nb, toker):
+    """transformers 4.x BeamSearchScorer.process: eos candidates among the top nb finish a hypothesis, the rest
+    fill the nb live beams. Returns (beam scores, next tokens, source rows), each [batch * nb]."""
+    batch_size, cur_len = len(hyps), ids.shape[1]
+    next_scores = torch.zeros(batch_size, nb, device=ids.device)
+    next_tokens = torch.full((batch_size, nb), toker.pad_token_id, dtype=torch.long, device=ids.device)
+    next_rows = (torch.arange(batch_size, device=ids.device)[:, None] * nb).repeat(1, nb)
+    scores_l, rows_l, tokens_l = cand_scores.tolist(), cand_rows.tolist(), cand_tokens.tolist()
+    for b in range(batch_size):
+        if done[b]:
+            continue
+        filled = 0
+        for rank, (score, row, token) in enumerate(zip(scores_l[b], rows_l[b], tokens_l[b])):
+            if token == toker.eos_token_id:
+                if rank < nb:
+                    hyps[b].add(ids[row].tolist(), score)
+            else:
+                next_scores[b, filled], next_tokens[b, filled], next_rows[b, filled] = score, token, row
+                filled += 1
+            if filled == nb:
+                break
+        done[b] = done[b] or hyps[b].is_done(max(scores_l[b]), cur_len)
+    return next_scores.view(-1), next_tokens.view(-1), next_rows.view(-1)
+
+
+def finalize_beams(ids, beam_scores, hyps, done, nb):
+    """Add the live beams of unfinished examples, then take each example's best hypothesis."""
+    rows, scores = ids.tolist(), beam_scores.tolist()
+    for b, hyp in enumerate(hyps):
+        if not done[b]:
+            for r in range(b * nb, (b + 1) * nb):
+                hyp.add(rows[r], scores[r])
+    return [hyp.best() for hyp in hyps]

@@ -1,0 +1,374 @@
+"""The PAL model family on transformers 5 (SPEC "Stage 4").
+
+Three models, picked by the config's `model_name` (codes/CONFIG/*.json):
+- `strat` -> `PersonaFusionBlenderbotSmall` (PAL): BlenderBot-small whose decoder cross-attends to the context
+  encoder states fused with the persona encoder states; decoded with the contrastive rule in pal.generation.
+- `strat_no_persona` -> `StrategyBlenderbotSmall` (Blender-Joint): plain BlenderBot-small with the added tokens; the
+  reply starts with a strategy token.
+- `vanilla` -> `VanillaBlenderbotSmall`: plain BlenderBot-small, no added tokens.
+
+All three subclass transformers' `BlenderbotSmallForConditionalGeneration`, so `state_dict()` uses the authors' key
+names (`model.encoder...`, `lm_head.weight`, `final_logits_bias`, plus PAL's `persona_norm.*`, `context_norm.*`,
+`persona_context_w`, `strategy_alpha`) and `torch.save(model.state_dict())` is an authors'-style `epoch-N.bin`.
+
+`model(**batch)` takes the batch dict of the contract. Keys that are not model inputs (`strat_id`, `meta`, ...) are
+accepted and ignored (see NON_MODEL_BATCH_KEYS); any other unknown key is a TypeError so typos do not pass silently.
+
+Two places where transformers 5 differs from the 4.x release the authors ran, both reproduced here by default:
+- the decoder of transformers 5.23 no longer multiplies token embeddings by sqrt(d_model) before its
+  `layernorm_embedding`; 4.x did. Mathematically the LayerNorm cancels the factor except through its eps, which then
+  acts as eps / d_model: a small but real numeric difference. We scale as 4.x did (`hf4_decoder_embed_scale`, on by
+  default).
+- `resize_token_embeddings` in transformers 5 initialises new rows with the mean/covariance of the old ones; 4.x drew
+  them from the model's init, normal(0, init_std). We pass `mean_resizing=False`, which gives the 4.x init
+  (`new_embeddings_init="normal"`; "mean" is the documented alternative).
+"""
+import os
+import pickle
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from transformers import BlenderbotSmallConfig, BlenderbotSmallForConditionalGeneration
+from transformers import initialization as hf_init
+from transformers.utils import ModelOutput
+
+from .cli import UserError, atomic_write
+from .config import STRATEGY_TOKENS, WEIGHTS_HINT, build_tokenizer, load_config, resolve_pretrained_path
+
+# Batch keys produced by the inputter that are not model inputs: forward() ignores them.
+NON_MODEL_BATCH_KEYS = ("strat_id", "meta", "sample_id", "post", "response", "persona", "batch_size", "other_res",
+                        "input_length", "validation")
+PAL_EXTRA_KEYS = ("persona_norm.weight", "persona_norm.bias", "context_norm.weight", "context_norm.bias",
+                  "persona_context_w", "strategy_alpha")
+STRATEGY_ALPHA_INIT = 0.5  # the released code initialises all 8 to 0.5 and never trains them
+NUM_STRATEGIES = len(STRATEGY_TOKENS)
+
+
+@dataclass
+class PALOutput(ModelOutput):
+    """loss: mean token cross-entropy over labels != -100; loss_sum_per_example / label_count: per example
+    (gen.json's `loss` is their ratio, PPL is exp(sum / count) over the corpus)."""
+    loss: torch.Tensor | None = None
+    logits: torch.Tensor | None = None
+    loss_sum_per_example: torch.Tensor | None = None
+    label_count: torch.Tensor | None = None
+
+
+def shift_labels_right(labels, pad_id, bos_id):
+    """decoder_input_ids = [bos] + labels[:-1], -100 replaced by pad (what the authors do when none are given)."""
+    shifted = labels.new_full(labels.shape, pad_id)
+    shifted[:, 1:] = labels[:, :-1]
+    shifted[:, 0] = bos_id
+    return shifted.masked_fill(shifted == -100, pad_id)
+
+
+class _BlenderbotSmallBase(BlenderbotSmallForConditionalGeneration):
+    """Shared forward/loss and the encoder/decoder entry points that pal.generation drives step by step."""
+
+    uses_persona = False
+    predicts_strategy = False
+    # Restore transformers 4.x decoder embedding scaling (module docstring).
+    hf4_decoder_embed_scale = True
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.strategy_token_ids = None  # set by build_model from the tokenizer (the last 8 ids)
+
+    # ---- building blocks -------------------------------------------------------------------------------------
+    def encode(self, input_ids, attention_mask):
+        """Encoder hidden states [B, L, d]."""
+        return self.model.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+    def decoder_token_embeddings(self, decoder_input_ids):
+        decoder = self.model.decoder
+        embeds = decoder.embed_tokens(decoder_input_ids)
+        if self.hf4_decoder_embed_scale:
+            embeds = embeds * decoder.embed_scale
+        return embeds
+
+    def decoder_logits(self, decoder_input_ids, encoder_states, encoder_mask, past_key_values=None, use_cache=False):
+        """(lm logits [B, T, V] incl. final_logits_bias, cache). With a cache, pass only the new decoder ids."""
+        out = self.model.decoder(
+            inputs_embeds=self.decoder_token_embeddings(decoder_input_ids),
+            encoder_hidden_states=encoder_states,
+            encoder_attention_mask=encoder_mask,
+            past_key_values=past_key_values,
+            use_cache=use_cache,
+        )
+        logits = self.lm_head(out.last_hidden_state) + self.final_logits_bias.to(out.last_hidden_state.dtype)
+        return logits, out.past_key_values
+
+    def decoder_encoder_states(self, input_ids, attention_mask, persona_input_ids=None, persona_attention_mask=None):
+        """What the decoder cross-attends to during training/validation (fused for PAL, plain otherwise)."""
+        return self.encode(input_ids, attention_mask)
+
+    # ---- training / validation -----------------------------------------------------------------------------
+    def forward(self, input_ids=None, attention_mask=None, decoder_input_ids=None, labels=None,
+                persona_input_ids=None, persona_attention_mask=None, **extra):
+        unknown = sorted(k for k in extra if k not in NON_MODEL_BATCH_KEYS)
+        if unknown:
+            raise TypeError(f"{type(self).__name__}.forward got unexpected batch keys {unknown}")
+        if decoder_input_ids is None:
+            if labels is None:
+                raise ValueError("forward needs decoder_input_ids or labels")
+            decoder_input_ids = shift_labels_right(labels, self.config.pad_token_id, self.config.bos_token_id)
+        states = self.decoder_encoder_states(input_ids, attention_mask, persona_input_ids, persona_attention_mask)
+        logits, _ = self.decoder_logits(decoder_input_ids, states, attention_mask)
+        if labels is None:
+            return PALOutput(logits=logits)
+        return PALOutput(logits=logits, **token_losses(logits, labels))
+
+
+def token_losses(logits, labels):
+    """loss (mean over labelled tokens), per-example summed loss and label count, computed in float32."""
+    per_token = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), labels.reshape(-1),
+                                ignore_index=-100, reduction="none").view(labels.shape)
+    loss_sum = per_token.sum(dim=1)
+    count = labels.ne(-100).sum(dim=1).to(loss_sum.dtype)
+    return {"loss": loss_sum.sum() / count.sum(), "loss_sum_per_example": loss_sum, "label_count": count}
+
+
+class VanillaBlenderbotSmall(_BlenderbotSmallBase):
+    """Plain BlenderBot-small (config `vanilla`)."""
+
+
+class StrategyBlenderbotSmall(_BlenderbotSmallBase):
+    """Blender-Joint (config `strat_no_persona`): plain model; the first decoded token is a strategy token."""
+
+    predicts_strategy = True
+
+
+class PersonaFusionBlenderbotSmall(_BlenderbotSmallBase):
+    """PAL (config `strat`): persona/context fusion of SPEC Stage 4 plus the per-strategy contrast weights.
+
+    fusion_mask_padding (off by default, as the authors): mask padded keys in both fusion attentions so outputs
+    no longer depend on how examples are batched.
+    """
+
+    uses_persona = True
+    predicts_strategy = True
+    # Missing from a plain BlenderBot-small checkpoint by design: initialised by _init_weights, no load report.
+    _keys_to_ignore_on_load_missing = ["final_logits_bias", r"persona_norm\.", r"context_norm\.",
+                                       "persona_context_w", "strategy_alpha"]
+
+    def __init__(self, config):
+        super().__init__(config)
+        d = config.d_model
+        self.persona_norm = nn.LayerNorm(d)   # LayerNorm_1, applied to A + H_p
+        self.context_norm = nn.LayerNorm(d)   # LayerNorm_2, applied to H_c + B
+        self.persona_context_w = nn.Parameter(torch.full((3,), 1 / 3))
+        # In state_dict (authors' checkpoints carry it) but never trained.
+        self.strategy_alpha = nn.Parameter(torch.full((NUM_STRATEGIES,), STRATEGY_ALPHA_INIT), requires_grad=False)
+        self.fusion_mask_padding = False
+        self.post_init()
+        self.strategy_alpha.requires_grad_(False)
+
+    def _init_weights(self, module):
+        # from_pretrained builds on the meta device and initialises only what the checkpoint lacks; the hf_init
+        # functions skip tensors that were loaded.
+        super()._init_weights(module)
+        # The parent __init__ already runs this before the extra parameters exist.
+        if isinstance(module, PersonaFusionBlenderbotSmall) and hasattr(module, "strategy_alpha"):
+            hf_init.constant_(module.persona_context_w, 1 / 3)
+            hf_init.constant_(module.strategy_alpha, STRATEGY_ALPHA_INIT)
+
+    def fusion_weights(self):
+        """(w1, w2, w3) = softmax(theta), written as the authors do (exp / sum of exp)."""
+        e = torch.exp(self.persona_context_w)
+        return e / e.sum()
+
+    def fuse(self, context_states, persona_states, context_mask=None, persona_mask=None):
+        """w1 H_c + w2 LN1(A + H_p) + w3 LN2(H_c + B); A = softmax(H_p H_c^T) H_c, B = softmax(H_c H_p^T) H_p.
+
+        No scaling; padding is attended to unless fusion_mask_padding is set (then the masks are required).
+        Both inputs are [B, L, d] with the same L (the inputter pads context and persona to one length).
+        """
+        scores_pc = torch.bmm(persona_states, context_states.transpose(1, 2))  # [B, L_p, L_c]
+        scores_cp = scores_pc.transpose(1, 2)                                   # H_c H_p^T = (H_p H_c^T)^T
+        if self.fusion_mask_padding:
+            scores_pc = _mask_keys(scores_pc, context_mask)
+            scores_cp = _mask_keys(scores_cp, persona_mask)
+        persona_over_context = torch.bmm(scores_pc.softmax(dim=-1), context_states)  # A
+        context_over_persona = torch.bmm(scores_cp.softmax(dim=-1), persona_states)  # B
+        a_prime = self.persona_norm(persona_over_context + persona_states)
+        b_prime = self.context_norm(context_states + context_over_persona)
+        w = self.fusion_weights()
+        return w[0] * context_states + w[1] * a_prime + w[2] * b_prime
+
+    def decoder_encoder_states(self, input_ids, attention_mask, persona_input_ids=None, persona_attention_mask=None):
+        return self.fused_and_context_states(input_ids, attention_mask, persona_input_ids, persona_attention_mask)[0]
+
+    def fused_and_context_states(self, input_ids, attention_mask, persona_input_ids, persona_attention_mask):
+        """(fused states, plain context states): generation needs both for the contrastive logits."""
+        if persona_input_ids is None:
+            raise UserError("config strat needs persona_input_ids in the batch (was the data prepared with "
+                            "--config_name strat?)")
+        if persona_input_ids.shape[1] != input_ids.shape[1]:
+            raise ValueError("context and persona must be padded to the same length "
+                             f"({input_ids.shape[1]} != {persona_input_ids.shape[1]})")
+        context = self.encode(input_ids, attention_mask)
+        persona = self.encode(persona_input_ids, persona_attention_mask)
+        return self.fuse(context, persona, attention_mask, persona_attention_mask), context
+
+
+def _mask_keys(scores, key_mask):
+    if key_mask is None:
+        raise ValueError("fusion_mask_padding needs attention masks")
+    return scores.masked_fill(~key_mask.bool()[:, None, :], torch.finfo(scores.dtype).min)
+
+
+MODEL_CLASSES = {
+    "strat_blenderbot_small": PersonaFusionBlenderbotSmall,
+    "strat_blenderbot_small_no_persona": StrategyBlenderbotSmall,
+    "vanilla_blenderbot_small": VanillaBlenderbotSmall,
+}
+
+
+# ---- building ---------------------------------------------------------------------------------------------------
+def build_model(config_name, pretrained_model_path=None, checkpoint=None, fusion_mask_padding=False,
+                new_embeddings_init="normal", device=None):
+    """(tokenizer, model) for codes/CONFIG/<config_name>.json, as the authors' build_model does.
+
+    Loads pretrained BlenderBot-small from the config's directory (or `pretrained_model_path`), adds the config's
+    tokens, resizes the embeddings to len(tokenizer) and, when `checkpoint` (an `epoch-N.bin`) is given, loads it
+    strictly. With a checkpoint the pretrained *weights* are not needed (only config.json and the tokenizer files):
+    every parameter comes from the checkpoint.
+    """
+    config = load_config(config_name)
+    model_cls = MODEL_CLASSES.get(config["model_name"])
+    if model_cls is None:
+        raise UserError(f"CONFIG/{config_name}.json: unknown model_name {config['model_name']!r}; "
+                        f"known: {', '.join(MODEL_CLASSES)}")
+    path = resolve_pretrained_path(config, pretrained_model_path)
+    toker = build_tokenizer(config, path)
+    model = _instantiate(model_cls, path, config, weights_needed=checkpoint is None)
+    if len(toker) > toker.vocab_size:  # the authors resize only when tokens were added
+        if new_embeddings_init not in ("normal", "mean"):
+            raise ValueError(f"new_embeddings_init must be 'normal' or 'mean', got {new_embeddings_init!r}")
+        model.resize_token_embeddings(len(toker), mean_resizing=new_embeddings_init == "mean")
+    if model.predicts_strategy:
+        model.strategy_token_ids = strategy_token_ids(toker)
+    if isinstance(model, PersonaFusionBlenderbotSmall):
+        model.fusion_mask_padding = bool(fusion_mask_padding)
+    if checkpoint is not None:
+        load_checkpoint(model, checkpoint, config_name)
+    if isinstance(model, PersonaFusionBlenderbotSmall):
+        model.strategy_alpha.requires_grad_(False)
+    if device is not None:
+        model.to(device)
+    return toker, model
+
+
+def strategy_token_ids(toker):
+    """Ids of the 8 strategy tokens; the authors index them as the last 8 vocabulary ids, so check that holds."""
+    ids = toker.convert_tokens_to_ids(STRATEGY_TOKENS)
+    if ids != list(range(len(toker) - NUM_STRATEGIES, len(toker))):
+        raise UserError(f"the tokenizer's strategy tokens have ids {ids}, not the last {NUM_STRATEGIES} ids of its "
+                        f"{len(toker)}-token vocabulary; the config's expanded_vocab must end with them")
+    return ids
+
+
+def _instantiate(model_cls, path, config, weights_needed):
+    custom = config.get("custom_config_path")
+    if custom:  # the authors' option: a randomly initialised model of another shape
+        return model_cls(BlenderbotSmallConfig.from_pretrained(custom))
+    if not weights_needed:
+        return model_cls(_load_hf_config(path))
+    try:
+        model, info = model_cls.from_pretrained(path, output_loading_info=True)
+    except (OSError, ValueError) as e:
+        raise UserError(f"cannot load pretrained weights from {path!r} ({str(e).splitlines()[0]}): " + WEIGHTS_HINT)
+    missing = [k for k in info.get("missing_keys", []) if k not in PAL_EXTRA_KEYS and k != "final_logits_bias"]
+    if missing:
+        raise UserError(f"pretrained weights in {path!r} lack {len(missing)} tensors (e.g. {missing[:3]}): "
+                        + WEIGHTS_HINT)
+    return model
+
+
+def _load_hf_config(path):
+    try:
+        return BlenderbotSmallConfig.from_pretrained(path)
+    except (OSError, ValueError) as e:
+        raise UserError(f"cannot read config.json from {path!r} ({str(e).splitlines()[0]}): " + WEIGHTS_HINT)
+
+
+# ---- authors'-style checkpoints -----------------------------------------------------------------------------------
+# Tensors that 4.x state_dicts hold under several names (tied embeddings): any one of them is enough.
+TIED_EMBEDDING_KEYS = ("model.shared.weight", "model.encoder.embed_tokens.weight", "model.decoder.embed_tokens.weight",
+                       "lm_head.weight")
+
+
+def load_checkpoint(model, path, config_name="?"):
+    """Load an authors'-style `epoch-N.bin` (plain state_dict) strictly; mismatches are one UserError line."""
+    state = read_state_dict(path)
+    state = normalize_state_dict_keys(state, model)
+    problems = state_dict_mismatches(model, state)
+    if problems:
+        raise UserError(f"{path} does not match config {config_name!r} ({type(model).__name__}): {problems}; "
+                        "was it trained with another --config_name?")
+    model.load_state_dict(state, strict=True)
+
+
+def read_state_dict(path):
+    if not os.path.isfile(path):
+        raise UserError(f"checkpoint {path} not found (pass --load_checkpoint DIR/epoch-N.bin written by train.py)")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as e:
+        raise UserError(f"cannot read checkpoint {path} as a state_dict of tensors ({str(e).splitlines()[0]})")
+    if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
+        state = state["model"]  # a resumable training checkpoint that wraps the weights
+    if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
+        raise UserError(f"checkpoint {path} is not a plain state_dict (name -> tensor)")
+    return state
+
+
+def normalize_state_dict_keys(state, model):
+    """Map names that other transformers versions / wrappers write onto this model's names:
+    DataParallel's `module.` prefix, TF-style `.gamma`/`.beta`, tied embedding copies that are absent,
+    and a missing `final_logits_bias` (transformers lists it as optional; it is all zeros in BlenderBot-small)."""
+    out = {}
+    for key, value in state.items():
+        if key.startswith("module."):
+            key = key[len("module."):]
+        if key.endswith(".gamma"):
+            key = key[: -len(".gamma")] + ".weight"
+        elif key.endswith(".beta"):
+            key = key[: -len(".beta")] + ".bias"
+        out[key] = value
+    present = [k for k in TIED_EMBEDDING_KEYS if k in out]
+    if present:
+        for k in TIED_EMBEDDING_KEYS:
+            out.setdefault(k, out[present[0]])
+    if "final_logits_bias" not in out and "model.shared.weight" in out:
+        out["final_logits_bias"] = torch.zeros(1, out["model.shared.weight"].shape[0])
+    return out
+
+
+def state_dict_mismatches(model, state, show=6):
+    """'' when keys and shapes match; else one line listing missing, unexpected and shape-mismatched keys."""
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    shapes = sorted(f"{k} {tuple(state[k].shape)} vs {tuple(expected[k].shape)}"
+                    for k in set(state) & set(expected) if state[k].shape != expected[k].shape)
+    parts = []
+    for label, items in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", shapes)):
+        if items:
+            more = f" and {len(items) - show} more" if len(items) > show else ""
+            parts.append(f"{label} {len(items)}: {', '.join(items[:show])}{more}")
+    return "; ".join(parts)
+
+
+def save_checkpoint(model, path):
+    """torch.save(state_dict) atomically: the authors' epoch-N.bin format."""
+    state = {k: v.detach().cpu() for k, v in unwrap_model(model).state_dict().items()}
+    with atomic_write(path, "wb") as f:
+        torch.save(state, f)
+
+
+def unwrap_model(model):
+    """The model inside a DistributedDataParallel/DataParallel wrapper."""
+    return getattr(model, "module", model)

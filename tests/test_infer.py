@@ -1,0 +1,199 @@
+"""codes/infer.py and codes/interact.py end to end on a tiny model and a three-dialogue file."""
+import io
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from pal.cli import UserError
+from pal.model import build_model, save_checkpoint
+from test_model import randomize, single_thread, write_dialogues  # noqa: F401 (fixture)
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FAST = ["--max_length", "8", "--min_length", "3", "--infer_batch_size", "2", "--max_input_length", "64"]
+
+
+def punkt_available():
+    try:
+        from metric import require_punkt
+        require_punkt()
+        return True
+    except UserError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory, tiny_blender_dir):
+    """A training-run folder with epoch-0.bin of each config and a data file."""
+    root = tmp_path_factory.mktemp("infer")
+    for config in ("strat", "strat_no_persona", "vanilla"):
+        _, model = build_model(config, pretrained_model_path=tiny_blender_dir)
+        os.makedirs(root / config)
+        save_checkpoint(randomize(model), str(root / config / "epoch-0.bin"))
+    write_dialogues(root / "test.txt")
+    return root
+
+
+def infer_args(run_dir, tiny_blender_dir, config="strat", inputter="strat", extra=()):
+    return ["--config_name", config, "--inputter_name", inputter, "--pretrained_model_path", tiny_blender_dir,
+            "--load_checkpoint", str(run_dir / config / "epoch-0.bin"), "--infer_input_file",
+            str(run_dir / "test.txt"), *FAST, *extra]
+
+
+def run_infer(argv):
+    import infer
+    infer.main(argv)
+
+
+def test_same_seed_gives_byte_identical_gen_json(run_dir, tiny_blender_dir):
+    score = [] if punkt_available() else ["--only_generate"]
+    argv = infer_args(run_dir, tiny_blender_dir, extra=score)
+    run_infer(argv)
+    res = run_dir / "strat" / "res_epoch-0.bin_test_k.10_p.0.9_b.1_t.0.5_lp.1.0_rp.1.03_ng.0"  # the authors' name
+    first = (res / "gen.json").read_bytes()
+    run_infer(argv)
+    assert (res / "gen.json").read_bytes() == first
+    records = json.loads(first)
+    assert len(records) == 9  # the supporter turns right after a seeker turn
+    keys = ["sample_id", "post", "response", "generation", "persona", "cls_strat_id", "pred_strat_id",
+            "pred_strat_id_top1", "pred_strat_id_top3", "pred_strat_id_dist"]
+    if not score:
+        keys += ["token_num", "loss", "ppl"]
+    assert all(list(r) == keys for r in records)
+    assert [r["sample_id"] for r in records] == [0, 0, 0, 0, 1, 1, 1, 2, 2]
+    assert records[0]["post"] == "hi, i have been really worried lately."
+    assert records[0]["response"] == "hello, how are you doing today?"
+    assert records[1]["persona"] == ""  # "<input>" decoded without added tokens
+    assert records[2]["persona"].startswith("i have two kids")  # persona_list[0] after the 3rd seeker turn
+    assert records[2]["cls_strat_id"] == 4 and len(records[0]["pred_strat_id_top3"]) == 5
+    assert abs(sum(map(float, records[0]["pred_strat_id_dist"].split())) - 1) < 1e-5
+    lines = (res / "gen.txt").read_text().splitlines()
+    assert [json.loads(line) for line in lines] == records
+    if not score:
+        for r in records:
+            assert abs(r["ppl"] - torch.exp(torch.tensor(r["loss"])).item()) < 1e-3 * r["ppl"]
+            assert r["token_num"] == float(int(r["token_num"])) and 2 <= r["token_num"] <= 16
+        metrics = json.loads((res / "metric.json").read_text())
+        assert "perplexity" in metrics and "acc_cls_strat_id" in metrics
+    other_seed = infer_args(run_dir, tiny_blender_dir, extra=["--only_generate", "--seed", "5", "--save_dir",
+                                                              str(run_dir / "seed5")])
+    run_infer(other_seed)
+    assert [r["generation"] for r in json.loads((run_dir / "seed5" / "gen.json").read_text())] != \
+        [r["generation"] for r in records]  # sampling really happens
+
+
+def test_gen_json_loss_is_the_models_validation_loss(run_dir, tiny_blender_dir):
+    """gen.json's per-example loss comes from the validation batching of batch size --infer_batch_size."""
+    from pal.config import load_config
+    from pal.inputter import Featurizer, settings_for, validation_batches
+    save = run_dir / "loss_check"
+    run_infer(infer_args(run_dir, tiny_blender_dir, extra=["--save_dir", str(save)]) + ["--only_generate"])
+    toker, model = build_model("strat", pretrained_model_path=tiny_blender_dir,
+                               checkpoint=str(run_dir / "strat" / "epoch-0.bin"))
+    model.eval()
+    settings = settings_for(load_config("strat"), "strat", 64, 15)
+    features = Featurizer(toker, settings).file_features(str(run_dir / "test.txt"), "inference", with_meta=True)
+    expected = []
+    with torch.no_grad():
+        for batch in validation_batches(features, 2, toker.pad_token_id, True):
+            out = model(**batch)
+            expected += [s / c for s, c in zip(out.loss_sum_per_example.tolist(), out.label_count.tolist())]
+    import infer
+    losses = infer.per_example_losses(model, validation_batches(features, 2, toker.pad_token_id, True),
+                                      torch.device("cpu"), lambda: torch.autocast("cpu", enabled=False), None)
+    assert [s / c for s, c in losses] == expected
+
+
+@pytest.mark.parametrize("config,inputter", [("strat_no_persona", "strat"), ("vanilla", "vanilla")])
+def test_baselines_infer(run_dir, tiny_blender_dir, config, inputter):
+    save = run_dir / f"res_{config}"
+    run_infer(infer_args(run_dir, tiny_blender_dir, config, inputter,
+                         ["--only_generate", "--save_dir", str(save), "--top_k", "0", "--top_p", "1.0"]))
+    records = json.loads((save / "gen.json").read_text())
+    assert len(records) == 9 and all(r["generation"] for r in records)
+    assert ("pred_strat_id" in records[0]) == (config != "vanilla")
+
+
+def test_options_change_the_result_folder(run_dir, tiny_blender_dir):
+    import infer
+    args = infer.build_parser().parse_args(infer_args(run_dir, tiny_blender_dir, extra=[
+        "--strategy_alpha", "0", "--use_gold_strategy", "--fusion_mask_padding", "True"]))
+    name = os.path.basename(infer.result_dir(args, "DATA/pesconv/test.txt"))
+    assert name == "res_epoch-0.bin_test_k.10_p.0.9_b.1_t.0.5_lp.1.0_rp.1.03_ng.0_gold_alpha.0_fmask"
+
+
+def run_script(script, args, stdin=None):
+    return subprocess.run([sys.executable, os.path.join(REPO, "codes", script), *args], input=stdin,
+                          capture_output=True, text=True, cwd=REPO, timeout=300)
+
+
+def test_checkpoint_of_another_config_is_a_one_line_error(run_dir, tiny_blender_dir):
+    save = run_dir / "should_not_exist"
+    result = run_script("infer.py", ["--config_name", "vanilla", "--inputter_name", "vanilla",
+                                     "--pretrained_model_path", tiny_blender_dir, "--load_checkpoint",
+                                     str(run_dir / "strat" / "epoch-0.bin"), "--infer_input_file",
+                                     str(run_dir / "test.txt"), "--save_dir", str(save)])
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr
+    assert "persona_norm.weight" in result.stderr and "Traceback" not in result.stderr
+    assert not save.exists()
+
+
+def test_bad_data_file_is_a_user_error(run_dir, tiny_blender_dir, tmp_path):
+    bad = tmp_path / "bad.txt"
+    bad.write_text('{"dialog": [{"text": "hi", "speaker": "usr"}]}\nnot json\n')
+    argv = infer_args(run_dir, tiny_blender_dir, extra=["--save_dir", str(tmp_path / "out")])
+    argv[argv.index("--infer_input_file") + 1] = str(bad)
+    with pytest.raises(UserError, match="line 2"):
+        run_infer(argv)
+    assert not (tmp_path / "out").exists()
+
+
+# ---- interact -----------------------------------------------------------------------------------------------------
+def test_interact_piped_prints_strategy(run_dir, tiny_blender_dir, tmp_path):
+    result = run_script("interact.py", ["--config_name", "strat", "--inputter_name", "strat",
+                                        "--pretrained_model_path", tiny_blender_dir, "--load_checkpoint",
+                                        str(run_dir / "strat" / "epoch-0.bin"), "--max_length", "6",
+                                        "--persona", "i am a nurse. i have a cat.", "--output_dir",
+                                        str(tmp_path / "dialogs")],
+                        stdin="hi there\n\ni lost my job\n")
+    assert result.returncode == 0, result.stderr
+    replies = [line for line in result.stdout.splitlines() if line.strip().startswith("AI [")]
+    assert len(replies) == 2
+    assert all(line.split("[", 1)[1].split("]")[0] in __import__("pal.config").config.STRATEGIES for line in replies)
+    assert "Prompt should not be empty!" in result.stdout
+    saved = os.listdir(tmp_path / "dialogs")
+    dialog = json.loads((tmp_path / "dialogs" / saved[0]).read_text())
+    assert [t["speaker"] for t in dialog["dialog"]] == ["usr", "sys", "usr", "sys"]
+    assert dialog["persona"][0] == "<persona> i am a nurse. <persona> i have a cat. <input>"
+
+
+def test_interact_with_live_persona_extractor(run_dir, tiny_blender_dir, tmp_path, monkeypatch, capsys):
+    sys.path.insert(0, os.path.join(REPO, "persona_extractor"))
+    try:
+        from tiny_bart import make_tiny_bart_dir
+    except ImportError:
+        pytest.skip("persona_extractor/tiny_bart.py is not there yet")
+    extractor_dir = make_tiny_bart_dir(str(tmp_path / "extractor"))
+    import interact
+    monkeypatch.setattr(sys, "stdin", io.StringIO("hi\ni am sad\nmy dog died\nwhat now\n"))
+    interact.main(["--config_name", "strat", "--inputter_name", "strat", "--pretrained_model_path", tiny_blender_dir,
+                   "--load_checkpoint", str(run_dir / "strat" / "epoch-0.bin"), "--max_length", "5",
+                   "--persona_extractor", extractor_dir, "--output_dir", str(tmp_path / "dialogs")])
+    out = capsys.readouterr().out.splitlines()
+    personas = [line for line in out if line.strip().startswith("(persona:")]
+    assert [p.strip().endswith("<input>)") for p in personas] == [True] * 4
+    assert personas[0].strip() == "(persona: <input>)" and personas[1].strip() == "(persona: <input>)"
+    assert len([line for line in out if line.strip().startswith("AI [")]) == 4
+
+
+def test_persona_string_forms():
+    import interact
+    assert interact.persona_string("i am a nurse. i have a cat!") == \
+        "<persona> i am a nurse. <persona> i have a cat! <input>"
+    assert interact.persona_string("i like tea\ni run") == "<persona> i like tea <persona> i run <input>"
+    assert interact.persona_string("<persona> x. <input>") == "<persona> x. <input>"
+    assert interact.persona_string("  ") == "<input>"

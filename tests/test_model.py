@@ -1,0 +1,384 @@
+"""The PAL model family (codes/pal/model.py): fusion math, loss, checkpoints in the authors' format, errors.
+
+Tiny random BlenderBot-small models (d_model 32, 2 layers) with the real tokenizer when ../shared has it.
+Helpers here are also used by test_generation.py and test_infer.py.
+"""
+import json
+import os
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from pal.cli import UserError
+from pal.config import STRATEGIES
+from pal.model import (PersonaFusionBlenderbotSmall, StrategyBlenderbotSmall, VanillaBlenderbotSmall, build_model,
+                       load_checkpoint, save_checkpoint)
+
+
+@pytest.fixture(autouse=True)
+def single_thread():
+    """Tiny models run faster on one thread (and do not fight other test processes for cores)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+# ---- shared helpers -------------------------------------------------------------------------------------------------
+DIALOGUES = [
+    {"dialog": [
+        {"text": "hi, i have been really worried lately.", "speaker": "usr"},
+        {"text": "hello, how are you doing today?", "speaker": "sys", "strategy": "Others"},
+        {"text": "can you tell me more about it?", "speaker": "sys", "strategy": "Question"},
+        {"text": "my company is laying people off.", "speaker": "usr"},
+        {"text": "that sounds really stressful.", "speaker": "sys", "strategy": "Reflection of feelings"},
+        {"text": "i have two kids and i am scared.", "speaker": "usr"},
+        {"text": "it is normal to feel scared.", "speaker": "sys", "strategy": "Affirmation and Reassurance"},
+        {"text": "what should i do now?", "speaker": "usr"},
+        {"text": "maybe you could update your resume.", "speaker": "sys", "strategy": "Providing Suggestions"}],
+     "persona": "<persona> i have two kids. <persona> i work at a company. <input>",
+     "persona_list": ["<persona> i have two kids. <input>",
+                      "<persona> i have two kids. <persona> i work at a company. <input>"]},
+    {"dialog": [
+        {"text": "hello", "speaker": "usr"},
+        {"text": "hi! what brings you here?", "speaker": "sys", "strategy": "Question"},
+        {"text": "my friend stopped talking to me.", "speaker": "usr"},
+        {"text": "i am sorry to hear that.", "speaker": "sys", "strategy": "Others"},
+        {"text": "i feel so alone.", "speaker": "usr"},
+        {"text": "i once lost a friend too.", "speaker": "sys", "strategy": "Self-disclosure"}],
+     "persona": "<persona> i feel alone. <input>",
+     "persona_list": ["<persona> i feel alone. <input>"]},
+    {"dialog": [
+        {"text": "i can not sleep at night.", "speaker": "usr"},
+        {"text": "so you have trouble sleeping?", "speaker": "sys", "strategy": "Restatement or Paraphrasing"},
+        {"text": "yes, for weeks.", "speaker": "usr"},
+        {"text": "sleep problems are common under stress.", "speaker": "sys", "strategy": "Information"}],
+     "persona_list": []},
+]
+
+
+def write_dialogues(path, dialogues=DIALOGUES):
+    with open(path, "w", encoding="utf-8") as f:
+        for d in dialogues:
+            f.write(json.dumps(d) + "\n")
+    return str(path)
+
+
+def randomize(model, std=0.2, seed=0):
+    """Redraw the matrices with a larger std: the stock init (0.02) gives near-constant outputs that would make
+    equality tests vacuous."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() > 1:
+                p.copy_(torch.randn(p.shape, generator=g) * std)
+    return model
+
+
+def padded(rows, length, value):
+    out = torch.full((len(rows), length), value, dtype=torch.long)
+    for i, r in enumerate(rows):
+        out[i, :len(r)] = torch.tensor(r)
+    return out
+
+
+def make_batch(toker, contexts, personas=None, responses=None, strategies=None):
+    """A contract batch built by hand from strings (context and persona padded to one length).
+    With `strategies` (ids) the labels start with the strategy token and strat_id is set (vanilla: None)."""
+    enc = lambda t: toker(t, add_special_tokens=False)["input_ids"]
+    ctx = [enc(c) for c in contexts]
+    per = [enc(p) for p in personas] if personas else None
+    width = max(len(x) for x in ctx + (per or []))
+    batch = {"input_ids": padded(ctx, width, toker.pad_token_id),
+             "attention_mask": padded([[1] * len(x) for x in ctx], width, 0)}
+    if per:
+        batch["persona_input_ids"] = padded(per, width, toker.pad_token_id)
+        batch["persona_attention_mask"] = padded([[1] * len(x) for x in per], width, 0)
+    if responses:
+        first = [[toker.convert_tokens_to_ids(f"[{STRATEGIES[s]}]")] for s in strategies] if strategies \
+            else [[] for _ in responses]
+        labels = [f + enc(r) + [toker.eos_token_id] for f, r in zip(first, responses)]
+        t = max(len(x) for x in labels)
+        batch["labels"] = padded(labels, t, -100)
+        batch["decoder_input_ids"] = padded([[toker.bos_token_id] + x[:-1] for x in labels], t, toker.pad_token_id)
+    if strategies:
+        batch["strat_id"] = torch.tensor(strategies)
+    return batch
+
+
+CONTEXTS = ["Persona:i feel sad about my job</s> <s>System:", "Persona:hello</s> <s>System:",
+            "Persona:my friend left me and i do not know what to do</s> <s>System:"]
+PERSONAS = ["<persona> i am a teacher. <input>", "<input>", "<persona> i like dogs. <persona> i am old. <input>"]
+RESPONSES = ["i am sorry to hear that.", "hi, how are you?", "that must be hard."]
+
+
+def tiny_model(tiny_blender_dir, config="strat", std=0.5, **options):
+    toker, model = build_model(config, pretrained_model_path=tiny_blender_dir, **options)
+    return toker, randomize(model, std=std).eval()
+
+
+# ---- fusion -------------------------------------------------------------------------------------------------------
+def direct_fusion(model, h_c, h_p):
+    """SPEC Stage 4 written per example with plain matmuls (the authors' loop form)."""
+    theta = model.persona_context_w
+    w = [torch.exp(theta[i]) / torch.sum(torch.exp(theta)) for i in range(3)]
+    out = []
+    for c, p in zip(h_c, h_p):
+        a = torch.matmul(torch.softmax(torch.matmul(p, c.t()), dim=-1), c)  # persona over context
+        b = torch.matmul(torch.softmax(torch.matmul(c, p.t()), dim=-1), p)  # context over persona
+        a_prime = F.layer_norm(a + p, (c.shape[-1],), model.persona_norm.weight, model.persona_norm.bias)
+        b_prime = F.layer_norm(c + b, (c.shape[-1],), model.context_norm.weight, model.context_norm.bias)
+        out.append(w[0] * c + w[1] * a_prime + w[2] * b_prime)
+    return torch.stack(out)
+
+
+def test_fusion_equals_direct_per_example_formula(tiny_blender_dir):
+    toker, model = tiny_model(tiny_blender_dir)
+    with torch.no_grad():  # non-trivial learnt parts so each term matters
+        model.persona_context_w.copy_(torch.tensor([0.2, -0.4, 0.9]))
+        model.persona_norm.weight.uniform_(0.5, 1.5), model.context_norm.bias.uniform_(-0.5, 0.5)
+    batch = make_batch(toker, CONTEXTS, PERSONAS)
+    with torch.no_grad():
+        h_c = model.encode(batch["input_ids"], batch["attention_mask"])
+        h_p = model.encode(batch["persona_input_ids"], batch["persona_attention_mask"])
+        fused = model.fuse(h_c, h_p, batch["attention_mask"], batch["persona_attention_mask"])
+        expected = direct_fusion(model, h_c, h_p)
+        states = model.decoder_encoder_states(**{k: batch[k] for k in ("input_ids", "attention_mask",
+                                                                        "persona_input_ids", "persona_attention_mask")})
+    torch.testing.assert_close(fused, expected, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(states, fused)
+    assert not torch.allclose(fused, h_c, atol=1e-3)  # the persona really changes what the decoder sees
+
+
+def test_unmasked_fusion_depends_on_padding_masked_does_not(tiny_blender_dir):
+    """The authors' fusion attends over padding (so batching matters); fusion_mask_padding removes that."""
+    toker, model = tiny_model(tiny_blender_dir)
+    batch = make_batch(toker, CONTEXTS, PERSONAS)
+    single = make_batch(toker, CONTEXTS[1:2], PERSONAS[1:2])  # example 1 with its own (shorter) padding
+    n = int(single["attention_mask"].sum())
+    keys = ("input_ids", "attention_mask", "persona_input_ids", "persona_attention_mask")
+    with torch.no_grad():
+        unmasked_batch = model.decoder_encoder_states(**{k: batch[k] for k in keys})[1, :n]
+        unmasked_single = model.decoder_encoder_states(**{k: single[k] for k in keys})[0, :n]
+        model.fusion_mask_padding = True
+        masked_batch = model.decoder_encoder_states(**{k: batch[k] for k in keys})[1, :n]
+        masked_single = model.decoder_encoder_states(**{k: single[k] for k in keys})[0, :n]
+    assert not torch.allclose(unmasked_batch, unmasked_single, atol=1e-4)
+    torch.testing.assert_close(masked_batch, masked_single, rtol=1e-5, atol=1e-5)
+
+
+def test_extra_parameters_initial_values_and_alpha_frozen(tiny_blender_dir):
+    _, model = build_model("strat", pretrained_model_path=tiny_blender_dir)
+    state = model.state_dict()
+    for key in ("persona_norm.weight", "persona_norm.bias", "context_norm.weight", "context_norm.bias",
+                "persona_context_w", "strategy_alpha"):
+        assert key in state
+    assert torch.allclose(state["persona_context_w"], torch.full((3,), 1 / 3))
+    assert torch.equal(state["strategy_alpha"], torch.full((8,), 0.5))
+    assert not model.strategy_alpha.requires_grad
+    assert model.persona_context_w.requires_grad
+    assert model.strategy_token_ids == list(range(model.config.vocab_size - 8, model.config.vocab_size))
+
+
+def test_new_embedding_rows_use_the_old_normal_init(tiny_blender_dir):
+    """transformers 4.x drew added rows from normal(0, init_std); transformers 5's default (mean resizing) would
+    centre them on the old rows' mean with their covariance."""
+    toker, model = build_model("strat", pretrained_model_path=tiny_blender_dir)
+    _, plain = build_model("vanilla", pretrained_model_path=tiny_blender_dir)
+    old = plain.model.shared.weight.shape[0]
+    new_rows = model.model.shared.weight[old:]
+    assert new_rows.shape[0] == len(toker) - toker.vocab_size == 12
+    assert torch.equal(model.model.shared.weight[:old], plain.model.shared.weight)
+    assert 0.6 * model.config.init_std < new_rows.std().item() < 1.4 * model.config.init_std
+    assert model.lm_head.weight.data_ptr() == model.model.shared.weight.data_ptr()  # still tied
+    assert model.final_logits_bias.shape == (1, len(toker)) and not model.final_logits_bias[0, old:].any()
+
+
+# ---- forward / loss -------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("config", ["strat", "strat_no_persona", "vanilla"])
+def test_forward_loss_fields(tiny_blender_dir, config):
+    toker, model = tiny_model(tiny_blender_dir, config)
+    personas = PERSONAS if config == "strat" else None
+    batch = make_batch(toker, CONTEXTS, personas, RESPONSES, [0, 4, 2] if config != "vanilla" else None)
+    batch["meta"] = {"sample_id": [0, 1, 2]}  # extra keys of the inputter are ignored
+    with torch.no_grad():
+        out = model(**batch)
+    labels = batch["labels"]
+    per_token = F.cross_entropy(out.logits.reshape(-1, out.logits.shape[-1]), labels.reshape(-1),
+                                reduction="none").view(labels.shape)
+    count = labels.ne(-100).sum(1).float()
+    torch.testing.assert_close(out.label_count, count)
+    torch.testing.assert_close(out.loss_sum_per_example, per_token.sum(1))
+    torch.testing.assert_close(out.loss, per_token.sum() / count.sum())
+    with pytest.raises(TypeError, match="unexpected batch keys"):
+        model(**batch, decoder_attention_mask=batch["attention_mask"])
+
+
+def test_vanilla_logits_equal_transformers_with_4x_decoder_embedding_scale(tiny_blender_dir):
+    """Our decoder scales token embeddings by sqrt(d_model) as transformers 4.x did; transformers 5.23 does not."""
+    from transformers import BlenderbotSmallForConditionalGeneration
+    toker, model = tiny_model(tiny_blender_dir, "vanilla")
+    hf = BlenderbotSmallForConditionalGeneration(model.config).eval()
+    hf.load_state_dict(model.state_dict())
+    batch = make_batch(toker, CONTEXTS)
+    dec = torch.tensor([[1, 20, 21, 22], [1, 30, 2, 0], [1, 5, 6, 7]])
+    with torch.no_grad():
+        ours = model(**batch, decoder_input_ids=dec).logits
+        embeds = hf.model.decoder.embed_tokens(dec) * hf.model.decoder.embed_scale
+        theirs_4x = hf(**batch, decoder_inputs_embeds=embeds).logits
+        theirs_5 = hf(**batch, decoder_input_ids=dec).logits
+        model.hf4_decoder_embed_scale = False
+        ours_5 = model(**batch, decoder_input_ids=dec).logits
+    torch.testing.assert_close(ours, theirs_4x, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(ours_5, theirs_5, rtol=1e-5, atol=1e-5)
+
+
+def test_loss_decreases_and_alpha_stays(tiny_blender_dir, tmp_path):
+    """A few AdamW steps on a small batch of real featurized examples lower the loss; strategy_alpha is not trained."""
+    from pal.config import load_config
+    from pal.inputter import Featurizer, settings_for, validation_batches
+    toker, model = tiny_model(tiny_blender_dir, std=0.05)
+    settings = settings_for(load_config("strat"), "strat", 64, 16)
+    features = Featurizer(toker, settings).file_features(write_dialogues(tmp_path / "d.txt"), "training")
+    batch = next(validation_batches(features, 64, toker.pad_token_id, True))
+    model.train()
+    torch.manual_seed(0)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-3)
+    losses = []
+    for _ in range(6):
+        loss = model(**batch).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0] - 0.5, losses
+    assert torch.equal(model.strategy_alpha, torch.full((8,), 0.5))
+    assert not torch.allclose(model.persona_context_w, torch.full((3,), 1 / 3))  # fusion weights do train
+
+
+# ---- checkpoints ----------------------------------------------------------------------------------------------------
+def test_save_load_gives_identical_logits(tiny_blender_dir, tmp_path):
+    toker, model = tiny_model(tiny_blender_dir)
+    with torch.no_grad():
+        model.strategy_alpha.copy_(torch.linspace(0, 0.7, 8))
+        model.persona_context_w.copy_(torch.tensor([0.5, 0.1, -0.2]))
+    path = str(tmp_path / "epoch-0.bin")
+    save_checkpoint(model, path)
+    _, loaded = build_model("strat", pretrained_model_path=tiny_blender_dir, checkpoint=path)
+    loaded.eval()
+    batch = make_batch(toker, CONTEXTS, PERSONAS, RESPONSES, [0, 1, 2])
+    with torch.no_grad():
+        assert torch.equal(model(**batch).logits, loaded(**batch).logits)
+    assert torch.equal(loaded.strategy_alpha, torch.linspace(0, 0.7, 8))
+    assert not loaded.strategy_alpha.requires_grad
+
+
+def authors_state_dict(model):
+    """A state_dict keyed as the authors' transformers 4.x model wrote it, built from names (not from
+    model.state_dict()): every tied embedding copy, final_logits_bias [1, V], learned positions, the PAL extras."""
+    c = model.config
+    src = {n: t for n, t in list(model.named_parameters()) + list(model.named_buffers())}
+    shared = src["model.shared.weight"].detach().clone()
+    state = {"final_logits_bias": torch.zeros(1, shared.shape[0]), "model.shared.weight": shared,
+             "model.encoder.embed_tokens.weight": shared, "model.decoder.embed_tokens.weight": shared,
+             "lm_head.weight": shared}
+    attn = [f"{p}_proj.{w}" for p in "kvq" for w in ("weight", "bias")] + ["out_proj.weight", "out_proj.bias"]
+    norms = lambda name: [f"{name}.weight", f"{name}.bias"]
+    for side, n_layers in (("encoder", c.encoder_layers), ("decoder", c.decoder_layers)):
+        names = [f"model.{side}.embed_positions.weight"] + [f"model.{side}.{n}" for n in norms("layernorm_embedding")]
+        for i in range(n_layers):
+            layer = [f"self_attn.{a}" for a in attn] + norms("self_attn_layer_norm") + norms("final_layer_norm")
+            layer += ["fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"]
+            if side == "decoder":
+                layer += [f"encoder_attn.{a}" for a in attn] + norms("encoder_attn_layer_norm")
+            names += [f"model.{side}.layers.{i}.{n}" for n in layer]
+        for name in names:
+            state[name] = src[name].detach().clone()
+    for name in ("persona_norm.weight", "persona_norm.bias", "context_norm.weight", "context_norm.bias",
+                 "persona_context_w"):
+        state[name] = src[name].detach().clone()
+    state["strategy_alpha"] = torch.tensor([0.0, 0.75, 0.0, 0.0, 0.75, 0.75, 0.75, 0.375])
+    return state
+
+
+@pytest.mark.parametrize("variant", ["as_saved", "dataparallel_prefix", "single_embedding_copy"])
+def test_authors_style_state_dict_loads(tiny_blender_dir, tmp_path, variant):
+    toker, model = tiny_model(tiny_blender_dir)
+    state = authors_state_dict(model)
+    assert set(state) == set(model.state_dict())  # the 4.x names are today's names
+    if variant == "dataparallel_prefix":
+        state = {"module." + k: v for k, v in state.items()}
+    if variant == "single_embedding_copy":
+        for k in ("model.encoder.embed_tokens.weight", "model.decoder.embed_tokens.weight", "lm_head.weight",
+                  "final_logits_bias"):
+            state.pop(k)
+    path = str(tmp_path / "epoch-4.bin")
+    torch.save(state, path)
+    _, loaded = build_model("strat", pretrained_model_path=tiny_blender_dir, checkpoint=path)
+    loaded.eval()
+    assert torch.equal(loaded.strategy_alpha, torch.tensor([0.0, 0.75, 0.0, 0.0, 0.75, 0.75, 0.75, 0.375]))
+    batch = make_batch(toker, CONTEXTS, PERSONAS, RESPONSES, [0, 1, 2])
+    with torch.no_grad():
+        assert torch.equal(model(**batch).logits, loaded(**batch).logits)
+
+
+def test_checkpoint_of_another_config_lists_keys(tiny_blender_dir, tmp_path):
+    toker, model = build_model("strat", pretrained_model_path=tiny_blender_dir)
+    path = str(tmp_path / "epoch-0.bin")
+    save_checkpoint(model, path)
+    with pytest.raises(UserError) as vanilla_error:
+        build_model("vanilla", pretrained_model_path=tiny_blender_dir, checkpoint=path)
+    message = str(vanilla_error.value)
+    assert "\n" not in message and "persona_norm.weight" in message and "strategy_alpha" in message
+    d = model.config.d_model
+    assert f"model.shared.weight ({len(toker)}, {d}) vs ({toker.vocab_size}, {d})" in message
+    with pytest.raises(UserError, match=r"unexpected 6: context_norm.bias"):
+        build_model("strat_no_persona", pretrained_model_path=tiny_blender_dir, checkpoint=path)
+    _, joint = build_model("strat_no_persona", pretrained_model_path=tiny_blender_dir)
+    save_checkpoint(joint, path)
+    with pytest.raises(UserError, match=r"missing 6: context_norm.bias.*strategy_alpha"):
+        build_model("strat", pretrained_model_path=tiny_blender_dir, checkpoint=path)
+
+
+def test_unreadable_or_missing_checkpoint(tiny_blender_dir, tmp_path):
+    with pytest.raises(UserError, match="not found"):
+        build_model("strat", pretrained_model_path=tiny_blender_dir, checkpoint=str(tmp_path / "nope.bin"))
+    bad = tmp_path / "bad.bin"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(UserError, match="cannot read checkpoint"):
+        build_model("strat", pretrained_model_path=tiny_blender_dir, checkpoint=str(bad))
+
+
+def test_missing_pretrained_weights_say_where_to_put_them(tiny_blender_dir, tmp_path):
+    no_weights = tmp_path / "no_weights"
+    no_weights.mkdir()
+    for name in os.listdir(tiny_blender_dir):
+        if not name.endswith((".safetensors", ".bin")):
+            (no_weights / name).write_bytes(open(os.path.join(tiny_blender_dir, name), "rb").read())
+    with pytest.raises(UserError, match="Blenderbot_small-90M"):
+        build_model("strat", pretrained_model_path=str(no_weights))
+    with pytest.raises(UserError, match="Blenderbot_small-90M"):
+        build_model("strat", pretrained_model_path=str(tmp_path / "missing_dir"))
+    # with a checkpoint only config.json and the tokenizer are needed
+    _, model = build_model("strat", pretrained_model_path=tiny_blender_dir)
+    save_checkpoint(model, str(tmp_path / "epoch-0.bin"))
+    _, loaded = build_model("strat", pretrained_model_path=str(no_weights), checkpoint=str(tmp_path / "epoch-0.bin"))
+    assert isinstance(loaded, PersonaFusionBlenderbotSmall)
+
+
+def test_config_picks_the_model_class(tiny_blender_dir):
+    assert isinstance(build_model("strat_no_persona", pretrained_model_path=tiny_blender_dir)[1],
+                      StrategyBlenderbotSmall)
+    toker, vanilla = build_model("vanilla", pretrained_model_path=tiny_blender_dir)
+    assert isinstance(vanilla, VanillaBlenderbotSmall) and len(toker) == toker.vocab_size
+    with pytest.raises(UserError, match="unknown --config_name"):
+        build_model("nope", pretrained_model_path=tiny_blender_dir)
+
+
+def test_load_checkpoint_directly(tiny_blender_dir, tmp_path):
+    _, model = tiny_model(tiny_blender_dir)
+    path = str(tmp_path / "epoch-1.bin")
+    save_checkpoint(model, path)
+    _, other = build_model("strat", pretrained_model_path=tiny_blender_dir)
+    load_checkpoint(other, path)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), other.state_dict().values()))

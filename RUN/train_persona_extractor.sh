@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# PAL stage 1b: fine-tune BART on the PersonaChat pairs with the authors' hyperparameters (SPEC "Stage 1").
+# Usage: bash RUN/train_persona_extractor.sh [more train_bart.py arguments, which override the ones below]
+#   Reads $PERSONA_CSV_DIR/{train,valid,test}.csv (default DATA/persona_extractor, from RUN/prepare_persona_data.sh);
+#   writes $EXTRACTOR_DIR (default DATA/persona_extractor/bart-large-cnn): best/ (lowest validation loss),
+#   last/ (for --resume), train_log.csv, results.json. CPU or CUDA is picked automatically.
+#   An interrupted run continues with: bash RUN/train_persona_extractor.sh --resume
+#   CPU smoke run with a tiny random BART:
+#     python persona_extractor/tiny_bart.py /tmp/tiny_bart --tokenizer_dir ../shared/models/bart-base
+#     bash RUN/train_persona_extractor.sh --model_name_or_path /tmp/tiny_bart --num_epochs 1
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$ROOT/RUN/setup_env.sh"
+cd "$ROOT"
+python persona_extractor/train_bart.py \
+    --model_name_or_path facebook/bart-large-cnn \
+    --train_dir "${PERSONA_CSV_DIR:-DATA/persona_extractor}" \
+    --output_dir "${EXTRACTOR_DIR:-DATA/persona_extractor/bart-large-cnn}" \
+    --max_source_length 128 \
+    --max_target_length 128 \
+    --learning_rate 1e-5 \
+    --train_batch_size 16 \
+    --eval_batch_size 16 \
+    --warmup_steps 100 \
+    --num_epochs 10 \
+    --val_check_interval 0.25 \
+    --patience 5 \
+    --seed 42 \
+    "$@"

@@ -1,0 +1,82 @@
+"""PersonaChat (ParlAI text format) -> train.csv, valid.csv, test.csv for the persona extractor (SPEC "Data").
+
+    python persona_extractor/process_bart_df.py [--data_dir Persona_chat/personachat] [--output_dir .]
+
+Reads `{split}_both_original.txt` (or the `_no_cands` variant) for split in train, valid, test; a split with no
+file is skipped with a note. Each dialogue gives two rows, first for the speaker of the response column ("your
+persona"), then for the partner (first column, "partner's persona"):
+  context = that speaker's utterances joined by " <sep> ", persona = their persona sentences joined by
+  " <persona> ", both followed by " </s>" as in the authors' CSVs (`--eos_suffix ""` leaves it out).
+The CSVs are written with pandas' default index column, like the authors' `df.to_csv(name)`, so either can be
+fed to train_bart.py. A malformed line stops the script with `error: <file>:<line>: ...` before any CSV is
+written.
+"""
+import argparse
+import os
+import sys
+
+from extractor import EOS_TEXT, dialogue_examples, read_personachat  # also puts codes/ on sys.path
+
+from pal.cli import UserError, atomic_write, run_main
+
+SPLITS = ("train", "valid", "test")
+FILE_VARIANTS = ("{split}_both_original.txt", "{split}_both_original_no_cands.txt")
+
+
+def find_split_file(data_dir, split):
+    for pattern in FILE_VARIANTS:
+        path = os.path.join(data_dir, pattern.format(split=split))
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def split_rows(path, eos_suffix):
+    rows = []
+    for dialogue in read_personachat(path):
+        rows.extend(dialogue_examples(dialogue, eos_suffix))
+    return rows
+
+
+def write_csv(rows, path):
+    import pandas as pd
+    frame = pd.DataFrame({"context": [c for c, _ in rows], "persona": [p for _, p in rows]})
+    with atomic_write(path) as f:
+        frame.to_csv(f)
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(description="PersonaChat ParlAI files -> context/persona CSVs for BART.")
+    parser.add_argument("--data_dir", default="Persona_chat/personachat",
+                        help="folder with {train,valid,test}_both_original[_no_cands].txt "
+                             "(default: the authors' Persona_chat/personachat)")
+    parser.add_argument("--output_dir", default=".", help="where train.csv, valid.csv, test.csv go (default: .)")
+    parser.add_argument("--eos_suffix", default=" " + EOS_TEXT,
+                        help="appended to every context and persona (default: ' </s>', as the authors' CSVs)")
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    if not os.path.isdir(args.data_dir):
+        raise UserError(f"--data_dir {args.data_dir}: no such folder; it should hold PersonaChat's "
+                        f"{{train,valid,test}}_both_original.txt (ParlAI ConvAI2 release)")
+    found = {split: find_split_file(args.data_dir, split) for split in SPLITS}
+    if not any(found.values()):
+        raise UserError(f"--data_dir {args.data_dir}: none of "
+                        f"{', '.join(v.format(split=s) for s in SPLITS for v in FILE_VARIANTS)} is there")
+    # Parse every split before writing anything, so a malformed file leaves no partial output behind.
+    rows = {}
+    for split, path in found.items():
+        if path is None:
+            print(f"note: no {split}_both_original[_no_cands].txt in {args.data_dir}; {split}.csv skipped")
+            continue
+        rows[split] = split_rows(path, args.eos_suffix)
+    for split, split_data in rows.items():
+        out = os.path.join(args.output_dir, f"{split}.csv")
+        write_csv(split_data, out)
+        print(f"{split}: {len(split_data) // 2} dialogues -> {len(split_data)} rows -> {out}")
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,120 @@
+"""Fine-tune BART as the persona extractor, and/or generate personas for a CSV (SPEC "Stage 1").
+
+Train (defaults = the authors' hyperparameters):
+    python persona_extractor/train_bart.py --train_dir data/both_original --output_dir runs/bart \\
+        [--model_name_or_path facebook/bart-large-cnn] [--learning_rate 1e-5] [--train_batch_size 16] ...
+Continue an interrupted run:      ... --resume
+Generate for a CSV (authors' infer step: 10 beams, max length 128, batches of 8, inputs cut to 512 tokens):
+    python persona_extractor/train_bart.py --do_infer --output_dir runs/bart [--infer_file data/test.csv]
+It reads the `context` column, writes the input CSV plus `infer_res` (the raw decoded generation, as the authors'
+CSV has it) and `persona_inferred` (the filtered SPEC persona string) to <output_dir>/<name>_gen_beams_<beams>.csv.
+
+Plain PyTorch + transformers, CPU or CUDA (picked automatically; --device to force). The training loop and what
+it reproduces from the authors' Lightning script are described in extractor_training.py.
+"""
+import argparse
+import os
+
+from extractor import (DEFAULT_MODEL, MAX_GEN_LENGTH, MAX_INPUT_LENGTH, NUM_BEAMS, DecodingSettings,
+                       PersonaExtractor, UserError, persona_from_generation)
+from extractor_training import TrainConfig, train
+
+from pal.cli import atomic_write, run_main
+
+
+def build_parser():
+    p = argparse.ArgumentParser(description="Fine-tune BART on PersonaChat context->persona pairs (persona "
+                                            "extractor) and/or generate personas for a CSV.")
+    p.add_argument("--do_train", action="store_true", help="train (the default when --do_infer is not given)")
+    p.add_argument("--do_infer", action="store_true", help="generate personas for --infer_file")
+    p.add_argument("--model_name_or_path", default=DEFAULT_MODEL,
+                   help="BART checkpoint to start from: local directory or hub name (default: %(default)s)")
+    p.add_argument("--train_dir", default="data/both_original",
+                   help="folder with train.csv, valid.csv, test.csv from process_bart_df.py "
+                        "(default: the authors' data/both_original)")
+    p.add_argument("--train_file", default=None, help="default: <train_dir>/train.csv")
+    p.add_argument("--valid_file", default=None, help="default: <train_dir>/valid.csv")
+    p.add_argument("--test_file", default=None,
+                   help="default: <train_dir>/test.csv when it exists (loss of the best checkpoint after training)")
+    p.add_argument("--output_dir", default="runs/bart_persona_extractor")
+    p.add_argument("--max_source_length", type=int, default=128)
+    p.add_argument("--max_target_length", type=int, default=128)
+    p.add_argument("--learning_rate", type=float, default=1e-5)
+    p.add_argument("--train_batch_size", type=int, default=16)
+    p.add_argument("--eval_batch_size", type=int, default=16, help="validation/test batch size")
+    p.add_argument("--warmup_steps", type=int, default=100)
+    p.add_argument("--num_epochs", type=int, default=10)
+    p.add_argument("--val_check_interval", type=float, default=0.25,
+                   help="validate every int(batches_per_epoch * this) batches (0.25: 4 times per epoch)")
+    p.add_argument("--patience", type=int, default=5, help="stop after this many validations without improvement")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--max_steps", type=int, default=None,
+                   help="stop after this many optimizer steps in total (resumable with --resume; for smoke runs)")
+    p.add_argument("--resume", action="store_true", help="continue the run saved in <output_dir>/last")
+    p.add_argument("--overwrite_output_dir", action="store_true", help="start over in an --output_dir with a run")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: CUDA when available)")
+    p.add_argument("--no_progress", action="store_true", help="no progress bars")
+    # inference
+    p.add_argument("--infer_checkpoint", default=None, help="checkpoint for --do_infer (default: <output_dir>/best)")
+    p.add_argument("--infer_file", default=None, help="CSV with a context column (default: <train_dir>/test.csv)")
+    p.add_argument("--infer_output", default=None,
+                   help="default: <output_dir>/<infer_file name>_gen_beams_<num_beams>.csv")
+    p.add_argument("--infer_batch_size", type=int, default=8)
+    p.add_argument("--num_beams", type=int, default=NUM_BEAMS)
+    p.add_argument("--max_length", type=int, default=MAX_GEN_LENGTH, help="generation length limit")
+    p.add_argument("--max_input_length", type=int, default=MAX_INPUT_LENGTH, help="inputs are cut to this")
+    return p
+
+
+def train_config(args):
+    test_file = args.test_file
+    if test_file is None and os.path.isfile(os.path.join(args.train_dir, "test.csv")):
+        test_file = os.path.join(args.train_dir, "test.csv")
+    return TrainConfig(
+        train_file=args.train_file or os.path.join(args.train_dir, "train.csv"),
+        valid_file=args.valid_file or os.path.join(args.train_dir, "valid.csv"),
+        test_file=test_file, output_dir=args.output_dir, model_name_or_path=args.model_name_or_path,
+        max_source_length=args.max_source_length, max_target_length=args.max_target_length,
+        learning_rate=args.learning_rate, train_batch_size=args.train_batch_size,
+        eval_batch_size=args.eval_batch_size, warmup_steps=args.warmup_steps, num_epochs=args.num_epochs,
+        val_check_interval=args.val_check_interval, patience=args.patience, seed=args.seed,
+        max_steps=args.max_steps, device=args.device, resume=args.resume,
+        overwrite_output_dir=args.overwrite_output_dir, progress=not args.no_progress)
+
+
+def run_infer(args):
+    import pandas as pd
+    from tqdm import tqdm
+    checkpoint = args.infer_checkpoint or os.path.join(args.output_dir, "best")
+    infer_file = args.infer_file or os.path.join(args.train_dir, "test.csv")
+    if not os.path.isfile(infer_file):
+        raise UserError(f"--infer_file {infer_file}: no such file")
+    frame = pd.read_csv(infer_file, keep_default_na=False, dtype=str)
+    if "context" not in frame.columns:
+        raise UserError(f"{infer_file}: no 'context' column")
+    frame = frame.drop(columns=[c for c in frame.columns if c.startswith("Unnamed: ")])
+    extractor = PersonaExtractor.from_pretrained(
+        checkpoint, device=args.device, max_input_length=args.max_input_length,
+        decoding=DecodingSettings(num_beams=args.num_beams, max_length=args.max_length))
+    contexts = frame["context"].tolist()
+    with tqdm(total=len(contexts), desc="generating", disable=args.no_progress) as bar:
+        raw = extractor.generate_raw(contexts, batch_size=args.infer_batch_size, progress=bar)
+    frame["infer_res"] = raw
+    frame["persona_inferred"] = [persona_from_generation(r) for r in raw]
+    stem = os.path.splitext(os.path.basename(infer_file))[0]
+    out = args.infer_output or os.path.join(args.output_dir, f"{stem}_gen_beams_{args.num_beams}.csv")
+    with atomic_write(out) as f:
+        frame.to_csv(f)
+    print(f"{len(frame)} generations -> {out}")
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    if args.do_train or not args.do_infer:
+        train(train_config(args))
+    if args.do_infer:
+        run_infer(args)
+
+
+if __name__ == "__main__":
+    run_main(main)

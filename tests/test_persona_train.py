@@ -1,0 +1,166 @@
+"""Persona extractor training (plain PyTorch): loss goes down, best checkpoint reloads exactly, resume is exact,
+early stopping, Lightning-like validation schedule, --do_infer."""
+import csv
+import os
+
+import pandas as pd
+import pytest
+import torch
+
+from conftest import SHARED
+from extractor import PersonaExtractor, load_tokenizer_and_model
+from extractor_training import (Trainer, TrainConfig, evaluate_loss, encode_pairs, total_training_steps,
+                                validation_every)
+from pal.cli import UserError
+import train_bart
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Tiny models run faster on one thread, and far faster when other test processes share the CPU."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+PERSONAS = ["i like cats.", "i am a nurse.", "i run marathons.", "i have two kids.", "i love pizza.",
+            "my dog is old.", "i work at a bank.", "i play the guitar."]
+
+
+@pytest.fixture(scope="module")
+def tiny_bart(tmp_path_factory):
+    """Random tiny BART with the real BART vocabulary when ../shared has it, else the tiny byte-level one."""
+    from tiny_bart import make_tiny_bart_dir
+    real = SHARED / "models" / "bart-base"
+    return make_tiny_bart_dir(str(tmp_path_factory.mktemp("tiny_bart")),
+                              tokenizer_dir=str(real) if real.is_dir() else None)
+
+
+def write_pairs(path, n, offset=0):
+    rows = []
+    for i in range(n):
+        a, b = PERSONAS[(i + offset) % 8], PERSONAS[(i + offset + 3) % 8]
+        rows.append({"context": f"hi <sep> so {a[:-1]} <sep> yes and {b[:-1]} </s>",
+                     "persona": f"{a} <persona> {b} </s>"})
+    pd.DataFrame(rows).to_csv(path)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def pair_files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("pairs")
+    return {"train": write_pairs(d / "train.csv", 32), "valid": write_pairs(d / "valid.csv", 8, offset=1),
+            "test": write_pairs(d / "test.csv", 8, offset=2)}
+
+
+def config(tiny_bart, pair_files, out, **overrides):
+    values = dict(train_file=pair_files["train"], valid_file=pair_files["valid"], output_dir=str(out),
+                  model_name_or_path=tiny_bart, learning_rate=3e-3, train_batch_size=8, eval_batch_size=8,
+                  warmup_steps=2, num_epochs=2, val_check_interval=0.5, device="cpu", progress=False)
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+def log_rows(out):
+    with open(os.path.join(out, "train_log.csv"), newline="") as f:
+        return [{k: v for k, v in row.items() if k != "elapsed_s"} for row in csv.DictReader(f)]
+
+
+@pytest.fixture(scope="module")
+def finished_run(tiny_bart, pair_files, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    trainer = Trainer(config(tiny_bart, pair_files, out, test_file=pair_files["test"]))
+    initial = evaluate_loss(trainer.model, trainer.valid, 8, trainer.pad_id, trainer.device, progress=False)
+    state = trainer.run()
+    return out, trainer, state, initial
+
+
+def test_schedule_numbers_match_the_authors_lightning_run():
+    # PersonaChat train: 8,939 dialogues -> 17,878 rows -> 1,118 batches of 16; Lightning validated every 279
+    # batches, and their best checkpoint "epoch=7-step=8384" is 7 * 1118 + 2 * 279 steps.
+    assert validation_every(1118, 0.25) == 279
+    assert 7 * 1118 + 2 * validation_every(1118, 0.25) == 8384
+    assert total_training_steps(17_878, 16, 10) == 11_180
+    assert validation_every(3, 0.25) == 1
+
+
+def test_training_lowers_the_loss_and_best_reloads_to_identical_logits(finished_run):
+    out, trainer, state, initial = finished_run
+    rows = log_rows(out)
+    assert len(rows) == 4  # 4 batches per epoch, validation every 2 batches, 2 epochs
+    assert [int(r["step"]) for r in rows] == [2, 4, 6, 8]
+    assert state.best_val_loss < initial - 0.1
+    assert float(rows[-1]["val_loss"]) < float(rows[0]["val_loss"])
+    assert state.best_step == 8  # the loss still falls at the end, so the final weights are the best ones
+    tokenizer, reloaded = load_tokenizer_and_model(os.path.join(out, "best"))
+    assert tokenizer.convert_tokens_to_ids(["<persona>", "<sep>"]) == \
+        trainer.tokenizer.convert_tokens_to_ids(["<persona>", "<sep>"])
+    batch = {"input_ids": torch.tensor([[0, 100, 200, 2, 1]]), "attention_mask": torch.tensor([[1, 1, 1, 1, 0]]),
+             "decoder_input_ids": torch.tensor([[2, 0, 300]])}
+    batch = {k: v.clamp(max=len(tokenizer) - 1) for k, v in batch.items()}
+    trainer.model.eval()
+    reloaded.eval()
+    with torch.no_grad():
+        assert torch.equal(trainer.model(**batch).logits, reloaded(**batch).logits)
+    assert evaluate_loss(reloaded, encode_pairs(tokenizer, trainer.config.valid_file, trainer.config), 8,
+                         tokenizer.pad_token_id, "cpu", progress=False) == pytest.approx(state.best_val_loss, abs=1e-6)
+    results = pd.read_json(os.path.join(out, "results.json"), typ="series")
+    assert results["best_step"] == 8 and "test_loss" in results
+
+
+def test_resume_gives_the_same_run_as_an_uninterrupted_one(finished_run, tiny_bart, pair_files, tmp_path):
+    out_full, _, full_state, _ = finished_run
+    out = tmp_path / "resumed"
+    Trainer(config(tiny_bart, pair_files, out, test_file=pair_files["test"], max_steps=3)).run()  # mid-interval
+    assert [int(r["step"]) for r in log_rows(out)] == [2]
+    state = Trainer(config(tiny_bart, pair_files, out, test_file=pair_files["test"], resume=True)).run()
+    assert log_rows(out) == log_rows(out_full)
+    assert state.best_val_loss == full_state.best_val_loss
+    for sub in ("best", "last"):
+        assert (out / sub / "model.safetensors").read_bytes() == (out_full / sub / "model.safetensors").read_bytes()
+
+
+def test_early_stopping_after_patience_validations_without_improvement(tiny_bart, pair_files, tmp_path):
+    # learning rate 0: the validation loss never improves after the first validation
+    state = Trainer(config(tiny_bart, pair_files, tmp_path, learning_rate=0.0, num_epochs=10, patience=2,
+                           val_check_interval=0.25)).run()
+    assert state.stopped_early and state.step == 3  # validations at steps 1 (best), 2, 3 -> 2 without improvement
+    assert [r["improved"] for r in log_rows(tmp_path)] == ["1", "0", "0"]
+
+
+def test_cli_errors(tiny_bart, pair_files, finished_run, tmp_path):
+    with pytest.raises(UserError, match="no such file"):
+        train_bart.main(["--train_dir", str(tmp_path), "--model_name_or_path", tiny_bart,
+                         "--output_dir", str(tmp_path / "o")])
+    with pytest.raises(UserError, match="already holds a run"):
+        train_bart.main(["--train_file", pair_files["train"], "--valid_file", pair_files["valid"],
+                         "--model_name_or_path", tiny_bart, "--output_dir", str(finished_run[0])])
+    with pytest.raises(UserError, match="not found"):
+        train_bart.main(["--train_file", pair_files["train"], "--valid_file", pair_files["valid"],
+                         "--model_name_or_path", str(tmp_path / "missing_model"), "--output_dir", str(tmp_path / "p")])
+    with pytest.raises(UserError, match="nothing to resume"):
+        train_bart.main(["--train_file", pair_files["train"], "--valid_file", pair_files["valid"],
+                         "--model_name_or_path", tiny_bart, "--output_dir", str(tmp_path / "q"), "--resume"])
+
+
+def test_do_infer_writes_raw_and_filtered_generations(finished_run, pair_files, tmp_path):
+    out = finished_run[0]
+    target = tmp_path / "gen.csv"
+    train_bart.main(["--do_infer", "--output_dir", str(out), "--infer_file", pair_files["test"],
+                     "--infer_output", str(target), "--num_beams", "2", "--max_length", "12", "--no_progress"])
+    frame = pd.read_csv(target, keep_default_na=False, dtype=str)
+    assert len(frame) == 8
+    assert {"context", "persona", "infer_res", "persona_inferred"} <= set(frame.columns)
+    assert all(r.startswith("</s>") for r in frame["infer_res"])  # decoder start token, decoded as the authors'
+    assert all(p.endswith("<input>") for p in frame["persona_inferred"])
+
+
+def test_persona_extractor_api(finished_run):
+    extractor = PersonaExtractor.from_pretrained(str(finished_run[0]), device="cpu")  # a run folder: uses best/
+    extractor.decoding.num_beams, extractor.decoding.max_length = 2, 10
+    assert extractor.persona_for_turn(["hi", "i am sad"]) == "<input>"
+    assert extractor.infer_persona([]) == "<input>"
+    persona = extractor.persona_for_turn(["hi", "i am sad", "i lost my job"])
+    assert persona.endswith("<input>") and (persona == "<input>" or persona.startswith("<persona> "))
+    extractor.generate_raw = lambda texts, **kw: ["</s><s> i am sad. <persona> my favorite band is x.</s>"] * len(texts)
+    assert extractor.infer_persona(["a", "b", "c"]) == "<persona> i am sad. <input>"

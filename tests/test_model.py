@@ -150,6 +150,23 @@ def test_fusion_equals_direct_per_example_formula(tiny_blender_dir):
     assert not torch.allclose(fused, h_c, atol=1e-3)  # the persona really changes what the decoder sees
 
 
+def test_shared_embedding_lookup_equals_two_encoder_passes_with_dropout(tiny_blender_dir):
+    """The training speed-up (one embedding lookup for context and persona) changes no value and no dropout draw."""
+    toker, model = tiny_model(tiny_blender_dir)
+    model.train()
+    batch = make_batch(toker, CONTEXTS, PERSONAS)
+    keys = ("input_ids", "attention_mask", "persona_input_ids", "persona_attention_mask")
+    torch.manual_seed(3)
+    context, persona = model.encode_context_and_persona(*(batch[k] for k in keys))
+    torch.manual_seed(3)
+    separate_context = model.encode(batch["input_ids"], batch["attention_mask"])
+    separate_persona = model.encode(batch["persona_input_ids"], batch["persona_attention_mask"])
+    assert torch.equal(context, separate_context) and torch.equal(persona, separate_persona)
+    torch.manual_seed(3)
+    assert not torch.equal(model.encode(batch["input_ids"], batch["attention_mask"]),
+                           model.encode(batch["input_ids"], batch["attention_mask"]))  # dropout is really on
+
+
 def test_unmasked_fusion_depends_on_padding_masked_does_not(tiny_blender_dir):
     """The authors' fusion attends over padding (so batching matters); fusion_mask_padding removes that."""
     toker, model = tiny_model(tiny_blender_dir)

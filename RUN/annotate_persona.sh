@@ -6,10 +6,7 @@
 #   (default DATA/PESConv.json), which then goes to:
 #     python codes/_reformat/process.py --add_persona True --input_file DATA/PESConv.json --output_dir DATA/pesconv
 #   An interrupted run continues with: bash RUN/annotate_persona.sh --resume
-set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-source "$ROOT/RUN/setup_env.sh"
-cd "$ROOT"
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 python persona_extractor/annotate_esconv.py \
     --model_dir "${EXTRACTOR_DIR:-DATA/persona_extractor/bart-large-cnn}/best" \
     --input_file "${ESCONV_FILE:-DATA/ESConv.json}" \

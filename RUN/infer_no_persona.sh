@@ -5,20 +5,8 @@
 #   (default DATA/pesconv/test.txt). E.g.: bash RUN/infer_no_persona.sh DATA/strat.strat_no_persona/RUN/epoch-4.bin --infer_batch_size 16
 # Environment: PRETRAINED_MODEL_PATH (default: the config's Blenderbot_small-90M; with a checkpoint only its
 #   config.json and tokenizer files are read).
-set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-source "$ROOT/RUN/setup_env.sh"
-cd "$ROOT"
-CKPT=""
-if [ $# -gt 0 ] && [ "${1#-}" = "$1" ]; then CKPT="$1"; shift; fi
-if [ -z "$CKPT" ]; then
-  CKPT="$(ls -1 DATA/strat.strat_no_persona/*/epoch-*.bin 2>/dev/null | sort -V | tail -n 1 || true)"
-fi
-if [ -z "$CKPT" ]; then
-  echo "error: no checkpoint given and none under DATA/strat.strat_no_persona/ (run RUN/train_no_persona.sh first)" >&2; exit 2
-fi
-EXTRA=()
-if [ -n "${PRETRAINED_MODEL_PATH:-}" ]; then EXTRA+=(--pretrained_model_path "$PRETRAINED_MODEL_PATH"); fi
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+if starts_with_checkpoint "$@"; then CKPT="$1"; shift; else CKPT="$(newest_checkpoint DATA/strat.strat_no_persona train_no_persona.sh)"; fi
 python codes/infer.py \
     --config_name strat_no_persona \
     --inputter_name strat \
@@ -39,5 +27,5 @@ python codes/infer.py \
     --repetition_penalty 1.03 \
     --no_repeat_ngram_size 0 \
     --use_all_persona False \
-    "${EXTRA[@]}" \
+    "${PRETRAINED_ARGS[@]}" \
     "$@"

@@ -6,20 +6,8 @@
 #   printf 'hi\ni feel lonely\n' | bash RUN/interact_vanilla.sh
 # Environment: PRETRAINED_MODEL_PATH (default: the config's Blenderbot_small-90M; with a checkpoint only its
 #   config.json and tokenizer files are read).
-set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-source "$ROOT/RUN/setup_env.sh"
-cd "$ROOT"
-CKPT=""
-if [ $# -gt 0 ] && [ "${1#-}" = "$1" ]; then CKPT="$1"; shift; fi
-if [ -z "$CKPT" ]; then
-  CKPT="$(ls -1 DATA/vanilla.vanilla/*/epoch-*.bin 2>/dev/null | sort -V | tail -n 1 || true)"
-fi
-if [ -z "$CKPT" ]; then
-  echo "error: no checkpoint given and none under DATA/vanilla.vanilla/ (run RUN/train_vanilla.sh first)" >&2; exit 2
-fi
-EXTRA=()
-if [ -n "${PRETRAINED_MODEL_PATH:-}" ]; then EXTRA+=(--pretrained_model_path "$PRETRAINED_MODEL_PATH"); fi
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+if starts_with_checkpoint "$@"; then CKPT="$1"; shift; else CKPT="$(newest_checkpoint DATA/vanilla.vanilla train_vanilla.sh)"; fi
 python codes/interact.py \
     --config_name vanilla \
     --inputter_name vanilla \
@@ -34,5 +22,5 @@ python codes/interact.py \
     --num_beams 1 \
     --repetition_penalty 1.03 \
     --no_repeat_ngram_size 3 \
-    "${EXTRA[@]}" \
+    "${PRETRAINED_ARGS[@]}" \
     "$@"

@@ -5,12 +5,7 @@
 # Environment: TRAIN_FILE (default DATA/esconv/train.txt from codes/_reformat/process.py),
 #              PRETRAINED_MODEL_PATH (tokenizer folder; default: the config's Blenderbot_small-90M).
 # E.g. bash RUN/prepare_no_persona.sh --output_dir /tmp/prepared --max_input_length 128
-set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-source "$ROOT/RUN/setup_env.sh"
-cd "$ROOT"
-EXTRA=()
-if [ -n "${PRETRAINED_MODEL_PATH:-}" ]; then EXTRA+=(--pretrained_model_path "$PRETRAINED_MODEL_PATH"); fi
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 python codes/prepare.py \
     --config_name strat_no_persona \
     --inputter_name strat \
@@ -19,5 +14,5 @@ python codes/prepare.py \
     --max_decoder_input_length 50 \
     --use_all_persona False \
     --encode_context True \
-    "${EXTRA[@]}" \
+    "${PRETRAINED_ARGS[@]}" \
     "$@"

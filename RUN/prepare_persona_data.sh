@@ -3,10 +3,7 @@
 # Usage: bash RUN/prepare_persona_data.sh [more process_bart_df.py arguments, which override the ones below]
 #   $PERSONACHAT_DIR (default DATA/personachat) holds ParlAI ConvAI2's {train,valid,test}_both_original.txt
 #   (or the _no_cands variants); the CSVs go to $PERSONA_CSV_DIR (default DATA/persona_extractor).
-set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-source "$ROOT/RUN/setup_env.sh"
-cd "$ROOT"
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 python persona_extractor/process_bart_df.py \
     --data_dir "${PERSONACHAT_DIR:-DATA/personachat}" \
     --output_dir "${PERSONA_CSV_DIR:-DATA/persona_extractor}" \

@@ -9,12 +9,7 @@
 #   Blenderbot_small-90M), NPROC (processes on this machine; > 1 runs torchrun with DistributedDataParallel).
 # E.g. a smoke run with a tiny model:
 #   PRETRAINED_MODEL_PATH=/tmp/tiny bash RUN/train_no_persona.sh --max_steps 5 --num_epochs 1
-set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-source "$ROOT/RUN/setup_env.sh"
-cd "$ROOT"
-EXTRA=()
-if [ -n "${PRETRAINED_MODEL_PATH:-}" ]; then EXTRA+=(--pretrained_model_path "$PRETRAINED_MODEL_PATH"); fi
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 LAUNCH=(python)
 if [ "${NPROC:-1}" -gt 1 ]; then LAUNCH=(torchrun --standalone --nproc_per_node "$NPROC"); fi
 "${LAUNCH[@]}" codes/train.py \
@@ -35,5 +30,5 @@ if [ "${NPROC:-1}" -gt 1 ]; then LAUNCH=(torchrun --standalone --nproc_per_node 
     --pbar true \
     --use_all_persona False \
     --encode_context True \
-    "${EXTRA[@]}" \
+    "${PRETRAINED_ARGS[@]}" \
     "$@"

@@ -8,10 +8,7 @@
 #   CPU smoke run with a tiny random BART:
 #     python persona_extractor/tiny_bart.py /tmp/tiny_bart --tokenizer_dir ../shared/models/bart-base
 #     bash RUN/train_persona_extractor.sh --model_name_or_path /tmp/tiny_bart --num_epochs 1
-set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-source "$ROOT/RUN/setup_env.sh"
-cd "$ROOT"
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 python persona_extractor/train_bart.py \
     --model_name_or_path facebook/bart-large-cnn \
     --train_dir "${PERSONA_CSV_DIR:-DATA/persona_extractor}" \

@@ -30,8 +30,8 @@ def python_script_of(argv):
     if argv[0] == "python":
         return argv[1]
     assert argv[0] == "bash", argv
-    wrapper = (REPO_ROOT / argv[1]).read_text()
-    return re.search(r"(?:python|\"\$\{LAUNCH\[@\]\}\") ((?:codes|persona_extractor)/\S+\.py)", wrapper).group(1)
+    code = "\n".join(line for line in (REPO_ROOT / argv[1]).read_text().splitlines() if not line.startswith("#"))
+    return re.search(r"(?:python|\"\$\{LAUNCH\[@\]\}\") ((?:codes|persona_extractor)/\S+\.py)", code).group(1)
 
 
 @lru_cache(maxsize=None)

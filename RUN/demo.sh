@@ -24,6 +24,13 @@ start=$SECONDS
 step() { echo; echo "=== [$((SECONDS - start))s] $*"; }
 
 step "0/9 inputs and tiny models"
+# The metrics tokenize with NLTK's punkt_tab: fetch it once if this machine lacks it, and stop early if that fails.
+if ! python -c "import nltk; nltk.data.find('tokenizers/punkt_tab/english/')" 2>/dev/null; then
+  python -m nltk.downloader -q punkt_tab >/dev/null 2>&1 || true
+  python -c "import nltk; nltk.data.find('tokenizers/punkt_tab/english/')" 2>/dev/null || {
+    echo "error: NLTK's punkt_tab is missing and could not be downloaded: run 'python -m nltk.downloader punkt_tab'" \
+         "or set NLTK_DATA to a folder holding tokenizers/punkt_tab" >&2; exit 2; }
+fi
 if [ -f DATA/ESConv.json ]; then
   python - "$DEMO_DIALOGUES" "$OUT/ESConv.json" <<'PY'
 import json, sys

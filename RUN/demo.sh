@@ -120,5 +120,6 @@ Demo finished in $((SECONDS - start)) s. Outputs:
   generations + metrics          $OUT/results/{pal,pal_alpha0}/  (gen.json, metric.json, metric_nlgeval.json,
                                  confusion-matrix PNG, ead.json, cos_similarity.json)
   results table                  $OUT/results.md
-Tiny random models: the numbers show the pipeline works, not the paper's results.
+Tiny random models: the numbers show the pipeline works, not the paper's results (a tiny model's replies are
+dominated by its learnt word frequencies, so PAL and PAL alpha=0 may coincide here).
 EOF

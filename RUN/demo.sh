@@ -18,7 +18,12 @@ cd "$ROOT"
 OUT="$(mkdir -p "${DEMO_OUT:-demo_out}" && cd "${DEMO_OUT:-demo_out}" && pwd)"
 DEMO_DIALOGUES="${DEMO_DIALOGUES:-40}"
 SHARED="$ROOT/../shared"
-rm -rf "${OUT:?}"/*
+# Replace an earlier demo's outputs, but never a folder the demo did not write (DEMO_OUT=. would be the repository).
+if [ -n "$(ls -A "$OUT")" ] && [ ! -f "$OUT/.pal_demo" ]; then
+  echo "error: $OUT is not empty and holds no earlier demo output; choose another DEMO_OUT" >&2; exit 2
+fi
+find "$OUT" -mindepth 1 -delete
+touch "$OUT/.pal_demo"
 MODELS="$OUT/models"
 start=$SECONDS
 step() { echo; echo "=== [$((SECONDS - start))s] $*"; }
@@ -32,12 +37,24 @@ if ! python -c "import nltk; nltk.data.find('tokenizers/punkt_tab/english/')" 2>
          "or set NLTK_DATA to a folder holding tokenizers/punkt_tab" >&2; exit 2; }
 fi
 if [ -f DATA/ESConv.json ]; then
-  python - "$DEMO_DIALOGUES" "$OUT/ESConv.json" <<'PY'
-import json, sys
+  head_dialogues() {  # the first $1 dialogues of DATA/ESConv.json (either schema) as a JSON array in $2
+    python - "$1" "$2" <<'PY'
+import importlib.util, json, sys
+spec = importlib.util.spec_from_file_location("process", "codes/_reformat/process.py")
+process = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(process)
+sys.path.insert(0, "codes")
+from pal.cli import UserError
 n, out = int(sys.argv[1]), sys.argv[2]
-json.dump(json.load(open("DATA/ESConv.json", encoding="utf-8"))[:n], open(out, "w", encoding="utf-8"))
-print(f"ESConv: the first {n} dialogues of DATA/ESConv.json")
+try:
+    dialogues = process.load_dialogues("DATA/ESConv.json")[0][:n]
+except UserError as e:
+    sys.exit(f"error: {e}")
+json.dump(dialogues, open(out, "w", encoding="utf-8"))
+print(f"ESConv: the first {len(dialogues)} dialogues of DATA/ESConv.json")
 PY
+  }
+  head_dialogues "$DEMO_DIALOGUES" "$OUT/ESConv.json"
 else
   cp RUN/demo_data/ESConv_sample.json "$OUT/ESConv.json"
   echo "ESConv: the bundled sample RUN/demo_data/ESConv_sample.json"

@@ -51,8 +51,9 @@ run env EVAL_FILE=DATA/pesconv/valid.txt bash RUN/train_strat.sh --num_epochs "$
 run env EVAL_FILE=DATA/pesconv/valid.txt bash RUN/train_no_persona.sh --num_epochs "$NUM_EPOCHS" \
   --output_dir DATA/strat.strat_no_persona/table3
 
-# 4. Every epoch on the test split: PAL, PAL alpha=0, Blender-Joint; then EAD and Cos-Sim.
+# 4. Every epoch on the test split: PAL, PAL alpha=0, Blender-Joint; then Cos-Sim.
 results=()
+compare=()
 for ((e = 0; e < NUM_EPOCHS; e++)); do
   for variant in pal pal_alpha0 blender_joint; do
     case "$variant" in
@@ -62,15 +63,15 @@ for ((e = 0; e < NUM_EPOCHS; e++)); do
     esac
     out="DATA/table3/$variant/epoch-$e"
     run env INFER_FILE=DATA/pesconv/test.txt bash "$script" "$ckpt" "${extra[@]}" --save_dir "$out"
-    run python codes/get_EAD_score.py --input_file "$out/gen.json"
-    run python codes/get_cos_similarity.py --input_file "$out/gen.json" --model "$SIMCSE"
+    run python codes/get_cos_similarity.py --input_file "$out/gen.json" --model "$SIMCSE"  # E-1/E-2 are in metric.json
     results+=("$out")
+    compare+=("$variant")
   done
 done
 run python codes/plot_training.py DATA/strat.strat/table3
 run python codes/plot_training.py DATA/strat.strat_no_persona/table3
 
 # 5. The comparison: every epoch's row, then the paper's; pick epochs by validation PPL (eval_log.csv).
-run python codes/summarize_results.py "${results[@]}" --compare_to pal pal_alpha0 blender_joint \
+run python codes/summarize_results.py "${results[@]}" --compare_to "${compare[@]}" \
   --output DATA/table3/results.md
 echo "# Table: DATA/table3/results.md (choose each model's epoch by eval_log.csv, as the authors did)"

@@ -336,7 +336,8 @@ def load_tokenizer_and_model(path):
         raise UserError(f"cannot load a BART checkpoint from {path!r} ({str(e).splitlines()[0]}): {MODEL_HINT}")
     add_extractor_tokens(tokenizer)
     if model.get_input_embeddings().num_embeddings != len(tokenizer):
-        model.resize_token_embeddings(len(tokenizer))
+        # transformers 4.x (the authors') drew new rows from N(0, init_std); 5.x defaults to mean-resizing.
+        model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
     return tokenizer, model
 
 

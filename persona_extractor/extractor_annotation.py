@@ -85,8 +85,12 @@ def partial_path(output_path):
     return output_path + ".partial"
 
 
-def read_partial(path, settings, digests):
-    """Annotations saved by an interrupted run: {index: (persona, persona_list)} for a prefix of conversations."""
+def read_partial(path, settings, digests, chunk_size):
+    """Annotations saved by an interrupted run: {index: (persona, persona_list)} for a prefix of conversations.
+
+    Only whole chunks are kept: a run killed mid-chunk may have flushed part of that chunk, and redoing the chunk
+    whole keeps the chunking, de-duplication and batching (hence the output) of an uninterrupted run.
+    """
     with open(path, encoding="utf-8") as f:
         lines = f.read().split("\n")
     records = []
@@ -109,7 +113,8 @@ def read_partial(path, settings, digests):
             raise UserError(f"{path}: conversation {i} does not match the input file (different or reordered "
                             f"data); delete it or drop --resume to start over")
         done[i] = (record["persona"], record["persona_list"])
-    return done
+    whole = len(done) // chunk_size * chunk_size
+    return {i: done[i] for i in range(whole)}
 
 
 def start_partial(path, settings, done, digests):
@@ -176,10 +181,12 @@ def annotate_file(extractor, input_path, output_path, settings, chunk_size=100, 
     part = partial_path(output_path)
     done = {}
     if resume and os.path.exists(part):
-        done = read_partial(part, settings, digests)
+        done = read_partial(part, settings, digests, chunk_size)
         print(f"resuming: {len(done)} of {len(conversations)} conversations already annotated in {part}")
     elif resume:
         print(f"note: no {part} to resume from; annotating from the start")
+    elif os.path.exists(part):
+        raise UserError(f"{part} holds an interrupted annotation: pass --resume to continue it, or delete it")
     start_partial(part, settings, done, digests)
     remaining = [i for i in range(len(conversations)) if i not in done]
     chunks = [remaining[k:k + chunk_size] for k in range(0, len(remaining), chunk_size)]

@@ -130,6 +130,40 @@ def test_interrupted_annotation_resumes_to_the_same_file(extractor, tmp_path):
     assert not os.path.exists(partial_path(str(out)))
 
 
+def test_resume_after_a_kill_mid_chunk_redoes_that_chunk_whole(extractor, tmp_path):
+    source = write_json(tmp_path / "ESConv.json", CRAFTED)
+    full = tmp_path / "full.json"
+    annotate_file(extractor, source, str(full), SETTINGS, chunk_size=3, batch_size=4, progress=False)
+    out = tmp_path / "PESConv.json"
+
+    def interrupt(n_done):
+        if n_done >= 6:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        annotate_file(extractor, source, str(out), SETTINGS, chunk_size=3, batch_size=4, progress=False,
+                      on_chunk_done=interrupt)
+    part = partial_path(str(out))
+    lines = open(part).read().splitlines(keepends=True)
+    with open(part, "w") as f:  # header + conversations 0-3: the kill flushed one entry of the second chunk
+        f.writelines(lines[:5])
+    calls = []
+    annotate_file(extractor, source, str(out), SETTINGS, chunk_size=3, batch_size=4, progress=False, resume=True,
+                  on_chunk_done=calls.append)
+    assert calls == [6, 8]  # the second chunk was redone whole, the first was kept
+    assert out.read_bytes() == full.read_bytes()
+
+
+def test_a_leftover_partial_is_not_discarded_without_resume(extractor, tmp_path):
+    source = write_json(tmp_path / "ESConv.json", CRAFTED)
+    out = str(tmp_path / "PESConv.json")
+    with pytest.raises(KeyboardInterrupt):
+        annotate_file(extractor, source, out, SETTINGS, chunk_size=3, progress=False,
+                      on_chunk_done=lambda n: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(UserError, match="--resume"):
+        annotate_file(extractor, source, out, SETTINGS, chunk_size=3, progress=False)
+
+
 def test_resume_refuses_other_settings_or_data(extractor, tmp_path):
     source = write_json(tmp_path / "ESConv.json", CRAFTED)
     out = str(tmp_path / "PESConv.json")

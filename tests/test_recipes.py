@@ -46,12 +46,17 @@ def test_reproduce_table3_dry_run_covers_the_recipe_with_valid_flags():
     scripts = [python_script_of(c) for c in commands]
     for needed in ("persona_extractor/train_bart.py", "persona_extractor/annotate_esconv.py",
                    "codes/_reformat/process.py", "codes/prepare.py", "codes/train.py", "codes/infer.py",
-                   "codes/get_EAD_score.py", "codes/get_cos_similarity.py", "codes/summarize_results.py"):
+                   "codes/get_cos_similarity.py", "codes/summarize_results.py"):
         assert needed in scripts, f"the recipe never runs {needed}"
     # Every epoch of each of the three models is decoded on the test split.
     saves = [c[c.index("--save_dir") + 1] for c in commands if "--save_dir" in c]
     assert len(saves) == 3 * 10 and len(set(saves)) == 30
     assert sum("--strategy_alpha" in c for c in commands) == 10  # PAL alpha=0
+    # The table compares each result folder with its own paper row (one --compare_to per folder).
+    summary = next(c for c in commands if "codes/summarize_results.py" in c)
+    folders = summary[2:summary.index("--compare_to")]
+    rows = summary[summary.index("--compare_to") + 1:summary.index("--output")]
+    assert folders == saves and rows == [s.split("/")[2] for s in saves]
     # Every flag the recipe passes is one its script accepts (catches drift between the recipe and the scripts).
     for command, script in zip(commands, scripts):
         for flag in (a for a in command if a.startswith("--")):

@@ -29,7 +29,10 @@ def _meteor(refs, hyps):
     if shutil.which("java") is None:
         return None, None, NO_JAVA_MESSAGE
     from pycocoevalcap.meteor.meteor import Meteor
-    scorer = Meteor()  # starts `java -jar meteor-1.5.jar ... -stdio`
+    try:
+        scorer = Meteor()  # starts `java -jar meteor-1.5.jar ... -stdio`
+    except OSError as e:  # a java on PATH that cannot start
+        return None, None, f"METEOR skipped: java did not start ({e}); check `java -version`"
     try:
         score, scores = scorer.compute_score(refs, hyps)
         return float(score), [float(s) for s in scores], None

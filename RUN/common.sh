@@ -11,7 +11,8 @@ if [ -n "${PRETRAINED_MODEL_PATH:-}" ]; then PRETRAINED_ARGS+=(--pretrained_mode
 # starts_with_checkpoint ARGS...: true when the first argument is a path (not an --option): the checkpoint.
 starts_with_checkpoint() { [ $# -gt 0 ] && [ "${1#-}" = "$1" ]; }
 
-# newest_checkpoint RUNS_DIR TRAIN_SCRIPT: the newest epoch-N.bin under RUNS_DIR/*/, or a one-line error.
+# newest_checkpoint RUNS_DIR TRAIN_SCRIPT: the highest epoch-N.bin of the run folder under RUNS_DIR that sorts last
+# (timestamped names sort by time), or a one-line error. For paper numbers pass the epoch chosen by eval_log.csv.
 newest_checkpoint() {
   local ckpt
   ckpt="$(ls -1 "$1"/*/epoch-*.bin 2>/dev/null | sort -V | tail -n 1 || true)"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Generate and score with the released inference settings (chengjl19/PAL codes/RUN/infer_strat.sh); Blender-Joint: no persona fusion.
 # Usage: bash RUN/infer_no_persona.sh [CHECKPOINT] [more infer.py arguments, which override the ones below]
-#   CHECKPOINT defaults to the newest DATA/strat.strat_no_persona/<run>/epoch-N.bin; the test file to $INFER_FILE
+#   CHECKPOINT defaults to the last epoch of the newest run in DATA/strat.strat_no_persona/ (pass the epoch eval_log.csv favours); the test file to $INFER_FILE
 #   (default DATA/pesconv/test.txt). E.g.: bash RUN/infer_no_persona.sh DATA/strat.strat_no_persona/RUN/epoch-4.bin --infer_batch_size 16
 # Environment: PRETRAINED_MODEL_PATH (default: the config's Blenderbot_small-90M; with a checkpoint only its
 #   config.json and tokenizer files are read).

@@ -2,7 +2,7 @@
 # Chat in the terminal with the authors' interaction settings (chengjl19/PAL codes/RUN/interact_strat.sh); plain BlenderBot-small.
 # Usage: bash RUN/interact_vanilla.sh [CHECKPOINT] [more interact.py arguments, e.g. --persona "i am a nurse."
 #        or --persona_extractor persona_extractor/runs/bart/best]
-#   CHECKPOINT defaults to the newest DATA/vanilla.vanilla/<run>/epoch-N.bin. Piped input works too:
+#   CHECKPOINT defaults to the last epoch of the newest run in DATA/vanilla.vanilla/ (pass the epoch eval_log.csv favours). Piped input works too:
 #   printf 'hi\ni feel lonely\n' | bash RUN/interact_vanilla.sh
 # Environment: PRETRAINED_MODEL_PATH (default: the config's Blenderbot_small-90M; with a checkpoint only its
 #   config.json and tokenizer files are read).

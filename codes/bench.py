@@ -29,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from pal.cli import UserError, run_main, write_json
+from pal.cli import UserError, resolve_device, run_main, write_json
 from pal.config import REPO_ROOT, load_config, build_tokenizer
 from pal.generation import generate
 from pal.inputter import Featurizer, collate, settings_for
@@ -195,12 +195,6 @@ def measure_memory(config_name, probe_dir, args):
     if out.returncode != 0:
         raise RuntimeError(f"memory probe for {config_name} failed:\n{out.stderr[-2000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])["peak_bytes_over_loaded_model"]
-
-
-def resolve_device(name):
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 # ---- report ---------------------------------------------------------------------------------------------------------

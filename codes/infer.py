@@ -23,7 +23,7 @@ import sys
 
 import torch
 
-from pal.cli import UserError, atomic_write, boolean_string, run_main, write_json
+from pal.cli import UserError, atomic_write, boolean_string, resolve_device, run_main, write_json
 from pal.config import REPO_ROOT, load_config
 from pal.generation import DecodingOptions, alpha_table, decoding_options, generate
 from pal.inputter import Featurizer, inference_batches, normalise, settings_for, validation_batches
@@ -101,15 +101,6 @@ def _add_accepted_authors_arguments(p):
 
 
 # ---- setup -------------------------------------------------------------------------------------------------------
-def pick_device(name):
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"--device {name}: CUDA is not available on this machine")
-    return device
-
-
 def set_seed(seed):
     """random, numpy, torch and CUDA generators, as transformers' set_seed (the authors' call)."""
     from transformers import set_seed as hf_set_seed
@@ -151,6 +142,8 @@ def autocast_factory(args, device):
 def result_dir(args, infer_file):
     """The authors' folder name, beside the checkpoint, plus suffixes for our extra decoding options."""
     if args.save_dir:
+        if len(args.infer_input_file) > 1:
+            raise UserError("--save_dir takes one --infer_input_file (each file needs its own result folder)")
         return args.save_dir
     if args.load_checkpoint:
         ckpt_dir, ckpt_name = os.path.split(os.path.abspath(args.load_checkpoint))
@@ -290,7 +283,7 @@ def main(argv=None):
     for path in args.infer_input_file:
         if not os.path.isfile(path):
             raise UserError(f"--infer_input_file {path}: no such file")
-    device = pick_device(args.device)
+    device = resolve_device(args.device)
     decoding = decoding_from_args(args)
     set_seed(args.seed)
     config = load_config(args.config_name)

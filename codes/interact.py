@@ -22,7 +22,7 @@ import sys
 
 import torch
 
-from pal.cli import UserError, boolean_string, run_main, write_json
+from pal.cli import UserError, boolean_string, resolve_device, run_main, write_json
 from pal.config import REPO_ROOT, STRATEGIES, load_config
 from pal.generation import decoding_options, generate
 from pal.inputter import EMPTY_PERSONA, Featurizer, collate, normalise, settings_for
@@ -200,8 +200,7 @@ def chat_loop(chat, args, output_dir):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" \
-        else torch.device(args.device)
+    device = resolve_device(args.device)
     decoding = decoding_options(max_length=args.max_length, min_length=args.min_length, temperature=args.temperature,
                                 top_k=args.top_k, top_p=args.top_p, num_beams=args.num_beams,
                                 repetition_penalty=args.repetition_penalty,

@@ -411,7 +411,7 @@ def save_state(run_dir, position, model, optimizer, scheduler, scaler, runtime, 
     with atomic_write(rank_path, "wb") as f:
         torch.save({"global_step": position["global_step"], **rng_states(runtime)}, f)
     if runtime.is_main:
-        state = {"model": {k: v.detach().cpu() for k, v in unwrap_model(model).state_dict().items()},
+        state = {"model": unwrap_model(model).state_dict(),  # tied embeddings stay one storage (save_checkpoint)
                  "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                  "scaler": scaler.state_dict() if scaler else None, "position": position, "counters": counters,
                  "args": args_dict}

@@ -23,6 +23,20 @@ def run_main(main, argv=None):
     sys.exit(0 if result is None else result)
 
 
+def resolve_device(name):
+    """--device: "auto" (CUDA when available), "cpu", "cuda", "cuda:N"; a bad or unavailable one is a UserError."""
+    import torch
+    if name in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"--device {name!r}: not a device (use auto, cpu, cuda or cuda:N)")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"--device {name}: CUDA is not available on this machine")
+    return device
+
+
 def boolean_string(s):
     """argparse type for the authors' `--flag True|False` style arguments."""
     if str(s).lower() not in {"true", "false"}:

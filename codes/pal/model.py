@@ -376,10 +376,13 @@ def state_dict_mismatches(model, state, show=6):
 
 
 def save_checkpoint(model, path):
-    """torch.save(state_dict) atomically: the authors' epoch-N.bin format."""
-    state = {k: v.detach().cpu() for k, v in unwrap_model(model).state_dict().items()}
+    """torch.save(state_dict) atomically: the authors' epoch-N.bin format.
+
+    The state_dict is saved as it is (loading maps it to the CPU): its four tied embedding entries share one storage
+    and are written once; copying each entry to the CPU first would write four copies from a GPU.
+    """
     with atomic_write(path, "wb") as f:
-        torch.save(state, f)
+        torch.save(unwrap_model(model).state_dict(), f)
 
 
 def unwrap_model(model):

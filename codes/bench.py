@@ -18,7 +18,6 @@ subprocess per model so that one model's freed memory cannot hide the other's; o
 import argparse
 import importlib.util
 import json
-import os
 import re
 import statistics
 import subprocess

@@ -25,12 +25,10 @@ import torch
 
 from pal.cli import UserError, atomic_write, boolean_string, resolve_device, run_main, write_json
 from pal.config import REPO_ROOT, load_config
-from pal.generation import DecodingOptions, alpha_table, decoding_options, generate
+from pal.generation import DecodingOptions, decoding_options, generate, parse_alpha
 from pal.inputter import Featurizer, inference_batches, normalise, settings_for, validation_batches
 from pal.model import build_model
 
-GEN_FIELDS_STRATEGY = ("cls_strat_id", "pred_strat_id", "pred_strat_id_top1", "pred_strat_id_top3",
-                       "pred_strat_id_dist")
 DEFAULTS = DecodingOptions()
 
 
@@ -106,16 +104,6 @@ def set_seed(seed):
     from transformers import set_seed as hf_set_seed
     hf_set_seed(seed)
 
-
-def parse_alpha(value):
-    if value is None:
-        return None
-    try:
-        numbers = [float(v) for v in str(value).split(",")]
-    except ValueError:
-        raise UserError(f"--strategy_alpha {value!r}: expected a number or 8 comma-separated numbers")
-    alpha_table(numbers[0] if len(numbers) == 1 else numbers)  # validates the count
-    return numbers[0] if len(numbers) == 1 else numbers
 
 
 def decoding_from_args(args):

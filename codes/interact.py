@@ -20,11 +20,10 @@ import os
 import re
 import sys
 
-import torch
 
 from pal.cli import UserError, boolean_string, resolve_device, run_main, write_json
 from pal.config import REPO_ROOT, STRATEGIES, load_config
-from pal.generation import decoding_options, generate
+from pal.generation import decoding_options, generate, parse_alpha
 from pal.inputter import EMPTY_PERSONA, Featurizer, collate, normalise, settings_for
 from pal.model import build_model
 
@@ -63,7 +62,8 @@ def build_parser():
     g.add_argument("--repetition_penalty", type=float, default=1.03)
     g.add_argument("--no_repeat_ngram_size", type=int, default=3)
     g.add_argument("--length_penalty", type=float, default=1.0)
-    g.add_argument("--strategy_alpha", type=float, default=None, help="override the per-strategy alpha (e.g. 0)")
+    g.add_argument("--strategy_alpha", default=None,
+                   help="override the per-strategy alpha: one number (e.g. 0) or 8 comma-separated")
     g.add_argument("--fusion_mask_padding", type=boolean_string, default=False)
     # the authors' interact.py options that only their extractor wrapper used
     p.add_argument("--prepare_persona_ahead", type=boolean_string, default=False, help=argparse.SUPPRESS)
@@ -205,7 +205,7 @@ def main(argv=None):
                                 top_k=args.top_k, top_p=args.top_p, num_beams=args.num_beams,
                                 repetition_penalty=args.repetition_penalty,
                                 no_repeat_ngram_size=args.no_repeat_ngram_size, length_penalty=args.length_penalty,
-                                strategy_alpha=args.strategy_alpha)
+                                strategy_alpha=parse_alpha(args.strategy_alpha))
     config = load_config(args.config_name)
     settings = settings_for(config, args.inputter_name, args.max_input_length, args.max_decoder_input_length,
                             use_all_persona=True)  # the persona of the current turn, supplied per reply

@@ -13,7 +13,6 @@ written.
 """
 import argparse
 import os
-import sys
 
 from extractor import EOS_TEXT, dialogue_examples, read_personachat  # also puts codes/ on sys.path
 

@@ -14,7 +14,7 @@ import torch
 
 from conftest import shared_path
 from pal.cli import UserError
-from pal.config import STRATEGIES, build_tokenizer, load_config
+from pal.config import build_tokenizer, load_config
 from pal.reference_featurization import reference_strat, reference_vanilla
 from pal.inputter import (BucketBatchSampler, Featurizer, collate, inference_batches, read_dialogues,
                           settings_for, validation_batches)

@@ -6,7 +6,6 @@ import shlex
 import subprocess
 import sys
 from functools import lru_cache
-from pathlib import Path
 
 import pytest
 

@@ -187,6 +187,18 @@ def alpha_table(value, device=None, dtype=torch.float32):
     return torch.tensor(values, device=device, dtype=dtype)
 
 
+def parse_alpha(value):
+    """--strategy_alpha: None (the checkpoint's), one number for every strategy, or 8 comma-separated numbers."""
+    if value is None:
+        return None
+    try:
+        numbers = [float(v) for v in str(value).split(",")]
+    except ValueError:
+        raise UserError(f"--strategy_alpha {value!r}: expected a number or 8 comma-separated numbers")
+    alpha_table(numbers[0] if len(numbers) == 1 else numbers)  # validates the count
+    return numbers[0] if len(numbers) == 1 else numbers
+
+
 # ---- decoder side ------------------------------------------------------------------------------------------------
 class ContrastiveDecoder:
     """Runs the decoder over one or two encoder streams and returns the combined next-token logits.

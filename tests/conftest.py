@@ -21,6 +21,17 @@ if "NLTK_DATA" not in os.environ and (SHARED / "nltk_data").is_dir():
     os.environ["NLTK_DATA"] = str(SHARED / "nltk_data")
 
 
+def punkt_available():
+    """Whether NLTK's punkt_tab (needed by the metrics' nltk.word_tokenize) can be found."""
+    from metric.tokens import require_punkt
+    from pal.cli import UserError
+    try:
+        require_punkt()
+        return True
+    except UserError:
+        return False
+
+
 def shared_path(rel):
     """Path of `rel` inside ../shared, or skip the calling test naming the missing path."""
     path = SHARED / rel
@@ -51,3 +62,27 @@ def tiny_blender_dir(tmp_path_factory, blender_tokenizer_dir):
     from pal.tiny import make_tiny_blenderbot_dir
     out = str(tmp_path_factory.mktemp("tiny_blenderbot"))
     return make_tiny_blenderbot_dir(out, tokenizer_dir=blender_tokenizer_dir)
+
+
+@pytest.fixture
+def punkt():
+    """Skip, naming the fix, when NLTK's punkt_tab is absent (e.g. without ../shared/nltk_data)."""
+    from metric.tokens import require_punkt
+    from pal.cli import UserError
+    try:
+        require_punkt()
+    except UserError as e:
+        pytest.skip(str(e))
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models run faster on one thread, and far faster when other test processes share the CPU.
+
+    Module-scoped so that a module's own module-scoped fixtures run on the same thread count as its tests (float
+    sums differ between thread counts, and some tests compare runs bit for bit)."""
+    import torch
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

@@ -4,7 +4,9 @@ import torch
 
 from pal.cli import UserError
 from pal.generation import generate
-from test_model import CONTEXTS, PERSONAS, make_batch, single_thread, tiny_model  # noqa: F401 (fixture)
+from test_model import CONTEXTS, PERSONAS, make_batch, tiny_model
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 GREEDY = dict(top_k=0, top_p=1.0, repetition_penalty=1.0, min_length=0, max_length=10)
 

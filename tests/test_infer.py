@@ -10,19 +10,13 @@ import torch
 
 from pal.cli import UserError
 from pal.model import build_model, save_checkpoint
-from test_model import randomize, single_thread, write_dialogues  # noqa: F401 (fixture)
+from conftest import punkt_available
+from test_model import randomize, write_dialogues
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FAST = ["--max_length", "8", "--min_length", "3", "--infer_batch_size", "2", "--max_input_length", "64"]
-
-
-def punkt_available():
-    try:
-        from metric import require_punkt
-        require_punkt()
-        return True
-    except UserError:
-        return False
 
 
 @pytest.fixture(scope="module")

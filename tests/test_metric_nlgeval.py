@@ -8,17 +8,6 @@ import pytest
 import metric.nlgeval as nlgeval
 from metric import evaluate_records
 from metric.evaluation import text_metrics
-from metric.tokens import require_punkt
-from pal.cli import UserError
-
-@pytest.fixture
-def punkt():
-    """Skip, naming the fix, when NLTK's punkt_tab is absent (e.g. without ../shared/nltk_data)."""
-    try:
-        require_punkt()
-    except UserError as e:
-        pytest.skip(str(e))
-
 
 REFS = ["a b c d", "e f g h"]
 HYPS = ["a b c d z", "x y w v"]

@@ -10,22 +10,12 @@ import nltk
 import pytest
 
 from conftest import REPO_ROOT
-from metric.tokens import require_punkt
 from pal.cli import UserError
 
 evaluate = importlib.import_module("evaluate")
 get_EAD_score = importlib.import_module("get_EAD_score")
 summarize_results = importlib.import_module("summarize_results")
 plot_training = importlib.import_module("plot_training")
-
-@pytest.fixture
-def punkt():
-    """Skip, naming the fix, when NLTK's punkt_tab is absent (e.g. without ../shared/nltk_data)."""
-    try:
-        require_punkt()
-    except UserError as e:
-        pytest.skip(str(e))
-
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -6,17 +6,7 @@ import pytest
 
 from metric import evaluate_records
 from metric.strategy import strategy_metrics, top_k_accuracies
-from metric.tokens import require_punkt
 from pal.cli import UserError
-
-@pytest.fixture
-def punkt():
-    """Skip, naming the fix, when NLTK's punkt_tab is absent (e.g. without ../shared/nltk_data)."""
-    try:
-        require_punkt()
-    except UserError as e:
-        pytest.skip(str(e))
-
 
 GOLD = [0, 1, 2, 2]
 PRED = [0, 2, 2, 1]

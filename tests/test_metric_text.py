@@ -12,15 +12,6 @@ from metric.text import (bleu, distinct_authors, distinct_standard, ead, lcs_len
 from metric.tokens import metric_tokens, require_punkt
 from pal.cli import UserError
 
-@pytest.fixture
-def punkt():
-    """Skip, naming the fix, when NLTK's punkt_tab is absent (e.g. without ../shared/nltk_data)."""
-    try:
-        require_punkt()
-    except UserError as e:
-        pytest.skip(str(e))
-
-
 CAT_HYP = "The cat sat on the mat"
 CAT_REF = "the cat is on the mat"
 

@@ -16,13 +16,7 @@ from pal.model import (PersonaFusionBlenderbotSmall, StrategyBlenderbotSmall, Va
                        load_checkpoint, save_checkpoint)
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    """Tiny models run faster on one thread (and do not fight other test processes for cores)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 # ---- shared helpers -------------------------------------------------------------------------------------------------
 DIALOGUES = [

@@ -5,7 +5,6 @@ import json
 import os
 
 import pytest
-import torch
 
 from conftest import REPO_ROOT, SHARED, shared_path
 from extractor import PersonaExtractor
@@ -14,13 +13,7 @@ from pal.cli import UserError
 import annotate_esconv
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny models run faster on one thread, and far faster when other test processes share the CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def turn(speaker, text, strategy="Question"):

@@ -15,13 +15,7 @@ from pal.cli import UserError
 import train_bart
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny models run faster on one thread, and far faster when other test processes share the CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 PERSONAS = ["i like cats.", "i am a nurse.", "i run marathons.", "i have two kids.", "i love pizza.",
             "my dog is old.", "i work at a bank.", "i play the guitar."]

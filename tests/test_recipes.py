@@ -9,7 +9,7 @@ from functools import lru_cache
 
 import pytest
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, punkt_available
 
 
 def run(cmd, env=None, timeout=900):
@@ -80,18 +80,9 @@ def test_bench_small_prints_every_ratio_and_writes_json(tmp_path):
         assert results[key]["ratio"] > 0
 
 
-def punkt_tab_available():
-    import nltk
-    try:
-        nltk.data.find("tokenizers/punkt_tab/english/")
-        return True
-    except LookupError:
-        return False
-
-
 @pytest.mark.slow
 def test_demo_runs_end_to_end(tmp_path):
-    if not punkt_tab_available():
+    if not punkt_available():
         pytest.skip("needs NLTK's punkt_tab (../shared/nltk_data is absent and NLTK_DATA holds none)")
     out_dir = tmp_path / "demo"
     out = run(["bash", "RUN/demo.sh"], env={"DEMO_OUT": str(out_dir)}, timeout=1200)

@@ -65,15 +65,15 @@ def _overlap_count(a, b):
 
 def unigram_f1_per_example(refs, hyps):
     """Per-example unigram F1 between hypothesis and reference tokens (bag-of-words overlap)."""
-    scores = []
-    for ref, hyp in zip(refs, hyps):
-        shared = _overlap_count(ref, hyp)
-        if shared == 0:
-            scores.append(0.0)
-            continue
-        precision, recall = shared / len(hyp), shared / len(ref)
-        scores.append(2 * precision * recall / (precision + recall))
-    return scores
+    return [_f_measure(_overlap_count(ref, hyp), len(hyp), len(ref), beta=1.0) for ref, hyp in zip(refs, hyps)]
+
+
+def _f_measure(matches, hyp_len, ref_len, beta):
+    """F-beta of `matches` shared units (recall weighted by beta); 0 when nothing is shared."""
+    if matches == 0:
+        return 0.0
+    precision, recall = matches / hyp_len, matches / ref_len
+    return (1 + beta ** 2) * precision * recall / (recall + beta ** 2 * precision)
 
 
 def lcs_length(a, b):
@@ -92,15 +92,7 @@ def lcs_length(a, b):
 
 def rouge_l_per_example(refs, hyps, beta=1.2):
     """Per-example ROUGE-L F-measure with recall weighted by beta (1.2, as in the COCO caption code)."""
-    scores = []
-    for ref, hyp in zip(refs, hyps):
-        lcs = lcs_length(ref, hyp)
-        if lcs == 0:
-            scores.append(0.0)
-            continue
-        precision, recall = lcs / len(hyp), lcs / len(ref)
-        scores.append((1 + beta ** 2) * precision * recall / (recall + beta ** 2 * precision))
-    return scores
+    return [_f_measure(lcs_length(ref, hyp), len(hyp), len(ref), beta) for ref, hyp in zip(refs, hyps)]
 
 
 def mean(values):

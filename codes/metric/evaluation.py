@@ -8,8 +8,9 @@ Files written into `save_dir` (all computed first, then written, so bad input le
   ead_vocab_size (the V used).
 - metric_list.json: per-example f1, rouge-l and strategy hits (the authors' file of the same name).
 - with add_nlg_eval: metric_nlgeval.json (Bleu_1..4, METEOR, ROUGE_L, CIDEr; fractions) and metric_nlgeval_list.json.
-- with gold and predicted strategies: confusion_matrix_cls_strat_id.json (the authors' nested list), confusion_matrix_cls_strat_id.png,
-  strategy_report_cls_strat_id.json (all 8 strategies: per-class precision/recall/F1, top-k accuracy, 8x8 matrix).
+- with gold and predicted strategies: confusion_matrix_cls_strat_id.json (the authors' nested list),
+  confusion_matrix_cls_strat_id.png, strategy_report_cls_strat_id.json (all 8 strategies: per-class
+  precision/recall/F1, top-k accuracy, 8x8 matrix).
   Records with predicted but no gold strategies (the authors' gen.json) get every other metric and one note line;
   metric.records.with_gold_strategies adds the gold ones from the test file.
 """

@@ -18,9 +18,10 @@ Two inputters, as in the authors' code (chengjl19/PAL `inputters/strat.py`, thu-
 
 Speed: the authors re-tokenize the whole joined history for every example. Here each dialogue's history is
 tokenized once, in the pieces between strategy tokens, and each example's ids are assembled from those pieces.
-That is exact for every strat config because the only assumption is about the strategy tokens, which every strat
-config adds: the tokenizer cuts the text at added tokens and tokenizes each piece on its own. The context before
-supporter turn i, `"</s> <s>".join(context + ["System:"])`, is the dialogue's history string up to turn i's
+That is exact for every strat config, as it assumes only that the tokenizer cuts the text at added tokens (every
+strat config adds the strategy tokens) and tokenizes each piece on its own; no whitespace touches a strategy token
+("System:" before it, normalised text after it), so stripping around added tokens changes nothing. The context
+before supporter turn i, `"</s> <s>".join(context + ["System:"])`, is the history string up to turn i's
 `[strategy]` token, so its pieces are exactly the history's pieces before that token; the last one,
 `text_of_previous_supporter_turn</s> <s>Persona:...</s> <s>System:`, is tokenized whole. Nothing is assumed about
 the joiner: with PAL's vocabulary `</s>` and `<s>` are added tokens, but Blender-Joint's (the authors'

@@ -9,8 +9,8 @@ runs, the ratios much less. Rows and targets (full-size config):
   train step     seconds per optimizer step, PAL vs vanilla BlenderBot-small           target <= 2.2x
   generation     seconds per batch of greedy replies, PAL vs vanilla                    target <= 2.2x
   peak memory    peak memory of a training step over the loaded model, PAL vs vanilla   target <= 2x
-"Vanilla" is plain BlenderBot-small fed the same batches (the Blender-Joint model: the same network with the 12
-added tokens and no persona fusion); its decoding runs one decoder pass per step where PAL's contrastive rule
+"Vanilla" is plain BlenderBot-small fed the same batches (the Blender-Joint model with PAL's 12 added tokens,
+config strat_no_persona_12tok, so that PAL's batches fit it; no persona fusion); its decoding runs one decoder pass per step where PAL's contrastive rule
 runs two. Data: ESConv from ../shared (or DATA/ESConv.json) when present, else the bundled demo sample.
 Peak memory on CPU is the process's peak resident set (VmHWM, reset before the step), measured in a fresh
 subprocess per model so that one model's freed memory cannot hide the other's; on CUDA, max_memory_allocated.
@@ -41,7 +41,7 @@ FULL_SIZE = dict(d_model=512, layers=8, heads=16, ffn=2048)  # facebook/blenderb
 SMALL_SIZE = dict(d_model=32, layers=2, heads=2, ffn=64)
 TARGETS = {"featurization": (">=", 5.0), "train_step": ("<=", 2.2), "generation": ("<=", 2.2),
            "peak_memory": ("<=", 2.0)}
-PAL, VANILLA = "strat", "strat_no_persona"
+PAL, VANILLA = "strat", "strat_no_persona_12tok"  # one tokenizer, so both models take the same batches
 
 
 def build_parser():

@@ -1,10 +1,14 @@
 """Re-score an existing gen.json without a model: rewrites metric.json (and friends) in the result folder.
 
-    python codes/evaluate.py RESULT_DIR [--add_nlg_eval] [--ead_vocab_size 54956]
+    python codes/evaluate.py RESULT_DIR [--add_nlg_eval] [--ead_vocab_size 54956] [--gold_file DATA/pesconv/test.txt]
 
-RESULT_DIR is a folder written by codes/infer.py (or the gen.json file itself). Writes metric.json,
-metric_list.json, the strategy confusion matrix (JSON + PNG) and report when gen.json has strategy fields, and
-metric_nlgeval.json with --add_nlg_eval (METEOR needs Java; without it METEOR is skipped with a warning).
+RESULT_DIR is a folder written by codes/infer.py, or by the authors' infer.py (chengjl19/PAL, thu-coai codes_zcj),
+or the gen.json file itself. Writes metric.json, metric_list.json, the strategy confusion matrix (JSON + PNG) and
+report when gen.json has gold and predicted strategies, and metric_nlgeval.json with --add_nlg_eval (METEOR needs
+Java; without it METEOR is skipped with a warning). The authors' gen.json has predicted strategies but no gold ones:
+every other metric is computed and a note says why strategy accuracy is not; --gold_file TEST_FILE reads the gold
+strategies from the reformatted test file the records were generated from (file order; the record count and
+sample_ids are checked).
 Needs NLTK's punkt_tab (`python -m nltk.downloader punkt_tab`, or NLTK_DATA pointing at a folder that has it).
 """
 import argparse
@@ -13,7 +17,7 @@ import os
 from pal.cli import run_main
 
 from metric import EAD_VOCAB_SIZE, evaluate_records, require_punkt
-from metric.records import load_gen_json
+from metric.records import load_gen_json, with_gold_strategies
 
 
 def parse_args(argv=None):
@@ -23,6 +27,9 @@ def parse_args(argv=None):
                         help="also BLEU/METEOR/ROUGE-L/CIDEr via pycocoevalcap into metric_nlgeval.json")
     parser.add_argument("--ead_vocab_size", type=int, default=EAD_VOCAB_SIZE,
                         help="V in the EAD expectation (default: %(default)s, BlenderBot-small + PAL's added tokens)")
+    parser.add_argument("--gold_file", default=None,
+                        help="the reformatted test file (codes/_reformat/process.py) gen.json was generated from: "
+                             "gold strategies for records without cls_strat_id (the authors' gen.json)")
     return parser.parse_args(argv)
 
 
@@ -30,6 +37,8 @@ def main(argv=None):
     args = parse_args(argv)
     require_punkt()
     records = load_gen_json(args.result_dir)
+    if args.gold_file:
+        records = with_gold_strategies(records, args.gold_file)
     save_dir = args.result_dir if os.path.isdir(args.result_dir) else os.path.dirname(os.path.abspath(args.result_dir))
     evaluate_records(records, save_dir, add_nlg_eval=args.add_nlg_eval, ead_vocab_size=args.ead_vocab_size)
     print(f"wrote the metric files into {save_dir}")

@@ -1,9 +1,10 @@
 """Featurization (SPEC Stage 3) and batching: pal.inputter and codes/prepare.py.
 
-The central check: the fast featurizer (each utterance tokenized once, ids assembled) gives exactly the ids of the
-straightforward form the authors use (re-tokenize the joined history string for every example), on real ESConv
-dialogues and on a self-made sample with awkward texts. The reference (pal.reference_featurization) is written
-independently of pal.inputter, from SPEC Stage 3.
+The central check: the fast featurizer (each dialogue's history tokenized once, ids assembled) gives exactly the ids
+of the straightforward form the authors use (re-tokenize the joined history string for every example), on real
+ESConv dialogues and on a self-made sample with awkward texts, for PAL's 12-token vocabulary and Blender-Joint's
+10-token one (where "</s> <s>" is plain text). The reference (pal.reference_featurization) is written independently
+of pal.inputter, from SPEC Stage 3.
 """
 import json
 import pickle
@@ -30,6 +31,12 @@ def toker(blender_tokenizer_dir):
 @pytest.fixture(scope="module")
 def real_toker(real_blender_tokenizer_dir):
     return build_tokenizer(load_config("strat"), real_blender_tokenizer_dir)
+
+
+@pytest.fixture(scope="module")
+def joint_toker(real_blender_tokenizer_dir):
+    """Blender-Joint's tokenizer: the authors' 10 added tokens (no "</s>", "<s>")."""
+    return build_tokenizer(load_config("strat_no_persona"), real_blender_tokenizer_dir)
 
 
 def featurizer(toker, config="strat", inputter="strat", **kw):
@@ -78,9 +85,13 @@ AWKWARD_DIALOGUE = {"dialog": [
 
 # ------------------------------------------------------------------------------------------------ fast == straightforward
 
-def test_fast_equals_straightforward_on_real_esconv(real_toker):
+def real_sample():
     conversations = json.loads(shared_path("data/esconv/ESConv.json").read_text(encoding="utf-8"))
-    sample = [from_esconv(c) for c in conversations[::25]]  # 52 dialogues spread over the corpus
+    return [from_esconv(c) for c in conversations[::25]]  # 52 dialogues spread over the corpus
+
+
+def test_fast_equals_straightforward_on_real_esconv(real_toker):
+    sample = real_sample()
     for stage in ("training", "inference"):
         strat, vanilla = featurizer(real_toker), featurizer(real_toker, "vanilla", "vanilla")
         for data in sample:
@@ -91,6 +102,19 @@ def test_fast_equals_straightforward_on_real_esconv(real_toker):
     for data in sample[:10]:
         assert_same(short.dialogue_features(data, "training"),
                     reference_strat(data, real_toker, "training", max_in=40, max_dec=8))
+
+
+def test_blender_joint_fast_equals_straightforward_on_real_esconv(joint_toker):
+    """The 10-token vocabulary: "</s> <s>" is BPE text there, merged with the words beside it."""
+    sample = real_sample()
+    for stage in ("training", "inference"):
+        joint = featurizer(joint_toker, "strat_no_persona")
+        for data in sample:
+            assert_same(joint.dialogue_features(data, stage), reference_strat(data, joint_toker, stage))
+    short = featurizer(joint_toker, "strat_no_persona", max_input_length=40, max_decoder_input_length=8)
+    for data in sample[:10]:
+        assert_same(short.dialogue_features(data, "training"),
+                    reference_strat(data, joint_toker, "training", max_in=40, max_dec=8))
 
 
 @pytest.mark.parametrize("stage", ["training", "validation", "inference"])
@@ -104,6 +128,14 @@ def test_fast_equals_straightforward_on_awkward_texts(toker, stage):
                     reference_vanilla(AWKWARD_DIALOGUE, toker, stage, max_in, max_dec))
     both = featurizer(toker, use_all_persona=True).dialogue_features(AWKWARD_DIALOGUE, stage)
     assert_same(both, reference_strat(AWKWARD_DIALOGUE, toker, stage, use_all_persona=True))
+
+
+@pytest.mark.parametrize("stage", ["training", "inference"])
+def test_blender_joint_fast_equals_straightforward_on_awkward_texts(joint_toker, stage):
+    for max_in, max_dec in ((512, 50), (30, 5)):
+        assert_same(featurizer(joint_toker, "strat_no_persona", max_input_length=max_in,
+                               max_decoder_input_length=max_dec).dialogue_features(AWKWARD_DIALOGUE, stage),
+                    reference_strat(AWKWARD_DIALOGUE, joint_toker, stage, max_in, max_dec))
 
 
 # ------------------------------------------------------------------------------------------------ exact ids
@@ -127,6 +159,33 @@ def test_exact_ids_of_a_hand_written_dialogue(real_toker):
     vanilla = featurizer(t, "vanilla", "vanilla").dialogue_features(data, "training")[1]
     assert vanilla.input_ids == ids(t, "I lost my job.") + [2] + ids(t, "How do you feel?") + [2] + ids(t, "Sad.")
     assert vanilla.labels == ids(t, "That sounds hard.") + [2] and vanilla.strat_id is None
+
+
+def test_exact_ids_with_the_blender_joint_vocabulary(joint_toker):
+    """The authors' strat_no_persona.json adds 10 tokens (vocabulary 54,954); their inputter tokenizes the joined
+    history, in which "</s> <s>" is text: 46 context ids for this 4-turn dialogue (issue 11's measurement)."""
+    t = joint_toker
+    data = {"dialog": [turn("usr", "I lost my job."), turn("sys", "How do you feel?", "Question"),
+                       turn("usr", "Sad."), turn("sys", "That sounds hard.", "Reflection of feelings")]}
+    first, second = featurizer(t, "strat_no_persona").dialogue_features(data, "training")
+    history = "Persona:I lost my job.</s> <s>System:[Question]How do you feel?</s> <s>Persona:Sad.</s> <s>System:"
+    assert second.input_ids == ids(t, history) and len(second.input_ids) == 46
+    assert first.input_ids == ids(t, "Persona:I lost my job.</s> <s>System:")
+    assert len(t) == 54956 - 2 and ids(t, "<persona>") == [54944] and ids(t, "<input>") == [54945]
+    assert ids(t, "[Question]") == [54946] and ids(t, "[Others]") == [54953]
+    assert all(i < t.vocab_size for i in ids(t, "</s> <s>"))  # no added token: BPE pieces
+    # per-utterance assembly would be wrong: BPE merges across the joins ("job.</s>", "<s>System:")
+    per_utterance = ids(t, "Persona:I lost my job.") + ids(t, "</s> <s>") + ids(t, "System:")
+    assert per_utterance != first.input_ids
+    assert (first.labels, second.labels) == ([54946] + ids(t, "How do you feel?") + [2],
+                                             [54948] + ids(t, "That sounds hard.") + [2])
+    assert (first.strat_id, second.strat_id) == (0, 2)
+
+
+def test_the_12_token_blender_joint_option_keeps_pals_vocabulary(real_blender_tokenizer_dir):
+    t = build_tokenizer(load_config("strat_no_persona_12tok"), real_blender_tokenizer_dir)
+    assert len(t) == 54956 and ids(t, "</s> <s>") == [54944, 54945] and ids(t, "[Question]") == [54948]
+    assert not settings_for(load_config("strat_no_persona_12tok"), "strat").persona_in_batches
 
 
 def test_truncation_keeps_the_last_context_ids_and_cuts_labels(toker):

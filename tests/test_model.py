@@ -305,10 +305,11 @@ def authors_state_dict(model):
             names += [f"model.{side}.layers.{i}.{n}" for n in layer]
         for name in names:
             state[name] = src[name].detach().clone()
-    for name in ("persona_norm.weight", "persona_norm.bias", "context_norm.weight", "context_norm.bias",
-                 "persona_context_w"):
-        state[name] = src[name].detach().clone()
-    state["strategy_alpha"] = torch.tensor([0.0, 0.75, 0.0, 0.0, 0.75, 0.75, 0.75, 0.375])
+    if isinstance(model, PersonaFusionBlenderbotSmall):  # Blender-Joint's model has no extra parameters
+        for name in ("persona_norm.weight", "persona_norm.bias", "context_norm.weight", "context_norm.bias",
+                     "persona_context_w"):
+            state[name] = src[name].detach().clone()
+        state["strategy_alpha"] = torch.tensor([0.0, 0.75, 0.0, 0.0, 0.75, 0.75, 0.75, 0.375])
     return state
 
 
@@ -331,6 +332,32 @@ def test_authors_style_state_dict_loads(tiny_blender_dir, tmp_path, variant):
     batch = make_batch(toker, CONTEXTS, PERSONAS, RESPONSES, [0, 1, 2])
     with torch.no_grad():
         assert torch.equal(model(**batch).logits, loaded(**batch).logits)
+
+
+def test_authors_blender_joint_state_dict_loads_and_decodes(tiny_blender_dir, tmp_path):
+    """An epoch-N.bin of the authors' Blender-Joint: their strat_no_persona.json adds 10 tokens, so every vocabulary
+    tensor has len(BlenderBot-small) + 10 rows (54,954 with the real tokenizer)."""
+    from pal.generation import generate
+    toker, model = tiny_model(tiny_blender_dir, "strat_no_persona")
+    state = authors_state_dict(model)
+    assert set(state) == set(model.state_dict())
+    rows = toker.vocab_size + 10
+    assert state["model.shared.weight"].shape[0] == state["final_logits_bias"].shape[1] == rows
+    if toker.vocab_size == 54944:  # the real BlenderBot-small tokenizer
+        assert rows == 54954
+    path = str(tmp_path / "epoch-4.bin")
+    torch.save(state, path)
+    _, loaded = build_model("strat_no_persona", pretrained_model_path=tiny_blender_dir, checkpoint=path)
+    loaded.eval()
+    assert isinstance(loaded, StrategyBlenderbotSmall) and loaded.strategy_token_ids == list(range(rows - 8, rows))
+    batch = make_batch(toker, CONTEXTS, None, None, [0, 4, 2])
+    options = dict(top_k=0, top_p=1.0, repetition_penalty=1.0, min_length=0, max_length=8)
+    decoded, expected = generate(loaded, batch, toker, **options), generate(model, batch, toker, **options)
+    assert decoded == expected and all(len(s) > 0 for s in decoded["sequences"])
+    assert len(decoded["pred_strat_id"]) == 3 and all(0 <= p < 8 for p in decoded["pred_strat_id"])
+    # the 12-token option cannot take it: every vocabulary tensor is 2 rows short
+    with pytest.raises(UserError, match=f"model.shared.weight \\({rows}, "):
+        build_model("strat_no_persona_12tok", pretrained_model_path=tiny_blender_dir, checkpoint=path)
 
 
 def test_checkpoint_of_another_config_lists_keys(tiny_blender_dir, tmp_path):

@@ -8,13 +8,16 @@ Files written into `save_dir` (all computed first, then written, so bad input le
   ead_vocab_size (the V used).
 - metric_list.json: per-example f1, rouge-l and strategy hits (the authors' file of the same name).
 - with add_nlg_eval: metric_nlgeval.json (Bleu_1..4, METEOR, ROUGE_L, CIDEr; fractions) and metric_nlgeval_list.json.
-- with strategy fields: confusion_matrix_cls_strat_id.json (the authors' nested list), confusion_matrix_cls_strat_id.png,
-  strategy_report_cls_strat_id.json (all 8 strategies: per-class precision/recall/F1, top-k accuracy, 8x8 matrix).
+- with gold and predicted strategies: confusion_matrix_cls_strat_id.json (the authors' nested list),
+  confusion_matrix_cls_strat_id.png, strategy_report_cls_strat_id.json (all 8 strategies: per-class
+  precision/recall/F1, top-k accuracy, 8x8 matrix).
+  Records with predicted but no gold strategies (the authors' gen.json) get every other metric and one note line;
+  metric.records.with_gold_strategies adds the gold ones from the test file.
 """
 import os
 import sys
 
-from pal.cli import write_json
+from pal.cli import UserError, write_json
 
 from .plots import plot_confusion_matrix
 from .records import all_or_none, check_records, corpus_perplexity, first_text
@@ -54,10 +57,21 @@ def ead_metrics(generations, orders=EAD_ORDERS, vocab_size=EAD_VOCAB_SIZE, lower
     return result
 
 
+NO_GOLD_NOTE = (f"note: gen.json has predicted strategies ({PRED_KEY}) but no gold ones ({GOLD_KEY}), as the authors' "
+                f"infer.py writes it: strategy accuracy is unavailable; codes/evaluate.py --gold_file TEST_FILE "
+                f"recovers the gold strategies from the reformatted test file")
+
+
 def _strategy_outputs(records):
-    if not all_or_none(records, (GOLD_KEY, PRED_KEY)):
+    """strategy_metrics(records), or None without strategy fields (vanilla) or without gold labels (one note)."""
+    has_pred = all_or_none(records, (PRED_KEY,))
+    has_gold = all_or_none(records, (GOLD_KEY,))
+    if has_gold and not has_pred:
+        raise UserError(f"gen.json: the records have {GOLD_KEY} but no {PRED_KEY}; strategy metrics need both")
+    if has_pred and not has_gold:
+        print(NO_GOLD_NOTE, file=sys.stderr)
         return None
-    return strategy_metrics(records)
+    return strategy_metrics(records) if has_pred else None
 
 
 def evaluate_records(records, save_dir, add_nlg_eval=False, ead_vocab_size=EAD_VOCAB_SIZE, extra_metrics=None,

@@ -4,6 +4,9 @@ import math
 import os
 
 from pal.cli import UserError
+from pal.config import STRATEGIES
+
+GOLD_KEY, PRED_KEY = "cls_strat_id", "pred_strat_id"
 
 
 def load_gen_json(path):
@@ -69,3 +72,55 @@ def corpus_perplexity(records):
     if total_tokens <= 0:
         raise UserError("gen.json: token_num sums to 0; cannot compute perplexity")
     return math.exp(total_loss / total_tokens)
+
+
+# ---- gold strategies from the test file ------------------------------------------------------------------------------
+# The authors' infer.py (chengjl19/PAL, thu-coai codes_zcj) keeps the gold strategy out of gen.json. Their records are
+# the test file's examples in file order, with sample_id = the dialogue's position in the file. Which supporter turns
+# are examples differs: PAL (and codes/infer.py) emit a supporter turn right after a seeker turn, codes_zcj every
+# supporter turn but a dialogue's first turn. The PAL examples are a subset of the zcj ones, so the two lists have
+# equal lengths only when they are identical, and the record count says which one a gen.json holds.
+EMISSION_RULES = {
+    "PAL (supporter turns right after a seeker turn)": lambda turns, i: turns[i - 1][0] != "sys",
+    "codes_zcj (every supporter turn)": lambda turns, i: True,
+}
+
+
+def gold_file_examples(gold_file):
+    """{rule name: [(dialogue index, line number, gold strategy id)] in file order} of a reformatted test file."""
+    from pal.inputter import checked_turns, read_dialogues
+    examples = {name: [] for name in EMISSION_RULES}
+    for index, (line, data) in enumerate(read_dialogues(gold_file)):
+        turns = checked_turns(data, f"{gold_file}: line {line}", need_strategy=True)
+        for i in range(1, len(turns)):
+            if turns[i][0] != "sys":
+                continue
+            for name, emits in EMISSION_RULES.items():
+                if emits(turns, i):
+                    examples[name].append((index, line, STRATEGIES.index(turns[i][2])))
+    return examples
+
+
+def with_gold_strategies(records, gold_file, source="gen.json"):
+    """Copies of the records with `cls_strat_id` read from `gold_file` (see EMISSION_RULES); records that already
+    have one must agree with it."""
+    if not all_or_none(records, (PRED_KEY,), source):
+        raise UserError(f"{source}: no record has {PRED_KEY} (a model without strategy prediction): "
+                        f"--gold_file has nothing to be compared with; drop it")
+    candidates = gold_file_examples(gold_file)
+    examples = next((ex for ex in candidates.values() if len(ex) == len(records)), None)
+    if examples is None:
+        counts = ", ".join(f"{len(ex)} under {name}" for name, ex in candidates.items())
+        raise UserError(f"{gold_file}: {counts} examples, but {source} has {len(records)} records; pass the "
+                        f"reformatted test file the records were generated from")
+    out = []
+    for k, (record, (index, line, gold)) in enumerate(zip(records, examples)):
+        if "sample_id" in record and str(record["sample_id"]) != str(index):
+            raise UserError(f"{source}: record {k} has sample_id {record['sample_id']} but example {k} of "
+                            f"{gold_file} comes from dialogue {index} (line {line}); pass the file the records were "
+                            f"generated from")
+        if GOLD_KEY in record and str(record[GOLD_KEY]) != str(gold):
+            raise UserError(f"{source}: record {k} has {GOLD_KEY} {record[GOLD_KEY]} but {gold_file} line {line} "
+                            f"says {gold} ({STRATEGIES[gold]})")
+        out.append({**record, GOLD_KEY: gold})
+    return out

@@ -10,7 +10,7 @@ from sklearn.metrics import classification_report, confusion_matrix, f1_score
 from pal.cli import UserError
 from pal.config import STRATEGIES
 
-GOLD_KEY, PRED_KEY = "cls_strat_id", "pred_strat_id"
+from .records import GOLD_KEY, PRED_KEY
 
 
 def _parse_distribution(value, index):

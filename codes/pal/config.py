@@ -1,8 +1,13 @@
 """Model configurations (codes/CONFIG/*.json), pretrained-path resolution and the tokenizer.
 
-A config names the model family and the tokens added to BlenderBot-small's vocabulary, e.g.
-CONFIG/strat.json: {"model_name": "strat_blenderbot_small", "pretrained_model_path": "Blenderbot_small-90M",
-"expanded_vocab": ["</s>", "<s>", "<persona>", "<input>", "[Question]", ...]}.
+A config names the model family and the tokens added to BlenderBot-small's vocabulary (54,944 ids), as the
+authors' configs (chengjl19/PAL codes/CONFIG) do:
+- strat.json (PAL): "</s>", "<s>", "<persona>", "<input>" and the 8 strategy tokens: 12 tokens, 54,956 ids;
+- strat_no_persona.json (Blender-Joint): "<persona>", "<input>" and the 8 strategy tokens: 10 tokens, 54,954 ids
+  ("</s> <s>" between utterances is then ordinary text that BPE splits into pieces);
+- strat_no_persona_12tok.json: Blender-Joint with PAL's 12 tokens (this suite's earlier vocabulary; its checkpoints);
+- vanilla.json: no added tokens.
+The strategy tokens come last in every strat config: the models index them as the last 8 ids.
 """
 import json
 import os
@@ -42,6 +47,10 @@ def load_config(config_name):
     for key in ("model_name", "pretrained_model_path"):
         if key not in config:
             raise UserError(f"{path}: missing key {key!r}")
+    expanded = config.get("expanded_vocab", [])
+    if not isinstance(expanded, list) or not all(isinstance(t, str) and t for t in expanded) \
+            or len(set(expanded)) != len(expanded):
+        raise UserError(f"{path}: expanded_vocab must be a list of distinct non-empty token strings")
     config["config_name"] = config_name
     return config
 

@@ -16,12 +16,18 @@ Two inputters, as in the authors' code (chengjl19/PAL `inputters/strat.py`, thu-
   for its own). Emission follows the same train/validation rule as `strat`, so every configuration is evaluated on
   the same examples (zcj's vanilla inputter emitted every supporter turn at inference too).
 
-Speed: the authors re-tokenize the whole joined history for every example. Here each utterance is tokenized once
-per dialogue and the ids are assembled. That is exact because every join point is an added special token
-(`</s>`, `<s>`, `[strategy]`): the tokenizer splits the text on added tokens before running BPE on each piece,
-and BlenderBot-small's BPE works on whitespace-separated words, so no BPE merge can cross a join. The sys turn
-`"System:[strategy]" + text` is therefore ids("System:") + [strategy id] + ids(text).
-tests/test_inputter.py checks the assembled ids against the straightforward re-tokenization on real dialogues.
+Speed: the authors re-tokenize the whole joined history for every example. Here each dialogue's history is
+tokenized once, in the pieces between strategy tokens, and each example's ids are assembled from those pieces.
+That is exact for every strat config, as it assumes only that the tokenizer cuts the text at added tokens (every
+strat config adds the strategy tokens) and tokenizes each piece on its own; no whitespace touches a strategy token
+("System:" before it, normalised text after it), so stripping around added tokens changes nothing. The context
+before supporter turn i, `"</s> <s>".join(context + ["System:"])`, is the history string up to turn i's
+`[strategy]` token, so its pieces are exactly the history's pieces before that token; the last one,
+`text_of_previous_supporter_turn</s> <s>Persona:...</s> <s>System:`, is tokenized whole. Nothing is assumed about
+the joiner: with PAL's vocabulary `</s>` and `<s>` are added tokens, but Blender-Joint's (the authors'
+strat_no_persona.json) does not add them, so BPE splits `"</s> <s>"` and merges pieces across it (`"job.</s>"`
+is not ids("job.") + ids("</s>")); tokenizing utterances separately would be wrong there.
+tests/test_inputter.py checks the ids against the straightforward re-tokenization on real dialogues, for both.
 
 Batching (the unmasked persona fusion makes PAL's outputs depend on padding, so batching is part of
 faithfulness): training batches come from `BucketBatchSampler` (the authors' bucketing); validation batches
@@ -149,7 +155,7 @@ class Feature:
 
 
 class Featurizer:
-    """Turns dialogues into Features with one tokenizer call per utterance (see the module docstring)."""
+    """Turns dialogues into Features, tokenizing each dialogue's history once (see the module docstring)."""
 
     def __init__(self, toker, settings):
         self.toker = toker
@@ -157,8 +163,6 @@ class Featurizer:
         self.bos, self.eos, self.pad = toker.bos_token_id, toker.eos_token_id, toker.pad_token_id
         if None in (self.bos, self.eos, self.pad):
             raise UserError("the tokenizer lacks a bos, eos or pad token (BlenderBot-small's has all three)")
-        self.joiner_ids = self.encode(CONTEXT_JOINER)
-        self.supporter_prefix_ids = self.encode(SUPPORTER_PREFIX)
         if settings.inputter_name == "strat":
             self.strategy_ids = [self.single_token_id(tok) for tok in STRATEGY_TOKENS]
         self._persona_cache = {}
@@ -188,46 +192,57 @@ class Featurizer:
         strat = self.settings.inputter_name == "strat"
         turns = checked_turns(data, where, need_strategy=strat)
         personas = self.persona_source(data, where) if strat else None
-        features, pieces, seeker_turns = [], [], 0
+
+        def emitted(i):  # never a dialogue's first turn; outside training only right after a seeker turn
+            return i > 0 and (stage == "training" or turns[i - 1][0] != "sys")
+
+        contexts = self.strat_contexts(turns, emitted) if strat else self.vanilla_contexts(turns, emitted)
+        features = []
+        for i, seeker_turns, context in contexts:
+            text, strategy = turns[i][1], turns[i][2]
+            strat_index = STRATEGIES.index(strategy) if strat else None
+            persona = self.persona_ids(personas(seeker_turns)) if strat else None
+            feature = self.example(context, self.encode(text), strat_index, persona)
+            feature.dialogue_index, feature.turn_index = dialogue_index, i
+            if with_meta:
+                feature.meta = self.example_meta(feature, turns[i - 1][1], text)
+            features.append(feature)
+        return features
+
+    def strat_contexts(self, turns, emitted):
+        """(turn index, seeker turns so far, context ids) at each emitted supporter turn.
+
+        `closed` holds the ids up to and including the last strategy token; `parts` the context strings since then
+        (the previous supporter turn's text, then whole turns), tokenized as one piece when the next supporter turn
+        closes it."""
+        closed, parts, seeker_turns = [], [], 0
         for i, (speaker, text, strategy) in enumerate(turns):
             if speaker == "usr":
                 seeker_turns += 1
-                pieces.append(self.encode(SEEKER_PREFIX + text) if strat else self.encode(text))
+                parts.append(SEEKER_PREFIX + text)
                 continue
-            response = self.encode(text)
-            strat_index = STRATEGIES.index(strategy) if strat else None
-            if i > 0 and (stage == "training" or turns[i - 1][0] != "sys"):
-                feature = self.example(pieces, response, strat_index, personas, seeker_turns)
-                feature.dialogue_index, feature.turn_index = dialogue_index, i
-                if with_meta:
-                    feature.meta = self.example_meta(feature, turns[i - 1][1], text, pieces[-1], response)
-                features.append(feature)
-            if strat:
-                pieces.append(self.supporter_prefix_ids + [self.strategy_ids[strat_index]] + response)
-            else:
-                pieces.append(response)
-        return features
+            piece = self.encode(CONTEXT_JOINER.join(parts + [SUPPORTER_PREFIX]))
+            if emitted(i):
+                yield i, seeker_turns, closed + piece
+            closed += piece + [self.strategy_ids[STRATEGIES.index(strategy)]]
+            parts = [text]
 
-    def example(self, pieces, response, strat_index, personas, seeker_turns):
+    def vanilla_contexts(self, turns, emitted):
+        """(turn index, None, context ids) at each emitted supporter turn: zcj's utterance ids joined by eos."""
+        joined = []
+        for i, (speaker, text, _) in enumerate(turns):
+            if speaker == "sys" and emitted(i):
+                yield i, None, joined[:-1]
+            joined += self.encode(text) + [self.eos]
+
+    def example(self, context, response, strat_index, persona):
         s = self.settings
-        if s.inputter_name == "strat":
-            context = self.joined(pieces + [self.supporter_prefix_ids], self.joiner_ids)
+        if strat_index is not None:
             labels = ([self.strategy_ids[strat_index]] + response + [self.eos])[:s.max_decoder_input_length + 1]
-            persona = self.persona_ids(personas(seeker_turns))
         else:
-            context = self.joined(pieces, [self.eos])
             labels = (response + [self.eos])[:s.max_decoder_input_length]
-            persona = None
         return Feature(input_ids=context[-s.max_input_length:], decoder_input_ids=[self.bos] + labels[:-1],
                        labels=labels, persona_input_ids=persona, strat_id=strat_index)
-
-    @staticmethod
-    def joined(pieces, joiner):
-        out = list(pieces[0])
-        for piece in pieces[1:]:
-            out += joiner
-            out += piece
-        return out
 
     def persona_source(self, data, where):
         """A function: number of seeker turns so far -> persona text (SPEC stage 3)."""
@@ -253,14 +268,15 @@ class Featurizer:
             return persona_list[k - FIRST_PERSONA_SEEKER_TURN]
         return from_list
 
-    def example_meta(self, feature, previous_text, response_text, previous_ids, response_ids):
+    def example_meta(self, feature, previous_text, response_text):
         """gen.json's post/response/persona as the authors write them."""
         if self.settings.inputter_name == "strat":
             # PAL: the previous turn's normalised text, the raw reference, the persona decoded without added tokens
             persona = self.decode(feature.persona_input_ids, skip_special_tokens=True)
             return {"post": previous_text, "response": response_text, "persona": persona}
         # zcj vanilla: the decoded (lower-cased, tokenized) previous utterance and reference
-        return {"post": self.decode(previous_ids), "response": self.decode(response_ids), "persona": ""}
+        return {"post": self.decode(self.encode(previous_text)), "response": self.decode(self.encode(response_text)),
+                "persona": ""}
 
     def decode(self, ids, **kwargs):
         # transformers 4.x cleaned tokenization spaces by default ("kids ." -> "kids."); 5.x does not.

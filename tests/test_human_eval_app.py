@@ -198,3 +198,28 @@ def test_chat_mode_shows_strategy_and_persona(inputs, tmp_path, tiny_blender_dir
     assert new.status_code == 302
     fresh = task_url(client, tokens["ann1"])
     assert fresh != url and "my dog died" not in client.get(fresh).get_data(as_text=True)
+
+
+def test_admin_links_and_export(inputs, tmp_path, tiny_blender_dir, capsys):
+    from human_eval import admin
+    client, tokens, args = study(inputs, tmp_path, tiny_blender_dir)
+    admin.main(["--db", args.db, "--base_url", "http://127.0.0.1:5001/", "add", "ann3"])
+    link = capsys.readouterr().out.strip()
+    assert link.startswith("ann3: http://127.0.0.1:5001/a/") and link.endswith("/")
+    token3 = link.rstrip("/").rsplit("/", 1)[1]
+    assert token3 not in tokens.values() and client.get(f"/a/{token3}/").status_code == 200
+    with pytest.raises(UserError, match="already exists"):
+        admin.main(["--db", args.db, "add", "ann3"])
+    url = task_url(client, tokens["ann1"])
+    for side in "AB":
+        for turn in range(3):
+            chat(client, url, side, f"t{turn}")
+    judge_all(client, url, "B")
+    admin.main(["--db", args.db, "export", str(tmp_path / "export")])
+    judgments = json.loads((tmp_path / "export" / "judgments.json").read_text())
+    assert len(judgments) == 6 and {j["annotator"] for j in judgments} == {"ann1"}
+    assert all(j["winner"] == j["system_b"] for j in judgments)
+    csv_lines = (tmp_path / "export" / "messages.csv").read_text().splitlines()
+    assert len(csv_lines) == 1 + 12 and csv_lines[0].startswith("id,task_id,annotator,side,system,speaker,text")
+    exported = "".join(p.read_text() for p in (tmp_path / "export").iterdir())
+    assert not any(t in exported for t in [*tokens.values(), token3])  # tokens never leave the database

@@ -31,7 +31,7 @@ def browser(tmp_path):
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1200,900",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1100,1000",
                  f"--user-data-dir={tmp_path / 'chromium-profile'}"):
         options.add_argument(flag)
     driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=CHROMEDRIVER))
@@ -106,6 +106,7 @@ def test_browser_walks_a_task_and_survives_a_server_kill(browser, tmp_path, tiny
         assert "<b>lost</b>" in browser.find_element(By.ID, "chat-A").text  # shown as text, not markup
         shot = os.environ.get("HUMAN_EVAL_SCREENSHOT")  # README picture: HUMAN_EVAL_SCREENSHOT=docs/x.png pytest ...
         if shot:
+            browser.execute_script("window.scrollTo(0, 0)")
             browser.save_screenshot(shot)
         for criterion, choice in zip(CRITERIA, ("A", "B", "tie", "A", "A", "B")):
             browser.find_element(By.CSS_SELECTOR, f"input[name='{criterion}'][value='{choice}']").click()

@@ -3,6 +3,7 @@
 Pages are server-rendered forms (post, then redirect), so the study works without JavaScript and a reload never
 re-sends a message. Jinja escapes everything it renders: model output and annotator input are never HTML.
 """
+import threading
 import time
 from dataclasses import dataclass
 
@@ -36,6 +37,7 @@ def create_app(db_path, settings, criteria, systems=None):
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = 64 * 1024
     questions = {c["name"]: c["question"] for c in criteria}
+    say_lock = threading.Lock()  # read history, generate, store: one exchange at a time (two tabs cannot interleave)
 
     @app.before_request
     def open_store():
@@ -108,15 +110,16 @@ def create_app(db_path, settings, criteria, systems=None):
         if g.store.judgments(task_id, annotator["id"]):
             raise HttpError(409, "This task is already judged; its conversations are closed.")
         text = " ".join(request.form.get("text", "").split())
-        problem = message_problem(annotator, task_id, side, text)
-        if problem:
-            return redirect(url_for("task_page", token=token, task_id=task_id, error=problem) + f"#chat-{side}")
-        system = task["system_a"] if side == "A" else task["system_b"]
-        history = [{"speaker": m["speaker"], "text": m["text"], "strategy": m["strategy"]}
-                   for m in g.store.messages(task_id, annotator["id"], side)]
-        key = (task_id, annotator["id"], side, len(history))
-        reply = systems.reply(system, history, text, key)
-        g.store.add_exchange(task_id, annotator["id"], side, system, text, reply)
+        with say_lock:
+            problem = message_problem(annotator, task_id, side, text)
+            if problem:
+                return redirect(url_for("task_page", token=token, task_id=task_id, error=problem) + f"#chat-{side}")
+            system = task["system_a"] if side == "A" else task["system_b"]
+            history = [{"speaker": m["speaker"], "text": m["text"], "strategy": m["strategy"]}
+                       for m in g.store.messages(task_id, annotator["id"], side)]
+            key = (task_id, annotator["id"], side, len(history))
+            reply = systems.reply(system, history, text, key)
+            g.store.add_exchange(task_id, annotator["id"], side, system, text, reply)
         return redirect(url_for("task_page", token=token, task_id=task_id) + f"#chat-{side}")
 
     def message_problem(annotator, task_id, side, text):

@@ -10,6 +10,7 @@ import json
 import os
 import random
 
+from metric.records import load_gen_json
 from pal.cli import UserError
 from pal.config import STRATEGIES
 from pal.inputter import read_dialogues
@@ -75,14 +76,8 @@ def parse_results(text):
     if not sep or not name or not folder:
         raise UserError(f"--results {text!r}: expected NAME=RESULT_DIR (a folder with gen.json)")
     path = os.path.join(folder, "gen.json")
-    try:
-        with open(path, encoding="utf-8") as f:
-            records = json.load(f)
-    except OSError as e:
-        raise UserError(f"{path}: cannot read ({e.strerror}); run codes/infer.py first")
-    except json.JSONDecodeError as e:
-        raise UserError(f"{path}: line {e.lineno}: not valid JSON ({e.msg})")
-    if not isinstance(records, list) or not all(isinstance(r, dict) and "generation" in r for r in records):
+    records = load_gen_json(path)
+    if not all(isinstance(r, dict) and "generation" in r for r in records):
         raise UserError(f"{path}: expected a list of records with 'generation' (codes/infer.py's gen.json)")
     return name, path, records
 

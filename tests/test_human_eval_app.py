@@ -223,3 +223,28 @@ def test_admin_links_and_export(inputs, tmp_path, tiny_blender_dir, capsys):
     assert len(csv_lines) == 1 + 12 and csv_lines[0].startswith("id,task_id,annotator,side,system,speaker,text")
     exported = "".join(p.read_text() for p in (tmp_path / "export").iterdir())
     assert not any(t in exported for t in [*tokens.values(), token3])  # tokens never leave the database
+
+
+def test_chat_mode_with_live_persona_extractor(inputs, tmp_path, tiny_blender_dir):
+    from persona_extractor.tiny_bart import make_tiny_bart_dir
+    extractor = make_tiny_bart_dir(str(tmp_path / "extractor"))
+    client, tokens, args = study(inputs, tmp_path, tiny_blender_dir, "--mode", "chat", "--persona_extractor",
+                                 extractor)
+    url = task_url(client, tokens["ann1"])
+    for text in ("hi", "i am a nurse", "i have two cats"):
+        chat(client, url, "A", text)
+    personas = [r[0] for r in sqlite3.connect(args.db).execute(
+        "SELECT persona FROM messages WHERE speaker = 'sys' ORDER BY id")]
+    assert personas[:2] == ["<input>", "<input>"]  # inferred from the seeker's 3rd turn on (SPEC stage 3)
+    assert len(personas) == 3 and personas[2].endswith("<input>")
+
+
+def test_static_results_of_other_contexts_are_refused(inputs, tmp_path):
+    for name, n in (("one", 9), ("two", 8)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "gen.json").write_text(json.dumps(
+            [{"sample_id": 0, "response": f"r{i}", "generation": "g"} for i in range(n)]))
+    args = serve.build_parser().parse_args(["--mode", "static", "--results", f"one={tmp_path / 'one'}",
+                                            "--results", f"two={tmp_path / 'two'}"])
+    with pytest.raises(UserError, match="not generations for the same test contexts"):
+        serve.build_tasks(args, serve.task_builders.load_criteria(args.criteria))

@@ -99,4 +99,5 @@ class Systems:
             torch.manual_seed(self.seed + zlib.crc32(repr(key).encode()))
             chat = self.sessions[name].restore(turns)
             text, strategy, persona = chat.reply(user_text)
-        return text, strategy, persona
+        shown = self.specs[name].uses_persona or self.live_persona  # Blender-Joint/vanilla see no persona
+        return text, strategy, persona if shown else None

@@ -16,6 +16,8 @@ import pytest
 
 from human_eval_setup import FAST_DECODING, make_study_inputs, system_args
 
+pytestmark = pytest.mark.slow
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -24,6 +26,7 @@ CRITERIA = ("Fluency", "Identification", "Comforting", "Suggestion", "Overall", 
 
 @pytest.fixture
 def browser(tmp_path):
+    pytest.importorskip("flask", reason="the human-evaluation app needs flask (requirements.txt)")
     webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (requirements.txt)")
     for path in (CHROMIUM, CHROMEDRIVER):
         if not os.path.exists(path):

@@ -7,7 +7,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from flask import Flask, abort, g, redirect, render_template, request, url_for
+from flask import Flask, g, redirect, render_template, request, url_for
 
 from human_eval.store import AlreadyJudged, Store
 

@@ -77,7 +77,7 @@ def bar_chart(summary, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     pairs = list(summary.items())
-    fig, axes = plt.subplots(len(pairs), 1, figsize=(7, 0.5 + 0.45 * sum(len(c) for _, c in pairs) + 0.6 * len(pairs)),
+    fig, axes = plt.subplots(len(pairs), 1, figsize=(8.5, 0.5 + 0.45 * sum(len(c) for _, c in pairs) + 0.6 * len(pairs)),
                              squeeze=False)
     for ax, ((x, y), by_criterion) in zip(axes[:, 0], pairs):
         names = list(by_criterion)[::-1]
@@ -90,7 +90,7 @@ def bar_chart(summary, path):
         ax.set_xlim(0, 100)
         ax.set_xlabel("% of judgments")
         ax.set_title(f"{x} vs {y}")
-        ax.legend(loc="lower right", fontsize=8, ncol=3)
+        ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8, frameon=False)
     fig.tight_layout()
     with atomic_write(path, "wb") as f:
         fig.savefig(f, format="png", dpi=100)

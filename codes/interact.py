@@ -17,18 +17,15 @@ Persona (config strat only), as PAL sees it (SPEC Stage 3):
 import argparse
 import datetime
 import os
-import re
 import sys
 
 
-from pal.cli import UserError, boolean_string, resolve_device, run_main, write_json
-from pal.config import REPO_ROOT, STRATEGIES, load_config
-from pal.generation import decoding_options, generate, parse_alpha
-from pal.inputter import EMPTY_PERSONA, Featurizer, collate, normalise, settings_for
+from pal.cli import boolean_string, resolve_device, run_main, write_json
+from pal.chat import Chat, PersonaSource, persona_string  # noqa: F401 (persona_string: tests, users)
+from pal.config import REPO_ROOT, load_config
+from pal.generation import decoding_options, parse_alpha
+from pal.inputter import Featurizer, normalise, settings_for
 from pal.model import build_model
-
-PERSONA_TAG = "<persona>"
-DUMMY_STRATEGY = STRATEGIES[-1]  # the reply being generated needs a strategy slot; only its labels use it
 
 
 def build_parser():
@@ -70,91 +67,6 @@ def build_parser():
     p.add_argument("--persona_model_dir_or_name", default=None, help=argparse.SUPPRESS)
     p.add_argument("--persona_ckpt", default=None, help=argparse.SUPPRESS)
     return p
-
-
-# ---- persona --------------------------------------------------------------------------------------------------------
-def persona_string(text):
-    """PESConv form "<persona> s1 <persona> s2 <input>" from plain sentences (kept as is when already in form)."""
-    text = text.strip()
-    if not text or text == EMPTY_PERSONA:
-        return EMPTY_PERSONA
-    if PERSONA_TAG in text or text.endswith(EMPTY_PERSONA):
-        return normalise(text)
-    sentences = [normalise(s) for line in text.splitlines() for s in re.split(r"(?<=[.!?])\s+", line)]
-    sentences = [s for s in sentences if s]
-    return " ".join(f"{PERSONA_TAG} {s}" for s in sentences) + f" {EMPTY_PERSONA}"
-
-
-class PersonaSource:
-    """What PAL sees as persona at each turn: fixed, or inferred live by the persona extractor."""
-
-    def __init__(self, fixed=EMPTY_PERSONA, extractor=None):
-        self.fixed, self.extractor = fixed, extractor
-
-    @classmethod
-    def from_args(cls, args, device):
-        if args.persona is not None:
-            return cls(persona_string(args.persona))
-        if args.persona_file is not None:
-            if not os.path.isfile(args.persona_file):
-                raise UserError(f"--persona_file {args.persona_file}: no such file")
-            with open(args.persona_file, encoding="utf-8") as f:
-                return cls(persona_string(f.read()))
-        if args.persona_extractor is not None:
-            return cls(extractor=load_extractor(args.persona_extractor, device))
-        return cls()
-
-    def for_turn(self, seeker_utterances):
-        if self.extractor is None:
-            return self.fixed
-        return self.extractor.persona_for_turn(seeker_utterances)
-
-
-def load_extractor(path, device):
-    extractor_dir = str(REPO_ROOT / "persona_extractor")
-    if extractor_dir not in sys.path:
-        sys.path.insert(0, extractor_dir)
-    try:
-        from extractor import PersonaExtractor
-    except ImportError as e:
-        raise UserError(f"cannot import persona_extractor/extractor.py ({e})")
-    return PersonaExtractor.from_pretrained(path, device=device)
-
-
-# ---- one reply ------------------------------------------------------------------------------------------------------
-class Chat:
-    """The conversation so far and the model that continues it."""
-
-    def __init__(self, toker, model, featurizer, decoding, persona_source, device):
-        self.toker, self.model, self.featurizer = toker, model, featurizer
-        self.decoding, self.persona_source, self.device = decoding, persona_source, device
-        self.reset()
-
-    def reset(self):
-        self.turns, self.seeker_utterances, self.personas = [], [], []
-
-    def reply(self, seeker_text):
-        """(reply text, strategy name or None, persona used) for the seeker's new turn."""
-        self.turns.append({"speaker": "usr", "text": seeker_text})
-        self.seeker_utterances.append(seeker_text)
-        persona = self.persona_source.for_turn(self.seeker_utterances)
-        self.personas.append(persona)
-        batch = self.batch_for_reply(persona)
-        out = generate(self.model, batch, self.toker, **vars(self.decoding))
-        text = normalise(self.toker.decode(out["sequences"][0], clean_up_tokenization_spaces=True))
-        strategy = STRATEGIES[out["pred_strat_id"][0]] if "pred_strat_id" in out else None
-        self.turns.append({"speaker": "sys", "text": text, "strategy": strategy})
-        return text, strategy, persona
-
-    def batch_for_reply(self, persona):
-        placeholder = {"speaker": "sys", "text": "n/a", "strategy": DUMMY_STRATEGY}
-        data = {"dialog": self.turns + [placeholder], "persona": persona}
-        feature = self.featurizer.dialogue_features(data, "inference", where="conversation")[-1]
-        settings = self.featurizer.settings
-        return collate([feature], self.toker.pad_token_id, settings.persona_in_batches)
-
-    def record(self):
-        return {"dialog": self.turns, "persona": self.personas}
 
 
 def save_conversation(output_dir, record):

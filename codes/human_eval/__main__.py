@@ -1,0 +1,5 @@
+from pal.cli import run_main
+
+from human_eval.serve import main
+
+run_main(main)

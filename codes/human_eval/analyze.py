@@ -1,0 +1,131 @@
+"""Analyse a human-evaluation database: win/tie/loss per criterion and system pair, sign tests, agreement.
+
+    python -m human_eval.analyze DB [--output_dir DIR]
+
+Writes human_eval.md (the table, also printed), human_eval.json (every number) and human_eval.png (bar chart) to
+--output_dir (default: the database's folder). A pair (X, Y) is ordered by name; "X wins" counts judgments that
+preferred X. Agreement is computed over tasks judged by two or more annotators, on the labels X / tie / Y.
+"""
+import argparse
+import os
+import sqlite3
+from collections import defaultdict
+
+from pal.cli import UserError, atomic_write, run_main, write_json
+
+from human_eval.agreement import fleiss_kappa, krippendorff_alpha, sign_test
+
+
+def read_judgments(db_path):
+    """[(task_id, annotator_id, system_a, system_b, criterion, winner)] of a study database."""
+    if not os.path.isfile(db_path):
+        raise UserError(f"{db_path}: no such database (python -m human_eval creates it)")
+    db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    try:
+        return db.execute("SELECT j.task_id, j.annotator_id, t.system_a, t.system_b, j.criterion, j.winner "
+                          "FROM judgments j JOIN tasks t ON t.id = j.task_id ORDER BY j.task_id").fetchall()
+    except sqlite3.DatabaseError as e:
+        raise UserError(f"{db_path}: not a human-evaluation database ({e})")
+    finally:
+        db.close()
+
+
+def summarise(rows, criteria_order=None):
+    """{(X, Y): {criterion: {wins, ties, losses, n, p_sign, fleiss_kappa, krippendorff_alpha, annotated_tasks}}}."""
+    labels = defaultdict(lambda: defaultdict(list))  # (pair, criterion) -> task -> labels
+    for task_id, _annotator, a, b, criterion, winner in rows:
+        pair = tuple(sorted((a, b)))
+        label = "win" if winner == pair[0] else "loss" if winner == pair[1] else "tie"
+        labels[pair, criterion][task_id].append(label)
+    out = defaultdict(dict)
+    for (pair, criterion), per_task in labels.items():
+        flat = [label for units in per_task.values() for label in units]
+        wins, ties, losses = flat.count("win"), flat.count("tie"), flat.count("loss")
+        units = list(per_task.values())
+        out[pair][criterion] = {"wins": wins, "ties": ties, "losses": losses, "n": len(flat),
+                                "p_sign": sign_test(wins, losses), "fleiss_kappa": fleiss_kappa(units),
+                                "krippendorff_alpha": krippendorff_alpha(units),
+                                "multiply_annotated_tasks": sum(len(u) >= 2 for u in units)}
+    order = {c: i for i, c in enumerate(criteria_order or [])}
+    return {pair: dict(sorted(by_c.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0])))
+            for pair, by_c in sorted(out.items())}
+
+
+def fmt(value, digits=3):
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def markdown(summary):
+    lines = []
+    for (x, y), by_criterion in summary.items():
+        lines += [f"### {x} vs {y}", "",
+                  f"| criterion | {x} wins | tie | {y} wins | n | sign-test p | Fleiss κ | Krippendorff α |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for criterion, s in by_criterion.items():
+            pct = [f"{c} ({100 * c / s['n']:.0f}%)" for c in (s["wins"], s["ties"], s["losses"])]
+            lines.append(f"| {criterion} | {' | '.join(pct)} | {s['n']} | {fmt(s['p_sign'], 4)} | "
+                         f"{fmt(s['fleiss_kappa'])} | {fmt(s['krippendorff_alpha'])} |")
+        lines.append("")
+    if not summary:
+        lines.append("No judgments yet.")
+    return "\n".join(lines) + "\n"
+
+
+def bar_chart(summary, path):
+    """One panel per pair: a stacked horizontal bar per criterion (X wins / tie / Y wins, % of judgments)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    pairs = list(summary.items())
+    fig, axes = plt.subplots(len(pairs), 1, figsize=(8.5, 0.5 + 0.45 * sum(len(c) for _, c in pairs) + 0.6 * len(pairs)),
+                             squeeze=False)
+    for ax, ((x, y), by_criterion) in zip(axes[:, 0], pairs):
+        names = list(by_criterion)[::-1]
+        left = [0.0] * len(names)
+        for key, label, color in (("wins", f"{x} wins", "#3b7dd8"), ("ties", "tie", "#c9c9c9"),
+                                  ("losses", f"{y} wins", "#e07b39")):
+            share = [100 * by_criterion[c][key] / by_criterion[c]["n"] for c in names]
+            ax.barh(names, share, left=left, color=color, label=label)
+            left = [a + b for a, b in zip(left, share)]
+        ax.set_xlim(0, 100)
+        ax.set_xlabel("% of judgments")
+        ax.set_title(f"{x} vs {y}")
+        ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8, frameon=False)
+    fig.tight_layout()
+    with atomic_write(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=100)
+    plt.close(fig)
+
+
+def criteria_from_db(db_path):
+    import json
+    db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    try:
+        row = db.execute("SELECT value FROM meta WHERE key = 'setup'").fetchone()
+    finally:
+        db.close()
+    return json.loads(row[0]).get("criteria") if row else None
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("db")
+    p.add_argument("--output_dir", default=None, help="default: the database's folder")
+    args = p.parse_args(argv)
+    rows = read_judgments(args.db)
+    summary = summarise(rows, criteria_from_db(args.db))
+    out_dir = args.output_dir or os.path.dirname(os.path.abspath(args.db))
+    table = markdown(summary)
+    with atomic_write(os.path.join(out_dir, "human_eval.md")) as f:
+        f.write(table)
+    write_json(os.path.join(out_dir, "human_eval.json"),
+               [{"system_x": x, "system_y": y, "criterion": c, **s}
+                for (x, y), by_c in summary.items() for c, s in by_c.items()])
+    if summary:
+        bar_chart(summary, os.path.join(out_dir, "human_eval.png"))
+    print(table, end="")
+    print(f"wrote {out_dir}/human_eval.md, human_eval.json" + (", human_eval.png" if summary else ""))
+
+
+if __name__ == "__main__":
+    run_main(main)

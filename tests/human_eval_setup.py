@@ -1,0 +1,30 @@
+"""Shared set-up of the human-evaluation tests: tiny PAL / Blender-Joint checkpoints and a small test file."""
+import os
+
+from test_model import DIALOGUES, randomize, write_dialogues
+
+CARDS = [("anxiety", "job crisis", "My company is laying people off and I have two kids."),
+         ("sadness", "ongoing depression", "My friend <b>stopped</b> talking to me."),
+         ("fear", "sleep problems", "I cannot sleep at night.")]
+
+
+def make_study_inputs(root, tiny_blender_dir):
+    """{"strat": ckpt, "strat_no_persona": ckpt, "test_file": path} under root (a pathlib.Path)."""
+    from pal.model import build_model, save_checkpoint
+    out = {}
+    for config in ("strat", "strat_no_persona"):
+        _, model = build_model(config, pretrained_model_path=tiny_blender_dir)
+        os.makedirs(root / config, exist_ok=True)
+        out[config] = str(root / config / "epoch-0.bin")
+        save_checkpoint(randomize(model), out[config])
+    dialogues = [{**d, "emotion_type": e, "problem_type": p, "situation": s} for d, (e, p, s) in zip(DIALOGUES, CARDS)]
+    out["test_file"] = write_dialogues(root / "test.txt", dialogues)
+    return out
+
+
+def system_args(inputs):
+    return ["--system", f"name=pal,config=strat,checkpoint={inputs['strat']}",
+            "--system", f"name=joint,config=strat_no_persona,checkpoint={inputs['strat_no_persona']}"]
+
+
+FAST_DECODING = ["--max_length", "6", "--min_length", "2"]

@@ -23,8 +23,9 @@ import sys
 
 from pal.cli import UserError, boolean_string, resolve_device, run_main, write_json
 from pal.config import REPO_ROOT, STRATEGIES, load_config
+from pal.dialogues import normalise
 from pal.generation import decoding_options, generate, parse_alpha
-from pal.inputter import EMPTY_PERSONA, Featurizer, collate, normalise, settings_for
+from pal.inputter import EMPTY_PERSONA, Featurizer, collate, settings_for
 from pal.model import build_model
 
 PERSONA_TAG = "<persona>"
@@ -111,13 +112,7 @@ class PersonaSource:
 
 
 def load_extractor(path, device):
-    extractor_dir = str(REPO_ROOT / "persona_extractor")
-    if extractor_dir not in sys.path:
-        sys.path.insert(0, extractor_dir)
-    try:
-        from extractor import PersonaExtractor
-    except ImportError as e:
-        raise UserError(f"cannot import persona_extractor/extractor.py ({e})")
+    from persona_extractor.extractor import PersonaExtractor  # stage 1's model, loaded only when asked for
     return PersonaExtractor.from_pretrained(path, device=device)
 
 

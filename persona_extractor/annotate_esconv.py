@@ -13,10 +13,10 @@ inputs cut to 512 tokens (the authors' infer settings). Progress is saved after 
 import argparse
 import os
 
-from extractor import MAX_GEN_LENGTH, MAX_INPUT_LENGTH, NUM_BEAMS, DecodingSettings, PersonaExtractor
-from extractor_annotation import annotate_file
-
 from pal.cli import UserError, run_main
+from persona_extractor.extractor import PersonaExtractor
+from persona_extractor.extractor_annotation import annotate_file
+from persona_extractor.modeling import MAX_GEN_LENGTH, MAX_INPUT_LENGTH, NUM_BEAMS, DecodingSettings
 
 
 def build_parser():

@@ -18,41 +18,19 @@ import hashlib
 import json
 import os
 
-from extractor import INPUT_TOKEN, UserError, dialogue_inputs, normalise
-from pal.cli import atomic_write
+from pal.cli import UserError, atomic_write
+from pal.dialogues import JSON_ARRAY, load_dialogues, normalise, turn_fields
+from persona_extractor.persona_text import INPUT_TOKEN, dialogue_inputs
 
-SEEKER_SPEAKERS = {"seeker": "content", "usr": "text"}  # speaker -> key of the utterance text
-OTHER_SPEAKERS = {"supporter", "sys"}
+ESCONV_HINT = "give the ESConv.json file with --input_file"
 
 
 # ---------------------------------------------------------------------------------------------- reading
 
 def load_esconv(path):
-    """(conversations, container) where container is 'array' (one JSON array) or 'lines' (JSON lines)."""
-    try:
-        with open(path, encoding="utf-8-sig") as f:
-            text = f.read()
-    except OSError as e:
-        raise UserError(f"{path}: cannot read ({e.strerror or e}); give the ESConv.json file with --input_file")
-    except UnicodeDecodeError as e:
-        raise UserError(f"{path}: not UTF-8 text (byte {e.start})")
-    if text.lstrip().startswith("["):
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise UserError(f"{path}: invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}")
-        container = "array"
-    else:
-        data, container = [], "lines"
-        for line_number, line in enumerate(text.split("\n"), start=1):
-            if line.strip():
-                try:
-                    data.append(json.loads(line))
-                except json.JSONDecodeError as e:
-                    raise UserError(f"{path}:{line_number}: invalid JSON (column {e.colno}): {e.msg}")
-    if not data:
-        raise UserError(f"{path}: contains no conversations")
-    return data, container
+    """(conversations, container) of an ESConv/PESConv file; container is pal.dialogues' JSON_ARRAY or JSON_LINES."""
+    found = load_dialogues(path, ESCONV_HINT)
+    return found.dialogues, found.container
 
 
 def seeker_utterances(conversation, where):
@@ -61,16 +39,9 @@ def seeker_utterances(conversation, where):
         raise UserError(f"{where}: expected a conversation object with a 'dialog' list of turns")
     utterances = []
     for j, turn in enumerate(conversation["dialog"]):
-        speaker = turn.get("speaker") if isinstance(turn, dict) else None
-        if speaker in SEEKER_SPEAKERS:
-            text = turn.get(SEEKER_SPEAKERS[speaker])
-            if not isinstance(text, str):
-                raise UserError(f"{where}: turn {j}: seeker turn without a string "
-                                f"{SEEKER_SPEAKERS[speaker]!r}")
+        role, text, _ = turn_fields(turn, f"{where}: turn {j}")
+        if role == "usr":
             utterances.append(normalise(text))
-        elif speaker not in OTHER_SPEAKERS:
-            raise UserError(f"{where}: turn {j}: unknown speaker {speaker!r}; expected seeker/supporter "
-                            f"(ESConv) or usr/sys (reformatted)")
     return utterances
 
 
@@ -162,7 +133,7 @@ def with_persona(conversation, persona, persona_list):
 
 def write_output(path, records, container):
     with atomic_write(path) as f:
-        if container == "array":
+        if container == JSON_ARRAY:
             json.dump(records, f, ensure_ascii=False, indent=2)
             f.write("\n")
         else:

@@ -30,8 +30,8 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, field
 
-from extractor import UserError, encode_texts, load_tokenizer_and_model, resolve_device
-from pal.cli import atomic_write, write_json
+from pal.cli import UserError, atomic_write, resolve_device, write_json
+from persona_extractor.modeling import encode_texts, load_tokenizer_and_model
 
 LOG_COLUMNS = ["epoch", "step", "train_loss", "val_loss", "best_val_loss", "improved", "bad_evals", "lr",
                "elapsed_s"]

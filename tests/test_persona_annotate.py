@@ -1,16 +1,15 @@
 """ESConv -> PESConv annotation: persona_list lengths, resume equivalence, container/schema kept, process.py
 accepts the output, errors."""
-import importlib.util
 import json
 import os
 
 import pytest
 
-from conftest import REPO_ROOT, SHARED, shared_path
-from extractor import PersonaExtractor
-from extractor_annotation import annotate_file, chunk_inputs, partial_path
+from conftest import REPO_ROOT, SHARED, load_script, shared_path
 from pal.cli import UserError
-import annotate_esconv
+from persona_extractor import annotate_esconv
+from persona_extractor.extractor import PersonaExtractor
+from persona_extractor.extractor_annotation import annotate_file, chunk_inputs, partial_path
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -37,7 +36,7 @@ CRAFTED = [conversation(SEEKER_TEXTS[:n], lead_supporter=n % 2 == 0) for n in (0
 
 @pytest.fixture(scope="module")
 def tiny_bart(tmp_path_factory):
-    from tiny_bart import make_tiny_bart_dir
+    from persona_extractor.tiny_bart import make_tiny_bart_dir
     real = SHARED / "models" / "bart-base"
     return make_tiny_bart_dir(str(tmp_path_factory.mktemp("tiny_bart")), seed=3,
                               tokenizer_dir=str(real) if real.is_dir() else None)
@@ -174,16 +173,6 @@ def test_resume_refuses_other_settings_or_data(extractor, tmp_path):
         annotate_file(extractor, changed, out, SETTINGS, chunk_size=3, progress=False, resume=True)
 
 
-def load_process_module():
-    path = REPO_ROOT / "codes" / "_reformat" / "process.py"
-    if not path.exists():
-        pytest.skip(f"needs {path}")
-    spec = importlib.util.spec_from_file_location("reformat_process", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_cli_output_feeds_process_py_and_json_lines_stay_json_lines(tiny_bart, tmp_path):
     source = write_json(tmp_path / "ESConv.json", CRAFTED)
     out = tmp_path / "PESConv.json"
@@ -192,7 +181,7 @@ def test_cli_output_feeds_process_py_and_json_lines_stay_json_lines(tiny_bart, t
     records = json.loads(out.read_text())
     assert [len(r["persona_list"]) for r in records] == [max(0, seeker_turns(c) - 2) for c in CRAFTED]
 
-    process = load_process_module()
+    process = load_script("codes/_reformat/process.py")
     process.main(["--add_persona", "True", "--input_file", str(out), "--output_dir", str(tmp_path / "split")])
     lines = [json.loads(x) for name in ("train", "valid", "test")
              for x in (tmp_path / "split" / f"{name}.txt").read_text().splitlines()]

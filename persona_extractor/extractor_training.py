@@ -1,7 +1,7 @@
 """Fine-tuning loop of the persona extractor in plain PyTorch (train_bart.py is its command line).
 
 What it reproduces from the authors' PyTorch Lightning 1.x script (SPEC "Stage 1"):
-- inputs and targets tokenized to at most 128 tokens each (their slow tokenizer's ids, see extractor.encode_texts),
+- inputs and targets tokenized to at most 128 tokens each (their slow tokenizer's ids, see modeling.encode_texts),
   target padding ignored by the loss; the model's mean token cross-entropy is the loss;
 - AdamW (torch defaults besides the learning rate, so weight decay 0.01 on every parameter), linear schedule with
   100 warmup steps over (rows // batch_size + 1) * epochs steps, no gradient clipping;

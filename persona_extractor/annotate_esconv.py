@@ -74,7 +74,11 @@ def process_device(device, world_size):
     import torch
     wants_cuda = device in (None, "auto", "cuda") and (device == "cuda" or torch.cuda.is_available())
     if world_size > 1 and wants_cuda:
-        return f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        if local_rank >= torch.cuda.device_count():
+            raise UserError(f"process {local_rank} has no GPU of its own ({torch.cuda.device_count()} visible); "
+                            f"start at most that many processes (NPROC), or pass --device cpu")
+        return f"cuda:{local_rank}"
     return device
 
 

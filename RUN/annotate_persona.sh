@@ -5,9 +5,13 @@
 #   RUN/train_persona_extractor.sh); input $ESCONV_FILE (default DATA/ESConv.json); output $PESCONV_FILE
 #   (default DATA/PESConv.json), which then goes to:
 #     python codes/_reformat/process.py --add_persona True --input_file DATA/PESConv.json --output_dir DATA/pesconv
-#   An interrupted run continues with: bash RUN/annotate_persona.sh --resume
+#   NPROC (processes on this machine, e.g. one per GPU; > 1 runs torchrun, each process annotating its share of
+#   the conversations; the output is byte-identical to one process's).
+#   An interrupted run continues with: bash RUN/annotate_persona.sh --resume (with the same NPROC)
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-python persona_extractor/annotate_esconv.py \
+LAUNCH=(python)
+if [ "${NPROC:-1}" -gt 1 ]; then LAUNCH=(torchrun --standalone --nproc_per_node "$NPROC"); fi
+"${LAUNCH[@]}" persona_extractor/annotate_esconv.py \
     --model_dir "${EXTRACTOR_DIR:-DATA/persona_extractor/bart-large-cnn}/best" \
     --input_file "${ESCONV_FILE:-DATA/ESConv.json}" \
     --output_file "${PESCONV_FILE:-DATA/PESConv.json}" \

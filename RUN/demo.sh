@@ -39,15 +39,12 @@ fi
 if [ -f DATA/ESConv.json ]; then
   head_dialogues() {  # the first $1 dialogues of DATA/ESConv.json (either schema) as a JSON array in $2
     python - "$1" "$2" <<'PY'
-import importlib.util, json, sys
-spec = importlib.util.spec_from_file_location("process", "codes/_reformat/process.py")
-process = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(process)
-sys.path.insert(0, "codes")
+import json, sys
 from pal.cli import UserError
+from pal.dialogues import load_dialogues
 n, out = int(sys.argv[1]), sys.argv[2]
 try:
-    dialogues = process.load_dialogues("DATA/ESConv.json")[0][:n]
+    dialogues = load_dialogues("DATA/ESConv.json", "see DATA/README.md").dialogues[:n]
 except UserError as e:
     sys.exit(f"error: {e}")
 json.dump(dialogues, open(out, "w", encoding="utf-8"))

@@ -15,8 +15,6 @@
 #   bash RUN/human_eval.sh --mode chat --system name=pal,config=strat,checkpoint=... --persona_extractor DIR
 # Annotators: python -m human_eval.admin --db DB add NAME; results: python -m human_eval.analyze DB.
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-# Until the project is pip-installed (pyproject), the packages are found from the source folders.
-export PYTHONPATH="$ROOT/codes:$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 DEMO="${DEMO_OUT:-demo_out}"
 DEFAULTS=()
 if [[ " $* " != *" --system "* && " $* " != *" --results "* ]]; then

@@ -7,15 +7,18 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${PAL_VENV:-$ROOT/.venv}"
 PYTHON="${PYTHON:-python3}"
 stamp="$VENV/.requirements.sha256"
-want="$(sha256sum "$ROOT/requirements.txt" | cut -c1-64)"
+# The stamp covers requirements.txt and pyproject.toml (the project itself is installed editable, so source
+# edits need no reinstall; a change to the package list in pyproject.toml does).
+want="$(cat "$ROOT/requirements.txt" "$ROOT/pyproject.toml" | sha256sum | cut -c1-64)"
 if [ ! -x "$VENV/bin/python" ]; then
   echo "[setup] creating virtual environment in $VENV"
   "$PYTHON" -m venv "$VENV"
 fi
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  echo "[setup] installing requirements.txt into $VENV (first run takes about a minute)"
+  echo "[setup] installing requirements.txt and the project (editable) into $VENV (first run takes about a minute)"
   "$VENV/bin/python" -m pip install -q --upgrade pip
   "$VENV/bin/python" -m pip install -q -r "$ROOT/requirements.txt"
+  "$VENV/bin/python" -m pip install -q --no-deps -e "$ROOT"
   echo "$want" > "$stamp"
 fi
 # nltk's punkt_tab: use ../shared/nltk_data when present, otherwise NLTK's own search path.

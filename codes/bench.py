@@ -69,7 +69,7 @@ def load_dialogues(n):
                   REPO_ROOT / "RUN" / "demo_data" / "ESConv_sample.json"]
     source = next(p for p in candidates if p.is_file())
     process = _load_reformat_module()
-    raw = process.load_dialogues(str(source))[0]
+    raw = process.load_dialogues(str(source), process.DATA_HINT).dialogues  # pal.dialogues, as the reformat reads it
     records = [process.convert_dialogue(d, f"{source}: dialogue {i}", False, "inferred") for i, d in enumerate(raw)]
     return records[:n], source
 

@@ -25,8 +25,9 @@ import torch
 
 from pal.cli import UserError, atomic_write, boolean_string, resolve_device, run_main, write_json
 from pal.config import REPO_ROOT, load_config
+from pal.dialogues import normalise
 from pal.generation import DecodingOptions, decoding_options, generate, parse_alpha
-from pal.inputter import Featurizer, inference_batches, normalise, settings_for, validation_batches
+from pal.inputter import Featurizer, inference_batches, settings_for, validation_batches
 from pal.model import build_model
 
 DEFAULTS = DecodingOptions()

@@ -24,7 +24,8 @@ from pal.cli import boolean_string, resolve_device, run_main, write_json
 from pal.chat import Chat, PersonaSource, persona_string  # noqa: F401 (persona_string: tests, users)
 from pal.config import REPO_ROOT, load_config
 from pal.generation import decoding_options, parse_alpha
-from pal.inputter import Featurizer, normalise, settings_for
+from pal.dialogues import normalise
+from pal.inputter import Featurizer, settings_for
 from pal.model import build_model
 
 

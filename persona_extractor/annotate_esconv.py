@@ -9,14 +9,19 @@ per seeker turn from the 3rd on, each inferred from the seeker's utterances up t
 inputs cut to 512 tokens (the authors' infer settings). Progress is saved after every chunk of conversations to
 <output_file>.partial; --resume continues from it. The output is written atomically when all are done and feeds
 `codes/_reformat/process.py --add_persona True` unchanged. Details: extractor_annotation.py.
+
+Several processes (one per GPU, or CPU processes) share the conversations and give the same file as one process:
+    torchrun --standalone --nproc_per_node N persona_extractor/annotate_esconv.py ... [--resume]
+Each saves its chunks to <output_file>.partial-<rank>-of-<N>; a resumed run needs the same N.
 """
 import argparse
+import datetime
 import os
 
-from extractor import MAX_GEN_LENGTH, MAX_INPUT_LENGTH, NUM_BEAMS, DecodingSettings, PersonaExtractor
-from extractor_annotation import annotate_file
-
 from pal.cli import UserError, run_main
+from persona_extractor.extractor import PersonaExtractor
+from persona_extractor.extractor_annotation import annotate_file
+from persona_extractor.modeling import MAX_GEN_LENGTH, MAX_INPUT_LENGTH, NUM_BEAMS, DecodingSettings
 
 
 def build_parser():
@@ -52,6 +57,31 @@ def settings_of(args):
             "filter": args.filter, "chunk_size": args.chunk_size, "batch_size": args.batch_size}
 
 
+def process_group():
+    """(rank, world size, barrier) under torchrun, (0, 1, None) in a single process. The processes meet only at
+    barriers, so gloo serves on GPUs too; the long timeout covers processes that finish hours apart (a resumed
+    run whose parts were unequally advanced)."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size == 1:
+        return 0, 1, None
+    import torch.distributed as dist
+    dist.init_process_group("gloo", timeout=datetime.timedelta(days=2))
+    return dist.get_rank(), world_size, dist.barrier
+
+
+def process_device(device, world_size):
+    """--device for this process: with several processes on CUDA, each takes the GPU of its LOCAL_RANK."""
+    import torch
+    wants_cuda = device in (None, "auto", "cuda") and (device == "cuda" or torch.cuda.is_available())
+    if world_size > 1 and wants_cuda:
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        if local_rank >= torch.cuda.device_count():
+            raise UserError(f"process {local_rank} has no GPU of its own ({torch.cuda.device_count()} visible); "
+                            f"start at most that many processes (NPROC), or pass --device cpu")
+        return f"cuda:{local_rank}"
+    return device
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
     for name in ("batch_size", "chunk_size", "num_beams", "max_length", "max_input_length"):
@@ -62,14 +92,22 @@ def main(argv=None):
                         f"Emotional-Support-Conversation repository)")
     decoding = DecodingSettings(num_beams=args.num_beams, max_length=args.max_length, min_length=args.min_length,
                                 no_repeat_ngram_size=args.no_repeat_ngram_size, length_penalty=args.length_penalty)
-    extractor = PersonaExtractor.from_pretrained(args.model_dir, device=args.device, decoding=decoding,
-                                                 max_input_length=args.max_input_length,
-                                                 authors_quirks=args.filter == "authors")
-    records = annotate_file(extractor, args.input_file, args.output_file, settings_of(args),
-                            chunk_size=args.chunk_size, batch_size=args.batch_size, resume=args.resume,
-                            progress=not args.no_progress)
-    n_list = sum(len(r["persona_list"]) for r in records)
-    print(f"{len(records)} conversations, {n_list} persona_list entries -> {args.output_file}")
+    rank, world_size, barrier = process_group()
+    try:
+        extractor = PersonaExtractor.from_pretrained(args.model_dir, device=process_device(args.device, world_size),
+                                                     decoding=decoding, max_input_length=args.max_input_length,
+                                                     authors_quirks=args.filter == "authors")
+        records = annotate_file(extractor, args.input_file, args.output_file, settings_of(args),
+                                chunk_size=args.chunk_size, batch_size=args.batch_size, resume=args.resume,
+                                progress=not args.no_progress and rank == 0, rank=rank, world_size=world_size,
+                                barrier=barrier)
+    finally:
+        if world_size > 1:
+            import torch.distributed as dist
+            dist.destroy_process_group()
+    if records is not None:
+        n_list = sum(len(r["persona_list"]) for r in records)
+        print(f"{len(records)} conversations, {n_list} persona_list entries -> {args.output_file}")
 
 
 if __name__ == "__main__":

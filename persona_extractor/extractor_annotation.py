@@ -13,46 +13,31 @@ longest first, in batches. After each chunk its annotations are appended (flushe
 settings, so an interrupted run finishes with the same file as an uninterrupted one (the batches of a chunk do
 not depend on where a run started). The output itself is written atomically at the end and the partial file
 removed.
+
+Several processes (`torchrun --nproc_per_node N annotate_esconv.py ...`) share the chunks round-robin: process r
+takes chunks r, r + N, r + 2N, ... and saves them to its own `<output>.partial-<r>-of-<N>`, resumable like the
+one-process file. Once every process has finished (a barrier), process 0 merges the parts in conversation order
+and writes the output. A chunk is batched the same whichever process takes it, so the output is byte-identical
+to a one-process run's.
 """
+import glob
 import hashlib
 import json
 import os
 
-from extractor import INPUT_TOKEN, UserError, dialogue_inputs, normalise
-from pal.cli import atomic_write
+from pal.cli import UserError, atomic_write
+from pal.dialogues import JSON_ARRAY, load_dialogues, normalise, turn_fields
+from persona_extractor.persona_text import INPUT_TOKEN, dialogue_inputs
 
-SEEKER_SPEAKERS = {"seeker": "content", "usr": "text"}  # speaker -> key of the utterance text
-OTHER_SPEAKERS = {"supporter", "sys"}
+ESCONV_HINT = "give the ESConv.json file with --input_file"
 
 
 # ---------------------------------------------------------------------------------------------- reading
 
 def load_esconv(path):
-    """(conversations, container) where container is 'array' (one JSON array) or 'lines' (JSON lines)."""
-    try:
-        with open(path, encoding="utf-8-sig") as f:
-            text = f.read()
-    except OSError as e:
-        raise UserError(f"{path}: cannot read ({e.strerror or e}); give the ESConv.json file with --input_file")
-    except UnicodeDecodeError as e:
-        raise UserError(f"{path}: not UTF-8 text (byte {e.start})")
-    if text.lstrip().startswith("["):
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise UserError(f"{path}: invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}")
-        container = "array"
-    else:
-        data, container = [], "lines"
-        for line_number, line in enumerate(text.split("\n"), start=1):
-            if line.strip():
-                try:
-                    data.append(json.loads(line))
-                except json.JSONDecodeError as e:
-                    raise UserError(f"{path}:{line_number}: invalid JSON (column {e.colno}): {e.msg}")
-    if not data:
-        raise UserError(f"{path}: contains no conversations")
-    return data, container
+    """(conversations, container) of an ESConv/PESConv file; container is pal.dialogues' JSON_ARRAY or JSON_LINES."""
+    found = load_dialogues(path, ESCONV_HINT)
+    return found.dialogues, found.container
 
 
 def seeker_utterances(conversation, where):
@@ -61,16 +46,9 @@ def seeker_utterances(conversation, where):
         raise UserError(f"{where}: expected a conversation object with a 'dialog' list of turns")
     utterances = []
     for j, turn in enumerate(conversation["dialog"]):
-        speaker = turn.get("speaker") if isinstance(turn, dict) else None
-        if speaker in SEEKER_SPEAKERS:
-            text = turn.get(SEEKER_SPEAKERS[speaker])
-            if not isinstance(text, str):
-                raise UserError(f"{where}: turn {j}: seeker turn without a string "
-                                f"{SEEKER_SPEAKERS[speaker]!r}")
+        role, text, _ = turn_fields(turn, f"{where}: turn {j}")
+        if role == "usr":
             utterances.append(normalise(text))
-        elif speaker not in OTHER_SPEAKERS:
-            raise UserError(f"{where}: turn {j}: unknown speaker {speaker!r}; expected seeker/supporter "
-                            f"(ESConv) or usr/sys (reformatted)")
     return utterances
 
 
@@ -81,16 +59,26 @@ def utterances_digest(utterances):
 
 # ------------------------------------------------------------------------------------------ partial output
 
-def partial_path(output_path):
-    return output_path + ".partial"
+def partial_path(output_path, rank=0, world_size=1):
+    """Where process `rank` of `world_size` saves its chunks (one process: `<output>.partial`)."""
+    return output_path + ".partial" if world_size == 1 else f"{output_path}.partial-{rank}-of-{world_size}"
 
 
-def read_partial(path, settings, digests, chunk_size):
-    """Annotations saved by an interrupted run: {index: (persona, persona_list)} for a prefix of conversations.
+def conversation_chunks(n_conversations, chunk_size):
+    """Chunks of consecutive conversation indices, as a one-process run works through them."""
+    return [list(range(k, min(k + chunk_size, n_conversations))) for k in range(0, n_conversations, chunk_size)]
 
-    Only whole chunks are kept: a run killed mid-chunk may have flushed part of that chunk, and redoing the chunk
-    whole keeps the chunking, de-duplication and batching (hence the output) of an uninterrupted run.
-    """
+
+def check_no_foreign_parts(output_path, world_size):
+    """A partial file left by a run with another number of processes must be resumed with that number."""
+    mine = {partial_path(output_path, r, world_size) for r in range(world_size)}
+    for path in sorted(glob.glob(glob.escape(output_path) + ".partial*")):
+        if path not in mine:
+            raise UserError(f"{path}: holds an interrupted annotation made with another number of processes; "
+                            f"resume it with that number (NPROC), or delete it")
+
+
+def _read_records(path):
     with open(path, encoding="utf-8") as f:
         lines = f.read().split("\n")
     records = []
@@ -101,27 +89,42 @@ def read_partial(path, settings, digests, chunk_size):
             break  # the line being written when the run was killed; everything before it is complete
     if not records or records[0].get("settings") is None:
         raise UserError(f"{path}: not a partial annotation file; delete it or run without --resume")
+    return records
+
+
+def read_partial(path, settings, digests, chunks):
+    """Annotations saved by an interrupted run of `chunks`: {index: (persona, persona_list)} for its first chunks.
+
+    Only whole chunks are kept: a run killed mid-chunk may have flushed part of that chunk, and redoing the chunk
+    whole keeps the chunking, de-duplication and batching (hence the output) of an uninterrupted run.
+    """
+    records = _read_records(path)
     saved = records[0]["settings"]
     if saved != settings:
         changed = sorted(k for k in set(saved) | set(settings) if saved.get(k) != settings.get(k))
         raise UserError(f"{path}: was made with other settings ({', '.join(changed)}); rerun with the same "
                         f"arguments, or delete it / drop --resume to start over")
+    expected = [i for chunk in chunks for i in chunk]
     done = {}
     for record in records[1:]:
         i = record["index"]
-        if i != len(done) or i >= len(digests) or record["seeker_digest"] != digests[i]:
+        if len(done) >= len(expected) or i != expected[len(done)] or record["seeker_digest"] != digests[i]:
             raise UserError(f"{path}: conversation {i} does not match the input file (different or reordered "
                             f"data); delete it or drop --resume to start over")
         done[i] = (record["persona"], record["persona_list"])
-    whole = len(done) // chunk_size * chunk_size
-    return {i: done[i] for i in range(whole)}
+    kept = {}
+    for chunk in chunks:
+        if not all(i in done for i in chunk):
+            break
+        kept.update((i, done[i]) for i in chunk)
+    return kept
 
 
 def start_partial(path, settings, done, digests):
     """(Re)write the partial file: its settings header and the complete entries kept from a previous run."""
     with atomic_write(path) as f:
         f.write(json.dumps({"settings": settings}, ensure_ascii=False) + "\n")
-        for i in sorted(done):
+        for i in done:
             f.write(_partial_line(i, digests[i], *done[i]))
 
 
@@ -162,7 +165,7 @@ def with_persona(conversation, persona, persona_list):
 
 def write_output(path, records, container):
     with atomic_write(path) as f:
-        if container == "array":
+        if container == JSON_ARRAY:
             json.dump(records, f, ensure_ascii=False, indent=2)
             f.write("\n")
         else:
@@ -170,30 +173,25 @@ def write_output(path, records, container):
                 f.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 
-def annotate_file(extractor, input_path, output_path, settings, chunk_size=100, batch_size=16, resume=False,
-                  progress=True, on_chunk_done=None):
-    """Annotate `input_path` into `output_path` (see the module docstring). `settings` (a dict) is stored in the
-    partial file and must match on resume. `on_chunk_done(n_done)` is called after each saved chunk."""
+def annotate_part(extractor, part, chunks, utterances, digests, settings, batch_size, resume, progress,
+                  on_chunk_done):
+    """Annotate `chunks` (lists of conversation indices), saving each to the partial file `part`; returns
+    {index: (persona, persona_list)} for every conversation of the chunks."""
     from tqdm import tqdm
-    conversations, container = load_esconv(input_path)
-    utterances = [seeker_utterances(c, f"{input_path}: conversation {i}") for i, c in enumerate(conversations)]
-    digests = [utterances_digest(u) for u in utterances]
-    part = partial_path(output_path)
     done = {}
     if resume and os.path.exists(part):
-        done = read_partial(part, settings, digests, chunk_size)
-        print(f"resuming: {len(done)} of {len(conversations)} conversations already annotated in {part}")
+        done = read_partial(part, settings, digests, chunks)
+        print(f"resuming: {len(done)} of {sum(map(len, chunks))} conversations already annotated in {part}")
     elif resume:
         print(f"note: no {part} to resume from; annotating from the start")
     elif os.path.exists(part):
         raise UserError(f"{part} holds an interrupted annotation: pass --resume to continue it, or delete it")
     start_partial(part, settings, done, digests)
-    remaining = [i for i in range(len(conversations)) if i not in done]
-    chunks = [remaining[k:k + chunk_size] for k in range(0, len(remaining), chunk_size)]
-    total = sum(len(chunk_inputs([utterances[i] for i in chunk])) for chunk in chunks)
+    remaining = [chunk for chunk in chunks if chunk[0] not in done]
+    total = sum(len(chunk_inputs([utterances[i] for i in chunk])) for chunk in remaining)
     with tqdm(total=total, desc="inferring personas", unit="input", disable=not progress) as bar, \
             open(part, "a", encoding="utf-8") as log:
-        for chunk in chunks:
+        for chunk in remaining:
             for i, result in zip(chunk, annotate_chunk(extractor, [utterances[i] for i in chunk], batch_size, bar)):
                 done[i] = result
                 log.write(_partial_line(i, digests[i], *result))
@@ -201,8 +199,47 @@ def annotate_file(extractor, input_path, output_path, settings, chunk_size=100, 
             os.fsync(log.fileno())
             if on_chunk_done is not None:
                 on_chunk_done(len(done))
-    records = [with_persona(c, *done[i]) for i, c in enumerate(conversations)]
-    write_output(output_path, records, container)
-    os.remove(part)
-    return records
+    return done
 
+
+def merge_parts(output_path, world_size, settings, digests, all_chunks):
+    """{index: (persona, persona_list)} for every conversation, from the complete parts of all processes."""
+    done = {}
+    for rank in range(world_size):
+        part = partial_path(output_path, rank, world_size)
+        chunks = all_chunks[rank::world_size]
+        found = read_partial(part, settings, digests, chunks)
+        if len(found) != sum(map(len, chunks)):
+            raise UserError(f"{part}: incomplete ({len(found)} conversations annotated); rerun with --resume")
+        done.update(found)
+    return done
+
+
+def annotate_file(extractor, input_path, output_path, settings, chunk_size=100, batch_size=16, resume=False,
+                  progress=True, on_chunk_done=None, rank=0, world_size=1, barrier=None):
+    """Annotate `input_path` into `output_path` (see the module docstring). `settings` (a dict) is stored in the
+    partial file and must match on resume. `on_chunk_done(n_done)` is called after each saved chunk.
+
+    With `world_size` > 1 every process calls this with its `rank` and a `barrier()` that returns once all
+    processes reached it; process 0 writes the output and returns the records, the others return None."""
+    conversations, container = load_esconv(input_path)
+    utterances = [seeker_utterances(c, f"{input_path}: conversation {i}") for i, c in enumerate(conversations)]
+    digests = [utterances_digest(u) for u in utterances]
+    settings = dict(settings, processes=world_size)
+    check_no_foreign_parts(output_path, world_size)
+    all_chunks = conversation_chunks(len(conversations), chunk_size)
+    done = annotate_part(extractor, partial_path(output_path, rank, world_size), all_chunks[rank::world_size],
+                         utterances, digests, settings, batch_size, resume, progress, on_chunk_done)
+    records = None
+    if world_size > 1:
+        barrier()  # every part is complete
+        if rank == 0:
+            done = merge_parts(output_path, world_size, settings, digests, all_chunks)
+    if rank == 0:
+        records = [with_persona(c, *done[i]) for i, c in enumerate(conversations)]
+        write_output(output_path, records, container)
+        for r in range(world_size):
+            os.remove(partial_path(output_path, r, world_size))
+    if world_size > 1:
+        barrier()  # the output is written before any process reports success
+    return records

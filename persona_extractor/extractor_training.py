@@ -1,7 +1,7 @@
 """Fine-tuning loop of the persona extractor in plain PyTorch (train_bart.py is its command line).
 
 What it reproduces from the authors' PyTorch Lightning 1.x script (SPEC "Stage 1"):
-- inputs and targets tokenized to at most 128 tokens each (their slow tokenizer's ids, see extractor.encode_texts),
+- inputs and targets tokenized to at most 128 tokens each (their slow tokenizer's ids, see modeling.encode_texts),
   target padding ignored by the loss; the model's mean token cross-entropy is the loss;
 - AdamW (torch defaults besides the learning rate, so weight decay 0.01 on every parameter), linear schedule with
   100 warmup steps over (rows // batch_size + 1) * epochs steps, no gradient clipping;
@@ -30,8 +30,8 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, field
 
-from extractor import UserError, encode_texts, load_tokenizer_and_model, resolve_device
-from pal.cli import atomic_write, write_json
+from pal.cli import UserError, atomic_write, resolve_device, write_json
+from persona_extractor.modeling import encode_texts, load_tokenizer_and_model
 
 LOG_COLUMNS = ["epoch", "step", "train_loss", "val_loss", "best_val_loss", "improved", "bad_evals", "lr",
                "elapsed_s"]

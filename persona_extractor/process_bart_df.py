@@ -14,9 +14,9 @@ written.
 import argparse
 import os
 
-from extractor import EOS_TEXT, dialogue_examples, read_personachat  # also puts codes/ on sys.path
-
 from pal.cli import UserError, atomic_write, run_main
+from persona_extractor.persona_text import EOS_TEXT
+from persona_extractor.personachat import dialogue_examples, read_personachat
 
 SPLITS = ("train", "valid", "test")
 FILE_VARIANTS = ("{split}_both_original.txt", "{split}_both_original_no_cands.txt")

@@ -5,7 +5,7 @@
 With --tokenizer_dir the real BART vocabulary is used (bart-large-cnn shares bart-base's); without it a tiny
 byte-level BPE (every byte plus a few whole words) is written, so nothing outside the repository is needed.
 Either way <persona> and <sep> are added and the model is saved with save_pretrained, so the real loading code
-(`extractor.load_tokenizer_and_model`) is what gets exercised.
+(`persona_extractor.modeling.load_tokenizer_and_model`) is what gets exercised.
 """
 import argparse
 import json
@@ -13,7 +13,7 @@ import os
 import sys
 import tempfile
 
-from extractor import add_extractor_tokens  # also puts codes/ on sys.path
+from persona_extractor.modeling import add_extractor_tokens
 
 COMMON_WORDS = ["i", "am", "a", "the", "my", "have", "like", "to", "and", "is", "job", "feel", "you", "it", "do",
                 "not", "so", "love", "work", "kids", "dog", "sad", "friend", "persona", "sep"]

@@ -15,11 +15,11 @@ it reproduces from the authors' Lightning script are described in extractor_trai
 import argparse
 import os
 
-from extractor import (DEFAULT_MODEL, MAX_GEN_LENGTH, MAX_INPUT_LENGTH, NUM_BEAMS, DecodingSettings,
-                       PersonaExtractor, UserError, persona_from_generation)
-from extractor_training import TrainConfig, train
-
-from pal.cli import atomic_write, run_main
+from pal.cli import UserError, atomic_write, run_main
+from persona_extractor.extractor import PersonaExtractor
+from persona_extractor.extractor_training import TrainConfig, train
+from persona_extractor.modeling import DEFAULT_MODEL, MAX_GEN_LENGTH, MAX_INPUT_LENGTH, NUM_BEAMS, DecodingSettings
+from persona_extractor.persona_text import persona_from_generation
 
 
 def build_parser():

@@ -3,7 +3,10 @@
 Tests that need the reference material in ../shared call `shared_path(...)`, which skips the test with a
 reason naming the missing path, so the suite passes on a fresh clone without ../shared.
 Everything else builds its own tiny data and random-weight models.
+The packages (pal, metric, persona_extractor) come from the project's editable install (RUN/setup_env.sh); the
+entry scripts of codes/ are loaded by path with `load_script`.
 """
+import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -12,13 +15,26 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = REPO_ROOT.parent / "shared"
-for sub in ("codes", "persona_extractor", ""):
-    p = str(REPO_ROOT / sub)
-    if p not in sys.path:
-        sys.path.insert(0, p)
 
 if "NLTK_DATA" not in os.environ and (SHARED / "nltk_data").is_dir():
     os.environ["NLTK_DATA"] = str(SHARED / "nltk_data")
+
+
+def load_script(relative_path):
+    """An entry script such as "codes/train.py" as a module, to call its functions in-process.
+
+    The scripts are not part of the installed packages (users run them by path), so they are loaded from their
+    file, once per test session, under their file name (as `python codes/train.py` would see them)."""
+    path = REPO_ROOT / relative_path
+    name = path.stem
+    loaded = sys.modules.get(name)
+    if loaded is not None and getattr(loaded, "__file__", None) == str(path):
+        return loaded
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses and pickling look their module up by name
+    spec.loader.exec_module(module)
+    return module
 
 
 def punkt_available():

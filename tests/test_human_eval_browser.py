@@ -51,7 +51,7 @@ def free_port():
 
 def start_server(argv, log_path):
     """The server as a user starts it; returns (process, {annotator: link}) once it printed "ready"."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.path.join(REPO, "codes"), REPO]), "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     log = open(log_path, "w")
     process = subprocess.Popen([sys.executable, "-m", "human_eval", *argv], cwd=REPO, env=env, stdout=log,
                                stderr=subprocess.STDOUT, text=True)
@@ -136,8 +136,7 @@ def test_browser_walks_a_task_and_survives_a_server_kill(browser, tmp_path, tiny
     assert judged == dict(zip(CRITERIA, (system_a, system_b, "tie", system_a, system_a, system_b)))
     assert con.execute("SELECT COUNT(*) FROM messages WHERE task_id = 1").fetchone()[0] == 12
     out = subprocess.run([sys.executable, "-m", "human_eval.analyze", str(db)], cwd=REPO, capture_output=True,
-                         text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join([os.path.join(REPO, "codes"),
-                                                                                       REPO])})
+                         text=True)
     assert out.returncode == 0, out.stderr
     rows = {r["criterion"]: r for r in json.loads((tmp_path / "human_eval.json").read_text())}
     assert sum(r["n"] for r in rows.values()) == 6

@@ -10,7 +10,7 @@ import torch
 
 from pal.cli import UserError
 from pal.model import build_model, save_checkpoint
-from conftest import punkt_available
+from conftest import load_script, punkt_available
 from test_model import randomize, write_dialogues
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -38,7 +38,7 @@ def infer_args(run_dir, tiny_blender_dir, config="strat", inputter="strat", extr
 
 
 def run_infer(argv):
-    import infer
+    infer = load_script("codes/infer.py")
     infer.main(argv)
 
 
@@ -95,7 +95,7 @@ def test_gen_json_loss_is_the_models_validation_loss(run_dir, tiny_blender_dir):
         for batch in validation_batches(features, 2, toker.pad_token_id, True):
             out = model(**batch)
             expected += [s / c for s, c in zip(out.loss_sum_per_example.tolist(), out.label_count.tolist())]
-    import infer
+    infer = load_script("codes/infer.py")
     losses = infer.per_example_losses(model, validation_batches(features, 2, toker.pad_token_id, True),
                                       torch.device("cpu"), lambda: torch.autocast("cpu", enabled=False), None)
     assert [s / c for s, c in losses] == expected
@@ -112,7 +112,7 @@ def test_baselines_infer(run_dir, tiny_blender_dir, config, inputter):
 
 
 def test_options_change_the_result_folder(run_dir, tiny_blender_dir):
-    import infer
+    infer = load_script("codes/infer.py")
     args = infer.build_parser().parse_args(infer_args(run_dir, tiny_blender_dir, extra=[
         "--strategy_alpha", "0", "--use_gold_strategy", "--fusion_mask_padding", "True"]))
     name = os.path.basename(infer.result_dir(args, "DATA/pesconv/test.txt"))
@@ -166,13 +166,9 @@ def test_interact_piped_prints_strategy(run_dir, tiny_blender_dir, tmp_path):
 
 
 def test_interact_with_live_persona_extractor(run_dir, tiny_blender_dir, tmp_path, monkeypatch, capsys):
-    sys.path.insert(0, os.path.join(REPO, "persona_extractor"))
-    try:
-        from tiny_bart import make_tiny_bart_dir
-    except ImportError:
-        pytest.skip("persona_extractor/tiny_bart.py is not there yet")
+    from persona_extractor.tiny_bart import make_tiny_bart_dir
     extractor_dir = make_tiny_bart_dir(str(tmp_path / "extractor"))
-    import interact
+    interact = load_script("codes/interact.py")
     monkeypatch.setattr(sys, "stdin", io.StringIO("hi\ni am sad\nmy dog died\nwhat now\n"))
     interact.main(["--config_name", "strat", "--inputter_name", "strat", "--pretrained_model_path", tiny_blender_dir,
                    "--load_checkpoint", str(run_dir / "strat" / "epoch-0.bin"), "--max_length", "5",
@@ -185,7 +181,7 @@ def test_interact_with_live_persona_extractor(run_dir, tiny_blender_dir, tmp_pat
 
 
 def test_persona_string_forms():
-    import interact
+    interact = load_script("codes/interact.py")
     assert interact.persona_string("i am a nurse. i have a cat!") == \
         "<persona> i am a nurse. <persona> i have a cat! <input>"
     assert interact.persona_string("i like tea\ni run") == "<persona> i like tea <persona> i run <input>"

@@ -13,7 +13,7 @@ import random
 import pytest
 import torch
 
-from conftest import shared_path
+from conftest import load_script, shared_path
 from pal.cli import UserError
 from pal.config import build_tokenizer, load_config
 from pal.reference_featurization import reference_strat, reference_vanilla
@@ -328,7 +328,7 @@ def write_lines(path, lines):
 
 @pytest.mark.parametrize("content, message", [
     ([""], "no dialogues"),
-    (['{"dialog": []}', "{not json"], "line 2: invalid JSON"),
+    (['{"dialog": []}', "{not json"], r"dialogue 1 \(line 2, column 2\): invalid JSON"),
     (['[{"dialog": []}]'], "JSON array"),
     (['{"dialog": [{"text": "x", "speaker": "bot"}]}'], "line 1: turn 0: expected a turn with speaker"),
     (['{"dialog": [{"text": "x", "speaker": "usr"}, {"text": "y", "speaker": "sys", "strategy": "Hug"}]}'],
@@ -350,7 +350,7 @@ def test_missing_file_and_strategy_free_vanilla(tmp_path, toker):
 
 
 def test_prepare_writes_the_features_and_refuses_bad_input(tmp_path, blender_tokenizer_dir, toker, capsys):
-    import prepare
+    prepare = load_script("codes/prepare.py")
     path = write_lines(tmp_path / "train.txt", [json.dumps(AWKWARD_DIALOGUE), json.dumps(seeker_heavy_dialogue())])
     out = tmp_path / "prepared"
     prepare.main(["--config_name", "strat", "--inputter_name", "strat", "--train_input_file", path,
@@ -372,5 +372,5 @@ def test_prepare_writes_the_features_and_refuses_bad_input(tmp_path, blender_tok
         from pal.cli import run_main
         run_main(prepare.main, ["--config_name", "strat", "--inputter_name", "strat", "--train_input_file", bad,
                                 "--pretrained_model_path", blender_tokenizer_dir, "--output_dir", str(tmp_path / "no")])
-    assert e.value.code == 2 and "bad.txt: line 1: invalid JSON" in capsys.readouterr().err
+    assert e.value.code == 2 and "bad.txt: dialogue 0 (line 1, column 2): invalid JSON" in capsys.readouterr().err
     assert not (tmp_path / "no").exists()

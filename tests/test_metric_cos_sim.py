@@ -1,13 +1,13 @@
 """get_cos_similarity.py with a tiny random BERT built here (the real SimCSE weights are not available)."""
-import importlib
 import json
 
 import numpy as np
 import pytest
 
+from conftest import load_script
 from pal.cli import UserError
 
-get_cos_similarity = importlib.import_module("get_cos_similarity")
+get_cos_similarity = load_script("codes/get_cos_similarity.py")
 
 WORDS = "i am a teacher have two kids lost my job sad feel you so sorry to hear that . , dog".split()
 

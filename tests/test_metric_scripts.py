@@ -1,5 +1,4 @@
 """The model-free scripts: evaluate.py, get_EAD_score.py, summarize_results.py, plot_training.py."""
-import importlib
 import json
 import math
 import os
@@ -9,13 +8,13 @@ import sys
 import nltk
 import pytest
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, load_script
 from pal.cli import UserError
 
-evaluate = importlib.import_module("evaluate")
-get_EAD_score = importlib.import_module("get_EAD_score")
-summarize_results = importlib.import_module("summarize_results")
-plot_training = importlib.import_module("plot_training")
+evaluate = load_script("codes/evaluate.py")
+get_EAD_score = load_script("codes/get_EAD_score.py")
+summarize_results = load_script("codes/summarize_results.py")
+plot_training = load_script("codes/plot_training.py")
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

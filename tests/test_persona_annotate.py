@@ -1,16 +1,17 @@
-"""ESConv -> PESConv annotation: persona_list lengths, resume equivalence, container/schema kept, process.py
-accepts the output, errors."""
-import importlib.util
+"""ESConv -> PESConv annotation: persona_list lengths, resume equivalence, N processes equal to one, container/schema
+kept, process.py accepts the output, errors."""
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 
-from conftest import REPO_ROOT, SHARED, shared_path
-from extractor import PersonaExtractor
-from extractor_annotation import annotate_file, chunk_inputs, partial_path
+from conftest import REPO_ROOT, SHARED, load_script, shared_path
 from pal.cli import UserError
-import annotate_esconv
+from persona_extractor import annotate_esconv
+from persona_extractor.extractor import PersonaExtractor
+from persona_extractor.extractor_annotation import annotate_file, chunk_inputs, partial_path
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -37,7 +38,7 @@ CRAFTED = [conversation(SEEKER_TEXTS[:n], lead_supporter=n % 2 == 0) for n in (0
 
 @pytest.fixture(scope="module")
 def tiny_bart(tmp_path_factory):
-    from tiny_bart import make_tiny_bart_dir
+    from persona_extractor.tiny_bart import make_tiny_bart_dir
     real = SHARED / "models" / "bart-base"
     return make_tiny_bart_dir(str(tmp_path_factory.mktemp("tiny_bart")), seed=3,
                               tokenizer_dir=str(real) if real.is_dir() else None)
@@ -157,6 +158,57 @@ def test_a_leftover_partial_is_not_discarded_without_resume(extractor, tmp_path)
         annotate_file(extractor, source, out, SETTINGS, chunk_size=3, progress=False)
 
 
+def annotate_as_rank(extractor, source, out, rank, **options):
+    """One process of a 2-process run, called in this process: the barrier is a no-op, so rank 1 must run first."""
+    return annotate_file(extractor, source, out, SETTINGS, chunk_size=2, batch_size=3, progress=False, rank=rank,
+                         world_size=2, barrier=lambda: None, **options)
+
+
+def test_sharded_parts_merge_into_the_one_process_file_and_resume(extractor, tmp_path):
+    source = write_json(tmp_path / "ESConv.json", CRAFTED)
+    full = tmp_path / "full.json"
+    annotate_file(extractor, source, str(full), SETTINGS, chunk_size=2, batch_size=3, progress=False)
+    out = str(tmp_path / "PESConv.json")
+
+    def interrupt(n_done):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):  # rank 1 saves its first chunk (conversations 2, 3), then dies
+        annotate_as_rank(extractor, source, out, 1, on_chunk_done=interrupt)
+    calls = []
+    assert annotate_as_rank(extractor, source, out, 1, resume=True, on_chunk_done=calls.append) is None
+    assert calls == [4]  # chunks 1 and 3 of 4: the first was kept, the second done now
+    assert not os.path.exists(out)
+    records = annotate_as_rank(extractor, source, out, 0)
+    assert open(out, "rb").read() == full.read_bytes() and len(records) == len(CRAFTED)
+    assert not [p for p in os.listdir(tmp_path) if ".partial" in p]
+
+
+def test_a_part_of_another_process_count_is_not_taken_for_this_one(extractor, tmp_path):
+    source = write_json(tmp_path / "ESConv.json", CRAFTED)
+    out = str(tmp_path / "PESConv.json")
+    with pytest.raises(KeyboardInterrupt):
+        annotate_as_rank(extractor, source, out, 1, on_chunk_done=lambda n: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(UserError, match=r"partial-1-of-2: .*another number of processes"):
+        annotate_file(extractor, source, out, SETTINGS, chunk_size=2, progress=False, resume=True)
+
+
+@pytest.mark.slow
+def test_two_torchrun_processes_write_the_file_of_one(tiny_bart, tmp_path):
+    source = write_json(tmp_path / "ESConv.json", CRAFTED)
+    common = ["--model_dir", tiny_bart, "--input_file", source, "--num_beams", "2", "--max_length", "8",
+              "--chunk_size", "2", "--batch_size", "3", "--no_progress", "--device", "cpu"]
+    one, two = tmp_path / "one.json", tmp_path / "two.json"
+    annotate_esconv.main(common + ["--output_file", str(one)])
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                             str(REPO_ROOT / "persona_extractor" / "annotate_esconv.py"), *common,
+                             "--output_file", str(two)],
+                            capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert two.read_bytes() == one.read_bytes()
+    assert sorted(os.listdir(tmp_path)) == ["ESConv.json", "one.json", "two.json"]
+
+
 def test_resume_refuses_other_settings_or_data(extractor, tmp_path):
     source = write_json(tmp_path / "ESConv.json", CRAFTED)
     out = str(tmp_path / "PESConv.json")
@@ -174,16 +226,6 @@ def test_resume_refuses_other_settings_or_data(extractor, tmp_path):
         annotate_file(extractor, changed, out, SETTINGS, chunk_size=3, progress=False, resume=True)
 
 
-def load_process_module():
-    path = REPO_ROOT / "codes" / "_reformat" / "process.py"
-    if not path.exists():
-        pytest.skip(f"needs {path}")
-    spec = importlib.util.spec_from_file_location("reformat_process", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_cli_output_feeds_process_py_and_json_lines_stay_json_lines(tiny_bart, tmp_path):
     source = write_json(tmp_path / "ESConv.json", CRAFTED)
     out = tmp_path / "PESConv.json"
@@ -192,7 +234,7 @@ def test_cli_output_feeds_process_py_and_json_lines_stay_json_lines(tiny_bart, t
     records = json.loads(out.read_text())
     assert [len(r["persona_list"]) for r in records] == [max(0, seeker_turns(c) - 2) for c in CRAFTED]
 
-    process = load_process_module()
+    process = load_script("codes/_reformat/process.py")
     process.main(["--add_persona", "True", "--input_file", str(out), "--output_dir", str(tmp_path / "split")])
     lines = [json.loads(x) for name in ("train", "valid", "test")
              for x in (tmp_path / "split" / f"{name}.txt").read_text().splitlines()]

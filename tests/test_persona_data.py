@@ -5,11 +5,12 @@ import pandas as pd
 import pytest
 
 from conftest import shared_path
-from extractor import (EXTRA_TOKENS, INPUT_TOKEN, clean_up_spaces, decode_like_authors, dialogue_inputs,
-                       encode_texts, extractor_input, filter_sentences, format_persona, persona_from_generation,
-                       read_personachat)
 from pal.cli import UserError
-import process_bart_df
+from persona_extractor import process_bart_df
+from persona_extractor.modeling import clean_up_spaces, decode_like_authors, encode_texts
+from persona_extractor.persona_text import (EXTRA_TOKENS, INPUT_TOKEN, dialogue_inputs, extractor_input,
+                                            filter_sentences, format_persona, persona_from_generation)
+from persona_extractor.personachat import read_personachat
 
 VALID = "data/personachat/valid_both_original_no_cands.txt"
 
@@ -211,7 +212,7 @@ AUTHORS_IDS_12 = [
 @pytest.fixture(scope="module")
 def real_bart_tokenizer():
     from transformers import BartTokenizer
-    from extractor import add_extractor_tokens
+    from persona_extractor.modeling import add_extractor_tokens
     return add_extractor_tokens(BartTokenizer.from_pretrained(str(shared_path("models/bart-base"))))
 
 
@@ -235,8 +236,8 @@ def test_decoding_matches_the_authors_decode(real_bart_tokenizer):
 def test_tiny_tokenizer_fallback_without_shared(tmp_path):
     """The self-made tokenizer the tests use when ../shared is absent encodes and decodes like BART's."""
     from transformers import BartTokenizer
-    from extractor import add_extractor_tokens
-    from tiny_bart import make_tiny_bart_tokenizer
+    from persona_extractor.modeling import add_extractor_tokens
+    from persona_extractor.tiny_bart import make_tiny_bart_tokenizer
     tok = add_extractor_tokens(BartTokenizer.from_pretrained(make_tiny_bart_tokenizer(str(tmp_path))))
     ids = encode_texts(tok, ["i am a nurse <persona> i like my job </s>"], 64)[0]
     assert ids[0] == tok.bos_token_id and ids[-2:] == [tok.eos_token_id] * 2

@@ -8,11 +8,12 @@ import pytest
 import torch
 
 from conftest import SHARED
-from extractor import PersonaExtractor, load_tokenizer_and_model
-from extractor_training import (Trainer, TrainConfig, evaluate_loss, encode_pairs, total_training_steps,
-                                validation_every)
 from pal.cli import UserError
-import train_bart
+from persona_extractor import train_bart
+from persona_extractor.extractor import PersonaExtractor
+from persona_extractor.extractor_training import (Trainer, TrainConfig, evaluate_loss, encode_pairs,
+                                                  total_training_steps, validation_every)
+from persona_extractor.modeling import load_tokenizer_and_model
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -24,7 +25,7 @@ PERSONAS = ["i like cats.", "i am a nurse.", "i run marathons.", "i have two kid
 @pytest.fixture(scope="module")
 def tiny_bart(tmp_path_factory):
     """Random tiny BART with the real BART vocabulary when ../shared has it, else the tiny byte-level one."""
-    from tiny_bart import make_tiny_bart_dir
+    from persona_extractor.tiny_bart import make_tiny_bart_dir
     real = SHARED / "models" / "bart-base"
     return make_tiny_bart_dir(str(tmp_path_factory.mktemp("tiny_bart")),
                               tokenizer_dir=str(real) if real.is_dir() else None)

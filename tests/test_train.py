@@ -13,11 +13,12 @@ import sys
 import pytest
 import torch
 
-import prepare
-import train
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, load_script
 from pal.cli import UserError
 from pal.model import build_model
+
+prepare = load_script("codes/prepare.py")
+train = load_script("codes/train.py")
 
 SHORT = ["--max_input_length", "48", "--max_decoder_input_length", "12"]
 STRATEGIES = ["Question", "Reflection of feelings", "Providing Suggestions", "Affirmation and Reassurance"]

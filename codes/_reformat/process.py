@@ -10,7 +10,8 @@ Input: either the original ESConv schema (a JSON array of conversations whose tu
 `{"speaker": "seeker"|"supporter", "content", "annotation": {"strategy"}}`) or the already reformatted
 schema circulating as JSON lines (turns `{"text", "speaker": "usr"|"sys", "strategy"}`). The container is
 detected from the first character ("[" = JSON array, otherwise one JSON object per line) and each turn
-from its speaker, so both schemas give byte-identical output for the same conversations.
+from its speaker (both read by pal.dialogues), so both schemas give byte-identical output for the same
+conversations.
 
 Output: one JSON object per line and dialogue, with the authors' keys in the authors' order:
 `emotion_type`, `problem_type`, [`persona`, `persona_list` with --add_persona True], `situation`, `dialog`;
@@ -37,111 +38,21 @@ import argparse
 import json
 import os
 import random
-import sys
 from collections import Counter
 from contextlib import ExitStack
-from pathlib import Path
 
-# This script lives in codes/_reformat/; the library is imported from codes/.
-CODES_DIR = Path(__file__).resolve().parents[1]
-if str(CODES_DIR) not in sys.path:
-    sys.path.insert(0, str(CODES_DIR))
-
-from pal.cli import UserError, atomic_write, boolean_string, run_main  # noqa: E402
-from pal.config import STRATEGIES  # noqa: E402
+from pal.cli import UserError, atomic_write, boolean_string, run_main
+from pal.config import STRATEGIES
+from pal.dialogues import load_dialogues, normalise, turn_fields
 
 SPLIT_SEED = 13
 SPLIT_NAMES = ("train", "valid", "test")
 PERSONA_LIST_SOURCES = ("inferred", "raw_utterances")
-# Both speaker vocabularies map to the reformatted one; the text and strategy live in different keys.
-ORIGINAL_SPEAKERS = {"seeker": "usr", "supporter": "sys"}
-REFORMATTED_SPEAKERS = {"usr": "usr", "sys": "sys"}
 REQUIRED_FIELDS = ("emotion_type", "problem_type", "situation")
-DATA_HINT = "see DATA/README.md for where to get it"
-
-
-def normalise(text):
-    """Collapse every run of whitespace to one space and strip the ends."""
-    return " ".join(text.split())
-
-
-# ----------------------------------------------------------------------------------------------- reading
-
-def read_text(path):
-    try:
-        with open(path, encoding="utf-8-sig") as f:
-            return f.read()
-    except FileNotFoundError:
-        where = "" if os.path.isabs(path) else f" (looked in {os.path.abspath(path)})"
-        raise UserError(f"{path}: no such file{where}; {DATA_HINT}, or pass --input_file")
-    except IsADirectoryError:
-        raise UserError(f"{path}: is a directory, expected the ESConv/PESConv JSON file")
-    except UnicodeDecodeError as e:
-        raise UserError(f"{path}: not UTF-8 text (byte {e.start}); re-export the file as UTF-8")
-
-
-def parse_json_array(path, text):
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise UserError(f"{path}: invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}")
-    if not isinstance(data, list):
-        raise UserError(f"{path}: expected a JSON array of dialogues, got a JSON {type(data).__name__}")
-    return data
-
-
-def parse_json_lines(path, text):
-    """One dialogue per non-blank line. Split on '\\n' only: JSON strings may hold other line separators."""
-    dialogues = []
-    for line_number, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            dialogues.append(json.loads(line))
-        except json.JSONDecodeError as e:
-            raise UserError(f"{path}: dialogue {len(dialogues)} (line {line_number}, column {e.colno}): "
-                            f"invalid JSON: {e.msg}")
-    return dialogues
-
-
-def load_dialogues(path):
-    """The raw dialogue objects of `path` and the container format found ('JSON array' or 'JSON lines')."""
-    text = read_text(path)
-    if text.lstrip().startswith("["):
-        dialogues, container = parse_json_array(path, text), "JSON array"
-    else:
-        dialogues, container = parse_json_lines(path, text), "JSON lines"
-    if not dialogues:
-        raise UserError(f"{path}: contains no dialogues")
-    return dialogues, container
+DATA_HINT = "see DATA/README.md for where to get it, or pass --input_file"
 
 
 # ------------------------------------------------------------------------------------ validation + conversion
-
-def turn_fields(turn, where):
-    """(speaker in usr/sys, raw text, strategy or None) of one turn in either schema."""
-    if not isinstance(turn, dict):
-        raise UserError(f"{where}: expected a JSON object, got {type(turn).__name__}")
-    speaker = turn.get("speaker")
-    if speaker in ORIGINAL_SPEAKERS:
-        text_key = "content"
-        annotation = turn.get("annotation") or {}
-        if not isinstance(annotation, dict):
-            raise UserError(f"{where}: 'annotation' must be a JSON object")
-        strategy = annotation.get("strategy")
-        role = ORIGINAL_SPEAKERS[speaker]
-    elif speaker in REFORMATTED_SPEAKERS:
-        text_key = "text"
-        strategy = turn.get("strategy")
-        role = REFORMATTED_SPEAKERS[speaker]
-    else:
-        raise UserError(f"{where}: unknown speaker {speaker!r}; expected 'seeker'/'supporter' (ESConv) "
-                        f"or 'usr'/'sys' (reformatted)")
-    text = turn.get(text_key)
-    if not isinstance(text, str):
-        raise UserError(f"{where}: {speaker} turn has no string {text_key!r}")
-    return role, text, strategy
-
 
 def check_strategy(strategy, where):
     if strategy is None:
@@ -293,11 +204,11 @@ def main(argv=None):
     persona_list_source = args.persona_list_source or "inferred"
     input_file = args.input_file or ("PESConv.json" if args.add_persona else "ESConv.json")
 
-    dialogues, container = load_dialogues(input_file)
-    records = convert_all(input_file, dialogues, args.add_persona, persona_list_source)
+    found = load_dialogues(input_file, DATA_HINT)
+    records = convert_all(input_file, found.dialogues, args.add_persona, persona_list_source)
     splits = split_dialogues(records)
     paths = write_splits(splits, args.output_dir)
-    report(records, splits, paths, input_file, container)
+    report(records, splits, paths, input_file, found.container)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ import re
 from pal.cli import UserError
 from pal.config import STRATEGIES
 from pal.generation import generate
-from pal.inputter import EMPTY_PERSONA, collate, normalise
+from pal.dialogues import normalise
+from pal.inputter import EMPTY_PERSONA, collate
 
 PERSONA_TAG = "<persona>"
 DUMMY_STRATEGY = STRATEGIES[-1]  # the reply being generated needs a strategy slot; only its labels use it

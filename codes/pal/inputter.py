@@ -34,7 +34,6 @@ faithfulness): training batches come from `BucketBatchSampler` (the authors' buc
 hold whole dialogues in file order, emitted once at least `batch_size` examples are pending; inference batches are
 exactly `batch_size` consecutive examples in file order (the last one shorter).
 """
-import json
 import math
 import os
 import random
@@ -46,6 +45,7 @@ import torch
 
 from .cli import UserError
 from .config import STRATEGIES, STRATEGY_TOKENS
+from .dialogues import JSON_LINES, load_dialogues, normalise
 
 INPUTTER_NAMES = ("strat", "vanilla")
 STAGES = ("training", "validation", "inference")
@@ -57,11 +57,6 @@ FIRST_PERSONA_SEEKER_TURN = 3  # persona_list[0] is inferred from the seeker's f
 # Model families (config "model_name") whose batches carry the persona tensors.
 PERSONA_MODEL_NAMES = {"strat_blenderbot_small"}
 REFORMAT_HINT = "write it with codes/_reformat/process.py (one JSON dialogue per line)"
-
-
-def normalise(text):
-    """Collapse whitespace runs to one space and strip the ends (the authors' `_norm`)."""
-    return " ".join(text.split())
 
 
 # ------------------------------------------------------------------------------------------------ settings
@@ -95,24 +90,8 @@ def settings_for(config, inputter_name, max_input_length=512, max_decoder_input_
 
 def read_dialogues(path):
     """The dialogues of a reformatted JSON-lines file as (line number, dict); bad input raises a one-line UserError."""
-    if not os.path.isfile(path):
-        raise UserError(f"{path}: no such file; {REFORMAT_HINT}")
-    with open(path, encoding="utf-8-sig") as f:
-        lines = f.read().split("\n")
-    dialogues = []
-    for line_number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        if not dialogues and line.lstrip().startswith("["):
-            raise UserError(f"{path}: line {line_number}: a JSON array (the original ESConv layout?); {REFORMAT_HINT}")
-        try:
-            data = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise UserError(f"{path}: line {line_number}: invalid JSON ({e.msg} at column {e.colno}); {REFORMAT_HINT}")
-        dialogues.append((line_number, data))
-    if not dialogues:
-        raise UserError(f"{path}: no dialogues (the file is empty); {REFORMAT_HINT}")
-    return dialogues
+    found = load_dialogues(path, REFORMAT_HINT, containers=(JSON_LINES,))
+    return list(zip(found.line_numbers, found.dialogues))
 
 
 def checked_turns(data, where, need_strategy):

@@ -33,12 +33,18 @@ NUM_EPOCHS="${NUM_EPOCHS:-10}"
 FIXED_EPOCH="${FIXED_EPOCH:-$((NUM_EPOCHS - 1))}"
 SIMCSE="${SIMCSE:-princeton-nlp/sup-simcse-bert-base-uncased}"
 for v in $SEEDS $DECODE_SEEDS $NUM_EPOCHS $FIXED_EPOCH; do
-  [[ "$v" =~ ^[0-9]+$ ]] || { echo "error: RUN/reproduce_table3.sh: SEEDS, DECODE_SEEDS, NUM_EPOCHS and FIXED_EPOCH must be whole numbers (got '$v'); e.g. SEEDS=\"13 42 7\"" >&2; exit 2; }
+  if ! [[ "$v" =~ ^[0-9]+$ ]]; then
+    echo "error: RUN/reproduce_table3.sh: SEEDS, DECODE_SEEDS, NUM_EPOCHS and FIXED_EPOCH must be whole" \
+      "numbers (got '$v'); e.g. SEEDS=\"13 42 7\"" >&2
+    exit 2
+  fi
 done
 read -r -a SEED_LIST <<< "$SEEDS"
 read -r -a DECODE_LIST <<< "$DECODE_SEEDS"
-if [ "${#SEED_LIST[@]}" -eq 0 ] || [ "${#DECODE_LIST[@]}" -eq 0 ] || [ "$NUM_EPOCHS" -lt 1 ] || [ "$FIXED_EPOCH" -ge "$NUM_EPOCHS" ]; then
-  echo "error: RUN/reproduce_table3.sh: need at least one seed in SEEDS and DECODE_SEEDS, NUM_EPOCHS >= 1 and FIXED_EPOCH < NUM_EPOCHS" >&2
+if [ "${#SEED_LIST[@]}" -eq 0 ] || [ "${#DECODE_LIST[@]}" -eq 0 ] || [ "$NUM_EPOCHS" -lt 1 ] \
+    || [ "$FIXED_EPOCH" -ge "$NUM_EPOCHS" ]; then
+  echo "error: RUN/reproduce_table3.sh: need at least one seed in SEEDS and DECODE_SEEDS, NUM_EPOCHS >= 1 and" \
+    "FIXED_EPOCH < NUM_EPOCHS" >&2
   exit 2
 fi
 SYSTEMS=(pal pal_alpha0 blender_joint)
@@ -54,15 +60,18 @@ n_infer=$((${#SYSTEMS[@]} * n_seeds * NUM_EPOCHS * n_decodes))
 minutes=$(awk -v e="$n_epochs" -v d="$n_infer" -v a="${EST_EPOCH_MIN:-6}" -v b="${EST_DECODE_MIN:-2}" \
   -v c="${EST_COSSIM_MIN:-0.5}" 'BEGIN { printf "%.0f", e * a + d * b + d * c }')
 echo "# plan: $n_train training runs (PAL, Blender-Joint x $n_seeds training seeds: $SEEDS; $n_epochs epochs in all)," \
-  "$n_infer decodes (${#SYSTEMS[@]} systems x $n_seeds seeds x $NUM_EPOCHS epochs x $n_decodes decoding seeds: $DECODE_SEEDS)," \
+  "$n_infer decodes (${#SYSTEMS[@]} systems x $n_seeds seeds x $NUM_EPOCHS epochs x $n_decodes decoding seeds:" \
+  "$DECODE_SEEDS)," \
   "$n_infer Cos-Sim runs"
 echo "# estimate: about $((minutes / 60)) h $((minutes % 60)) min on one GPU (assumed ${EST_EPOCH_MIN:-6} min per" \
-  "training epoch, ${EST_DECODE_MIN:-2} min per decode + scoring, ${EST_COSSIM_MIN:-0.5} min per Cos-Sim run; set EST_*)"
+  "training epoch, ${EST_DECODE_MIN:-2} min per decode + scoring, ${EST_COSSIM_MIN:-0.5} min per Cos-Sim run;" \
+  "set EST_*)"
 
 if [ "$DRY_RUN" -eq 0 ]; then
   source "$ROOT/RUN/setup_env.sh"
   ls Blenderbot_small-90M/*.bin Blenderbot_small-90M/*.safetensors >/dev/null 2>&1 || {
-    echo "error: RUN/reproduce_table3.sh: no weights in Blenderbot_small-90M/ (see Blenderbot_small-90M/README.md)" >&2; exit 2; }
+    echo "error: RUN/reproduce_table3.sh: no weights in Blenderbot_small-90M/ (see Blenderbot_small-90M/README.md)" >&2
+    exit 2; }
 fi
 
 # 1. PESConv: the authors' file, or rebuilt with our persona extractor.
@@ -116,4 +125,5 @@ run python codes/summarize_results.py DATA/table3 --select best_ppl "epoch:$FIXE
 run python codes/compare_systems.py DATA/table3/pal DATA/table3/pal_alpha0 DATA/table3/blender_joint --select best_ppl \
   --markdown DATA/table3/compare_best_ppl.md --output DATA/table3/compare_best_ppl.json \
   --plot DATA/table3/compare_best_ppl.png
-echo "# Table 3: DATA/table3/results.md (see README, Results: how to read it); paired tests: DATA/table3/compare_best_ppl.md"
+echo "# Table 3: DATA/table3/results.md (README, Results: how to read it);" \
+  "paired tests: DATA/table3/compare_best_ppl.md"

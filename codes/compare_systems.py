@@ -23,8 +23,8 @@ from metric.significance import System, compare
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("systems", nargs="+", metavar="SYSTEM", help="result folder(s) of one system (comma-separated)")
     p.add_argument("--names", nargs="+", default=None, help="display names, one per system (default: from the folders)")
     p.add_argument("--select", default="given", help="checkpoint rule within each system: given (default), "
@@ -62,6 +62,10 @@ def load_system(argument, name, rule, tokenizer, vocabularies):
     infos = read_infos(folders)
     chosen = sorted((i for group in select(infos, rule).values() for i in group), key=_sort_key)
     labels = {i.label for i in chosen}
+    described = {i.label for i in chosen if i.described}
+    if len(described) > 1:
+        raise UserError(f"{argument} holds folders of several systems ({', '.join(sorted(described))}): give each "
+                        "system as its own argument (e.g. DATA/table3/pal DATA/table3/pal_alpha0)")
     name = name or (labels.pop() if len(labels) == 1 else short_names(paths[:1])[0])
     replicates, references = [], None
     for info in chosen:
@@ -130,7 +134,7 @@ def spread_markdown(comparisons):
                 if s is None or (name, key) in seen:
                     continue
                 seen.add((name, key))
-                share = "–" if s["decoding_share"] != s["decoding_share"] else f"{100 * s['decoding_share']:.0f}%"
+                share = "–" if s["decoding_share"] is None else f"{100 * s['decoding_share']:.0f}%"
                 rows.append(f"| {name} | {TABLE3_METRICS[key][0]} | {s['n_replicates']} | "
                             f"{_sd(s['decoding_sd'], key)} | {_sd(s['training_sd'], key)} | {share} | "
                             f"{_sd(s['test_sample_sd'], key)} |")
@@ -142,7 +146,7 @@ def spread_markdown(comparisons):
 
 
 def _sd(value, key):
-    return "–" if value != value else _fmt(value, key)
+    return "–" if value is None else _fmt(value, key)
 
 
 def json_output(comparisons):

@@ -39,7 +39,7 @@ def parse_args(argv=None):
                         help="paper row for the Δ row: one for all systems or one per system (default: each "
                              "system's own row; none: no Δ row)")
     parser.add_argument("--distinct", choices=["authors", "standard"], default="authors",
-                        help="D-1/D-2 from the authors' off-by-one Distinct (paper parity, default) or the standard one")
+                        help="D-1/D-2: the authors' off-by-one Distinct (paper parity, default) or the standard one")
     parser.add_argument("--output", default=None, help="also write the Markdown here")
     parser.add_argument("--json", default=None, help="write every cell (mean, sd, CI, per-seed values, folders) here")
     parser.add_argument("--plot", default=None, help="write the metrics-per-epoch figure (PNG) here")

@@ -141,6 +141,10 @@ def test_unequal_replicates_cannot_be_paired(punkt):
         compare([_system("A", refs, refs, vocab, 2), _system("B", refs, refs, vocab, 3)], ["bleu-2"], resamples=10)
 
 
+def strict_json(name):
+    raise AssertionError(f"{name} in a JSON file: undefined values must be null")
+
+
 def test_compare_systems_cli_writes_markdown_json_and_forest_plot(punkt, tmp_path, capsys):
     refs = sentences(60, 14)
     a, _ = _folder(tmp_path / "a", refs, refs[1:] + refs[:1], seed=1)
@@ -154,13 +158,14 @@ def test_compare_systems_cli_writes_markdown_json_and_forest_plot(punkt, tmp_pat
     text = capsys.readouterr().out
     assert text == (tmp_path / "cmp.md").read_text()
     assert "| B-2 (`bleu-2`) |" in text and "Where the spread comes from" in text
-    result = json.loads(out.read_text())
+    result = json.loads(out.read_text(), parse_constant=strict_json)
     assert set(result) == {"acc_cls_strat_id", "perplexity", "bleu-2", "bleu-4", "dist-1", "dist-2", "ead-1",
                            "ead-2", "rouge-l", "cos-sim-generation"}
     for r in result.values():
         assert {"a", "b", "delta", "ci_low", "ci_high", "p_value"} <= set(r)
         assert r["delta"] == pytest.approx(r["b"] - r["a"])
     assert result["bleu-2"]["spread"]["b"]["n_replicates"] == 2
+    assert result["bleu-2"]["spread"]["a"]["decoding_sd"] == 0 and result["bleu-2"]["spread"]["a"]["training_sd"] is None
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # three systems: keyed by metric, then by B; Cos-Sim dropped (c has no per-example scores)
     compare_systems.main([str(a), str(b1), str(c), "--resamples", "50", "--output", str(out)])

@@ -97,8 +97,10 @@ def test_best_ppl_fixed_epoch_and_every_epoch_cells(tmp_path, capsys):
 
 def test_default_rules_and_three_systems_without_compare_to(tmp_path, capsys):
     table3 = make_table3(tmp_path, decodes=(0,), epochs=(0,))
-    summarize_results.main([str(table3)])  # one epoch per run: the folders as given, one table
+    summarize_results.main([str(table3), "--json", str(tmp_path / "one.json")])  # one epoch per run: as given
     lines = capsys.readouterr().out.splitlines()
+    rows = json.loads((tmp_path / "one.json").read_text(), parse_constant=float)["tables"][0]["rows"]
+    assert rows[0]["cells"]["B-2"]["decoding_sd"] is None  # one decoding seed: null, not NaN
     assert lines[0].startswith("| Model |")
     names = [line.split(" | ")[0][2:] for line in lines[5:]]
     assert names == ["PAL", "  95% CI", "Δ PAL − PAL (paper)", "PAL α=0", "  95% CI", "Δ PAL α=0 − PAL α=0 (paper)",

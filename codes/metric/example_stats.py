@@ -191,14 +191,23 @@ def bleu_from_counts(matches, totals, hyp_len, ref_len, n):
     return 100 * np.where(matches[:, 0] == 0, 0.0, score)
 
 
-def present_types(sets, positive):
-    """Number of distinct types among examples with positive weight: positive (R, n) bool -> (R,)."""
+class Presence:
+    """Which examples a batch of resamples draws, in the two forms present_types needs (computed once per batch)."""
+
+    def __init__(self, weights):
+        positive = weights > 0
+        self.size = positive.shape[0]
+        self.dense = positive.astype(float)  # (R, n)
+        self.bits = np.packbits(np.ascontiguousarray(positive.T), axis=1)  # (n, R/8): one bit per resample
+
+
+def present_types(sets, presence):
+    """Number of distinct types among the examples each resample draws -> (R,)."""
     single, shared_item, offsets = sets.layout
-    count = positive.astype(float) @ single  # a type held by one example is present when that example is
+    count = presence.dense @ single  # a type held by one example is present when that example is drawn
     if len(offsets):
-        bits = np.packbits(np.ascontiguousarray(positive.T), axis=1)  # (n, R/8): one bit per resample
-        union = np.bitwise_or.reduceat(bits[shared_item], offsets, axis=0)  # per shared type: any holder drawn
-        count = count + np.unpackbits(union, axis=1, count=positive.shape[0]).sum(axis=0, dtype=np.int64)
+        union = np.bitwise_or.reduceat(presence.bits[shared_item], offsets, axis=0)  # shared type: any holder drawn
+        count = count + np.unpackbits(union, axis=1, count=presence.size).sum(axis=0, dtype=np.int64)
     return count
 
 
@@ -207,13 +216,14 @@ def corpus_values(stats, weights, keys):
     weights = np.asarray(weights, dtype=float)
     a = stats.additive
     size = weights.sum(axis=1)
+    presence = Presence(weights) if any(k.startswith(("dist-", "ead-")) for k in keys) else None
     out = {}
     for key in keys:
         if key.startswith("bleu-"):
             out[key] = bleu_from_counts(weights @ a["bleu_matches"], weights @ a["bleu_totals"],
                                         weights @ a["hyp_len"], weights @ a["ref_len"], int(key[-1]))
         elif key.startswith(("dist-", "ead-")):
-            out[key] = _diversity(key, stats, weights)
+            out[key] = _diversity(key, stats, weights, presence)
         elif key == "rouge-l":
             out[key] = 100 * (weights @ a["rouge"]) / size
         elif key == "acc_cls_strat_id":
@@ -227,9 +237,9 @@ def corpus_values(stats, weights, keys):
     return out
 
 
-def _diversity(key, stats, weights):
+def _diversity(key, stats, weights, presence):
     sets = stats.sets[key]
-    distinct = present_types(sets, weights > 0)
+    distinct = present_types(sets, presence)
     total = weights @ sets.totals
     with np.errstate(divide="ignore", invalid="ignore"):
         if key.startswith("dist-"):

@@ -148,7 +148,7 @@ def plot_forest(comparisons, metrics, path, confidence=0.95):
     keys = list(comparisons[0]["metrics"])
     cols = min(5, len(keys))
     rows = math.ceil(len(keys) / cols)
-    figure = Figure(figsize=(3.4 * cols, (0.45 * len(comparisons) + 1.3) * rows), layout="constrained")
+    figure = Figure(figsize=(3.4 * cols, (0.45 * len(comparisons) + 2.0) * rows), layout="constrained")
     axes = figure.subplots(rows, cols, squeeze=False).ravel()
     labels = [f"{c['b']} − {c['a']}" for c in comparisons]
     for ax, key in zip(axes, keys):
@@ -177,7 +177,7 @@ def plot_epochs(curves, val_ppl, columns, path):
     PPL epoch, so a reader sees whether the lowest-PPL epoch is also the best one.
 
     curves: {system label: {column: [(epoch, mean, sd)]}}; val_ppl: {label: [(epoch, mean, sd)]}."""
-    panels = [c for c in columns if any(curves[s].get(c) for s in curves)] + ["validation PPL"]
+    panels = [c for c in columns if any(curves[s].get(c) for s in curves)] + (["validation PPL"] if val_ppl else [])
     cols = 4
     figure = Figure(figsize=(4 * cols, 3.2 * math.ceil(len(panels) / cols)), layout="constrained")
     axes = figure.subplots(math.ceil(len(panels) / cols), cols, squeeze=False).ravel()
@@ -189,8 +189,8 @@ def plot_epochs(curves, val_ppl, columns, path):
             if not points:
                 continue
             epochs, means, sds = (list(x) for x in zip(*points))
-            lower = [m - (s if s == s else 0) for m, s in zip(means, sds)]
-            upper = [m + (s if s == s else 0) for m, s in zip(means, sds)]
+            lower = [m - (s or 0) for m, s in zip(means, sds)]  # sd is None with one training seed
+            upper = [m + (s or 0) for m, s in zip(means, sds)]
             ax.plot(epochs, means, marker="o", markersize=3, color=colors[system], label=system)
             ax.fill_between(epochs, lower, upper, color=colors[system], alpha=0.2, linewidth=0)
         for system, epoch in best.items():

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pal.cli import UserError
 from pal.config import REPO_ROOT
 
+from .summary import load_json
+
 SYSTEM_LABELS = {"pal": "PAL", "pal_alpha0": "PAL α=0", "blender_joint": "Blender-Joint", "vanilla": "BlenderBot-small"}
 CONFIG_SYSTEMS = {"strat": "pal", "strat_no_persona": "blender_joint", "vanilla": "vanilla"}
 # Settings that must agree between the folders of one system (else they are different systems).
@@ -41,6 +43,7 @@ class FolderInfo:
     run_dir: object = None
     eval_ppl: dict = field(default_factory=dict)  # epoch -> validation PPL of the run
     settings: dict = field(default_factory=dict)
+    described: bool = True  # False: no infer_args.json, the system is only the folder's name
 
     @property
     def label(self):
@@ -70,14 +73,6 @@ def find_result_folders(paths):
             raise UserError(f"{path}: no result folder (metric.json or gen.json) in it or below it")
         found.extend(inner)
     return found
-
-
-def _load_json(path):
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except json.JSONDecodeError as e:
-        raise UserError(f"{path}: not valid JSON (line {e.lineno}: {e.msg})")
 
 
 def _is_zero_alpha(alpha):
@@ -130,8 +125,8 @@ def read_eval_log(run_dir):
 def read_folder_info(folder):
     infer_path = os.path.join(folder, "infer_args.json")
     if not os.path.isfile(infer_path):
-        return FolderInfo(folder, system=None)
-    infer_args = _load_json(infer_path)
+        return FolderInfo(folder, system=None, described=False)
+    infer_args = load_json(infer_path)
     info = FolderInfo(folder, system_of(infer_args), decode_seed=infer_args.get("seed"))
     info.settings = {k: infer_args.get(k) for k in DECODING_KEYS}
     info.settings["test file"] = os.path.basename(str((infer_args.get("infer_input_file") or [""])[0]))
@@ -142,7 +137,7 @@ def read_folder_info(folder):
         info.run_dir = os.path.dirname(checkpoint)
         args_path = os.path.join(info.run_dir, "args.json")
         if os.path.isfile(args_path):
-            train_args = _load_json(args_path)
+            train_args = load_json(args_path)
             info.train_seed = train_args.get("seed")
             info.settings.update({f"training {k}": train_args.get(k) for k in TRAINING_KEYS})
         info.eval_ppl = read_eval_log(info.run_dir)

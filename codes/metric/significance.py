@@ -76,10 +76,10 @@ def permutation_deltas(a, b, keys, resamples, rng):
     for size in _chunks(resamples):
         swap = rng.integers(0, 2, size=(size, a.n)).astype(float)
         as_a, as_b = np.hstack([1 - swap, swap]), np.hstack([swap, 1 - swap])
+        values_a = [corpus_values(p, as_a, keys) for p in pools]
+        values_b = [corpus_values(p, as_b, keys) for p in pools]
         for k in keys:
-            fa = np.mean([corpus_values(p, as_a, [k])[k] for p in pools], axis=0)
-            fb = np.mean([corpus_values(p, as_b, [k])[k] for p in pools], axis=0)
-            parts[k].append(fb - fa)
+            parts[k].append(np.mean([v[k] for v in values_b], axis=0) - np.mean([v[k] for v in values_a], axis=0))
     return {k: np.concatenate(v) for k, v in parts.items()}
 
 
@@ -108,11 +108,19 @@ def spread(values, labels, boot):
         means = [np.mean(g) for g in groups.values()]
         correction = (decoding_var if dof else 0.0) * np.mean([1 / len(g) for g in groups.values()])
         training_var = max(0.0, float(np.var(means, ddof=1) - correction))
-    share = decoding_var / (decoding_var + training_var) if dof and len(groups) > 1 and decoding_var + training_var > 0 \
-        else (1.0 if dof and len(groups) == 1 else float("nan"))
-    return {"n_replicates": len(values), "decoding_sd": float(np.sqrt(decoding_var)),
-            "training_sd": float(np.sqrt(training_var)), "decoding_share": float(share),
-            "test_sample_sd": float(np.mean(np.std(boot, axis=1, ddof=1)))}
+    if dof and len(groups) > 1:
+        total = decoding_var + training_var
+        share = decoding_var / total if total > 0 else float("nan")
+    else:  # one training run: all the spread seen is decoding; one folder per run: decoding unseen
+        share = 1.0 if dof else float("nan")
+    return {"n_replicates": len(values), "decoding_sd": _finite(np.sqrt(decoding_var)),
+            "training_sd": _finite(np.sqrt(training_var)), "decoding_share": _finite(share),
+            "test_sample_sd": _finite(np.mean(np.std(boot, axis=1, ddof=1)))}
+
+
+def _finite(value):
+    """A float, or None (JSON null) where the quantity is undefined."""
+    return float(value) if np.isfinite(value) else None
 
 
 def compare(systems, keys, resamples=10000, seed=0, confidence=0.95):

@@ -30,7 +30,8 @@ def t_quantile_975(df):
             + (79 * z ** 9 + 776 * z ** 7 + 1482 * z ** 5 - 1920 * z ** 3 - 945 * z) / (92160 * df ** 4))
 
 
-def _load_json(path):
+def load_json(path):
+    """A JSON file, or a UserError naming the file and the line of the syntax error."""
     try:
         with open(path, encoding="utf-8") as f:
             return json.load(f)
@@ -50,7 +51,7 @@ def read_result_folder(folder, distinct="authors"):
         for filename, key, scale in sources[column]:
             path = os.path.join(folder, filename)
             if path not in cache:
-                cache[path] = _load_json(path) if os.path.isfile(path) else {}
+                cache[path] = load_json(path) if os.path.isfile(path) else {}
             if isinstance(cache[path], dict) and key in cache[path] and cache[path][key] is not None:
                 values[column] = float(cache[path][key]) * scale
                 break
@@ -74,11 +75,12 @@ def cell(per_run):
         return None
     means = [_mean(vs) for vs in runs]
     n, mean = len(means), _mean(means)
-    sd = math.sqrt(_var(means)) if n > 1 else float("nan")
-    half = t_quantile_975(n - 1) * sd / math.sqrt(n) if n > 1 else float("nan")
+    sd = math.sqrt(_var(means)) if n > 1 else None  # None (JSON null) where undefined
+    half = t_quantile_975(n - 1) * sd / math.sqrt(n) if n > 1 else None
     dof = sum(len(vs) - 1 for vs in runs)
-    decoding = math.sqrt(sum((len(vs) - 1) * _var(vs) for vs in runs if len(vs) > 1) / dof) if dof else float("nan")
-    return {"mean": mean, "sd": sd, "ci_low": mean - half, "ci_high": mean + half, "n_seeds": n,
+    decoding = math.sqrt(sum((len(vs) - 1) * _var(vs) for vs in runs if len(vs) > 1) / dof) if dof else None
+    return {"mean": mean, "sd": sd, "ci_low": None if half is None else mean - half,
+            "ci_high": None if half is None else mean + half, "n_seeds": n,
             "n_folders": sum(len(vs) for vs in runs), "per_seed": means, "decoding_sd": decoding}
 
 
@@ -99,7 +101,8 @@ def build_row(members, values, name, paper_key, epoch=None):
     for info in members:
         runs.setdefault(_run_key(info), info)
     return {"name": name, "system": members[0].system, "paper": paper_key, "epoch": epoch,
-            "selected": [{"training_seed": i.train_seed, "run_dir": i.run_dir, "epoch": i.epoch} for i in runs.values()],
+            "selected": [{"training_seed": i.train_seed, "run_dir": i.run_dir, "epoch": i.epoch}
+                         for i in runs.values()],
             "folders": [i.path for i in members], "cells": {c: cell(per_column[c]) for c in COLUMNS},
             "validation_ppl": cell(val_ppl)}
 
@@ -132,7 +135,8 @@ def _row_lines(row, first_cells=(), first_ci=()):
     cells = row["cells"]
     lines = [_row(row["name"], list(first_cells) + [_cell_text(cells[c], c) for c in COLUMNS])]
     if any(s is not None and s["n_seeds"] > 1 for s in cells.values()):
-        lines.append(_row("  95% CI", list(first_ci or [""] * len(first_cells)) + [_ci_text(cells[c], c) for c in COLUMNS]))
+        first = list(first_ci or [""] * len(first_cells))
+        lines.append(_row("  95% CI", first + [_ci_text(cells[c], c) for c in COLUMNS]))
     if row["paper"]:
         paper = PAPER[row["paper"]]
         diffs = [None if cells[c] is None else cells[c]["mean"] - paper[c] for c in COLUMNS]

@@ -1,35 +1,77 @@
 #!/usr/bin/env bash
-# The full Table 3 recipe (PAL, PAL alpha=0, Blender-Joint) for a machine with the real weights and a GPU.
+# The full Table 3 recipe (PAL, PAL alpha=0, Blender-Joint) over several training and decoding seeds, for a machine
+# with the real weights and a GPU.
 #
-#   bash RUN/reproduce_table3.sh             run everything (days on a CPU; hours on one GPU)
-#   bash RUN/reproduce_table3.sh --dry_run   print the commands only
+#   bash RUN/reproduce_table3.sh             run everything (days on a CPU; about a day on one GPU with 3x3 seeds)
+#   bash RUN/reproduce_table3.sh --dry_run   print the plan (number of runs, estimated time) and the commands only
+#   SEEDS="13" DECODE_SEEDS="0" bash RUN/reproduce_table3.sh    the authors' single run
 #
-# Needs: Blenderbot_small-90M/ with facebook/blenderbot_small-90M, and either DATA/PESConv.json (the authors')
-# or DATA/ESConv.json + DATA/personachat/ (then the persona extractor is trained and PESConv rebuilt first;
-# set EXTRACTOR_MODEL to change facebook/bart-large-cnn). SimCSE (princeton-nlp/sup-simcse-bert-base-uncased,
-# or a local copy in $SIMCSE) for Cos-Sim. Every epoch is evaluated on the test split, as the authors advise choosing
-# among epochs; the table lists every epoch beside the paper's rows: pick each model's epoch by its validation PPL
-# (eval_log.csv in the run folder), as the authors did.
+# Environment: SEEDS (training seeds, default "13 42 7"; 13 is the authors'), DECODE_SEEDS (decoding seeds of
+# infer.py's sampling, default "0 1 2"; 0 is the authors'), NUM_EPOCHS (10), FIXED_EPOCH (the fixed-epoch rule of the
+# table, default the last epoch), SIMCSE (Cos-Sim encoder), EXTRACTOR_MODEL, and EST_EPOCH_MIN / EST_DECODE_MIN /
+# EST_COSSIM_MIN (minutes per training epoch, per decode + scoring, per Cos-Sim run, for the estimate only).
+# Each system is trained once per training seed (PAL alpha=0 decodes PAL's checkpoints with --strategy_alpha 0);
+# every epoch is decoded with every decoding seed into DATA/table3/<system>/seed-<S>/epoch-<E>/decode-<D>/.
+# Needs: Blenderbot_small-90M/ with facebook/blenderbot_small-90M, and either DATA/PESConv.json (the authors') or
+# DATA/ESConv.json + DATA/personachat/ (then the persona extractor is trained and PESConv rebuilt first).
+# Outputs: DATA/table3/results.md|json (Table 3 per selection rule: lowest validation PPL, fixed epoch, every epoch;
+# mean +- sd over training seeds and 95% CIs), epochs.png, compare_best_ppl.md|json|png (paired tests).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DRY_RUN=0
 for a in "$@"; do
   case "$a" in
     --dry_run) DRY_RUN=1 ;;
-    *) echo "error: unknown argument $a (only --dry_run)" >&2; exit 2 ;;
+    -h|--help) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) echo "error: RUN/reproduce_table3.sh: unknown argument $a; use --dry_run or --help" >&2; exit 2 ;;
   esac
 done
 cd "$ROOT"
+SEEDS="${SEEDS:-13 42 7}"
+DECODE_SEEDS="${DECODE_SEEDS:-0 1 2}"
 NUM_EPOCHS="${NUM_EPOCHS:-10}"
+FIXED_EPOCH="${FIXED_EPOCH:-$((NUM_EPOCHS - 1))}"
 SIMCSE="${SIMCSE:-princeton-nlp/sup-simcse-bert-base-uncased}"
+for v in $SEEDS $DECODE_SEEDS $NUM_EPOCHS $FIXED_EPOCH; do
+  if ! [[ "$v" =~ ^[0-9]+$ ]]; then
+    echo "error: RUN/reproduce_table3.sh: SEEDS, DECODE_SEEDS, NUM_EPOCHS and FIXED_EPOCH must be whole" \
+      "numbers (got '$v'); e.g. SEEDS=\"13 42 7\"" >&2
+    exit 2
+  fi
+done
+read -r -a SEED_LIST <<< "$SEEDS"
+read -r -a DECODE_LIST <<< "$DECODE_SEEDS"
+if [ "${#SEED_LIST[@]}" -eq 0 ] || [ "${#DECODE_LIST[@]}" -eq 0 ] || [ "$NUM_EPOCHS" -lt 1 ] \
+    || [ "$FIXED_EPOCH" -ge "$NUM_EPOCHS" ]; then
+  echo "error: RUN/reproduce_table3.sh: need at least one seed in SEEDS and DECODE_SEEDS, NUM_EPOCHS >= 1 and" \
+    "FIXED_EPOCH < NUM_EPOCHS" >&2
+  exit 2
+fi
+SYSTEMS=(pal pal_alpha0 blender_joint)
 run() {  # print, then run unless --dry_run
   printf '+'; printf ' %q' "$@"; printf '\n'
   if [ "$DRY_RUN" -eq 0 ]; then "$@"; fi
 }
+
+# The plan: what runs, and a rough time on one GPU from the per-unit minutes (assumptions, printed with it).
+n_seeds=${#SEED_LIST[@]}; n_decodes=${#DECODE_LIST[@]}
+n_train=$((2 * n_seeds)); n_epochs=$((n_train * NUM_EPOCHS))
+n_infer=$((${#SYSTEMS[@]} * n_seeds * NUM_EPOCHS * n_decodes))
+minutes=$(awk -v e="$n_epochs" -v d="$n_infer" -v a="${EST_EPOCH_MIN:-6}" -v b="${EST_DECODE_MIN:-2}" \
+  -v c="${EST_COSSIM_MIN:-0.5}" 'BEGIN { printf "%.0f", e * a + d * b + d * c }')
+echo "# plan: $n_train training runs (PAL, Blender-Joint x $n_seeds training seeds: $SEEDS; $n_epochs epochs in all)," \
+  "$n_infer decodes (${#SYSTEMS[@]} systems x $n_seeds seeds x $NUM_EPOCHS epochs x $n_decodes decoding seeds:" \
+  "$DECODE_SEEDS)," \
+  "$n_infer Cos-Sim runs"
+echo "# estimate: about $((minutes / 60)) h $((minutes % 60)) min on one GPU (assumed ${EST_EPOCH_MIN:-6} min per" \
+  "training epoch, ${EST_DECODE_MIN:-2} min per decode + scoring, ${EST_COSSIM_MIN:-0.5} min per Cos-Sim run;" \
+  "set EST_*)"
+
 if [ "$DRY_RUN" -eq 0 ]; then
   source "$ROOT/RUN/setup_env.sh"
   ls Blenderbot_small-90M/*.bin Blenderbot_small-90M/*.safetensors >/dev/null 2>&1 || {
-    echo "error: no weights in Blenderbot_small-90M/ (see Blenderbot_small-90M/README.md)" >&2; exit 2; }
+    echo "error: RUN/reproduce_table3.sh: no weights in Blenderbot_small-90M/ (see Blenderbot_small-90M/README.md)" >&2
+    exit 2; }
 fi
 
 # 1. PESConv: the authors' file, or rebuilt with our persona extractor.
@@ -45,33 +87,43 @@ run python codes/_reformat/process.py --add_persona True --input_file DATA/PESCo
 run env TRAIN_FILE=DATA/pesconv/train.txt bash RUN/prepare_strat.sh
 run env TRAIN_FILE=DATA/pesconv/train.txt bash RUN/prepare_no_persona.sh
 
-# 3. Train both with the released settings; one run folder each.
-run env EVAL_FILE=DATA/pesconv/valid.txt bash RUN/train_strat.sh --num_epochs "$NUM_EPOCHS" \
-  --output_dir DATA/strat.strat/table3
-run env EVAL_FILE=DATA/pesconv/valid.txt bash RUN/train_no_persona.sh --num_epochs "$NUM_EPOCHS" \
-  --output_dir DATA/strat.strat_no_persona/table3
+# 3. Train both with the released settings, once per training seed; one run folder each.
+for s in "${SEED_LIST[@]}"; do
+  run env EVAL_FILE=DATA/pesconv/valid.txt bash RUN/train_strat.sh --num_epochs "$NUM_EPOCHS" --seed "$s" \
+    --output_dir "DATA/strat.strat/table3-seed-$s"
+  run env EVAL_FILE=DATA/pesconv/valid.txt bash RUN/train_no_persona.sh --num_epochs "$NUM_EPOCHS" --seed "$s" \
+    --output_dir "DATA/strat.strat_no_persona/table3-seed-$s"
+done
 
-# 4. Every epoch on the test split: PAL, PAL alpha=0, Blender-Joint; then Cos-Sim.
-results=()
-compare=()
-for ((e = 0; e < NUM_EPOCHS; e++)); do
-  for variant in pal pal_alpha0 blender_joint; do
-    case "$variant" in
-      pal)           script=RUN/infer_strat.sh;      ckpt=DATA/strat.strat/table3/epoch-$e.bin; extra=() ;;
-      pal_alpha0)    script=RUN/infer_strat.sh;      ckpt=DATA/strat.strat/table3/epoch-$e.bin; extra=(--strategy_alpha 0) ;;
-      blender_joint) script=RUN/infer_no_persona.sh; ckpt=DATA/strat.strat_no_persona/table3/epoch-$e.bin; extra=() ;;
-    esac
-    out="DATA/table3/$variant/epoch-$e"
-    run env INFER_FILE=DATA/pesconv/test.txt bash "$script" "$ckpt" "${extra[@]}" --save_dir "$out"
-    run python codes/get_cos_similarity.py --input_file "$out/gen.json" --model "$SIMCSE"  # E-1/E-2 are in metric.json
-    results+=("$out")
-    compare+=("$variant")
+# 4. Every epoch of every run, with every decoding seed, on the test split; then Cos-Sim (E-1/E-2 are in metric.json).
+for s in "${SEED_LIST[@]}"; do
+  for ((e = 0; e < NUM_EPOCHS; e++)); do
+    for d in "${DECODE_LIST[@]}"; do
+      for system in "${SYSTEMS[@]}"; do
+        case "$system" in
+          pal)           script=RUN/infer_strat.sh;      ckpt=DATA/strat.strat/table3-seed-$s/epoch-$e.bin; extra=() ;;
+          pal_alpha0)    script=RUN/infer_strat.sh;      ckpt=DATA/strat.strat/table3-seed-$s/epoch-$e.bin
+                         extra=(--strategy_alpha 0) ;;
+          blender_joint) script=RUN/infer_no_persona.sh; ckpt=DATA/strat.strat_no_persona/table3-seed-$s/epoch-$e.bin
+                         extra=() ;;
+        esac
+        out="DATA/table3/$system/seed-$s/epoch-$e/decode-$d"
+        run env INFER_FILE=DATA/pesconv/test.txt bash "$script" "$ckpt" "${extra[@]}" --seed "$d" --save_dir "$out"
+        run python codes/get_cos_similarity.py --input_file "$out/gen.json" --model "$SIMCSE"
+      done
+    done
   done
 done
-run python codes/plot_training.py DATA/strat.strat/table3
-run python codes/plot_training.py DATA/strat.strat_no_persona/table3
+for s in "${SEED_LIST[@]}"; do
+  run python codes/plot_training.py "DATA/strat.strat/table3-seed-$s"
+  run python codes/plot_training.py "DATA/strat.strat_no_persona/table3-seed-$s"
+done
 
-# 5. The comparison: every epoch's row, then the paper's; pick epochs by validation PPL (eval_log.csv).
-run python codes/summarize_results.py "${results[@]}" --compare_to "${compare[@]}" \
-  --output DATA/table3/results.md
-echo "# Table: DATA/table3/results.md (choose each model's epoch by eval_log.csv, as the authors did)"
+# 5. The table (each rule, mean +- sd over training seeds, CIs, beside the paper) and the paired tests.
+run python codes/summarize_results.py DATA/table3 --select best_ppl "epoch:$FIXED_EPOCH" every \
+  --output DATA/table3/results.md --json DATA/table3/results.json --plot DATA/table3/epochs.png
+run python codes/compare_systems.py DATA/table3/pal DATA/table3/pal_alpha0 DATA/table3/blender_joint --select best_ppl \
+  --markdown DATA/table3/compare_best_ppl.md --output DATA/table3/compare_best_ppl.json \
+  --plot DATA/table3/compare_best_ppl.png
+echo "# Table 3: DATA/table3/results.md (README, Results: how to read it);" \
+  "paired tests: DATA/table3/compare_best_ppl.md"

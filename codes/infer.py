@@ -258,7 +258,9 @@ def infer_file(path, args, toker, model, featurizer, decoding, device):
         add_losses(records, losses)
     save_dir = result_dir(args, path)
     write_generations(save_dir, records)
-    write_json(os.path.join(save_dir, "infer_args.json"), {k: v for k, v in vars(args).items()})
+    # the absolute checkpoint lets summarize_results.py find the training run (seed, eval_log.csv) from anywhere
+    checkpoint = os.path.abspath(args.load_checkpoint) if args.load_checkpoint else None
+    write_json(os.path.join(save_dir, "infer_args.json"), {**vars(args), "checkpoint": checkpoint})
     print(f"wrote {len(records)} generations to {save_dir}/gen.json", file=sys.stderr)
     if not args.only_generate:
         evaluate(records, save_dir, args.add_nlg_eval)

@@ -1,45 +1,159 @@
-"""One Markdown table of Table 3's columns for one or more result folders, beside the paper's rows.
+"""Table 3 from result folders: grouped by system and checkpoint-selection rule, mean +- sd over training seeds and
+a 95% confidence interval per cell, beside the paper's rows.
 
-    python codes/summarize_results.py RESULT_DIR [RESULT_DIR ...] [--names A B] [--compare_to pal] [--output FILE]
+    python codes/summarize_results.py RESULT_DIR [RESULT_DIR ...] [--select best_ppl epoch:9 every]
+        [--names A B] [--compare_to pal|pal_alpha0|blender_joint|none ...] [--output FILE.md] [--json FILE.json]
+        [--plot FILE.png]
 
-Reads metric.json (ACC, PPL, B-2, B-4, D-1, D-2, E-1, E-2, R-L), falling back to ead.json for E-1/E-2, and
-cos_similarity.json for Cos-Sim (codes/get_cos_similarity.py); a value that is not there shows as "–". Under each
-folder's row, a Δ row gives ours minus the paper row named by --compare_to (pal, pal_alpha0, blender_joint).
+A RESULT_DIR is a folder written by codes/infer.py or a folder holding such folders (e.g. DATA/table3). Each
+folder's system (PAL, PAL α=0, Blender-Joint), decoding seed and checkpoint are read from its infer_args.json, the
+training seed and validation PPL from the checkpoint's run folder (args.json, eval_log.csv); a folder without
+infer_args.json is a system of its own. Values: metric.json (ACC, PPL, B-2, B-4, D-1, D-2, E-1, E-2, R-L; E-1/E-2
+else from ead.json) and cos_similarity.json (Cos-Sim); "–" where absent. Under each row: its 95% CI (t interval over
+training seeds, when there are several) and Δ = ours minus the system's own paper row.
+Rules (--select, several allowed): given (folders as given), epoch:N, best_ppl (per training run, the decoded epoch
+with the lowest validation PPL), every (one table per system, a row per epoch). Default: given when every run has
+one epoch, else best_ppl and every.
 """
 import argparse
 
-from pal.cli import UserError, atomic_write, run_main
+from pal.cli import UserError, atomic_write, run_main, write_json
 
-from metric.paper import PAPER
-from metric.summary import markdown_table, read_result_folder
+from metric.paper import COLUMNS, PAPER
+from metric.result_folders import find_result_folders, group_by_system, parse_rule, read_infos, select
+from metric.summary import build_row, epochs_table, markdown_table, read_result_folder
+
+RULE_TITLES = {"given": "Result folders as given", "best_ppl": "Checkpoint: lowest validation PPL of each run",
+               "every": "Every epoch"}
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("result_dirs", nargs="+", help="result folders (each with metric.json)")
-    parser.add_argument("--names", nargs="+", default=None, help="row names (default: the folder paths)")
-    parser.add_argument("--compare_to", nargs="+", default=["pal"], choices=sorted(PAPER),
-                        help="paper row to subtract: one for all folders, or one per folder (default: pal)")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=__doc__.split("\n\n", 1)[1])
+    parser.add_argument("result_dirs", nargs="+", help="result folders, or folders holding them")
+    parser.add_argument("--select", nargs="+", default=None, metavar="RULE",
+                        help="given, best_ppl, every, epoch:N (default: given, or best_ppl every for several epochs)")
+    parser.add_argument("--names", nargs="+", default=None, help="row names, one per system (default: the system)")
+    parser.add_argument("--compare_to", nargs="+", default=None, choices=sorted(PAPER) + ["none"],
+                        help="paper row for the Δ row: one for all systems or one per system (default: each "
+                             "system's own row; none: no Δ row)")
     parser.add_argument("--distinct", choices=["authors", "standard"], default="authors",
-                        help="D-1/D-2 from the authors' off-by-one Distinct (paper parity, default) or the standard one")
-    parser.add_argument("--output", default=None, help="also write the table to this Markdown file")
-    return parser.parse_args(argv)
+                        help="D-1/D-2: the authors' off-by-one Distinct (paper parity, default) or the standard one")
+    parser.add_argument("--output", default=None, help="also write the Markdown here")
+    parser.add_argument("--json", default=None, help="write every cell (mean, sd, CI, per-seed values, folders) here")
+    parser.add_argument("--plot", default=None, help="write the metrics-per-epoch figure (PNG) here")
+    args = parser.parse_args(argv)
+    for rule in args.select or []:
+        parse_rule(rule)
+    return args
+
+
+def default_rules(infos):
+    runs = {}
+    for info in infos:
+        runs.setdefault((info.system, info.run_dir, info.train_seed), set()).add(info.epoch)
+    return ["best_ppl", "every"] if any(len(epochs) > 1 for epochs in runs.values()) else ["given"]
+
+
+def paper_rows(systems, args):
+    """{system: paper key or None}."""
+    if args.compare_to is None:
+        return {s: (s if s in PAPER else None) for s in systems}
+    if len(args.compare_to) not in (1, len(systems)):
+        raise UserError(f"--compare_to gives {len(args.compare_to)} rows for {len(systems)} systems "
+                        f"({', '.join(systems)}): give one for all, one per system, or leave it out (each system "
+                        "is compared with its own paper row)")
+    rows = args.compare_to * len(systems) if len(args.compare_to) == 1 else args.compare_to
+    return {s: (None if r == "none" else r) for s, r in zip(systems, rows)}
+
+
+def display_names(systems, infos, args):
+    labels = {i.system: i.label for i in infos}
+    if args.names is None:
+        return {s: labels[s] for s in systems}
+    if len(args.names) != len(systems):
+        raise UserError(f"--names gives {len(args.names)} names for {len(systems)} systems ({', '.join(systems)})")
+    return dict(zip(systems, args.names))
+
+
+def build_tables(infos, values, rules, names, papers):
+    """[(rule, [(system or None, rows)])]: one table per rule, or per system for `every`."""
+    tables = []
+    for rule in rules:
+        groups = select(infos, rule)
+        if rule == "every":
+            per_system = {}
+            for (system, epoch), members in groups.items():
+                per_system.setdefault(system, []).append(build_row(members, values, f"epoch {epoch}", papers[system],
+                                                                   epoch))
+            tables.append((rule, list(per_system.items())))
+        else:
+            rows = [build_row(members, values, names[system], papers[system]) for (system, _), members in
+                    groups.items()]
+            tables.append((rule, [(None, rows)]))
+    return tables
+
+
+def markdown(tables, names):
+    parts = []
+    titled = len(tables) > 1 or tables[0][0] != "given"
+    for rule, sections in tables:
+        for system, rows in sections:
+            if titled:
+                title = RULE_TITLES.get(rule, f"Checkpoint: epoch {rule.split(':')[-1]} of each run")
+                parts.append(f"### {title}" + (f": {names[system]}" if system else "") + "\n\n")
+            parts.append(epochs_table(rows) if system else markdown_table(rows))
+            if titled:
+                parts.append("\n")
+    return "".join(parts)
+
+
+def epoch_curves(tables, names):
+    """({label: {column: [(epoch, mean, sd)]}}, {label: [(epoch, mean, sd)]} validation PPL, once per run family)."""
+    curves, val_ppl, seen_runs = {}, {}, {}
+    for rule, sections in tables:
+        if rule != "every":
+            continue
+        for system, rows in sections:
+            label = names[system]
+            curves[label] = {c: [(r["epoch"], r["cells"][c]["mean"], r["cells"][c]["sd"]) for r in rows
+                                 if r["cells"][c]] for c in COLUMNS}
+            runs = tuple(sorted(str(s["run_dir"]) for r in rows for s in r["selected"]))
+            points = [(r["epoch"], r["validation_ppl"]["mean"], r["validation_ppl"]["sd"]) for r in rows
+                      if r["validation_ppl"]]
+            if runs in seen_runs:  # PAL α=0 decodes PAL's checkpoints: one validation curve for both
+                old = seen_runs[runs]
+                val_ppl[f"{old}, {label}"] = val_ppl.pop(old)
+                seen_runs[runs] = f"{old}, {label}"
+            elif points:
+                val_ppl[label] = points
+                seen_runs[runs] = label
+    return curves, val_ppl
 
 
 def main(argv=None):
     args = parse_args(argv)
-    names = args.names or args.result_dirs
-    if len(names) != len(args.result_dirs):
-        raise UserError(f"--names gives {len(names)} names for {len(args.result_dirs)} result folders")
-    compare_to = args.compare_to * len(args.result_dirs) if len(args.compare_to) == 1 else args.compare_to
-    if len(compare_to) != len(args.result_dirs):
-        raise UserError(f"--compare_to gives {len(args.compare_to)} rows for {len(args.result_dirs)} result folders")
-    results = [(name, read_result_folder(d, args.distinct)) for name, d in zip(names, args.result_dirs)]
-    table = markdown_table(results, compare_to)
-    print(table, end="")
+    infos = read_infos(find_result_folders(args.result_dirs))
+    values = {i.path: read_result_folder(i.path, args.distinct) for i in infos}
+    systems = list(group_by_system(infos))
+    rules = args.select or default_rules(infos)
+    names, papers = display_names(systems, infos, args), paper_rows(systems, args)
+    tables = build_tables(infos, values, rules, names, papers)
+    text = markdown(tables, names)
+    curves, val_ppl = epoch_curves(tables, names)
+    if args.plot and not curves:  # checked before anything is written
+        raise UserError("--plot draws metrics per epoch: add `every` to --select (needs the folders' epochs)")
+    print(text, end="")
     if args.output:
         with atomic_write(args.output) as f:
-            f.write(table)
+            f.write(text)
+    if args.json:
+        write_json(args.json, {"paper": PAPER, "tables": [
+            {"rule": rule, "system": system, "rows": rows} for rule, sections in tables for system, rows in sections]})
+    if args.plot:
+        from metric.plots import plot_epochs
+        plot_epochs(curves, val_ppl, COLUMNS, args.plot)
 
 
 if __name__ == "__main__":

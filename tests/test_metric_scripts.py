@@ -121,7 +121,7 @@ def test_summarize_two_result_folders(tmp_path, capsys):
 
 
 def test_summarize_needs_metric_json(tmp_path):
-    with pytest.raises(UserError, match="no metric.json"):
+    with pytest.raises(UserError, match="no result folder \\(metric.json"):
         summarize_results.main([str(tmp_path)])
 
 

@@ -17,10 +17,14 @@ def run(cmd, env=None, timeout=900):
     return subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, env=full_env, timeout=timeout)
 
 
-def dry_run_commands():
-    out = run(["bash", "RUN/reproduce_table3.sh", "--dry_run"])
+def dry_run(env=None):
+    out = run(["bash", "RUN/reproduce_table3.sh", "--dry_run"], env=env)
     assert out.returncode == 0, out.stderr
-    return [shlex.split(line[2:]) for line in out.stdout.splitlines() if line.startswith("+ ")]
+    return out.stdout
+
+
+def dry_run_commands(env=None):
+    return [shlex.split(line[2:]) for line in dry_run(env).splitlines() if line.startswith("+ ")]
 
 
 def python_script_of(argv):
@@ -45,26 +49,58 @@ def test_reproduce_table3_dry_run_covers_the_recipe_with_valid_flags():
     scripts = [python_script_of(c) for c in commands]
     for needed in ("persona_extractor/train_bart.py", "persona_extractor/annotate_esconv.py",
                    "codes/_reformat/process.py", "codes/prepare.py", "codes/train.py", "codes/infer.py",
-                   "codes/get_cos_similarity.py", "codes/summarize_results.py"):
+                   "codes/get_cos_similarity.py", "codes/summarize_results.py", "codes/compare_systems.py"):
         assert needed in scripts, f"the recipe never runs {needed}"
-    # Every epoch of each of the three models is decoded on the test split.
-    saves = [c[c.index("--save_dir") + 1] for c in commands if "--save_dir" in c]
-    assert len(saves) == 3 * 10 and len(set(saves)) == 30
-    assert sum("--strategy_alpha" in c for c in commands) == 10  # PAL alpha=0
-    # The table compares each result folder with its own paper row (one --compare_to per folder).
-    summary = next(c for c in commands if "codes/summarize_results.py" in c)
-    folders = summary[2:summary.index("--compare_to")]
-    rows = summary[summary.index("--compare_to") + 1:summary.index("--output")]
-    assert folders == saves and rows == [s.split("/")[2] for s in saves]
     # Every flag the recipe passes is one its script accepts (catches drift between the recipe and the scripts).
     for command, script in zip(commands, scripts):
         for flag in (a for a in command if a.startswith("--")):
             assert re.search(rf"{re.escape(flag)}\b", help_text(script)), f"{script} has no {flag} ({command})"
 
 
-def test_reproduce_table3_rejects_unknown_arguments():
-    out = run(["bash", "RUN/reproduce_table3.sh", "--dryrun"])
-    assert out.returncode == 2 and "unknown argument" in out.stderr
+def _value(command, flag):
+    return command[command.index(flag) + 1] if flag in command else None
+
+
+def test_reproduce_table3_plan_with_three_training_and_three_decoding_seeds():
+    env = {"SEEDS": "13 42 7", "DECODE_SEEDS": "0 1 2", "NUM_EPOCHS": "4"}
+    commands = dry_run_commands(env)
+    trains = [c for c in commands if any(a.startswith("RUN/train_") and a != "RUN/train_persona_extractor.sh"
+                                         for a in c)]
+    # each system trained once per training seed, each into its own run folder
+    assert sorted((c[3], _value(c, "--seed")) for c in trains) == sorted(
+        (script, seed) for script in ("RUN/train_strat.sh", "RUN/train_no_persona.sh") for seed in ("13", "42", "7"))
+    assert len({_value(c, "--output_dir") for c in trains}) == 6
+    infers = [c for c in commands if any(a.startswith("RUN/infer_") for a in c)]
+    # every system x training seed x epoch x decoding seed, once, into its own folder
+    def ckpt_seed_epoch(c):  # DATA/<inputter.config>/table3-seed-S/epoch-E.bin
+        return os.path.dirname(c[4]).split("-")[-1], c[4].split("epoch-")[1][:-len(".bin")]
+
+    decoded = {(_value(c, "--save_dir").split("/")[2], *ckpt_seed_epoch(c), _value(c, "--seed")) for c in infers}
+    assert len(infers) == len(decoded) == 3 * 3 * 4 * 3
+    assert {d[0] for d in decoded} == {"pal", "pal_alpha0", "blender_joint"}
+    for c in infers:  # PAL alpha=0 decodes PAL's checkpoints with alpha 0; the others do not set alpha
+        save = _value(c, "--save_dir")
+        assert (_value(c, "--strategy_alpha") == "0") == ("/pal_alpha0/" in save)
+        assert ("strat_no_persona" in c[4]) == ("/blender_joint/" in save)
+        seed, epoch = ckpt_seed_epoch(c)
+        assert save.endswith(f"/seed-{seed}/epoch-{epoch}/decode-{_value(c, '--seed')}")
+    cos = [c for c in commands if "codes/get_cos_similarity.py" in c]
+    assert sorted(_value(c, "--input_file") for c in cos) == sorted(_value(c, "--save_dir") + "/gen.json"
+                                                                    for c in infers)
+    summary = next(c for c in commands if "codes/summarize_results.py" in c)
+    assert summary[2] == "DATA/table3" and summary[summary.index("--select") + 1:summary.index("--output")] == [
+        "best_ppl", "epoch:3", "every"]
+    plan = dry_run(env)
+    assert "# plan: 6 training runs" in plan and "24 epochs in all" in plan and "108 decodes" in plan
+    assert re.search(r"# estimate: about \d+ h \d+ min", plan)
+
+
+def test_reproduce_table3_rejects_bad_seeds_and_answers_help():
+    out = run(["bash", "RUN/reproduce_table3.sh", "--dry_run"], env={"SEEDS": "13 x"})
+    assert out.returncode == 2 and out.stderr.startswith("error: RUN/reproduce_table3.sh:")
+    out = run(["bash", "RUN/reproduce_table3.sh", "--help"])
+    assert out.returncode == 0 and "DECODE_SEEDS" in out.stdout
+    assert not any(line.startswith("+ ") for line in out.stdout.splitlines())  # help, not the plan
 
 
 def test_bench_small_prints_every_ratio_and_writes_json(tmp_path):

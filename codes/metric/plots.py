@@ -1,4 +1,5 @@
-"""PNG figures: the strategy confusion matrix as a heat map, and training curves from train_log.csv/eval_log.csv.
+"""PNG figures: the strategy confusion matrix, training curves from train_log.csv/eval_log.csv, test metrics per
+epoch across seeds (summarize_results.py) and a forest plot of paired differences (compare_systems.py).
 
 Figures are drawn on matplotlib's Agg canvas directly (no pyplot, no display needed) and written atomically.
 """
@@ -8,6 +9,7 @@ import os
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from pal.cli import UserError, atomic_write
 
@@ -138,3 +140,67 @@ def find_training_logs(run_dir):
     """(train_log.csv or None, eval_log.csv or None) inside a run directory."""
     found = [os.path.join(run_dir, name) for name in ("train_log.csv", "eval_log.csv")]
     return tuple(p if os.path.isfile(p) else None for p in found)
+
+
+def plot_forest(comparisons, metrics, path, confidence=0.95):
+    """Forest plot: a panel per metric (Table 3's scale), a row per comparison B - A with its paired-bootstrap
+    interval and p-value; blue where p < 0.05. metrics: {key: (column, multiplier)}."""
+    keys = list(comparisons[0]["metrics"])
+    cols = min(5, len(keys))
+    rows = math.ceil(len(keys) / cols)
+    figure = Figure(figsize=(3.4 * cols, (0.45 * len(comparisons) + 2.0) * rows), layout="constrained")
+    axes = figure.subplots(rows, cols, squeeze=False).ravel()
+    labels = [f"{c['b']} − {c['a']}" for c in comparisons]
+    for ax, key in zip(axes, keys):
+        column, scale = metrics[key]
+        for y, comparison in enumerate(reversed(comparisons)):
+            r = comparison["metrics"][key]
+            color = "tab:blue" if r["p_value"] < 0.05 else "tab:gray"
+            ax.plot([scale * r["ci_low"], scale * r["ci_high"]], [y, y], color=color, linewidth=2)
+            ax.plot([scale * r["delta"]], [y], marker="o", color=color)
+            ax.annotate(f"p={r['p_value']:.2g}", (scale * r["delta"], y), xytext=(0, 5), textcoords="offset points",
+                        fontsize=7, ha="center")
+        ax.axvline(0, color="black", linewidth=0.8)
+        ax.set_yticks(range(len(comparisons)), labels=list(reversed(labels)), fontsize=7)
+        ax.set_ylim(-0.7, len(comparisons) - 0.3)
+        ax.set_title(column)
+    for ax in axes[len(keys):]:
+        ax.set_visible(False)
+    figure.suptitle(f"Paired differences B − A with {round(100 * confidence)}% bootstrap intervals "
+                    "(blue: randomization p < 0.05)")
+    _save(figure, path)
+
+
+def plot_epochs(curves, val_ppl, columns, path):
+    """One panel per metric against epoch, one line per system (mean over training seeds) with a band of +- one sd,
+    and a last panel with each run family's validation PPL; dotted lines mark each system's lowest mean validation
+    PPL epoch, so a reader sees whether the lowest-PPL epoch is also the best one.
+
+    curves: {system label: {column: [(epoch, mean, sd)]}}; val_ppl: {label: [(epoch, mean, sd)]}."""
+    panels = [c for c in columns if any(curves[s].get(c) for s in curves)] + (["validation PPL"] if val_ppl else [])
+    cols = 4
+    figure = Figure(figsize=(4 * cols, 3.2 * math.ceil(len(panels) / cols)), layout="constrained")
+    axes = figure.subplots(math.ceil(len(panels) / cols), cols, squeeze=False).ravel()
+    best = {s: min(points, key=lambda p: (p[1], p[0]))[0] for s, points in val_ppl.items() if points}
+    colors = {s: f"C{i}" for i, s in enumerate(list(curves) + [s for s in val_ppl if s not in curves])}
+    for ax, panel in zip(axes, panels):
+        series = val_ppl if panel == "validation PPL" else {s: curves[s].get(panel, []) for s in curves}
+        for system, points in series.items():
+            if not points:
+                continue
+            epochs, means, sds = (list(x) for x in zip(*points))
+            lower = [m - (s or 0) for m, s in zip(means, sds)]  # sd is None with one training seed
+            upper = [m + (s or 0) for m, s in zip(means, sds)]
+            ax.plot(epochs, means, marker="o", markersize=3, color=colors[system], label=system)
+            ax.fill_between(epochs, lower, upper, color=colors[system], alpha=0.2, linewidth=0)
+        for system, epoch in best.items():
+            ax.axvline(epoch, color=colors[system], linestyle=":", linewidth=1)
+        ax.set_title(panel)
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    for ax in axes[len(panels):]:
+        ax.set_visible(False)
+    axes[0].legend(fontsize=7)
+    axes[len(panels) - 1].legend(fontsize=7)
+    figure.suptitle("Test metrics per epoch (mean ± sd over training seeds); dotted: lowest validation PPL")
+    _save(figure, path)

@@ -1,0 +1,236 @@
+"""What a result folder is: which system, training seed, epoch and decoding seed, read from the files beside it.
+
+A folder written by codes/infer.py holds infer_args.json (its arguments: config, strategy_alpha, decoding seed,
+checkpoint). The checkpoint's folder is the training run: args.json (training seed and hyperparameters) and
+eval_log.csv (validation PPL per epoch); the epoch is N of the checkpoint's epoch-N.bin. A folder without
+infer_args.json (e.g. one scored by codes/evaluate.py alone) is a system of its own, named after its path.
+
+Checkpoint-selection rules (summarize_results.py --select, compare_systems.py --select):
+  given      every folder as given (an error when a run has several epochs: choose a rule)
+  epoch:N    the folders of epoch N of every run
+  best_ppl   per run, the decoded epoch with the lowest validation PPL in the run's eval_log.csv
+  every      every epoch, one row each (summarize_results.py only)
+"""
+import csv
+import json
+import os
+import re
+from dataclasses import dataclass, field
+
+from pal.cli import UserError
+from pal.config import REPO_ROOT
+
+from .summary import load_json
+
+SYSTEM_LABELS = {"pal": "PAL", "pal_alpha0": "PAL α=0", "blender_joint": "Blender-Joint", "vanilla": "BlenderBot-small"}
+CONFIG_SYSTEMS = {"strat": "pal", "strat_no_persona": "blender_joint", "vanilla": "vanilla"}
+# Settings that must agree between the folders of one system (else they are different systems).
+DECODING_KEYS = ("top_k", "top_p", "temperature", "num_beams", "max_length", "min_length", "length_penalty",
+                 "repetition_penalty", "no_repeat_ngram_size", "do_sample", "strategy_top3_k", "max_input_length",
+                 "max_decoder_input_length", "use_all_persona")
+TRAINING_KEYS = ("learning_rate", "warmup_steps", "num_epochs", "train_batch_size", "weight_decay",
+                 "weight_decay_rule", "optimizer", "loss_averaging", "fusion_mask_padding", "max_decoder_input_length")
+EPOCH_PATTERN = re.compile(r"epoch-(\d+)\.bin$")
+
+
+@dataclass
+class FolderInfo:
+    path: str
+    system: str  # pal, pal_alpha0, blender_joint, vanilla (with +gold/+fmask), or the folder's short name
+    train_seed: object = None
+    epoch: object = None
+    decode_seed: object = None
+    run_dir: object = None
+    eval_ppl: dict = field(default_factory=dict)  # epoch -> validation PPL of the run
+    settings: dict = field(default_factory=dict)
+    described: bool = True  # False: no infer_args.json, the system is only the folder's name
+
+    @property
+    def label(self):
+        base, _, extra = self.system.partition("+")
+        return SYSTEM_LABELS.get(base, base) + (f" +{extra}" if extra else "")
+
+    @property
+    def paper_key(self):
+        return self.system if self.system in ("pal", "pal_alpha0", "blender_joint") else None
+
+
+def _is_result(folder):
+    return any(os.path.isfile(os.path.join(folder, f)) for f in ("metric.json", "gen.json"))
+
+
+def find_result_folders(paths):
+    """Each path is a result folder or a folder holding result folders (found recursively, in sorted order)."""
+    found = []
+    for path in paths:
+        if not os.path.isdir(path):
+            raise UserError(f"{path}: no such folder (give result folders written by codes/infer.py)")
+        if _is_result(path):
+            found.append(path)
+            continue
+        inner = sorted(root for root, _, _ in os.walk(path) if _is_result(root))
+        if not inner:
+            raise UserError(f"{path}: no result folder (metric.json or gen.json) in it or below it")
+        found.extend(inner)
+    return found
+
+
+def _is_zero_alpha(alpha):
+    try:
+        return all(float(x) == 0 for x in str(alpha).split(","))
+    except ValueError:
+        return False
+
+
+def system_of(infer_args):
+    config = infer_args.get("config_name")
+    system = CONFIG_SYSTEMS.get(config, str(config))
+    alpha = infer_args.get("strategy_alpha")
+    if system == "pal" and alpha is not None:
+        system = "pal_alpha0" if _is_zero_alpha(alpha) else f"pal_alpha{alpha}"
+    for flag, extra in (("use_gold_strategy", "gold"), ("fusion_mask_padding", "fmask")):
+        if infer_args.get(flag):
+            system += "+" + extra
+    return system
+
+
+def _checkpoint_path(infer_args, folder):
+    """The checkpoint a folder was decoded from: absolute as recorded, else relative to the repository root (the
+    RUN scripts run there), else to the current directory."""
+    for key in ("checkpoint", "load_checkpoint"):
+        path = infer_args.get(key)
+        if path:
+            for candidate in (path, os.path.join(REPO_ROOT, path)):
+                if os.path.isfile(candidate) or os.path.isdir(os.path.dirname(candidate)):
+                    return os.path.abspath(candidate)
+    return None
+
+
+def read_eval_log(run_dir):
+    """{epoch: validation PPL} from eval_log.csv (the last row of an epoch wins: a resumed partial epoch)."""
+    path = os.path.join(run_dir, "eval_log.csv")
+    if not os.path.isfile(path):
+        return {}
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    out = {}
+    for line, row in enumerate(rows, start=2):
+        try:
+            out[int(float(row["epoch"]))] = float(row.get("eval_ppl") or row.get("freq_ppl"))
+        except (KeyError, TypeError, ValueError):
+            raise UserError(f"{path}, line {line}: expected numeric epoch and eval_ppl columns")
+    return out
+
+
+def read_folder_info(folder):
+    infer_path = os.path.join(folder, "infer_args.json")
+    if not os.path.isfile(infer_path):
+        return FolderInfo(folder, system=None, described=False)
+    infer_args = load_json(infer_path)
+    info = FolderInfo(folder, system_of(infer_args), decode_seed=infer_args.get("seed"))
+    info.settings = {k: infer_args.get(k) for k in DECODING_KEYS}
+    info.settings["test file"] = os.path.basename(str((infer_args.get("infer_input_file") or [""])[0]))
+    checkpoint = _checkpoint_path(infer_args, folder)
+    if checkpoint:
+        match = EPOCH_PATTERN.search(checkpoint)
+        info.epoch = int(match.group(1)) if match else None
+        info.run_dir = os.path.dirname(checkpoint)
+        args_path = os.path.join(info.run_dir, "args.json")
+        if os.path.isfile(args_path):
+            train_args = load_json(args_path)
+            info.train_seed = train_args.get("seed")
+            info.settings.update({f"training {k}": train_args.get(k) for k in TRAINING_KEYS})
+        info.eval_ppl = read_eval_log(info.run_dir)
+    return info
+
+
+def short_names(paths):
+    """The shortest trailing path parts that tell the folders apart ('pal/epoch-3' instead of the full path)."""
+    parts = [os.path.normpath(os.path.abspath(p)).split(os.sep) for p in paths]
+    for depth in range(1, max(len(p) for p in parts) + 1):
+        names = ["/".join(p[-depth:]) for p in parts]
+        if len(set(names)) == len(names):
+            return names
+    return [os.path.normpath(p) for p in paths]
+
+
+def read_infos(folders):
+    """FolderInfo per folder; folders without metadata become systems named by their short path."""
+    infos = [read_folder_info(f) for f in folders]
+    unnamed = [i for i in infos if i.system is None]
+    for info, name in zip(unnamed, short_names([i.path for i in unnamed]) if unnamed else []):
+        info.system = name
+    check_systems(infos)
+    return infos
+
+
+def check_systems(infos):
+    """Folders of one system must share decoding and training settings (mixing them would average two models)."""
+    first = {}
+    for info in infos:
+        ref = first.setdefault(info.system, info)
+        for key, value in info.settings.items():
+            if key in ref.settings and ref.settings[key] != value:
+                raise UserError(f"{info.path} and {ref.path} are both {info.label} but differ in {key} ({value!r} vs "
+                                f"{ref.settings[key]!r}); summarize or compare them in separate calls")
+
+
+def group_by_system(infos):
+    """{system: [FolderInfo]} in a stable order: the paper's rows first, then by first appearance."""
+    order = ["pal", "pal_alpha0", "blender_joint"]
+    groups = {}
+    for info in infos:
+        groups.setdefault(info.system, []).append(info)
+    return dict(sorted(groups.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
+
+
+def parse_rule(text):
+    if text in ("given", "best_ppl", "every"):
+        return text
+    match = re.fullmatch(r"epoch:(\d+)", text)
+    if not match:
+        raise UserError(f"--select {text}: expected given, best_ppl, every or epoch:N")
+    return text
+
+
+def select(infos, rule):
+    """{(system, epoch or None): [FolderInfo]} chosen by a checkpoint-selection rule; the epoch is the key's second
+    part only for `every`."""
+    groups = {}
+    for system, members in group_by_system(infos).items():
+        by_run = {}
+        for info in members:
+            by_run.setdefault((info.run_dir, info.train_seed), []).append(info)
+        for (run_dir, seed), folders in by_run.items():
+            for info in _select_run(folders, rule, system, seed):
+                key = (system, info.epoch if rule == "every" else None)
+                groups.setdefault(key, []).append(info)
+    return dict(sorted(groups.items(), key=lambda kv: (list(group_by_system(infos)).index(kv[0][0]),
+                                                       -1 if kv[0][1] is None else kv[0][1])))
+
+
+def _select_run(folders, rule, system, seed):
+    epochs = sorted({f.epoch for f in folders}, key=lambda e: -1 if e is None else e)
+    what = f"{SYSTEM_LABELS.get(system, system)} (training seed {seed})"
+    if rule == "every":
+        if None in epochs:
+            raise UserError(f"{folders[0].path}: its epoch is unknown (no infer_args.json with an epoch-N.bin "
+                            "checkpoint); --select every needs it")
+        return folders
+    if rule == "given":
+        if len(epochs) > 1:
+            raise UserError(f"{what} has result folders for epochs {epochs}: choose --select best_ppl, epoch:N or "
+                            "every")
+        return folders
+    if rule == "best_ppl":
+        ppl = folders[0].eval_ppl
+        missing = [e for e in epochs if e not in ppl]
+        if missing:
+            raise UserError(f"{folders[0].path}: no validation PPL for epoch {missing[0]} (eval_log.csv of the run "
+                            f"{folders[0].run_dir}); --select best_ppl needs it")
+        best = min(epochs, key=lambda e: (ppl[e], e))
+    else:
+        best = int(rule.split(":")[1])
+        if best not in epochs:
+            raise UserError(f"{what}: no result folder for epoch {best} (have {epochs})")
+    return [f for f in folders if f.epoch == best]

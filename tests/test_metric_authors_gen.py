@@ -4,7 +4,6 @@ gold `cls_strat_id`. Every other metric as usual; `--gold_file` recovers the gol
 The fixtures are built here: a reformatted test file whose dialogues have consecutive supporter turns (so PAL's and
 codes_zcj's example lists differ), and records shaped like each author's.
 """
-import importlib
 import json
 import os
 import subprocess
@@ -12,13 +11,13 @@ import sys
 
 import pytest
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, load_script
 from metric import evaluate_records
 from metric.records import with_gold_strategies
 from pal.cli import UserError
 from pal.config import STRATEGIES
 
-evaluate = importlib.import_module("evaluate")  # codes/evaluate.py
+evaluate = load_script("codes/evaluate.py")
 
 TEXT_METRICS = ["bleu-1", "bleu-2", "bleu-3", "bleu-4", "dist-1", "dist-2", "dist-3", "dist-1-standard",
                 "dist-2-standard", "dist-3-standard", "f1", "rouge-l", "length", "ead-1", "ead-2", "ead_vocab_size",

@@ -1,11 +1,12 @@
 """Paired tests (metric.significance, codes/compare_systems.py): corpus metrics from counts equal the text metrics on
 resampled texts, and the tests give the known answers."""
-import importlib
 import json
 import random
 
 import numpy as np
 import pytest
+
+from conftest import load_script
 
 from metric import evaluate_records
 from metric.example_stats import ExampleStats, Tokenizer, corpus_values, folder_stats, text_stats
@@ -14,7 +15,7 @@ from metric.text import bleu, distinct_authors, ead, mean, rouge_l_per_example
 from metric.tokens import metric_tokens, sentence_word_tokens
 from pal.cli import UserError
 
-compare_systems = importlib.import_module("compare_systems")
+compare_systems = load_script("codes/compare_systems.py")
 
 WORDS = "i am so sorry to hear that . you feel sad and alone ? have you told a friend about it it is hard".split()
 TEXT_KEYS = ["bleu-2", "bleu-4", "dist-1", "dist-2", "ead-1", "ead-2", "rouge-l"]

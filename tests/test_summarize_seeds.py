@@ -1,15 +1,16 @@
 """summarize_results.py over training and decoding seeds: grouping by system, checkpoint-selection rules, mean, sd
 and 95% CI per cell (expected values computed here with the statistics module and a textbook t value)."""
-import importlib
 import json
 import statistics
 
 import pytest
 
+from conftest import load_script
+
 from metric.summary import t_quantile_975
 from pal.cli import UserError
 
-summarize_results = importlib.import_module("summarize_results")
+summarize_results = load_script("codes/summarize_results.py")
 
 SEEDS = (13, 42, 7)
 # validation PPL per seed and epoch: seed 13 is best at epoch 1, 42 at epoch 2, 7 at epoch 0

@@ -1,10 +1,11 @@
 """infer.py's result folders carry what summarize_results.py and compare_systems.py need (system, training seed,
 epoch, decoding seed), end to end on a tiny model."""
-import importlib
 import json
 import os
 
 import pytest
+
+from conftest import load_script
 
 from metric.result_folders import read_infos
 from pal.cli import UserError
@@ -13,8 +14,8 @@ from test_infer import FAST, run_infer
 from test_model import randomize, write_dialogues
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread", "punkt")
-summarize_results = importlib.import_module("summarize_results")
-compare_systems = importlib.import_module("compare_systems")
+summarize_results = load_script("codes/summarize_results.py")
+compare_systems = load_script("codes/compare_systems.py")
 
 
 def test_infer_folders_are_grouped_by_system_and_seed(tmp_path, tiny_blender_dir, capsys, monkeypatch):

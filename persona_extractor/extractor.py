@@ -2,7 +2,7 @@
 
 The three scripts beside this file are thin command lines over it:
   process_bart_df.py   PersonaChat ParlAI text -> train/valid/test.csv (context -> persona pairs)
-  train_bart.py        fine-tune BART on those pairs (plain PyTorch; extractor_training.py holds the loop)
+  train_bart.py        fine-tune BART on those pairs (extractor_training.py: its hooks on pal.engine)
   annotate_esconv.py   ESConv.json -> PESConv.json (adds `persona` and `persona_list`)
 
 API for live persona inference (codes/interact.py uses it; put this folder on sys.path first):

@@ -40,7 +40,7 @@ from dataclasses import asdict, dataclass
 from extractor import UserError, encode_texts, load_tokenizer_and_model
 from pal.atomic import commit_dir, crash_point, recover
 from pal.cli import write_json
-from pal.engine import CsvLog, Engine, note, start_runtime, to_device
+from pal.engine import Engine, note, start_runtime, to_device
 
 LOG_COLUMNS = ["epoch", "step", "train_loss", "val_loss", "best_val_loss", "improved", "bad_evals", "lr",
                "elapsed_s"]
@@ -352,8 +352,8 @@ class Trainer:
             self.engine.resume(self.task, load_model=False)  # the weights were loaded from last/ above
         if self.runtime.is_main:
             prepare_output_dir(config)
-            self.task.log = CsvLog(os.path.join(config.output_dir, "train_log.csv"), LOG_COLUMNS, "step",
-                                   keep_until_step=self.engine.position.global_step if config.resume else None)
+            self.task.log = self.engine.open_log(os.path.join(config.output_dir, "train_log.csv"), LOG_COLUMNS,
+                                                 "step")
             write_json(os.path.join(config.output_dir, "args.json"), asdict(config))
 
     def run(self):
@@ -379,9 +379,7 @@ class Trainer:
                 self._write_results()
             return s
         finally:
-            if self.task.log:
-                self.task.log.close()
-            self.runtime.close()
+            self.engine.close()
 
     def _write_results(self):
         s, c = self.task.state, self.config

@@ -76,6 +76,16 @@ def commit(tmp, final_dir, label="dir"):
         shutil.rmtree(old)
 
 
+def discard(final_dir):
+    """Remove a committed folder as one unit: renamed to its temporary name first (stray, hence removed by recover)."""
+    tmp, _ = side_paths(final_dir)
+    if os.path.isdir(tmp):
+        shutil.rmtree(tmp)
+    if os.path.isdir(final_dir):
+        os.rename(final_dir, tmp)
+        shutil.rmtree(tmp)
+
+
 @contextmanager
 def commit_dir(final_dir, label="dir"):
     """Yield a fresh temporary folder; when the block succeeds its files replace `final_dir` as one unit."""

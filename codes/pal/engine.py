@@ -177,6 +177,23 @@ class Engine:
         self.scheduler_interval, self.progress = scheduler_interval, progress
         self.position = Position()
         self.bar = None
+        self.resumed = False
+        self.logs = []
+
+    def open_log(self, path, columns, step_column):
+        """A CsvLog on rank 0 (None elsewhere); a resumed run keeps its rows up to the resumed step."""
+        if not self.runtime.is_main:
+            return None
+        log = CsvLog(path, columns, step_column, self.position.global_step if self.resumed else None)
+        self.logs.append(log)
+        return log
+
+    def close(self):
+        """Close the logs and leave the process group."""
+        for log in self.logs:
+            log.close()
+        self.logs = []
+        self.runtime.close()
 
     def autocast(self):
         return autocast_context(self.precision, self.runtime.device)
@@ -288,6 +305,7 @@ class Engine:
         self.position = Position(**state["position"])
         task.load_state_dict(state["task"])
         restore_rng(rank_state, self.runtime.device)
+        self.resumed = True
 
     def read_state(self):
         path = os.path.join(self.state_dir, ENGINE_STATE)

@@ -4,12 +4,18 @@
 #   Reads $PERSONA_CSV_DIR/{train,valid,test}.csv (default DATA/persona_extractor, from RUN/prepare_persona_data.sh);
 #   writes $EXTRACTOR_DIR (default DATA/persona_extractor/bart-large-cnn): best/ (lowest validation loss),
 #   last/ (for --resume), train_log.csv, results.json. CPU or CUDA is picked automatically.
+#   NPROC=N runs N processes with torchrun (DistributedDataParallel; gloo on CPU): each batch of 16 is split
+#   across them, so the steps are those of one process.
+#   --scheduler_interval epoch (default, the authors' Lightning run: lr 0 in epoch 0, k * 1e-7 in epoch k) or step
+#   (warmup over the first 100 batches, as the paper describes).
 #   An interrupted run continues with: bash RUN/train_persona_extractor.sh --resume
 #   CPU smoke run with a tiny random BART:
 #     python persona_extractor/tiny_bart.py /tmp/tiny_bart --tokenizer_dir ../shared/models/bart-base
 #     bash RUN/train_persona_extractor.sh --model_name_or_path /tmp/tiny_bart --num_epochs 1
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-python persona_extractor/train_bart.py \
+LAUNCH=(python)
+if [ "${NPROC:-1}" -gt 1 ]; then LAUNCH=(torchrun --standalone --nproc_per_node "$NPROC"); fi
+"${LAUNCH[@]}" persona_extractor/train_bart.py \
     --model_name_or_path facebook/bart-large-cnn \
     --train_dir "${PERSONA_CSV_DIR:-DATA/persona_extractor}" \
     --output_dir "${EXTRACTOR_DIR:-DATA/persona_extractor/bart-large-cnn}" \
@@ -23,4 +29,5 @@ python persona_extractor/train_bart.py \
     --val_check_interval 0.25 \
     --patience 5 \
     --seed 42 \
+    --scheduler_interval epoch \
     "$@"

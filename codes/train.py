@@ -12,8 +12,8 @@ DATA/{inputter}.{config}/<timestamp>.<lr>.<batch>.<n>gpu/ (the authors' name) wi
   train_log.csv      one row per optimizer step: epoch, global_step, step, loss, ppl, mean_loss, mean_ppl, lr, ...
   eval_log.csv       one row per validation (after every epoch): epoch, global_step, eval_loss, eval_ppl, ...
   args.json          the arguments after presets, plus world size and step counts; custom_config.json, config.json
-  training_state.pt  weights, optimizer, scheduler, RNG states and data position for --resume (removed when the
-                     run completes all epochs; rank_state_<r>.pt hold each process' RNG states)
+  training_state/    weights, optimizer, scheduler, RNG states of each process and data position for --resume,
+                     committed as one unit (pal.engine, pal.atomic); removed when the run completes all epochs
 
 What the released code does and this script reproduces by default: seed 13; batches from the authors' bucketing
 sampler (pal.inputter.BucketBatchSampler, seeded, carried over epochs); transformers-4.x AdamW (eps 1e-6, bias
@@ -45,23 +45,22 @@ Documented choices where the released code cannot run or is ambiguous (each an o
                         the full run, the partial epoch is checkpointed and validated, and --resume continues it.
 """
 import argparse
-import csv
 import datetime
 import json
 import math
 import os
 import sys
-import time
-from contextlib import nullcontext
-from dataclasses import dataclass
 
 import torch
-import torch.distributed as dist
 
-from pal.cli import UserError, atomic_write, boolean_string, run_main, write_json
+from pal.atomic import discard, side_paths
+from pal.cli import UserError, boolean_string, run_main, write_json
 from pal.config import CONFIG_DIR, load_config, resolve_pretrained_path
-from pal.inputter import BucketBatchSampler, Featurizer, collate, settings_for, validation_batches
-from pal.model import build_model, save_checkpoint, unwrap_model
+from pal.engine import Engine, note, start_runtime
+from pal.inputter import BucketBatchSampler, Featurizer, settings_for
+from pal.model import build_model, unwrap_model
+from pal.optim import build_optimizer
+from pal.training import BUCKET_FACTOR, EVAL_LOG_COLUMNS, TRAIN_LOG_COLUMNS, PalTask
 from prepare import check_encode_context, default_prepared_dir, load_prepared
 
 # ------------------------------------------------------------------------------------------- defaults in one place
@@ -71,15 +70,7 @@ RELEASED = dict(seed=13, max_input_length=512, max_decoder_input_length=50, trai
                 warmup_steps=0, max_grad_norm=1.0, weight_decay=0.01, use_all_persona=False)
 # The paper's stated values (Cheng et al. 2023, implementation details), applied by --paper_hparams True.
 PAPER_HPARAMS = dict(learning_rate=2.5e-5, warmup_steps=100)
-HF4_ADAMW = dict(betas=(0.9, 0.999), eps=1e-6)  # transformers 4.x AdamW defaults, as the authors called it
-BUCKET_FACTOR = 100  # the authors' bucket = 100 batches
-SPEC_NO_DECAY_TYPES = (torch.nn.LayerNorm,)
-AUTHORS_NO_DECAY_PATTERNS = ("bias", "ln", "LayerNorm.weight")
-STATE_FILE = "training_state.pt"
-TRAIN_LOG_COLUMNS = ["epoch", "global_step", "step", "loss", "ppl", "mean_loss", "mean_ppl", "lr",
-                     "n_token_real", "n_token_total", "epoch_time"]
-EVAL_LOG_COLUMNS = ["epoch", "global_step", "eval_loss", "eval_ppl", "eval_tokens", "eval_examples", "lr",
-                    "checkpoint"]
+STATE_DIR = "training_state"
 # Arguments that must be the same when a run is resumed (the others, e.g. --max_steps, may change).
 RESUME_INVARIANTS = ("config_name", "inputter_name", "seed", "max_input_length", "max_decoder_input_length",
                      "train_batch_size", "gradient_accumulation_steps", "learning_rate", "num_epochs", "warmup_steps",
@@ -172,60 +163,8 @@ def resolve_args(args):
     return args
 
 
-# ------------------------------------------------------------------------------------------- processes and devices
 
-@dataclass
-class Runtime:
-    rank: int = 0
-    world_size: int = 1
-    device: torch.device = torch.device("cpu")
-    distributed: bool = False
-
-    @property
-    def is_main(self):
-        return self.rank == 0
-
-    def barrier(self):
-        if self.distributed:
-            dist.barrier()
-
-    def sum(self, values):
-        """Sum a list of floats over processes (float64)."""
-        t = torch.tensor(values, dtype=torch.float64, device=self.device)
-        if self.distributed:
-            dist.all_reduce(t)
-        return t.tolist()
-
-    def from_main(self, obj):
-        """rank 0's value of a picklable object on every process."""
-        if not self.distributed:
-            return obj
-        box = [obj]
-        dist.broadcast_object_list(box, src=0)
-        return box[0]
-
-
-def start_runtime(device_arg):
-    """One process, or torchrun's: nccl on CUDA, gloo on CPU."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    if device_arg == "auto":
-        use_cuda = torch.cuda.is_available()
-    elif device_arg in ("cpu", "cuda"):
-        use_cuda = device_arg == "cuda"
-        if use_cuda and not torch.cuda.is_available():
-            raise UserError("--device cuda: CUDA is not available on this machine")
-    else:
-        raise UserError(f"--device must be auto, cpu or cuda, got {device_arg!r}")
-    if world_size == 1:
-        return Runtime(device=torch.device("cuda" if use_cuda else "cpu"))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if use_cuda:
-        torch.cuda.set_device(local_rank)
-    if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
-    device = torch.device("cuda", local_rank) if use_cuda else torch.device("cpu")
-    return Runtime(rank=dist.get_rank(), world_size=dist.get_world_size(), device=device, distributed=True)
-
+# ------------------------------------------------------------------------------------------- runs
 
 def gpu_count_for_name(runtime):
     """The authors' '<n>gpu' in the run folder name: processes when distributed, else visible GPUs (0 on CPU)."""
@@ -238,211 +177,6 @@ def set_seed(seed):
     """python, numpy and torch generators (what the authors' transformers.set_seed call does)."""
     from transformers import set_seed as hf_set_seed
     hf_set_seed(seed)
-
-
-# ------------------------------------------------------------------------------------------- optimizer
-
-class HF4AdamW(torch.optim.Optimizer):
-    """AdamW as transformers 4.x implemented it (the authors' optimizer).
-
-    Differs from torch.optim.AdamW in two places: epsilon is added to sqrt(v) before bias correction (the bias
-    correction scales the step size instead), and the decoupled weight decay is applied after the Adam update.
-    """
-
-    def __init__(self, params, lr, betas=HF4_ADAMW["betas"], eps=HF4_ADAMW["eps"], weight_decay=0.0):
-        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
-
-    @torch.no_grad()
-    def step(self, closure=None):
-        for group in self.param_groups:
-            beta1, beta2 = group["betas"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state["exp_avg"] = torch.zeros_like(p)
-                    state["exp_avg_sq"] = torch.zeros_like(p)
-                state["step"] += 1
-                m, v, t = state["exp_avg"], state["exp_avg_sq"], state["step"]
-                m.mul_(beta1).add_(p.grad, alpha=1 - beta1)
-                v.mul_(beta2).addcmul_(p.grad, p.grad, value=1 - beta2)
-                step_size = group["lr"] * math.sqrt(1 - beta2 ** t) / (1 - beta1 ** t)
-                p.addcdiv_(m, v.sqrt().add_(group["eps"]), value=-step_size)
-                if group["weight_decay"] > 0:
-                    p.add_(p, alpha=-group["lr"] * group["weight_decay"])
-
-
-def parameter_groups(model, weight_decay, rule):
-    """[decayed, not decayed] parameter groups; trainable parameters only (strategy_alpha is frozen)."""
-    if rule == "authors":
-        exempt = {n for n, _ in model.named_parameters() if any(pat in n for pat in AUTHORS_NO_DECAY_PATTERNS)}
-    else:
-        exempt = {n for n, _ in model.named_parameters() if n.endswith("bias")}
-        for module_name, module in model.named_modules():
-            if isinstance(module, SPEC_NO_DECAY_TYPES):
-                exempt |= {f"{module_name}.{n}" if module_name else n for n, _ in module.named_parameters()}
-    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    return [{"params": [p for n, p in trainable if n not in exempt], "weight_decay": weight_decay},
-            {"params": [p for n, p in trainable if n in exempt], "weight_decay": 0.0}]
-
-
-def build_optimizer(model, args):
-    groups = parameter_groups(model, args.weight_decay, args.weight_decay_rule)
-    if args.optimizer == "torch_adamw":
-        return torch.optim.AdamW(groups, lr=args.learning_rate)
-    return HF4AdamW(groups, lr=args.learning_rate)
-
-
-# ------------------------------------------------------------------------------------------- one optimizer step
-
-def to_device(batch, device):
-    return {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
-
-
-def autocast_context(precision, device):
-    if precision == "fp32":
-        return nullcontext()
-    return torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
-
-
-def train_step(model, micro_batches, optimizer, scheduler, scaler, args, runtime):
-    """Forward/backward over this process' micro-batches, clip, step. Returns (loss, ppl, lr) of the whole step."""
-    n_micro = len(micro_batches)
-    own_tokens = float(sum(int(b["labels"].ne(-100).sum()) for b in micro_batches))
-    step_tokens = runtime.sum([own_tokens])[0]
-    loss_sum = example_mean_sum = n_examples = micro_mean_sum = 0.0
-    for i, batch in enumerate(micro_batches):
-        batch = to_device(batch, runtime.device)
-        sync_now = i == n_micro - 1 or not runtime.distributed
-        with (nullcontext() if sync_now else model.no_sync()):
-            with autocast_context(args.precision, runtime.device):
-                out = model(**batch)
-            if args.loss_averaging == "optimizer_step":
-                # DDP averages over processes, hence * world_size: the sum over all tokens / all tokens of the step
-                loss = out.loss_sum_per_example.sum() * runtime.world_size / step_tokens
-            else:
-                loss = out.loss / n_micro
-            (scaler.scale(loss) if scaler else loss).backward()
-        per_example = (out.loss_sum_per_example / out.label_count.clamp(min=1)).detach()
-        loss_sum += float(out.loss_sum_per_example.detach().sum())
-        micro_mean_sum += float(out.loss.detach())
-        example_mean_sum += float(per_example.sum())
-        n_examples += per_example.numel()
-    if scaler:
-        scaler.unscale_(optimizer)
-    torch.nn.utils.clip_grad_norm_(model.parameters(), args.max_grad_norm)
-    lr = optimizer.param_groups[0]["lr"]
-    if scaler:
-        scaler.step(optimizer)
-        scaler.update()
-    else:
-        optimizer.step()
-    scheduler.step()
-    optimizer.zero_grad(set_to_none=True)
-    loss_sum, micro_mean_sum, example_mean_sum, n_examples = runtime.sum(
-        [loss_sum, micro_mean_sum, example_mean_sum, n_examples])
-    if args.loss_averaging == "optimizer_step":
-        step_loss = loss_sum / step_tokens
-    else:
-        step_loss = micro_mean_sum / (n_micro * runtime.world_size)
-    # ppl as the authors' model reports it: exp of the mean over examples of each example's mean token loss
-    return step_loss, math.exp(min(example_mean_sum / n_examples, 50.0)), lr
-
-
-# ------------------------------------------------------------------------------------------- validation
-
-@torch.no_grad()
-def evaluate(model, eval_features, args, runtime, pad_id, persona_in_batches):
-    """(loss, ppl, tokens, examples) over the validation file: total token loss / total label tokens."""
-    model = unwrap_model(model)
-    was_training = model.training
-    model.eval()
-    total_loss, total_tokens, n_examples = 0.0, 0.0, 0
-    for batch in validation_batches(eval_features, args.eval_batch_size, pad_id, persona_in_batches):
-        with autocast_context(args.precision, runtime.device):
-            out = model(**to_device(batch, runtime.device))
-        total_loss += float(out.loss_sum_per_example.double().sum())
-        total_tokens += float(out.label_count.double().sum())
-        n_examples += out.label_count.numel()
-    model.train(was_training)
-    loss = total_loss / max(total_tokens, 1.0)
-    return loss, math.exp(min(loss, 50.0)), int(total_tokens), n_examples
-
-
-# ------------------------------------------------------------------------------------------- logs and state
-
-class CsvLog:
-    """Append rows to a CSV with a header (rank 0 only); on resume, rows after the resumed step are dropped."""
-
-    def __init__(self, path, columns, keep_until_step=None):
-        self.path, self.columns = path, columns
-        if keep_until_step is not None and os.path.exists(path):
-            with open(path, newline="", encoding="utf-8") as f:
-                rows = [r for r in csv.DictReader(f) if int(r["global_step"]) <= keep_until_step]
-            with atomic_write(path) as f:
-                writer = csv.DictWriter(f, columns, lineterminator="\n")
-                writer.writeheader()
-                writer.writerows(rows)
-        new = not os.path.exists(path) or os.path.getsize(path) == 0
-        self.file = open(path, "a", newline="", encoding="utf-8", buffering=1)
-        self.writer = csv.DictWriter(self.file, columns, lineterminator="\n")
-        if new:
-            self.writer.writeheader()
-
-    def write(self, **row):
-        self.writer.writerow(row)
-
-    def close(self):
-        self.file.close()
-
-
-def rng_states(runtime):
-    states = {"torch": torch.get_rng_state()}
-    if runtime.device.type == "cuda":
-        states["cuda"] = torch.cuda.get_rng_state(runtime.device)
-    return states
-
-
-def save_state(run_dir, position, model, optimizer, scheduler, scaler, runtime, counters, args_dict):
-    """Everything --resume needs. Each process writes its RNG states; rank 0 the rest."""
-    rank_path = os.path.join(run_dir, f"rank_state_{runtime.rank}.pt")
-    with atomic_write(rank_path, "wb") as f:
-        torch.save({"global_step": position["global_step"], **rng_states(runtime)}, f)
-    if runtime.is_main:
-        state = {"model": unwrap_model(model).state_dict(),  # tied embeddings stay one storage (save_checkpoint)
-                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                 "scaler": scaler.state_dict() if scaler else None, "position": position, "counters": counters,
-                 "args": args_dict}
-        with atomic_write(os.path.join(run_dir, STATE_FILE), "wb") as f:
-            torch.save(state, f)
-    runtime.barrier()
-
-
-def load_state(run_dir, runtime, args_dict):
-    path = os.path.join(run_dir, STATE_FILE)
-    if not os.path.isfile(path):
-        finished = any(n.startswith("epoch-") for n in os.listdir(run_dir)) if os.path.isdir(run_dir) else False
-        raise UserError(f"--resume {run_dir}: no {STATE_FILE}" +
-                        (" (that run finished all its epochs)" if finished else " (not a train.py run folder?)"))
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    differing = [f"{k}: run {state['args'].get(k)!r}, now {args_dict.get(k)!r}" for k in RESUME_INVARIANTS
-                 if state["args"].get(k) != args_dict.get(k)]
-    if differing:
-        raise UserError(f"--resume {run_dir}: arguments differ from the run's ({'; '.join(differing)})")
-    rank_path = os.path.join(run_dir, f"rank_state_{runtime.rank}.pt")
-    rank_state = torch.load(rank_path, map_location="cpu", weights_only=False) if os.path.isfile(rank_path) else None
-    if rank_state is None or rank_state["global_step"] != state["position"]["global_step"]:
-        raise UserError(f"--resume {run_dir}: {os.path.basename(rank_path)} is missing or from another step; "
-                        f"the state was not written completely")
-    return state, rank_state
-
-
-def restore_rng(rank_state, runtime):
-    torch.set_rng_state(rank_state["torch"])
-    if "cuda" in rank_state and runtime.device.type == "cuda":
-        torch.cuda.set_rng_state(rank_state["cuda"], runtime.device)
 
 
 def new_run_dir(args, prepared_dir, runtime, micro_batch):
@@ -469,16 +203,18 @@ def write_run_files(run_dir, args_dict, model):
     unwrap_model(model).config.to_json_file(os.path.join(run_dir, "config.json"))
 
 
+
 # ------------------------------------------------------------------------------------------- main
 
 def main(argv=None):
     args = resolve_args(build_parser().parse_args(argv))
+    if args.device not in ("auto", "cpu", "cuda"):
+        raise UserError(f"--device must be auto, cpu or cuda, got {args.device!r}")
     runtime = start_runtime(args.device)
     try:
         return train(args, runtime)
     finally:
-        if runtime.distributed and dist.is_initialized():
-            dist.destroy_process_group()
+        runtime.close()  # (also when train() stops before its engine exists)
 
 
 def train(args, runtime):
@@ -497,13 +233,11 @@ def train(args, runtime):
         "max_input_length": args.max_input_length, "max_decoder_input_length": args.max_decoder_input_length,
         "use_all_persona": args.use_all_persona, "vocab_size": len(toker)})
     eval_features = Featurizer(toker, settings).file_features(args.eval_input_file, "validation")
-    pad_id, with_persona = toker.pad_token_id, settings.persona_in_batches
 
-    # Data order: one sampler over global micro-batches (all processes), each process takes its slice.
     micro = args.train_batch_size // args.gradient_accumulation_steps
     global_micro = micro * runtime.world_size
-    sampler = BucketBatchSampler([f.bucket_length for f in features], global_micro, args.seed, BUCKET_FACTOR)
-    steps_per_epoch = sampler.batches_per_epoch() // args.gradient_accumulation_steps
+    batches = BucketBatchSampler([f.bucket_length for f in features], global_micro, args.seed, BUCKET_FACTOR)
+    steps_per_epoch = batches.batches_per_epoch() // args.gradient_accumulation_steps
     if steps_per_epoch == 0:
         raise UserError(f"{len(features)} training examples do not fill one optimizer step of "
                         f"{args.train_batch_size * runtime.world_size} examples; lower --train_batch_size")
@@ -515,127 +249,52 @@ def train(args, runtime):
     optimizer = build_optimizer(model, args)
     from transformers import get_linear_schedule_with_warmup
     scheduler = get_linear_schedule_with_warmup(optimizer, args.warmup_steps, num_training_steps)
-    scaler = torch.amp.GradScaler("cuda") if args.precision == "fp16" else None
-    if runtime.distributed:
-        model = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[runtime.device.index] if runtime.device.type == "cuda" else None)
 
     args_dict = {k: v for k, v in vars(args).items() if k not in ("resume", "local_rank")}
     args_dict.update(world_size=runtime.world_size, n_train_examples=len(features), micro_batch_size=micro,
                      steps_per_epoch=steps_per_epoch, num_training_steps=num_training_steps,
                      pretrained_model_path=pretrained, prepared_dir=os.path.abspath(prepared_dir))
-
-    position = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "micro_steps": 0,
-                "sampler_rng": sampler.rng.getstate()}
-    counters = {"loss_sum": 0.0, "ppl_sum": 0.0, "steps": 0, "n_token_real": 0, "n_token_total": 0,
-                "epoch_time": 0.0}
+    run_dir = args.resume or new_run_dir(args, prepared_dir, runtime, micro)
     if args.resume:
-        run_dir = args.resume
-        state, rank_state = load_state(run_dir, runtime, args_dict)
-        unwrap_model(model).load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        if scaler:
-            scaler.load_state_dict(state["scaler"])
-        position, counters = state["position"], state["counters"]
-        sampler.rng.setstate(position["sampler_rng"])
-        restore_rng(rank_state, runtime)
-        del state
-    else:
-        run_dir = new_run_dir(args, prepared_dir, runtime, micro)
-        if runtime.is_main:
-            write_run_files(run_dir, args_dict, model)
-
-    keep = position["global_step"] if args.resume else None
-    train_log = CsvLog(os.path.join(run_dir, "train_log.csv"), TRAIN_LOG_COLUMNS, keep) if runtime.is_main else None
-    eval_log = CsvLog(os.path.join(run_dir, "eval_log.csv"), EVAL_LOG_COLUMNS, keep) if runtime.is_main else None
-    last_step = num_steps_to_run(args, steps_per_epoch)
-    pbar = None
-    if runtime.is_main and args.pbar:
-        from tqdm import tqdm
-        pbar = tqdm(total=last_step, initial=position["global_step"], desc="training", unit="step")
-    if runtime.is_main:
-        print(f"{len(features)} examples, {steps_per_epoch} steps per epoch, schedule over {num_training_steps} "
-              f"steps, {runtime.world_size} process(es) on {runtime.device}; run folder {run_dir}", file=sys.stderr)
-
-    def save(position):
-        save_state(run_dir, position, model, optimizer, scheduler, scaler, runtime, counters, args_dict)
-
-    finished = False
-    while position["epoch"] < args.num_epochs and position["global_step"] < last_step:
-        epoch = position["epoch"]
-        sampler.rng.setstate(position["sampler_rng"])
-        micro_batches = sampler.epoch_batches()
-        next_epoch_rng = sampler.rng.getstate()
-        if position["step_in_epoch"] == 0:
-            counters.update(loss_sum=0.0, ppl_sum=0.0, steps=0, n_token_real=0, n_token_total=0, epoch_time=0.0)
-        epoch_start = time.time() - counters["epoch_time"]
-        gas = args.gradient_accumulation_steps
-        while position["step_in_epoch"] < steps_per_epoch and position["global_step"] < last_step:
-            s = position["step_in_epoch"]
-            own = [collate([features[j] for j in mb[runtime.rank * micro:(runtime.rank + 1) * micro]],
-                           pad_id, with_persona) for mb in micro_batches[s * gas:(s + 1) * gas]]
-            loss, ppl, lr = train_step(model, own, optimizer, scheduler, scaler, args, runtime)
-            real, total = runtime.sum([sum(float(b["input_ids"].ne(pad_id).sum()) for b in own),
-                                       sum(float(b["input_ids"].numel()) for b in own)])
-            position.update(step_in_epoch=s + 1, global_step=position["global_step"] + 1,
-                            micro_steps=position["micro_steps"] + len(own))
-            counters.update(loss_sum=counters["loss_sum"] + loss, ppl_sum=counters["ppl_sum"] + ppl,
-                            steps=counters["steps"] + 1, n_token_real=counters["n_token_real"] + int(real),
-                            n_token_total=counters["n_token_total"] + int(total),
-                            epoch_time=time.time() - epoch_start)
-            if train_log:
-                train_log.write(epoch=epoch, global_step=position["global_step"], step=position["micro_steps"],
-                                loss=loss, ppl=ppl, mean_loss=counters["loss_sum"] / counters["steps"],
-                                mean_ppl=counters["ppl_sum"] / counters["steps"], lr=lr,
-                                n_token_real=counters["n_token_real"], n_token_total=counters["n_token_total"],
-                                epoch_time=round(counters["epoch_time"], 3))
-            if pbar:
-                pbar.update(1)
-                pbar.set_postfix(epoch=epoch, loss=f"{loss:.3f}", ppl=f"{ppl:.2f}")
-            at_save_point = args.save_state_steps and position["global_step"] % args.save_state_steps == 0
-            # (the end of an epoch and the last step save anyway, below)
-            if at_save_point and position["step_in_epoch"] < steps_per_epoch and position["global_step"] < last_step:
-                save(dict(position))
-        epoch_done = position["step_in_epoch"] == steps_per_epoch
-        end_of_epoch(epoch, run_dir, model, eval_features, args, runtime, pad_id, with_persona, eval_log,
-                     position["global_step"], scheduler)
-        if epoch_done:
-            position.update(epoch=epoch + 1, step_in_epoch=0, sampler_rng=next_epoch_rng)
-        finished = position["epoch"] >= args.num_epochs
-        if not finished:
-            save(dict(position))
-    if pbar:
-        pbar.close()
-    for log in (train_log, eval_log):
-        if log:
-            log.close()
-    if finished and runtime.is_main:  # nothing left to resume: drop the large state files
-        for name in os.listdir(run_dir):
-            if name == STATE_FILE or name.startswith("rank_state_"):
-                os.remove(os.path.join(run_dir, name))
-    if runtime.is_main:
-        print(f"done: {position['global_step']} steps; checkpoints and logs in {run_dir}", file=sys.stderr)
+        check_resumable(run_dir)
+    engine = Engine(model, optimizer, scheduler, runtime, os.path.join(run_dir, STATE_DIR),
+                    {k: args_dict[k] for k in RESUME_INVARIANTS}, precision=args.precision,
+                    max_grad_norm=args.max_grad_norm, progress=args.pbar)
+    task = PalTask(args, runtime, features, eval_features, toker.pad_token_id, settings.persona_in_batches,
+                   run_dir, steps_per_epoch)
+    if args.resume:
+        engine.resume(task)
+    elif runtime.is_main:
+        write_run_files(run_dir, args_dict, model)
+    task.train_log = engine.open_log(os.path.join(run_dir, "train_log.csv"), TRAIN_LOG_COLUMNS, "global_step")
+    task.eval_log = engine.open_log(os.path.join(run_dir, "eval_log.csv"), EVAL_LOG_COLUMNS, "global_step")
+    note(runtime, f"{len(features)} examples, {steps_per_epoch} steps per epoch, schedule over {num_training_steps} "
+                  f"steps, {runtime.world_size} process(es) on {runtime.device}; run folder {run_dir}")
+    try:
+        engine.fit(task, args.num_epochs, num_steps_to_run(args, steps_per_epoch))
+    finally:
+        engine.close()
+    if engine.position.epoch >= args.num_epochs and runtime.is_main:  # nothing left to resume: drop the state
+        discard(engine.state_dir)
+    note(runtime, f"done: {engine.position.global_step} steps; checkpoints and logs in {run_dir}")
     return None
+
+
+def check_resumable(run_dir):
+    """One-line errors for run folders without a state to resume (a missing state is the engine's error)."""
+    if os.path.isfile(os.path.join(run_dir, "training_state.pt")):
+        raise UserError(f"--resume {run_dir}: training_state.pt was written by an earlier train.py (before the state "
+                        f"became the folder {STATE_DIR}/); finish it with that version or start a new run")
+    finished = os.path.isfile(os.path.join(run_dir, "args.json")) and not any(
+        os.path.isdir(p) for p in (os.path.join(run_dir, STATE_DIR), *side_paths(os.path.join(run_dir, STATE_DIR))))
+    if finished:
+        raise UserError(f"--resume {run_dir}: no {STATE_DIR}/ (the run finished all its epochs, or stopped before "
+                        f"its first state save: start it again)")
 
 
 def num_steps_to_run(args, steps_per_epoch):
     total = args.num_epochs * steps_per_epoch
     return min(total, args.max_steps) if args.max_steps > 0 else total
-
-
-def end_of_epoch(epoch, run_dir, model, eval_features, args, runtime, pad_id, with_persona, eval_log, global_step,
-                 scheduler):
-    """epoch-N.bin and a validation (rank 0; the others wait)."""
-    if runtime.is_main:
-        checkpoint = os.path.join(run_dir, f"epoch-{epoch}.bin")
-        save_checkpoint(model, checkpoint)
-        loss, ppl, tokens, examples = evaluate(model, eval_features, args, runtime, pad_id, with_persona)
-        eval_log.write(epoch=epoch, global_step=global_step, eval_loss=loss, eval_ppl=ppl, eval_tokens=tokens,
-                       eval_examples=examples, lr=scheduler.get_last_lr()[0], checkpoint=os.path.basename(checkpoint))
-        print(f"epoch {epoch}: step {global_step}, validation loss {loss:.4f}, ppl {ppl:.3f} -> {checkpoint}",
-              file=sys.stderr)
-    runtime.barrier()
 
 
 if __name__ == "__main__":

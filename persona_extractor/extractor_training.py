@@ -1,10 +1,14 @@
-"""Fine-tuning loop of the persona extractor in plain PyTorch (train_bart.py is its command line).
+"""The persona extractor's training on the shared engine (pal.engine); train_bart.py is its command line.
 
 What it reproduces from the authors' PyTorch Lightning 1.x script (SPEC "Stage 1"):
 - inputs and targets tokenized to at most 128 tokens each (their slow tokenizer's ids, see modeling.encode_texts),
   target padding ignored by the loss; the model's mean token cross-entropy is the loss;
-- AdamW (torch defaults besides the learning rate, so weight decay 0.01 on every parameter), linear schedule with
+- AdamW (torch defaults besides the learning rate, so weight decay 0.01 on every parameter), a linear schedule with
   100 warmup steps over (rows // batch_size + 1) * epochs steps, no gradient clipping;
+- the schedule stepped once per EPOCH (`scheduler_interval="epoch"`, the default): their configure_optimizers
+  returned the scheduler without an "interval", which Lightning 1.x steps at the end of every epoch. With 100 warmup
+  steps their learning rate was 0 throughout epoch 0 and k * 1e-7 in epoch k (their checkpoint epoch=7-step=8384
+  was trained so). `scheduler_interval="step"` steps it after every batch, as the paper's text describes warmup;
 - shuffled batches of 16, up to 10 epochs;
 - validation 4 times per epoch as Lightning's val_check_interval=0.25 does it: every int(batches_per_epoch * 0.25)
   batches (so 5 times when that division leaves enough over); validation loss = batch-size-weighted mean of the
@@ -13,29 +17,34 @@ What it reproduces from the authors' PyTorch Lightning 1.x script (SPEC "Stage 1
   row without a strictly lower loss (EarlyStopping(patience=5)).
 Differences, all without effect on the numbers: batches are padded to their longest member instead of to 128
 (padding is masked in the encoder and ignored by the loss); checkpoints are plain `save_pretrained` folders.
+Under torchrun (N processes) each batch of train_batch_size rows is split across the processes and the loss is the
+token mean over the whole batch, so N processes take the steps one process takes (the released script ran on one
+GPU); validation runs on the first process.
 
-Output folder:
+Output folder (each checkpoint folder is committed as one unit, pal.atomic):
   best/             model + tokenizer (with <persona>, <sep>) of the lowest validation loss
-  last/             model + tokenizer + trainer_state.pt: optimizer, scheduler, position, RNG, best loss, patience
+  last/             model + tokenizer + the engine's state (optimizer, scheduler, position, RNG of each process,
+                    best loss, patience), saved at every validation, epoch end and stop
   train_log.csv     one row per validation: epoch, step, train_loss, val_loss, best_val_loss, improved, ...
   args.json, results.json (best validation loss and step, test loss of best/ when a test file is given)
 `resume=True` continues from last/ and gives the same weights as an uninterrupted run: the batch order of an
-epoch comes from a generator seeded with (seed, epoch), and the global RNG state (dropout) is restored.
+epoch comes from a generator seeded with (seed, epoch), and the RNG states (dropout) are restored.
 """
-import csv
 import json
 import math
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
-from pal.cli import UserError, atomic_write, resolve_device, write_json
+from pal.atomic import commit_dir, crash_point, recover
+from pal.cli import UserError, write_json
+from pal.engine import Engine, note, start_runtime, to_device
 from persona_extractor.modeling import encode_texts, load_tokenizer_and_model
 
 LOG_COLUMNS = ["epoch", "step", "train_loss", "val_loss", "best_val_loss", "improved", "bad_evals", "lr",
                "elapsed_s"]
-STATE_FILE = "trainer_state.pt"
+SCHEDULER_INTERVALS = ("epoch", "step")
 
 
 @dataclass
@@ -55,6 +64,7 @@ class TrainConfig:
     val_check_interval: float = 0.25
     patience: int = 5
     seed: int = 42
+    scheduler_interval: str = "epoch"  # the authors' Lightning 1.x default; "step": the paper's description
     max_steps: int = None  # stop (resumably) after this many optimizer steps; for smoke runs
     device: str = None
     resume: bool = False
@@ -64,19 +74,16 @@ class TrainConfig:
 
 @dataclass
 class TrainState:
-    """Everything besides weights/optimizer/scheduler that a resumed run needs to continue identically."""
-    epoch: int = 0
-    batch_in_epoch: int = 0
+    """The extractor's own resumable values (the engine keeps epoch, batch and step)."""
     step: int = 0
     best_val_loss: float = math.inf
     best_step: int = -1
     bad_evals: int = 0
-    train_loss_sum: float = 0.0  # since the last validation, for the log
+    train_loss_sum: float = 0.0  # since the last validation, for the log (a device tensor while training)
     train_loss_count: int = 0
     stopped_early: bool = False
     finished: bool = False
     elapsed_s: float = 0.0
-    fingerprint: dict = field(default_factory=dict)
 
 
 # ------------------------------------------------------------------------------------------------- data
@@ -150,117 +157,29 @@ def total_training_steps(num_rows, batch_size, num_epochs):
     return (num_rows // batch_size + 1) * num_epochs
 
 
-def to_device(batch, device):
-    return {k: v.to(device) for k, v in batch.items()}
-
-
 def evaluate_loss(model, pairs, batch_size, pad_id, device, desc="validating", progress=True):
     """Batch-size-weighted mean of the per-batch mean token losses (what Lightning reports as val_loss)."""
     import torch
     from tqdm import tqdm
     was_training = model.training
     model.eval()
-    total, count = 0.0, 0
+    total = torch.zeros((), dtype=torch.float64, device=device)  # summed on the device: one synchronisation
     starts = range(0, len(pairs), batch_size)
     with torch.no_grad():
         for start in tqdm(starts, desc=desc, leave=False, disable=not progress):
             indices = list(range(start, min(start + batch_size, len(pairs))))
             loss = model(**to_device(collate(pairs, indices, pad_id), device)).loss
-            total += loss.item() * len(indices)
-            count += len(indices)
+            total += loss.double() * len(indices)
     model.train(was_training)
-    return total / count
-
-
-# ----------------------------------------------------------------------------------------- checkpoints
-
-def replace_dir(tmp_dir, final_dir):
-    """Move a completely written folder into place (the previous one is removed only afterwards)."""
-    old = final_dir + ".old"
-    if os.path.exists(old):
-        shutil.rmtree(old)
-    if os.path.exists(final_dir):
-        os.replace(final_dir, old)
-    os.replace(tmp_dir, final_dir)
-    if os.path.exists(old):
-        shutil.rmtree(old)
-
-
-def save_model_dir(model, tokenizer, final_dir, extra=None):
-    """save_pretrained into a fresh folder, then swap it in; `extra(tmp_dir)` may add files before the swap."""
-    tmp = final_dir + ".tmp"
-    if os.path.exists(tmp):
-        shutil.rmtree(tmp)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    if extra is not None:
-        extra(tmp)
-    replace_dir(tmp, final_dir)
-
-
-def rng_snapshot():
-    import random
-    import torch
-    snapshot = {"torch": torch.get_rng_state(), "python": random.getstate()}
-    if torch.cuda.is_available():
-        snapshot["cuda"] = torch.cuda.get_rng_state_all()
-    return snapshot
-
-
-def restore_rng(snapshot):
-    import random
-    import torch
-    torch.set_rng_state(snapshot["torch"])
-    random.setstate(snapshot["python"])
-    if "cuda" in snapshot and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(snapshot["cuda"])
-
-
-def save_last(out_dir, model, tokenizer, optimizer, scheduler, state):
-    import torch
-
-    def write_state(tmp_dir):
-        torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                    "state": asdict(state), "rng": rng_snapshot()}, os.path.join(tmp_dir, STATE_FILE))
-
-    save_model_dir(model, tokenizer, os.path.join(out_dir, "last"), extra=write_state)
-
-
-def load_last(out_dir):
-    import torch
-    path = os.path.join(out_dir, "last", STATE_FILE)
-    if not os.path.isfile(path):
-        raise UserError(f"--resume: {path} not found; nothing to resume in {out_dir} (drop --resume to start)")
-    return torch.load(path, map_location="cpu", weights_only=False)
-
-
-# ------------------------------------------------------------------------------------------------ logging
-
-class CsvLog:
-    """train_log.csv, one row per validation; on resume, rows after the saved step are dropped."""
-
-    def __init__(self, path, keep_until_step=None):
-        self.path = path
-        rows = []
-        if keep_until_step is not None and os.path.isfile(path):
-            with open(path, newline="") as f:
-                rows = [r for r in csv.DictReader(f) if int(r["step"]) <= keep_until_step]
-        with atomic_write(path) as f:
-            writer = csv.DictWriter(f, fieldnames=LOG_COLUMNS)
-            writer.writeheader()
-            writer.writerows(rows)
-
-    def append(self, row):
-        with open(self.path, "a", newline="") as f:
-            csv.DictWriter(f, fieldnames=LOG_COLUMNS).writerow(row)
+    return float(total) / len(pairs)
 
 
 # ---------------------------------------------------------------------------------------------- training
 
-def fingerprint(config, num_train_rows):
+def settings(config, num_train_rows):
     """Settings a resumed run must share with the run it continues."""
     keys = ("learning_rate", "train_batch_size", "warmup_steps", "num_epochs", "seed", "val_check_interval",
-            "patience", "max_source_length", "max_target_length")
+            "patience", "max_source_length", "max_target_length", "scheduler_interval")
     return {**{k: getattr(config, k) for k in keys}, "num_train_rows": num_train_rows}
 
 
@@ -273,6 +192,8 @@ def check_settings(config):
         raise UserError("--val_check_interval must be in (0, 1] (a fraction of an epoch)")
     if config.learning_rate < 0 or config.warmup_steps < 0:
         raise UserError("--learning_rate and --warmup_steps must not be negative")
+    if config.scheduler_interval not in SCHEDULER_INTERVALS:
+        raise UserError(f"--scheduler_interval must be epoch or step, got {config.scheduler_interval!r}")
 
 
 def check_output_dir(config):
@@ -281,6 +202,11 @@ def check_output_dir(config):
     if has_run and not (config.resume or config.overwrite_output_dir):
         raise UserError(f"--output_dir {config.output_dir} already holds a run (train_log.csv); pass --resume to "
                         f"continue it or --overwrite_output_dir to start over")
+    for name in ("last", "best"):  # a kill while committing a checkpoint: back to its last complete version
+        recover(os.path.join(config.output_dir, name))
+    if config.resume and os.path.isfile(os.path.join(config.output_dir, "last", "trainer_state.pt")):
+        raise UserError(f"--resume: {config.output_dir}/last was saved by an earlier train_bart.py (trainer_state.pt); "
+                        f"finish it with that version or start a new --output_dir")
 
 
 def prepare_output_dir(config):
@@ -295,19 +221,118 @@ def prepare_output_dir(config):
     os.makedirs(config.output_dir, exist_ok=True)
 
 
+class ExtractorTask:
+    """The engine's hooks for the extractor: shuffled batches, validation at Lightning's points, best/, patience."""
+
+    def __init__(self, trainer):
+        self.t, self.runtime, self.config = trainer, trainer.runtime, trainer.config
+        self.state = TrainState()
+        self.log = None
+        self.started = time.time()
+
+    def state_dict(self):
+        return {**asdict(self.state), "train_loss_sum": float(self.state.train_loss_sum)}
+
+    def load_state_dict(self, saved):
+        self.state = TrainState(**saved)
+        self.started = time.time() - self.state.elapsed_s
+
+    def should_stop(self):
+        return self.state.stopped_early
+
+    def save_model(self, model, directory, label="last"):
+        model.save_pretrained(directory)
+        if label == "best":  # (last/'s "partial" point is the engine's, after the RNG states)
+            crash_point(label, "partial")
+        self.t.tokenizer.save_pretrained(directory)
+
+    def epoch_plan(self, engine):
+        order = epoch_order(len(self.t.train), self.config.seed, engine.position.epoch)
+        bs = self.config.train_batch_size
+        return [order[b * bs:(b + 1) * bs] for b in range(self.t.num_batches)]
+
+    def micro_batches(self, rows):
+        own, weight = self.runtime.share(rows), 1.0
+        if not own:  # fewer rows than processes: a stand-in row with weight 0 keeps this process in DDP's step
+            own, weight = rows[:1], 0.0
+        batch = collate(self.t.train, own, self.t.pad_id)
+        if self.runtime.distributed:
+            self.step_tokens = self.runtime.sum([float(batch["labels"].ne(-100).sum()) * weight])[0]
+        return [dict(batch, weight=weight)]
+
+    def loss(self, model, batch, n_micro):
+        weight = batch.pop("weight")
+        out = model(**batch)
+        if not self.runtime.distributed:
+            return out.loss, out.loss.detach().double()
+        import torch.nn.functional as F
+        # the token mean over the whole batch: DDP averages over processes, hence * world_size
+        token_sum = F.cross_entropy(out.logits.flatten(0, 1).float(), batch["labels"].flatten(), ignore_index=-100,
+                                    reduction="sum")
+        loss = token_sum * weight * self.runtime.world_size / self.step_tokens
+        return loss, loss.detach().double() / self.runtime.world_size  # summed over processes: the batch's mean
+
+    def on_step_end(self, engine, stats, lr):
+        s = self.state
+        s.train_loss_sum = s.train_loss_sum + stats  # stays on the device until the next validation
+        s.train_loss_count += 1
+        s.step = engine.position.global_step
+        validated = engine.position.step_in_epoch % self.t.every == 0
+        if validated:
+            self.validate(engine)
+        return validated
+
+    def on_epoch_end(self, engine, complete):
+        pass  # validations happen at their batches
+
+    def validate(self, engine):
+        s, c, t = self.state, self.config, self.t
+        train_loss_sum = float(self.runtime.sum(s.train_loss_sum)) if s.train_loss_count else 0.0
+        if self.runtime.is_main:
+            val_loss = evaluate_loss(t.model, t.valid, c.eval_batch_size, t.pad_id, self.runtime.device,
+                                     progress=c.progress)
+            improved = val_loss < s.best_val_loss
+            if improved:
+                s.best_val_loss, s.best_step, s.bad_evals = val_loss, s.step, 0
+                with commit_dir(os.path.join(c.output_dir, "best"), "best") as tmp:
+                    self.save_model(t.model, tmp, "best")
+            else:
+                s.bad_evals += 1
+            train_loss = train_loss_sum / s.train_loss_count if s.train_loss_count else float("nan")
+            s.elapsed_s = time.time() - self.started
+            self.log.write(epoch=engine.position.epoch, step=s.step, train_loss=f"{train_loss:.6f}",
+                           val_loss=f"{val_loss:.6f}", best_val_loss=f"{s.best_val_loss:.6f}",
+                           improved=int(improved), bad_evals=s.bad_evals,
+                           lr=f"{engine.scheduler.get_last_lr()[0]:.3e}", elapsed_s=f"{s.elapsed_s:.1f}")
+            if engine.bar:
+                engine.bar.set_postfix(val_loss=f"{val_loss:.4f}", best=f"{s.best_val_loss:.4f}")
+        s.best_val_loss, s.best_step, s.bad_evals = self.runtime.from_main((s.best_val_loss, s.best_step,
+                                                                              s.bad_evals))
+        s.train_loss_sum, s.train_loss_count = 0.0, 0
+        s.stopped_early = s.bad_evals >= c.patience
+
+
 class Trainer:
+    """Loads model and data, builds the engine; run() trains (or resumes) and returns the final TrainState."""
+
     def __init__(self, config):
         import torch
         from transformers import get_linear_schedule_with_warmup
         self.config = config
         check_settings(config)
-        check_output_dir(config)
-        self.device = resolve_device(config.device)
+        self.runtime = start_runtime(config.device)
+        self.device = self.runtime.device
+        if self.runtime.is_main:
+            check_output_dir(config)
+        self.runtime.barrier()
         torch.manual_seed(config.seed)
-        model_path = os.path.join(config.output_dir, "last") if config.resume else config.model_name_or_path
-        if config.resume:
-            saved = load_last(config.output_dir)
-        self.tokenizer, self.model = load_tokenizer_and_model(model_path)
+        last = os.path.join(config.output_dir, "last")
+        if config.resume and not os.path.isdir(last):
+            started = os.path.exists(os.path.join(config.output_dir, "train_log.csv"))
+            raise UserError(f"--resume: {last} not found; nothing to resume in {config.output_dir} " +
+                            ("(the run stopped before its first save: start again with --overwrite_output_dir)"
+                             if started else "(drop --resume to start)"))
+        self.tokenizer, self.model = load_tokenizer_and_model(last if config.resume else config.model_name_or_path)
         self.model.to(self.device).train()
         self.pad_id = self.tokenizer.pad_token_id
         self.train = encode_pairs(self.tokenizer, config.train_file, config)
@@ -315,112 +340,49 @@ class Trainer:
         self.test = encode_pairs(self.tokenizer, config.test_file, config) if config.test_file else None
         self.num_batches = batches_per_epoch(len(self.train), config.train_batch_size)
         self.every = validation_every(self.num_batches, config.val_check_interval)
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.learning_rate)
-        self.scheduler = get_linear_schedule_with_warmup(
-            self.optimizer, num_warmup_steps=config.warmup_steps,
+        optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.learning_rate)
+        scheduler = get_linear_schedule_with_warmup(
+            optimizer, num_warmup_steps=config.warmup_steps,
             num_training_steps=total_training_steps(len(self.train), config.train_batch_size, config.num_epochs))
-        self.state = TrainState(fingerprint=fingerprint(config, len(self.train)))
+        self.engine = Engine(self.model, optimizer, scheduler, self.runtime, last, settings(config, len(self.train)),
+                             scheduler_interval=config.scheduler_interval, progress=config.progress, label="last")
+        self.optimizer, self.scheduler = optimizer, scheduler
+        self.task = ExtractorTask(self)
         if config.resume:
-            self._restore(saved)
-        prepare_output_dir(config)
-        self.log = CsvLog(os.path.join(config.output_dir, "train_log.csv"),
-                          keep_until_step=self.state.step if config.resume else None)
-        self.started = time.time() - self.state.elapsed_s
-        write_json(os.path.join(config.output_dir, "args.json"), asdict(config))
-
-    def _restore(self, saved):
-        state = TrainState(**saved["state"])
-        if state.fingerprint != self.state.fingerprint:
-            changed = sorted(k for k in self.state.fingerprint
-                             if state.fingerprint.get(k) != self.state.fingerprint[k])
-            raise UserError(f"--resume: the saved run used different settings ({', '.join(changed)}); "
-                            f"resume with the same arguments or start a new --output_dir")
-        self.optimizer.load_state_dict(saved["optimizer"])
-        self.scheduler.load_state_dict(saved["scheduler"])
-        restore_rng(saved["rng"])
-        self.state = state
-
-    # one optimizer step on the batch at position `b` of `order`
-    def _step(self, order, b):
-        bs = self.config.train_batch_size
-        batch = collate(self.train, order[b * bs:(b + 1) * bs], self.pad_id)
-        loss = self.model(**to_device(batch, self.device)).loss
-        loss.backward()
-        self.optimizer.step()
-        self.scheduler.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        self.state.step += 1
-        self.state.train_loss_sum += loss.item()
-        self.state.train_loss_count += 1
-        return loss.item()
-
-    def _validate(self):
-        s, c = self.state, self.config
-        val_loss = evaluate_loss(self.model, self.valid, c.eval_batch_size, self.pad_id, self.device,
-                                 progress=c.progress)
-        improved = val_loss < s.best_val_loss
-        if improved:
-            s.best_val_loss, s.best_step, s.bad_evals = val_loss, s.step, 0
-            save_model_dir(self.model, self.tokenizer, os.path.join(c.output_dir, "best"))
-        else:
-            s.bad_evals += 1
-        train_loss = s.train_loss_sum / s.train_loss_count if s.train_loss_count else float("nan")
-        s.train_loss_sum, s.train_loss_count = 0.0, 0
-        s.elapsed_s = time.time() - self.started
-        self.log.append({"epoch": s.epoch, "step": s.step, "train_loss": f"{train_loss:.6f}",
-                         "val_loss": f"{val_loss:.6f}", "best_val_loss": f"{s.best_val_loss:.6f}",
-                         "improved": int(improved), "bad_evals": s.bad_evals,
-                         "lr": f"{self.scheduler.get_last_lr()[0]:.3e}", "elapsed_s": f"{s.elapsed_s:.1f}"})
-        if s.bad_evals >= c.patience:
-            s.stopped_early = True
-        return val_loss
-
-    def _save_last(self):
-        self.state.elapsed_s = time.time() - self.started
-        save_last(self.config.output_dir, self.model, self.tokenizer, self.optimizer, self.scheduler, self.state)
+            self.engine.resume(self.task, load_model=False)  # the weights were loaded from last/ above
+        if self.runtime.is_main:
+            prepare_output_dir(config)
+            self.task.log = self.engine.open_log(os.path.join(config.output_dir, "train_log.csv"), LOG_COLUMNS,
+                                                 "step")
+            write_json(os.path.join(config.output_dir, "args.json"), asdict(config))
 
     def run(self):
         """Train until the epochs run out, early stopping triggers, or max_steps is reached."""
-        from tqdm import tqdm
-        s, c = self.state, self.config
-        if s.finished:
-            print(f"{c.output_dir}: this run already finished (best val loss {s.best_val_loss:.4f} at step "
-                  f"{s.best_step})")
-            return s
-        while s.epoch < c.num_epochs and not s.stopped_early:
-            order = epoch_order(len(self.train), c.seed, s.epoch)
-            bar = tqdm(total=self.num_batches, initial=s.batch_in_epoch, desc=f"epoch {s.epoch}",
-                       disable=not c.progress)
-            while s.batch_in_epoch < self.num_batches:
-                loss = self._step(order, s.batch_in_epoch)
-                s.batch_in_epoch += 1
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss:.4f}", best=f"{s.best_val_loss:.4f}")
-                validated = s.batch_in_epoch % self.every == 0
-                if validated:
-                    self._validate()
-                epoch_done = s.batch_in_epoch == self.num_batches
-                if epoch_done:
-                    s.epoch, s.batch_in_epoch = s.epoch + 1, 0
-                if s.stopped_early:
-                    break
-                if c.max_steps is not None and s.step >= c.max_steps:
-                    bar.close()
-                    self._save_last()
-                    print(f"stopped at step {s.step} (--max_steps); continue with --resume")
+        c = self.config
+        try:
+            if self.task.state.finished:
+                s = self.task.state
+                note(self.runtime, f"{c.output_dir}: this run already finished (best val loss "
+                                   f"{s.best_val_loss:.4f} at step {s.best_step})")
+            else:
+                last_step = self.num_batches * c.num_epochs
+                self.engine.fit(self.task, c.num_epochs, min(last_step, c.max_steps or last_step))
+                s = self.task.state
+                if not s.stopped_early and self.engine.position.epoch < c.num_epochs:
+                    note(self.runtime, f"stopped at step {s.step} (--max_steps); continue with --resume")
                     return s
-                if validated:
-                    self._save_last()  # the point a later --resume continues from
-                if epoch_done:
-                    break
-            bar.close()
-        s.finished = True
-        self._save_last()
-        self._write_results()
-        return s
+                s.finished = True
+                s.elapsed_s = time.time() - self.task.started
+                self.engine.save(self.task)
+            # (a run killed after its last save and before results.json gets it on --resume)
+            if self.runtime.is_main and not os.path.isfile(os.path.join(c.output_dir, "results.json")):
+                self._write_results()
+            return s
+        finally:
+            self.engine.close()
 
     def _write_results(self):
-        s, c = self.state, self.config
+        s, c = self.task.state, self.config
         results = {"best_val_loss": s.best_val_loss, "best_step": s.best_step, "steps": s.step,
                    "stopped_early": s.stopped_early, "best_dir": os.path.join(c.output_dir, "best")}
         if self.test is not None:

@@ -4,20 +4,22 @@ Train (defaults = the authors' hyperparameters):
     python persona_extractor/train_bart.py --train_dir data/both_original --output_dir runs/bart \\
         [--model_name_or_path facebook/bart-large-cnn] [--learning_rate 1e-5] [--train_batch_size 16] ...
 Continue an interrupted run:      ... --resume
+Several processes (DistributedDataParallel; nccl on GPUs, gloo on CPU; each batch is split across them):
+    torchrun --nproc_per_node 2 persona_extractor/train_bart.py --train_dir ... --output_dir ...
 Generate for a CSV (authors' infer step: 10 beams, max length 128, batches of 8, inputs cut to 512 tokens):
     python persona_extractor/train_bart.py --do_infer --output_dir runs/bart [--infer_file data/test.csv]
 It reads the `context` column, writes the input CSV plus `infer_res` (the raw decoded generation, as the authors'
 CSV has it) and `persona_inferred` (the filtered SPEC persona string) to <output_dir>/<name>_gen_beams_<beams>.csv.
 
-Plain PyTorch + transformers, CPU or CUDA (picked automatically; --device to force). The training loop and what
-it reproduces from the authors' Lightning script are described in extractor_training.py.
+Plain PyTorch + transformers on the shared engine (pal.engine), CPU or CUDA (picked automatically; --device to
+force). What the training reproduces from the authors' Lightning script is described in extractor_training.py.
 """
 import argparse
 import os
 
 from pal.cli import UserError, atomic_write, run_main
 from persona_extractor.extractor import PersonaExtractor
-from persona_extractor.extractor_training import TrainConfig, train
+from persona_extractor.extractor_training import SCHEDULER_INTERVALS, TrainConfig, train
 from persona_extractor.modeling import DEFAULT_MODEL, MAX_GEN_LENGTH, MAX_INPUT_LENGTH, NUM_BEAMS, DecodingSettings
 from persona_extractor.persona_text import persona_from_generation
 
@@ -48,6 +50,9 @@ def build_parser():
                    help="validate every int(batches_per_epoch * this) batches (0.25: 4 times per epoch)")
     p.add_argument("--patience", type=int, default=5, help="stop after this many validations without improvement")
     p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--scheduler_interval", choices=SCHEDULER_INTERVALS, default="epoch",
+                   help="epoch: step the learning-rate schedule once per epoch, as the authors' Lightning 1.x run did "
+                        "(lr 0 in epoch 0 with 100 warmup steps); step: after every batch, as the paper describes")
     p.add_argument("--max_steps", type=int, default=None,
                    help="stop after this many optimizer steps in total (resumable with --resume; for smoke runs)")
     p.add_argument("--resume", action="store_true", help="continue the run saved in <output_dir>/last")
@@ -78,6 +83,7 @@ def train_config(args):
         learning_rate=args.learning_rate, train_batch_size=args.train_batch_size,
         eval_batch_size=args.eval_batch_size, warmup_steps=args.warmup_steps, num_epochs=args.num_epochs,
         val_check_interval=args.val_check_interval, patience=args.patience, seed=args.seed,
+        scheduler_interval=args.scheduler_interval,
         max_steps=args.max_steps, device=args.device, resume=args.resume,
         overwrite_output_dir=args.overwrite_output_dir, progress=not args.no_progress)
 
@@ -113,6 +119,8 @@ def main(argv=None):
     if args.do_train or not args.do_infer:
         train(train_config(args))
     if args.do_infer:
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise UserError("--do_infer runs in one process; run it with python, not torchrun")
         run_infer(args)
 
 

@@ -1,13 +1,16 @@
 """Persona extractor training (plain PyTorch): loss goes down, best checkpoint reloads exactly, resume is exact,
 early stopping, Lightning-like validation schedule, --do_infer."""
 import csv
+import json
 import os
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
 import torch
 
-from conftest import SHARED
+from conftest import REPO_ROOT, SHARED
 from pal.cli import UserError
 from persona_extractor import train_bart
 from persona_extractor.extractor import PersonaExtractor
@@ -113,6 +116,57 @@ def test_resume_gives_the_same_run_as_an_uninterrupted_one(finished_run, tiny_ba
     assert state.best_val_loss == full_state.best_val_loss
     for sub in ("best", "last"):
         assert (out / sub / "model.safetensors").read_bytes() == (out_full / sub / "model.safetensors").read_bytes()
+
+
+@pytest.mark.parametrize("interval", ["epoch", "step"])
+def test_learning_rate_of_every_step_for_both_scheduler_intervals(tiny_bart, pair_files, tmp_path, interval):
+    # 32 rows in batches of 8: 4 steps per epoch; schedule length (32 // 8 + 1) * 2 = 10, warmup 2, peak 3e-3.
+    # step: the linear warmup/decay indexed by the optimizer step s: 3e-3 * s / 2 while s < 2, then
+    #   3e-3 * (10 - s) / 8.  epoch (Lightning 1.x without "interval"): the same function indexed by the epoch,
+    #   so 3e-3 * 0 / 2 in epoch 0 and 3e-3 * 1 / 2 in epoch 1.
+    expected = {"step": [0.0, 1.5e-3, 3e-3, 2.625e-3, 2.25e-3, 1.875e-3, 1.5e-3, 1.125e-3],
+                "epoch": [0.0] * 4 + [1.5e-3] * 4}[interval]
+    trainer = Trainer(config(tiny_bart, pair_files, tmp_path, scheduler_interval=interval))
+    seen, on_step_end = [], trainer.task.on_step_end
+    trainer.task.on_step_end = lambda engine, stats, lr: seen.append(lr) or on_step_end(engine, stats, lr)
+    trainer.run()
+    assert seen == pytest.approx(expected, abs=1e-12)
+    assert json.loads((tmp_path / "args.json").read_text())["scheduler_interval"] == interval
+
+
+def test_default_scheduler_interval_is_the_authors_epoch():
+    assert train_bart.train_config(train_bart.build_parser().parse_args([])).scheduler_interval == "epoch"
+    assert TrainConfig("a", "b", "c").scheduler_interval == "epoch"
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_train_the_extractor_as_one_process_on_the_global_batch(tmp_path, pair_files):
+    from tiny_bart import make_tiny_bart_dir
+    real = SHARED / "models" / "bart-base"
+    model = make_tiny_bart_dir(str(tmp_path / "tiny"), tokenizer_dir=str(real) if real.is_dir() else None,
+                               dropout=0.0)  # each process draws its own dropout masks
+    train_file = write_pairs(tmp_path / "train.csv", 30)  # batches of 8, 8, 8, 6: split 4+4 and 3+3
+    cli = lambda out: ["--train_file", train_file, "--valid_file", pair_files["valid"], "--model_name_or_path", model,
+                       "--output_dir", str(out), "--learning_rate", "3e-3", "--train_batch_size", "8",
+                       "--eval_batch_size", "8", "--warmup_steps", "2", "--num_epochs", "2",
+                       "--val_check_interval", "0.5", "--scheduler_interval", "step", "--device", "cpu",
+                       "--no_progress"]
+    train_bart.main(cli(tmp_path / "one"))
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                             str(REPO_ROOT / "persona_extractor" / "train_bart.py"), *cli(tmp_path / "two")],
+                            cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    one, two = log_rows(tmp_path / "one"), log_rows(tmp_path / "two")
+    assert [r["step"] for r in one] == [r["step"] for r in two] == ["2", "4", "6", "8"]
+    for a, b in zip(one, two):
+        assert float(a["train_loss"]) == pytest.approx(float(b["train_loss"]), rel=1e-5)
+        assert float(a["val_loss"]) == pytest.approx(float(b["val_loss"]), rel=1e-5)
+    _, m1 = load_tokenizer_and_model(str(tmp_path / "one" / "last"))
+    _, m2 = load_tokenizer_and_model(str(tmp_path / "two" / "last"))
+    w1, w2, w0 = m1.state_dict(), m2.state_dict(), load_tokenizer_and_model(model)[1].state_dict()
+    assert max(float((w1[k] - w2[k]).abs().max()) for k in w1) < 1e-5
+    assert max(float((w1[k] - w0[k]).abs().max()) for k in w1) > 1e-3  # it did train
 
 
 def test_early_stopping_after_patience_validations_without_improvement(tiny_bart, pair_files, tmp_path):

@@ -16,6 +16,7 @@ import torch
 from conftest import REPO_ROOT, load_script
 from pal.cli import UserError
 from pal.model import build_model
+from pal.optim import HF4AdamW, parameter_groups
 
 prepare = load_script("codes/prepare.py")
 train = load_script("codes/train.py")
@@ -103,7 +104,7 @@ def test_resume_gives_the_same_run_as_no_interruption(data, tiny_blender_dir, tm
     straight, staged = tmp_path / "straight", tmp_path / "staged"
     train.main(train_args(data, tiny_blender_dir, straight, *common, "--max_steps", str(last)))
     train.main(train_args(data, tiny_blender_dir, staged, *common, "--max_steps", "3"))
-    assert os.path.exists(staged / train.STATE_FILE)
+    assert os.path.exists(staged / train.STATE_DIR)
     train.main(train_args(data, tiny_blender_dir, staged, *common, "--max_steps", str(last), "--resume", str(staged)))
     for epoch in (0, 1):
         a, b = load(straight / f"epoch-{epoch}.bin"), load(staged / f"epoch-{epoch}.bin")
@@ -132,7 +133,7 @@ def test_two_gloo_processes_give_the_same_steps_as_one_process_on_the_global_bat
               "--loss_averaging", "optimizer_step", "--device", "cpu")
     one, two = tmp_path / "one", tmp_path / "two"
     train.main(train_args(data, str(model_dir), one, *common, "--train_batch_size", "4"))
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO_ROOT / "codes"))
+    env = dict(os.environ, OMP_NUM_THREADS="1")
     result = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
          str(REPO_ROOT / "codes" / "train.py"), *train_args(data, str(model_dir), two, *common, "--train_batch_size",
@@ -187,20 +188,20 @@ def test_bf16_autocast_runs_on_cpu_and_fp16_needs_cuda(data, tiny_blender_dir, t
 def test_weight_decay_groups(tiny_blender_dir):
     _, model = build_model("strat", tiny_blender_dir)
     names = {id(p): n for n, p in model.named_parameters()}
-    spec_decay, spec_plain = [[names[id(p)] for p in g["params"]] for g in train.parameter_groups(model, 0.01, "spec")]
+    spec_decay, spec_plain = [[names[id(p)] for p in g["params"]] for g in parameter_groups(model, 0.01, "spec")]
     assert "model.encoder.layers.0.final_layer_norm.weight" in spec_plain and "persona_norm.weight" in spec_plain
     assert all(n.endswith("bias") or "norm" in n for n in spec_plain)
     assert "model.encoder.layers.0.fc1.weight" in spec_decay and "persona_context_w" in spec_decay
     assert "strategy_alpha" not in spec_decay + spec_plain  # frozen, as in the release
     authors_decay, authors_plain = [[names[id(p)] for p in g["params"]]
-                                    for g in train.parameter_groups(model, 0.01, "authors")]
+                                    for g in parameter_groups(model, 0.01, "authors")]
     # the released patterns ('bias', 'ln', 'LayerNorm.weight') match only biases on BlenderBot-small's names
     assert all(n.endswith("bias") for n in authors_plain) and "persona_norm.weight" in authors_decay
 
 
 def test_hf4_adamw_is_the_transformers_4_update():
     p = torch.nn.Parameter(torch.tensor([1.0, -2.0, 0.5]))
-    opt = train.HF4AdamW([{"params": [p], "weight_decay": 0.1}], lr=0.01)
+    opt = HF4AdamW([{"params": [p], "weight_decay": 0.1}], lr=0.01)
     grads = [torch.tensor([0.3, -0.1, 2.0]), torch.tensor([-0.2, 0.4, 1.0])]
     expected = p.detach().clone()
     m, v = torch.zeros(3), torch.zeros(3)

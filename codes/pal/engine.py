@@ -1,0 +1,327 @@
+"""The training engine shared by codes/train.py (PAL) and persona_extractor/train_bart.py (the extractor).
+
+Nothing here is specific to a model. The engine owns the run position, the optimizer step (autocast, gradient
+accumulation under DDP, GradScaler, clipping, scheduler), the resumable state, the CSV logs, processes/devices and the
+progress bar. A task object supplies what differs (the methods `Engine.fit` calls):
+
+    epoch_plan(engine)        one entry per optimizer step of the epoch (e.g. the example indices of the step)
+    micro_batches(entry)      this process' micro-batches of that step (CPU tensors)
+    loss(model, batch, n_micro) (loss to backpropagate, detached float64 device tensor of statistics to sum)
+    on_step_end(engine, stats, lr) -> True when this is a point to save the state (a validation, every N steps)
+    on_epoch_end(engine, complete) validation/checkpoints at the end of an epoch (or of a run stopped mid-epoch)
+    should_stop()             early stopping
+    state_dict()/load_state_dict(d) the task's own resumable values (picklable)
+    save_model(model, dir)    optional: how the weights go into the state folder (default model.pt, a state_dict)
+
+Resumable state: one folder (`state_dir`) holding engine_state.pt (weights through save_model, optimizer, scheduler,
+scaler, position, the task's state, the settings) and rank_state_<r>.pt (each process' RNG states), written into a
+fresh folder and committed as one unit (pal.atomic), so a kill at any instant leaves the previous state or the new.
+"""
+import os
+import random
+import sys
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from pal.atomic import commit, crash_point, fresh_dir, recover
+from pal.cli import UserError, atomic_write, resolve_device
+
+ENGINE_STATE = "engine_state.pt"
+
+
+# ------------------------------------------------------------------------------------------- processes and devices
+
+@dataclass
+class Runtime:
+    rank: int = 0
+    world_size: int = 1
+    device: torch.device = torch.device("cpu")
+    distributed: bool = False
+
+    @property
+    def is_main(self):
+        return self.rank == 0
+
+    def barrier(self):
+        if self.distributed:
+            dist.barrier()
+
+    def sum(self, values):
+        """Sum over processes: a tensor in place, or a list of numbers (returned as they are with one process)."""
+        if not self.distributed:
+            return values
+        if torch.is_tensor(values):
+            dist.all_reduce(values)
+            return values
+        t = torch.tensor(values, dtype=torch.float64, device=self.device)
+        dist.all_reduce(t)
+        return t.tolist()
+
+    def from_main(self, obj):
+        """rank 0's value of a picklable object on every process."""
+        if not self.distributed:
+            return obj
+        box = [obj]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def share(self, items):
+        """This process' contiguous part of a global batch (the first processes take one more when it is uneven)."""
+        per = -(-len(items) // self.world_size)
+        return items[self.rank * per:(self.rank + 1) * per]
+
+    def close(self):
+        if self.distributed and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def start_runtime(device_name):
+    """One process, or torchrun's (WORLD_SIZE > 1): nccl on CUDA, gloo on CPU."""
+    device = resolve_device(device_name)
+    if int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        return Runtime(device=device)
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device.type == "cuda":
+        torch.cuda.set_device(local_rank)
+        device = torch.device("cuda", local_rank)
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return Runtime(rank=dist.get_rank(), world_size=dist.get_world_size(), device=device, distributed=True)
+
+
+def to_device(batch, device):
+    return {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+
+def autocast_context(precision, device):
+    if precision == "fp32":
+        return nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
+
+
+def rng_states(device):
+    states = {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": np.random.get_state()}
+    if device.type == "cuda":
+        states["cuda"] = torch.cuda.get_rng_state(device)
+    return states
+
+
+def restore_rng(states, device):
+    torch.set_rng_state(states["torch"])
+    random.setstate(states["python"])
+    np.random.set_state(states["numpy"])
+    if "cuda" in states and device.type == "cuda":
+        torch.cuda.set_rng_state(states["cuda"], device)
+
+
+# ------------------------------------------------------------------------------------------- logs
+
+class CsvLog:
+    """Rows appended to a CSV with a header (open only on rank 0); on resume, rows after the resumed step go."""
+
+    def __init__(self, path, columns, step_column, keep_until_step=None):
+        import csv
+        rows = []
+        if keep_until_step is not None and os.path.exists(path):
+            with open(path, newline="", encoding="utf-8") as f:
+                rows = [r for r in csv.DictReader(f) if int(r[step_column]) <= keep_until_step]
+        with atomic_write(path) as f:
+            writer = csv.DictWriter(f, columns, lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(rows)
+        self.file = open(path, "a", newline="", encoding="utf-8", buffering=1)
+        self.writer = csv.DictWriter(self.file, columns, lineterminator="\n")
+
+    def write(self, **row):
+        self.writer.writerow(row)
+
+    def close(self):
+        self.file.close()
+
+
+# ------------------------------------------------------------------------------------------- the engine
+
+@dataclass
+class Position:
+    epoch: int = 0
+    step_in_epoch: int = 0
+    global_step: int = 0
+
+
+def differing_settings(saved, current):
+    return [f"{k}: run {saved.get(k)!r}, now {current[k]!r}" for k in current if saved.get(k) != current[k]]
+
+
+class Engine:
+    """Runs a task's optimizer steps over epochs; saves and resumes the whole run state (see the module docstring).
+
+    scheduler_interval: "step" steps the scheduler after every optimizer step, "epoch" once at the end of each epoch
+    (PyTorch Lightning 1.x's default for a scheduler returned without an interval).
+    """
+
+    def __init__(self, model, optimizer, scheduler, runtime, state_dir, settings, precision="fp32",
+                 max_grad_norm=None, scheduler_interval="step", progress=True, label="training_state"):
+        self.raw_model = model
+        self.model = model
+        if runtime.distributed:
+            self.model = torch.nn.parallel.DistributedDataParallel(
+                model, device_ids=[runtime.device.index] if runtime.device.type == "cuda" else None)
+        self.optimizer, self.scheduler, self.runtime = optimizer, scheduler, runtime
+        self.scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
+        self.state_dir, self.settings, self.label = state_dir, settings, label
+        self.precision, self.max_grad_norm = precision, max_grad_norm
+        self.scheduler_interval, self.progress = scheduler_interval, progress
+        self.position = Position()
+        self.bar = None
+        self.resumed = False
+        self.logs = []
+
+    def open_log(self, path, columns, step_column):
+        """A CsvLog on rank 0 (None elsewhere); a resumed run keeps its rows up to the resumed step."""
+        if not self.runtime.is_main:
+            return None
+        log = CsvLog(path, columns, step_column, self.position.global_step if self.resumed else None)
+        self.logs.append(log)
+        return log
+
+    def close(self):
+        """Close the logs and leave the process group."""
+        for log in self.logs:
+            log.close()
+        self.logs = []
+        self.runtime.close()
+
+    def autocast(self):
+        return autocast_context(self.precision, self.runtime.device)
+
+    # -------------------------------------------------------------------------------------- one optimizer step
+    def step(self, task, micro_batches):
+        """Forward/backward over this process' micro-batches, clip, step. Returns (summed statistics, lr)."""
+        stats = None
+        for i, batch in enumerate(micro_batches):
+            batch = to_device(batch, self.runtime.device)
+            last = i == len(micro_batches) - 1
+            with (nullcontext() if last or not self.runtime.distributed else self.model.no_sync()):
+                with self.autocast():
+                    loss, batch_stats = task.loss(self.model, batch, len(micro_batches))
+                (self.scaler.scale(loss) if self.scaler else loss).backward()
+            stats = batch_stats if stats is None else stats + batch_stats
+        if self.scaler:
+            self.scaler.unscale_(self.optimizer)
+        if self.max_grad_norm:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.max_grad_norm)
+        lr = self.optimizer.param_groups[0]["lr"]
+        if self.scaler:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        if self.scheduler_interval == "step":
+            self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return stats, lr
+
+    # -------------------------------------------------------------------------------------- the loop
+    def fit(self, task, num_epochs, last_step):
+        """Train until num_epochs are done, last_step steps are taken, or the task stops; saves along the way."""
+        p = self.position
+        if self.runtime.is_main and self.progress:
+            from tqdm import tqdm
+            self.bar = tqdm(total=last_step, initial=p.global_step, desc="training", unit="step", dynamic_ncols=True)
+        while p.epoch < num_epochs and p.global_step < last_step and not task.should_stop():
+            plan = task.epoch_plan(self)
+            while p.step_in_epoch < len(plan) and p.global_step < last_step:
+                stats, lr = self.step(task, task.micro_batches(plan[p.step_in_epoch]))
+                p.step_in_epoch += 1
+                p.global_step += 1
+                if self.bar:
+                    self.bar.update(1)
+                save_point = task.on_step_end(self, stats, lr)
+                if p.step_in_epoch == len(plan) or task.should_stop():
+                    break
+                if save_point and p.global_step < last_step:
+                    self.save(task)
+            complete = p.step_in_epoch == len(plan)
+            task.on_epoch_end(self, complete)
+            if complete:
+                if self.scheduler_interval == "epoch":
+                    self.scheduler.step()
+                p.epoch, p.step_in_epoch = p.epoch + 1, 0
+            if p.epoch < num_epochs and not task.should_stop():
+                self.save(task)
+        if self.bar:
+            self.bar.close()
+            self.bar = None
+
+    def progress_bar(self, total, desc):
+        """A bar for a loop inside training (validation), on rank 0 when progress bars are on."""
+        from tqdm import tqdm
+        return tqdm(total=total, desc=desc, unit="batch", leave=False, dynamic_ncols=True,
+                    disable=not (self.runtime.is_main and self.progress))
+
+    # -------------------------------------------------------------------------------------- resumable state
+    def save(self, task):
+        """Commit the run state to state_dir as one unit (every process writes its RNG states)."""
+        runtime = self.runtime
+        tmp = fresh_dir(self.state_dir) if runtime.is_main else None
+        tmp = runtime.from_main(tmp)
+        torch.save({"global_step": self.position.global_step, **rng_states(runtime.device)},
+                   os.path.join(tmp, f"rank_state_{runtime.rank}.pt"))
+        crash_point(self.label, "partial")
+        runtime.barrier()
+        if runtime.is_main:
+            save_model = getattr(task, "save_model", None) or save_state_dict
+            save_model(self.raw_model, tmp)
+            torch.save({"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                        "scaler": self.scaler.state_dict() if self.scaler else None,
+                        "position": asdict(self.position), "task": task.state_dict(), "settings": self.settings,
+                        "world_size": runtime.world_size}, os.path.join(tmp, ENGINE_STATE))
+            commit(tmp, self.state_dir, self.label)
+        runtime.barrier()
+
+    def resume(self, task, load_model=True):
+        """Restore everything save() wrote; a missing or foreign state is a one-line UserError."""
+        state = self.read_state()
+        differing = differing_settings(state["settings"], self.settings)
+        if differing:
+            raise UserError(f"--resume {self.state_dir}: settings differ from the saved run's "
+                            f"({'; '.join(differing)}); resume with the same arguments or start a new run")
+        rank_path = os.path.join(self.state_dir, f"rank_state_{self.runtime.rank}.pt")
+        if state["world_size"] != self.runtime.world_size or not os.path.isfile(rank_path):
+            raise UserError(f"--resume {self.state_dir}: saved by {state['world_size']} process(es), now "
+                            f"{self.runtime.world_size}; resume with the same number of processes")
+        rank_state = torch.load(rank_path, map_location="cpu", weights_only=False)
+        if load_model:
+            self.raw_model.load_state_dict(torch.load(os.path.join(self.state_dir, "model.pt"),
+                                                      map_location=self.runtime.device, weights_only=True))
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if self.scaler:
+            self.scaler.load_state_dict(state["scaler"])
+        self.position = Position(**state["position"])
+        task.load_state_dict(state["task"])
+        restore_rng(rank_state, self.runtime.device)
+        self.resumed = True
+
+    def read_state(self):
+        path = os.path.join(self.state_dir, ENGINE_STATE)
+        if self.runtime.is_main:
+            recover(self.state_dir)  # a kill between the two renames of a commit: back to the last complete state
+        self.runtime.barrier()
+        if not os.path.isfile(path):
+            raise UserError(f"--resume: {path} not found; nothing to resume (drop --resume to start a new run)")
+        return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def save_state_dict(model, directory):
+    """The default save_model: the weights as one state_dict (tied weights stay one storage)."""
+    torch.save(model.state_dict(), os.path.join(directory, "model.pt"))
+
+
+def note(runtime, message):
+    if runtime.is_main:
+        print(message, file=sys.stderr)

@@ -141,7 +141,7 @@ def test_default_scheduler_interval_is_the_authors_epoch():
 
 @pytest.mark.slow
 def test_two_gloo_processes_train_the_extractor_as_one_process_on_the_global_batch(tmp_path, pair_files):
-    from tiny_bart import make_tiny_bart_dir
+    from persona_extractor.tiny_bart import make_tiny_bart_dir
     real = SHARED / "models" / "bart-base"
     model = make_tiny_bart_dir(str(tmp_path / "tiny"), tokenizer_dir=str(real) if real.is_dir() else None,
                                dropout=0.0)  # each process draws its own dropout masks

@@ -49,6 +49,7 @@ CODES_DIR = Path(__file__).resolve().parents[1] / "codes"
 if str(CODES_DIR) not in sys.path:
     sys.path.insert(0, str(CODES_DIR))
 
+from pal.checks import check_model_dir, check_tokenizer_dir  # noqa: E402
 from pal.cli import UserError  # noqa: E402
 
 PERSONA_TOKEN = "<persona>"
@@ -329,6 +330,8 @@ def load_tokenizer_and_model(path):
     from transformers import BartForConditionalGeneration, BartTokenizer
     path = checkpoint_dir(path)
     _check_model_location(path)
+    check_tokenizer_dir(path, hint=MODEL_HINT)  # no silent substitute for missing tokenizer files
+    check_model_dir(path, hint=MODEL_HINT)
     try:
         tokenizer = BartTokenizer.from_pretrained(path)
         model = BartForConditionalGeneration.from_pretrained(path)

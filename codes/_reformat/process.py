@@ -33,7 +33,6 @@ Bad input stops the script before any file is written, with one line on stderr:
 line and column numbers 1-based like editors), exit status 2. The three outputs are renamed into place together
 only after every dialogue validated, so a failed run never leaves partial or mixed files.
 """
-import argparse
 import json
 import os
 import random
@@ -47,7 +46,8 @@ CODES_DIR = Path(__file__).resolve().parents[1]
 if str(CODES_DIR) not in sys.path:
     sys.path.insert(0, str(CODES_DIR))
 
-from pal.cli import UserError, atomic_write, boolean_string, run_main  # noqa: E402
+from pal import checks  # noqa: E402
+from pal.cli import ArgumentParser, UserError, atomic_write, boolean_string, run_main  # noqa: E402
 from pal.config import STRATEGIES  # noqa: E402
 
 SPLIT_SEED = 13
@@ -66,19 +66,6 @@ def normalise(text):
 
 
 # ----------------------------------------------------------------------------------------------- reading
-
-def read_text(path):
-    try:
-        with open(path, encoding="utf-8-sig") as f:
-            return f.read()
-    except FileNotFoundError:
-        where = "" if os.path.isabs(path) else f" (looked in {os.path.abspath(path)})"
-        raise UserError(f"{path}: no such file{where}; {DATA_HINT}, or pass --input_file")
-    except IsADirectoryError:
-        raise UserError(f"{path}: is a directory, expected the ESConv/PESConv JSON file")
-    except UnicodeDecodeError as e:
-        raise UserError(f"{path}: not UTF-8 text (byte {e.start}); re-export the file as UTF-8")
-
 
 def parse_json_array(path, text):
     try:
@@ -106,7 +93,7 @@ def parse_json_lines(path, text):
 
 def load_dialogues(path):
     """The raw dialogue objects of `path` and the container format found ('JSON array' or 'JSON lines')."""
-    text = read_text(path)
+    text = checks.read_text(path, hint=f"{DATA_HINT}, or pass --input_file (the ESConv/PESConv JSON file)")
     if text.lstrip().startswith("["):
         dialogues, container = parse_json_array(path, text), "JSON array"
     else:
@@ -240,8 +227,6 @@ def output_paths(output_dir):
 
 def write_splits(splits, output_dir):
     """Write the three files; all are renamed into place only after all three were written completely."""
-    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
-        raise UserError(f"--output_dir {output_dir}: exists and is not a directory")
     paths = output_paths(output_dir)
     try:
         with ExitStack() as stack:
@@ -270,14 +255,14 @@ def report(records, splits, paths, input_file, container):
 # ------------------------------------------------------------------------------------------------- CLI
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         description="Reformat ESConv/PESConv (JSON array or JSON lines) into train.txt, valid.txt, test.txt "
                     "with the authors' seed-13 7:2:1 split.")
     parser.add_argument("--add_persona", type=boolean_string, required=True,
                         help="True: read PESConv and keep 'persona' and 'persona_list'; False: plain ESConv")
     parser.add_argument("--input_file", default=None,
                         help="input file (default: ./PESConv.json with --add_persona True, else ./ESConv.json)")
-    parser.add_argument("--output_dir", default=".",
+    parser.add_argument("--output_dir", default=".", type=checks.output_dir,
                         help="where train.txt, valid.txt, test.txt are written (default: current directory)")
     parser.add_argument("--persona_list_source", choices=PERSONA_LIST_SOURCES, default=None,
                         help="with --add_persona True: 'inferred' (default, the paper) keeps PESConv's inferred "
@@ -292,6 +277,8 @@ def main(argv=None):
         raise UserError("--persona_list_source only applies with --add_persona True")
     persona_list_source = args.persona_list_source or "inferred"
     input_file = args.input_file or ("PESConv.json" if args.add_persona else "ESConv.json")
+    for path in output_paths(args.output_dir).values():
+        checks.require_output_file(path)
 
     dialogues, container = load_dialogues(input_file)
     records = convert_all(input_file, dialogues, args.add_persona, persona_list_source)

@@ -2,13 +2,13 @@
 
 Figures are drawn on matplotlib's Agg canvas directly (no pyplot, no display needed) and written atomically.
 """
-import csv
 import math
 import os
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from pal.checks import read_csv
 from pal.cli import UserError, atomic_write
 
 # Column names accepted for each quantity, first match wins. Ours first, then the authors' train.py headers
@@ -46,10 +46,7 @@ def plot_confusion_matrix(matrix, label_names, path, title="Strategy confusion m
 
 
 def _read_csv(path):
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        rows = list(reader)
-        return reader.fieldnames or [], rows
+    return read_csv(path, hint="give the train_log.csv / eval_log.csv that codes/train.py writes", nonempty=True)
 
 
 def _pick(fieldnames, candidates, path, what):

@@ -8,6 +8,7 @@ import json
 import os
 from pathlib import Path
 
+from .checks import check_tokenizer_dir
 from .cli import UserError
 
 CODES_DIR = Path(__file__).resolve().parents[1]
@@ -68,6 +69,7 @@ def resolve_pretrained_path(config, override=None):
 def build_tokenizer(config, pretrained_path):
     """BlenderBot-small's tokenizer plus the config's expanded_vocab, added as special tokens in the given order."""
     from transformers import AutoTokenizer
+    check_tokenizer_dir(pretrained_path, hint=WEIGHTS_HINT)  # a folder without its files is an error, not a fallback
     try:
         toker = AutoTokenizer.from_pretrained(pretrained_path)
     except (OSError, ValueError) as e:

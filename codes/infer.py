@@ -42,7 +42,8 @@ def build_parser():
     p.add_argument("--config_name", required=True, help="strat (PAL), strat_no_persona (Blender-Joint), vanilla")
     p.add_argument("--inputter_name", required=True, help="strat or vanilla")
     p.add_argument("--seed", type=int_range(0, 2**32 - 1), default=0)
-    p.add_argument("--load_checkpoint", "-c", default=None, type=existing_file, help="an epoch-N.bin (ours or the authors')")
+    p.add_argument("--load_checkpoint", "-c", default=None, type=existing_file,
+                   help="an epoch-N.bin (ours or the authors')")
     p.add_argument("--pretrained_model_path", default=None,
                    help="overrides the config's pretrained path (a directory or hub name); with a checkpoint only "
                         "its config.json and tokenizer files are read")
@@ -65,8 +66,10 @@ def build_parser():
 
 def _add_decoding_arguments(p):
     g = p.add_argument_group("decoding (SPEC Stage 4; defaults: the released RUN/infer_strat.sh)")
-    g.add_argument("--max_length", type=positive_int, default=DEFAULTS.max_length, help="reply tokens (prefix not counted)")
-    g.add_argument("--min_length", type=non_negative_int, default=DEFAULTS.min_length, help="decoder tokens, prefix counted")
+    g.add_argument("--max_length", type=positive_int, default=DEFAULTS.max_length,
+                   help="reply tokens (prefix not counted)")
+    g.add_argument("--min_length", type=non_negative_int, default=DEFAULTS.min_length,
+                   help="decoder tokens, prefix counted")
     g.add_argument("--temperature", type=positive_float, default=DEFAULTS.temperature)
     g.add_argument("--top_k", type=non_negative_int, default=DEFAULTS.top_k)
     g.add_argument("--top_p", type=probability, default=DEFAULTS.top_p)

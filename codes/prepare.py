@@ -32,7 +32,8 @@ def build_parser():
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--config_name", required=True, help="strat (PAL), strat_no_persona (Blender-Joint), vanilla")
     p.add_argument("--inputter_name", required=True, help="strat or vanilla")
-    p.add_argument("--train_input_file", required=True, type=existing_file, help="train.txt written by codes/_reformat/process.py")
+    p.add_argument("--train_input_file", required=True, type=existing_file,
+                   help="train.txt written by codes/_reformat/process.py")
     p.add_argument("--max_input_length", type=positive_int, default=512, help="context ids kept (the last ones)")
     p.add_argument("--max_decoder_input_length", type=positive_int, default=50, help="reply ids kept")
     p.add_argument("--use_all_persona", type=boolean_string, default=False,

@@ -53,10 +53,12 @@ def write_csvs(rows, out_dir):
 
 def build_parser():
     parser = ArgumentParser(description="PersonaChat ParlAI files -> context/persona CSVs for BART.")
-    parser.add_argument("--data_dir", default="Persona_chat/personachat", type=argument_type(require_dir, DATA_DIR_HINT),
+    parser.add_argument("--data_dir", default="Persona_chat/personachat",
+                        type=argument_type(require_dir, DATA_DIR_HINT),
                         help="folder with {train,valid,test}_both_original[_no_cands].txt "
                              "(default: the authors' Persona_chat/personachat)")
-    parser.add_argument("--output_dir", default=".", type=output_dir, help="where train.csv, valid.csv, test.csv go (default: .)")
+    parser.add_argument("--output_dir", default=".", type=output_dir,
+                        help="where train.csv, valid.csv, test.csv go (default: .)")
     parser.add_argument("--eos_suffix", default=" " + EOS_TEXT,
                         help="appended to every context and persona (default: ' </s>', as the authors' CSVs)")
     return parser

@@ -1,12 +1,13 @@
 """pal.checks and pal.checkpoint: the validators and safe loaders every entry point uses."""
 import argparse
 import os
+import shutil
 
 import pytest
 import torch
 
 from pal.checks import (check_model_dir, check_safetensors, check_tokenizer_dir, expect_type, float_range,
-                        int_range, load_json, load_pickle, probability, read_csv, require_output_dir,
+                        int_range, load_json, load_jsonl, load_pickle, probability, read_csv, require_output_dir,
                         require_output_file)
 from pal.checkpoint import read_state_dict
 from pal.cli import ArgumentParser, UserError
@@ -59,6 +60,11 @@ def test_loaders_name_the_file(tmp_path):
     (tmp_path / "p.pkl").write_bytes(b"\x80\x05\x95")
     with pytest.raises(UserError, match="p.pkl: truncated or not a pickle"):
         load_pickle(str(tmp_path / "p.pkl"))
+    (tmp_path / "d.jsonl").write_text('{"a": 1}\n\n[2]\n{"b": \n')
+    with pytest.raises(UserError, match=r"d.jsonl:4: invalid JSON"):
+        load_jsonl(str(tmp_path / "d.jsonl"))
+    (tmp_path / "d.jsonl").write_text('{"a": 1}\n\n[2]\n')
+    assert load_jsonl(str(tmp_path / "d.jsonl")) == [{"a": 1}, [2]]
     (tmp_path / "c.csv").write_text("a,b\n")
     assert read_csv(str(tmp_path / "c.csv")) == (["a", "b"], [])
     with pytest.raises(UserError, match="c.csv: has no data rows"):
@@ -93,3 +99,25 @@ def test_model_folder_checks(tmp_path, tiny_blender_dir):
         check_model_dir(str(empty))
     with pytest.raises(UserError, match="incomplete tokenizer folder"):
         check_tokenizer_dir(str(empty))
+
+
+def test_bart_folder_without_tokenizer_files_is_an_error_not_a_fallback(tmp_path):
+    """transformers 5's BartTokenizer builds a 5-token tokenizer from a folder without vocab/merges/tokenizer.json."""
+    from persona_extractor.extractor import load_tokenizer_and_model
+    from persona_extractor.tiny_bart import make_tiny_bart_dir
+    folder = make_tiny_bart_dir(str(tmp_path / "bart"))
+    assert len(load_tokenizer_and_model(folder)[0]) > 5
+    for name in ("vocab.json", "merges.txt", "tokenizer.json"):
+        if os.path.exists(os.path.join(folder, name)):
+            os.remove(os.path.join(folder, name))
+    with pytest.raises(UserError, match="bart: incomplete tokenizer folder"):
+        load_tokenizer_and_model(folder)
+
+
+def test_blenderbot_tokenizer_needs_vocab_and_merges(tmp_path, tiny_blender_dir):
+    from pal.config import build_tokenizer
+    folder = shutil.copytree(tiny_blender_dir, tmp_path / "m")
+    (folder / "tokenizer.json").write_text("{}")  # BlenderBot-small's tokenizer does not read it
+    os.remove(folder / "merges.txt")
+    with pytest.raises(UserError, match="needs vocab.json \\+ merges.txt"):
+        build_tokenizer({"expanded_vocab": []}, str(folder))

@@ -297,8 +297,11 @@ def load_safetensors(path, hint=""):
 
 # ---- model folders ---------------------------------------------------------------------------------------------
 # Tokenizer files that make a local folder loadable, as alternatives (any one set is enough).
-BPE_TOKENIZER_FILES = (("tokenizer.json",), ("vocab.json", "merges.txt"))        # BART, BlenderBot-small
-ENCODER_TOKENIZER_FILES = BPE_TOKENIZER_FILES + (("vocab.txt",),)               # + BERT WordPiece (SimCSE)
+# BlenderBot-small's tokenizer reads only vocab.json + merges.txt; BART's reads either set (without any, transformers 5
+# silently builds a 5-token tokenizer); SimCSE's BERT tokenizer reads vocab.txt or tokenizer.json.
+VOCAB_AND_MERGES = (("vocab.json", "merges.txt"),)
+BPE_TOKENIZER_FILES = (("tokenizer.json",),) + VOCAB_AND_MERGES
+ENCODER_TOKENIZER_FILES = BPE_TOKENIZER_FILES + (("vocab.txt",),)
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json",
                 "pytorch_model.bin.index.json")
 

@@ -14,11 +14,13 @@ Differences from the authors' script: the output folder is DATA/{inputter}.{conf
 all of ESConv takes seconds, as each utterance is tokenized once).
 """
 import argparse
+import json
 import os
 import pickle
+from contextlib import ExitStack
 
 from pal.checks import existing_file, expect_type, load_json, load_pickle, output_dir, positive_int, require_output_dir
-from pal.cli import ArgumentParser, UserError, atomic_write, boolean_string, run_main, write_json
+from pal.cli import ArgumentParser, UserError, atomic_write, boolean_string, run_main
 from pal.config import REPO_ROOT, build_tokenizer, load_config, resolve_pretrained_path
 from pal.inputter import Featurizer, settings_for
 
@@ -89,9 +91,13 @@ def prepare(args):
         "n_dialogues": len(per_dialogue),
         "n_examples": len(features),
     }
-    with atomic_write(os.path.join(out_dir, FEATURES_FILE), "wb") as f:
-        pickle.dump(features, f, protocol=pickle.HIGHEST_PROTOCOL)
-    write_json(os.path.join(out_dir, META_FILE), meta)
+    # Both files are renamed into place only after both were written, so data.pkl and meta.json always match.
+    with ExitStack() as stack:
+        features_file = stack.enter_context(atomic_write(os.path.join(out_dir, FEATURES_FILE), "wb"))
+        meta_file = stack.enter_context(atomic_write(os.path.join(out_dir, META_FILE)))
+        pickle.dump(features, features_file, protocol=pickle.HIGHEST_PROTOCOL)
+        json.dump(meta, meta_file, ensure_ascii=False, indent=2)
+        meta_file.write("\n")
     print(f"{len(features)} training examples from {len(per_dialogue)} dialogues -> {out_dir}")
     return out_dir
 

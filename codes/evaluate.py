@@ -11,21 +11,21 @@ strategies from the reformatted test file the records were generated from (file 
 sample_ids are checked).
 Needs NLTK's punkt_tab (`python -m nltk.downloader punkt_tab`, or NLTK_DATA pointing at a folder that has it).
 """
-import argparse
 import os
 
-from pal.cli import run_main
+from pal.checks import existing_path, int_range
+from pal.cli import ArgumentParser, run_main
 
 from metric import EAD_VOCAB_SIZE, evaluate_records, require_punkt
 from metric.records import load_gen_json, with_gold_strategies
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("result_dir", help="result folder holding gen.json (or the gen.json file)")
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("result_dir", type=existing_path, help="result folder holding gen.json (or the gen.json file)")
     parser.add_argument("--add_nlg_eval", action="store_true",
                         help="also BLEU/METEOR/ROUGE-L/CIDEr via pycocoevalcap into metric_nlgeval.json")
-    parser.add_argument("--ead_vocab_size", type=int, default=EAD_VOCAB_SIZE,
+    parser.add_argument("--ead_vocab_size", type=int_range(2), default=EAD_VOCAB_SIZE,
                         help="V in the EAD expectation (default: %(default)s, BlenderBot-small + PAL's added tokens)")
     parser.add_argument("--gold_file", default=None,
                         help="the reformatted test file (codes/_reformat/process.py) gen.json was generated from: "

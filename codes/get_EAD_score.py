@@ -8,24 +8,24 @@ Unlike the authors' script, only the `generation` field is scored (theirs scored
 gen.json). A JSON list of plain strings is accepted too. Writes ead.json (values x100, like the paper's table)
 next to the input unless --output_file says otherwise.
 """
-import argparse
 import os
 
-from pal.cli import UserError, boolean_string, run_main, write_json
+from pal.checks import existing_path, int_range, output_file, positive_int, require_output_file
+from pal.cli import ArgumentParser, UserError, boolean_string, run_main, write_json
 
 from metric import EAD_VOCAB_SIZE, ead_metrics, require_punkt
 from metric.records import first_text, load_gen_json
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--input_file", required=True, help="gen.json (or a JSON list of strings)")
-    parser.add_argument("--n", type=int, nargs="+", default=[1, 2], help="n-gram orders (default: 1 2)")
-    parser.add_argument("--vocab_size", type=int, default=EAD_VOCAB_SIZE,
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--input_file", required=True, type=existing_path, help="gen.json (or a JSON list of strings)")
+    parser.add_argument("--n", type=positive_int, nargs="+", default=[1, 2], help="n-gram orders (default: 1 2)")
+    parser.add_argument("--vocab_size", type=int_range(2), default=EAD_VOCAB_SIZE,
                         help="V in the expectation (default: %(default)s, BlenderBot-small + PAL's added tokens)")
     parser.add_argument("--lower", type=boolean_string, default=False,
                         help="lower-case before tokenizing (default False, as the authors)")
-    parser.add_argument("--output_file", default=None, help="default: ead.json beside the input")
+    parser.add_argument("--output_file", default=None, type=output_file, help="default: ead.json beside the input")
     return parser.parse_args(argv)
 
 
@@ -34,24 +34,29 @@ def generations_of(records, path):
     for i, record in enumerate(records):
         if isinstance(record, str):
             texts.append(record)
-        elif isinstance(record, dict) and "generation" in record:
+        elif isinstance(record, dict) and _is_text(record.get("generation")):
             texts.append(first_text(record["generation"]))
+        elif isinstance(record, dict) and "generation" in record:
+            raise UserError(f"{path}: record {i}: 'generation' must be a string (or a list of strings), got "
+                            f"{'null' if record['generation'] is None else type(record['generation']).__name__}")
         else:
             raise UserError(f"{path}: record {i} has no 'generation' (expected gen.json records or plain strings)")
     return texts
 
 
+def _is_text(value):
+    return isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value))
+
+
 def main(argv=None):
     args = parse_args(argv)
-    if args.vocab_size < 2 or any(n < 1 for n in args.n):
-        raise UserError("--vocab_size must be >= 2 and every --n >= 1")
+    input_dir = args.input_file if os.path.isdir(args.input_file) else os.path.dirname(os.path.abspath(args.input_file))
+    output = require_output_file(args.output_file or os.path.join(input_dir, "ead.json"))
     require_punkt()
     records = load_gen_json(args.input_file)
     generations = generations_of(records, args.input_file)
     result = ead_metrics(generations, orders=args.n, vocab_size=args.vocab_size, lower=args.lower)
     result.update({"vocab_size": args.vocab_size, "lower": args.lower, "num_generations": len(generations)})
-    input_dir = args.input_file if os.path.isdir(args.input_file) else os.path.dirname(os.path.abspath(args.input_file))
-    output = args.output_file or os.path.join(input_dir, "ead.json")
     write_json(output, result)
     for n in args.n:
         print(f"EAD-{n}: {result[f'ead-{n}']:.4f} (x100; {result[f'ead-{n}_distinct_ngrams']} distinct of "

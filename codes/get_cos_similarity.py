@@ -8,45 +8,64 @@ is Table 3's Cos-Sim) and cos_similarity_list.json (per example) beside the inpu
 writes the per-example scores into the input file as `simcse_score` (the authors' script always did that).
 --model defaults to princeton-nlp/sup-simcse-bert-base-uncased; any local encoder folder works.
 """
-import argparse
 import os
 
-from pal.cli import UserError, boolean_string, run_main, write_json
+from pal.checks import (ENCODER_TOKENIZER_FILES, check_model_dir, check_tokenizer_dir, existing_path, output_file,
+                        positive_int, require_output_file)
+from pal.cli import ArgumentParser, UserError, boolean_string, resolve_device, run_main, write_json
 
 from metric.records import check_records, load_gen_json
 from metric.simcse import DEFAULT_ENCODER, load_encoder, persona_similarities
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--input_file", required=True, help="gen.json written by codes/infer.py (or its folder)")
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--input_file", required=True, type=existing_path,
+                        help="gen.json written by codes/infer.py (or its folder)")
     parser.add_argument("--model", default=DEFAULT_ENCODER, help="encoder directory or hub name (default: %(default)s)")
-    parser.add_argument("--batch_size", type=int, default=64, help="examples per forward pass")
+    parser.add_argument("--batch_size", type=positive_int, default=64, help="examples per forward pass")
     parser.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
-    parser.add_argument("--output_file", default=None, help="default: cos_similarity.json beside the input")
+    parser.add_argument("--output_file", default=None, type=output_file,
+                        help="default: cos_similarity.json beside the input")
     parser.add_argument("--annotate_input", type=boolean_string, default=False,
                         help="also add `simcse_score` to every record of the input file (authors' behaviour)")
     return parser.parse_args(argv)
 
 
+def check_texts(records, source):
+    """persona, response and generation of every record are strings (a null persona is not text to score)."""
+    for i, record in enumerate(records):
+        for key in ("persona", "response", "generation"):
+            if key not in record:
+                raise UserError(f"{source}: record {i} has no {key!r} (Cos-Sim needs the persona text; use a gen.json "
+                                "from a persona model)")
+            if not isinstance(record[key], str):
+                got = "null" if record[key] is None else type(record[key]).__name__
+                raise UserError(f"{source}: record {i}: {key!r} must be a string, got {got}; Cos-Sim scores text "
+                                "(use a gen.json written by codes/infer.py with a persona model)")
+
+
+def output_paths(args):
+    """(gen.json, cos_similarity.json, cos_similarity_list.json), checked to be writable before any work."""
+    input_path = os.path.join(args.input_file, "gen.json") if os.path.isdir(args.input_file) else args.input_file
+    output = args.output_file or os.path.join(os.path.dirname(os.path.abspath(input_path)), "cos_similarity.json")
+    per_example = os.path.join(os.path.dirname(os.path.abspath(output)), "cos_similarity_list.json")
+    return input_path, require_output_file(output), require_output_file(per_example)
+
+
 def main(argv=None):
     args = parse_args(argv)
-    if args.batch_size < 1:
-        raise UserError("--batch_size must be >= 1")
+    input_path, output, per_example_output = output_paths(args)
+    device = resolve_device(args.device)
     records = load_gen_json(args.input_file)
     check_records(records, args.input_file)
-    missing = next((i for i, r in enumerate(records) if "persona" not in r), None)
-    if missing is not None:
-        raise UserError(f"{args.input_file}: record {missing} has no 'persona' (Cos-Sim needs the persona text; "
-                        "use a gen.json from a persona model)")
-    import torch
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    check_texts(records, args.input_file)
+    hint = "pass --model DIR holding a complete sentence encoder (config.json, weights, tokenizer files)"
+    check_tokenizer_dir(args.model, ENCODER_TOKENIZER_FILES, hint)
+    check_model_dir(args.model, hint)
     tokenizer, model = load_encoder(args.model, device)
     scores = persona_similarities(records, tokenizer, model, args.batch_size)
 
-    input_path = os.path.join(args.input_file, "gen.json") if os.path.isdir(args.input_file) else args.input_file
-    out_dir = os.path.dirname(os.path.abspath(input_path))
-    output = args.output_file or os.path.join(out_dir, "cos_similarity.json")
     summary = {
         "cos-sim-generation": sum(s["generation"] for s in scores) / len(scores),
         "cos-sim-response": sum(s["response"] for s in scores) / len(scores),
@@ -54,7 +73,7 @@ def main(argv=None):
         "num_examples": len(scores),
     }
     write_json(output, summary)
-    write_json(os.path.join(os.path.dirname(os.path.abspath(output)), "cos_similarity_list.json"), scores, indent=None)
+    write_json(per_example_output, scores, indent=None)
     if args.annotate_input:
         for record, score in zip(records, scores):
             record["simcse_score"] = score

@@ -23,38 +23,43 @@ import sys
 
 import torch
 
-from pal.cli import UserError, atomic_write, boolean_string, resolve_device, run_main, write_json
-from pal.config import REPO_ROOT, load_config
+from pal.checks import (existing_file, float_range, int_range, non_negative_int, output_dir, positive_float,
+                        positive_int, probability, require_output_dir, require_output_file)
+from pal.cli import ArgumentParser, UserError, atomic_write, boolean_string, resolve_device, run_main, write_json
+from pal.config import REPO_ROOT, STRATEGY_TOKENS, load_config
 from pal.dialogues import normalise
 from pal.generation import DecodingOptions, decoding_options, generate, parse_alpha
 from pal.inputter import Featurizer, inference_batches, settings_for, validation_batches
 from pal.model import build_model
 
 DEFAULTS = DecodingOptions()
+NUM_STRATEGIES = len(STRATEGY_TOKENS)
+OUTPUT_FILES = ("gen.json", "gen.txt", "infer_args.json", "metric.json")
 
 
 def build_parser():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    p = ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--config_name", required=True, help="strat (PAL), strat_no_persona (Blender-Joint), vanilla")
     p.add_argument("--inputter_name", required=True, help="strat or vanilla")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--load_checkpoint", "-c", default=None, help="an epoch-N.bin (ours or the authors')")
+    p.add_argument("--seed", type=int_range(0, 2**32 - 1), default=0)
+    p.add_argument("--load_checkpoint", "-c", default=None, type=existing_file,
+                   help="an epoch-N.bin (ours or the authors')")
     p.add_argument("--pretrained_model_path", default=None,
                    help="overrides the config's pretrained path (a directory or hub name); with a checkpoint only "
                         "its config.json and tokenizer files are read")
     p.add_argument("--fp16", type=boolean_string, default=False, help="float16 autocast (CUDA only)")
     p.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda, cuda:N")
-    p.add_argument("--max_input_length", type=int, default=512)
-    p.add_argument("--max_decoder_input_length", type=int, default=15,
+    p.add_argument("--max_input_length", type=positive_int, default=512)
+    p.add_argument("--max_decoder_input_length", type=positive_int, default=15,
                    help="label length for the loss/PPL; the released infer script used 15")
-    p.add_argument("--infer_batch_size", type=int, default=128)
-    p.add_argument("--infer_input_file", nargs="+", required=True)
+    p.add_argument("--infer_batch_size", type=positive_int, default=128)
+    p.add_argument("--infer_input_file", nargs="+", required=True, type=existing_file)
     p.add_argument("--use_all_persona", type=boolean_string, default=False,
                    help="True: every example uses the dialogue's overall persona instead of persona_list")
     p.add_argument("--only_generate", action="store_true", help="no loss, no metrics")
     p.add_argument("--add_nlg_eval", action="store_true", help="also pycocoevalcap BLEU/METEOR/ROUGE-L/CIDEr")
-    p.add_argument("--save_dir", default=None, help="write here instead of the authors' result folder")
+    p.add_argument("--save_dir", default=None, type=output_dir, help="write here instead of the authors' result folder")
     _add_decoding_arguments(p)
     _add_accepted_authors_arguments(p)
     return p
@@ -62,16 +67,18 @@ def build_parser():
 
 def _add_decoding_arguments(p):
     g = p.add_argument_group("decoding (SPEC Stage 4; defaults: the released RUN/infer_strat.sh)")
-    g.add_argument("--max_length", type=int, default=DEFAULTS.max_length, help="reply tokens (prefix not counted)")
-    g.add_argument("--min_length", type=int, default=DEFAULTS.min_length, help="decoder tokens, prefix counted")
-    g.add_argument("--temperature", type=float, default=DEFAULTS.temperature)
-    g.add_argument("--top_k", type=int, default=DEFAULTS.top_k)
-    g.add_argument("--top_p", type=float, default=DEFAULTS.top_p)
-    g.add_argument("--num_beams", type=int, default=DEFAULTS.num_beams)
-    g.add_argument("--length_penalty", type=float, default=DEFAULTS.length_penalty)
-    g.add_argument("--repetition_penalty", type=float, default=DEFAULTS.repetition_penalty)
-    g.add_argument("--no_repeat_ngram_size", type=int, default=DEFAULTS.no_repeat_ngram_size)
-    g.add_argument("--num_return_sequences", type=int, default=1, help="only 1 is supported")
+    g.add_argument("--max_length", type=positive_int, default=DEFAULTS.max_length,
+                   help="reply tokens (prefix not counted)")
+    g.add_argument("--min_length", type=non_negative_int, default=DEFAULTS.min_length,
+                   help="decoder tokens, prefix counted")
+    g.add_argument("--temperature", type=positive_float, default=DEFAULTS.temperature)
+    g.add_argument("--top_k", type=non_negative_int, default=DEFAULTS.top_k)
+    g.add_argument("--top_p", type=probability, default=DEFAULTS.top_p)
+    g.add_argument("--num_beams", type=positive_int, default=DEFAULTS.num_beams)
+    g.add_argument("--length_penalty", type=float_range(), default=DEFAULTS.length_penalty)
+    g.add_argument("--repetition_penalty", type=positive_float, default=DEFAULTS.repetition_penalty)
+    g.add_argument("--no_repeat_ngram_size", type=non_negative_int, default=DEFAULTS.no_repeat_ngram_size)
+    g.add_argument("--num_return_sequences", type=int_range(1, 1), default=1, help="only 1 is supported")
     g.add_argument("--do_sample", type=boolean_string, default=None,
                    help="default: the authors' rule, sample when top_k > 0 or top_p < 1")
     g.add_argument("--use_gold_strategy", type=boolean_string, nargs="?", const=True, default=False,
@@ -79,7 +86,7 @@ def _add_decoding_arguments(p):
     g.add_argument("--strategy_alpha", default=None,
                    help="override the checkpoint's per-strategy alpha: one number (0 = 'PAL alpha=0') or 8 "
                         "comma-separated numbers in strategy-id order")
-    g.add_argument("--strategy_top3_k", type=int, default=DEFAULTS.strategy_top3_k,
+    g.add_argument("--strategy_top3_k", type=int_range(1, NUM_STRATEGIES), default=DEFAULTS.strategy_top3_k,
                    help="ids kept in pred_strat_id_top3; the authors' code keeps 5 (topk k=5), 3 gives a true top-3")
     g.add_argument("--fusion_mask_padding", type=boolean_string, default=False,
                    help="PAL: mask padding in the fusion attentions (outputs independent of batching; not the "
@@ -239,6 +246,14 @@ def evaluate(records, save_dir, add_nlg_eval):
     return evaluate_records(records, save_dir, add_nlg_eval=add_nlg_eval)
 
 
+def check_result_dir(save_dir):
+    """The result folder and the files infer.py writes into it can be written (checked before any work)."""
+    require_output_dir(save_dir)
+    for name in OUTPUT_FILES:
+        require_output_file(os.path.join(save_dir, name))
+    return save_dir
+
+
 def infer_file(path, args, toker, model, featurizer, decoding, device):
     dialogue_features = featurizer.file_features(path, "inference", with_meta=True, progress=True)
     n_examples = sum(len(f) for f in dialogue_features)
@@ -269,11 +284,8 @@ def infer_file(path, args, toker, model, featurizer, decoding, device):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    if args.infer_batch_size < 1:
-        raise UserError(f"--infer_batch_size must be at least 1, got {args.infer_batch_size}")
     for path in args.infer_input_file:
-        if not os.path.isfile(path):
-            raise UserError(f"--infer_input_file {path}: no such file")
+        check_result_dir(result_dir(args, path))
     device = resolve_device(args.device)
     decoding = decoding_from_args(args)
     set_seed(args.seed)

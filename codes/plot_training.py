@@ -6,20 +6,20 @@ Reads RUN_DIR/train_log.csv (columns epoch and loss; step/global_step used when 
 (epoch, eval_loss, eval_ppl); extra columns are ignored, the authors' column names are accepted too, and either file
 may be absent (not both). --train_log / --eval_log point at files elsewhere.
 """
-import argparse
 import os
 
-from pal.cli import UserError, run_main
+from pal.checks import existing_dir, existing_file, output_file, require_output_file
+from pal.cli import ArgumentParser, UserError, run_main
 
 from metric.plots import find_training_logs, plot_training_curves
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("run_dir", nargs="?", default=None, help="training run folder")
-    parser.add_argument("--train_log", default=None, help="default: RUN_DIR/train_log.csv")
-    parser.add_argument("--eval_log", default=None, help="default: RUN_DIR/eval_log.csv")
-    parser.add_argument("--output", default=None, help="default: RUN_DIR/training_curves.png")
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("run_dir", nargs="?", default=None, type=existing_dir, help="training run folder")
+    parser.add_argument("--train_log", default=None, type=existing_file, help="default: RUN_DIR/train_log.csv")
+    parser.add_argument("--eval_log", default=None, type=existing_file, help="default: RUN_DIR/eval_log.csv")
+    parser.add_argument("--output", default=None, type=output_file, help="default: RUN_DIR/training_curves.png")
     return parser.parse_args(argv)
 
 
@@ -27,13 +27,11 @@ def main(argv=None):
     args = parse_args(argv)
     train_log, eval_log = find_training_logs(args.run_dir) if args.run_dir else (None, None)
     train_log, eval_log = args.train_log or train_log, args.eval_log or eval_log
-    for path in (train_log, eval_log):
-        if path and not os.path.isfile(path):
-            raise UserError(f"{path} not found")
     if not (train_log or eval_log):
         raise UserError(f"no train_log.csv or eval_log.csv in {args.run_dir or '(no RUN_DIR given)'}")
     output = args.output or os.path.join(args.run_dir or os.path.dirname(os.path.abspath(train_log or eval_log)),
                                          "training_curves.png")
+    require_output_file(output)
     plot_training_curves(train_log, eval_log, output)
     print(f"wrote {output}")
 

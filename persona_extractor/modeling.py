@@ -17,6 +17,7 @@ import os
 import re
 from dataclasses import dataclass
 
+from pal.checks import check_model_dir, check_tokenizer_dir
 from pal.cli import UserError
 from persona_extractor.persona_text import EXTRA_TOKENS
 
@@ -137,6 +138,8 @@ def load_tokenizer_and_model(path):
     from transformers import BartForConditionalGeneration, BartTokenizer
     path = checkpoint_dir(path)
     _check_model_location(path)
+    check_tokenizer_dir(path, hint=MODEL_HINT)  # no silent substitute for missing tokenizer files
+    check_model_dir(path, hint=MODEL_HINT)
     try:
         tokenizer = BartTokenizer.from_pretrained(path)
         model = BartForConditionalGeneration.from_pretrained(path)

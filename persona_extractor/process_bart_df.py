@@ -11,15 +11,17 @@ The CSVs are written with pandas' default index column, like the authors' `df.to
 fed to train_bart.py. A malformed line stops the script with `error: <file>:<line>: ...` before any CSV is
 written.
 """
-import argparse
 import os
+from contextlib import ExitStack
 
-from pal.cli import UserError, atomic_write, run_main
+from pal.checks import argument_type, output_dir, require_dir, require_output_file
+from pal.cli import ArgumentParser, UserError, atomic_write, run_main
 from persona_extractor.persona_text import EOS_TEXT
 from persona_extractor.personachat import dialogue_examples, read_personachat
 
 SPLITS = ("train", "valid", "test")
 FILE_VARIANTS = ("{split}_both_original.txt", "{split}_both_original_no_cands.txt")
+DATA_DIR_HINT = "it should hold PersonaChat's {train,valid,test}_both_original.txt (ParlAI ConvAI2 release)"
 
 
 def find_split_file(data_dir, split):
@@ -34,22 +36,29 @@ def split_rows(path, eos_suffix):
     rows = []
     for dialogue in read_personachat(path):
         rows.extend(dialogue_examples(dialogue, eos_suffix))
+    if not rows:
+        raise UserError(f"{path}: holds no dialogues (an empty file would give an empty CSV); give the PersonaChat "
+                        "file in ParlAI text format, or move it out of --data_dir to skip that split")
     return rows
 
 
-def write_csv(rows, path):
+def write_csvs(rows, out_dir):
+    """One CSV per split; all are renamed into place only after every one was written completely."""
     import pandas as pd
-    frame = pd.DataFrame({"context": [c for c, _ in rows], "persona": [p for _, p in rows]})
-    with atomic_write(path) as f:
-        frame.to_csv(f)
+    with ExitStack() as stack:
+        for split, split_rows in rows.items():
+            frame = pd.DataFrame({"context": [c for c, _ in split_rows], "persona": [p for _, p in split_rows]})
+            frame.to_csv(stack.enter_context(atomic_write(os.path.join(out_dir, f"{split}.csv"))))
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(description="PersonaChat ParlAI files -> context/persona CSVs for BART.")
+    parser = ArgumentParser(description="PersonaChat ParlAI files -> context/persona CSVs for BART.")
     parser.add_argument("--data_dir", default="Persona_chat/personachat",
+                        type=argument_type(require_dir, DATA_DIR_HINT),
                         help="folder with {train,valid,test}_both_original[_no_cands].txt "
                              "(default: the authors' Persona_chat/personachat)")
-    parser.add_argument("--output_dir", default=".", help="where train.csv, valid.csv, test.csv go (default: .)")
+    parser.add_argument("--output_dir", default=".", type=output_dir,
+                        help="where train.csv, valid.csv, test.csv go (default: .)")
     parser.add_argument("--eos_suffix", default=" " + EOS_TEXT,
                         help="appended to every context and persona (default: ' </s>', as the authors' CSVs)")
     return parser
@@ -57,13 +66,13 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    if not os.path.isdir(args.data_dir):
-        raise UserError(f"--data_dir {args.data_dir}: no such folder; it should hold PersonaChat's "
-                        f"{{train,valid,test}}_both_original.txt (ParlAI ConvAI2 release)")
     found = {split: find_split_file(args.data_dir, split) for split in SPLITS}
     if not any(found.values()):
         raise UserError(f"--data_dir {args.data_dir}: none of "
                         f"{', '.join(v.format(split=s) for s in SPLITS for v in FILE_VARIANTS)} is there")
+    for split, path in found.items():
+        if path is not None:
+            require_output_file(os.path.join(args.output_dir, f"{split}.csv"))
     # Parse every split before writing anything, so a malformed file leaves no partial output behind.
     rows = {}
     for split, path in found.items():
@@ -71,9 +80,9 @@ def main(argv=None):
             print(f"note: no {split}_both_original[_no_cands].txt in {args.data_dir}; {split}.csv skipped")
             continue
         rows[split] = split_rows(path, args.eos_suffix)
+    write_csvs(rows, args.output_dir)
     for split, split_data in rows.items():
         out = os.path.join(args.output_dir, f"{split}.csv")
-        write_csv(split_data, out)
         print(f"{split}: {len(split_data) // 2} dialogues -> {len(split_data)} rows -> {out}")
 
 

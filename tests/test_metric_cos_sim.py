@@ -44,8 +44,9 @@ def _cos(a, b):
     return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
 
 
-def test_default_encoder_is_sup_simcse():
-    args = get_cos_similarity.parse_args(["--input_file", "gen.json"])
+def test_default_encoder_is_sup_simcse(tmp_path):
+    (tmp_path / "gen.json").write_text("[]")
+    args = get_cos_similarity.parse_args(["--input_file", str(tmp_path / "gen.json")])
     assert args.model == "princeton-nlp/sup-simcse-bert-base-uncased"
 
 

@@ -379,11 +379,11 @@ def test_checkpoint_of_another_config_lists_keys(tiny_blender_dir, tmp_path):
 
 
 def test_unreadable_or_missing_checkpoint(tiny_blender_dir, tmp_path):
-    with pytest.raises(UserError, match="not found"):
+    with pytest.raises(UserError, match="nope.bin: no such file"):
         build_model("strat", pretrained_model_path=tiny_blender_dir, checkpoint=str(tmp_path / "nope.bin"))
     bad = tmp_path / "bad.bin"
     bad.write_bytes(b"not a checkpoint")
-    with pytest.raises(UserError, match="cannot read checkpoint"):
+    with pytest.raises(UserError, match="bad.bin: not a readable torch file"):
         build_model("strat", pretrained_model_path=tiny_blender_dir, checkpoint=str(bad))
 
 

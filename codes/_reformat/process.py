@@ -34,14 +34,14 @@ Bad input stops the script before any file is written, with one line on stderr:
 line and column numbers 1-based like editors), exit status 2. The three outputs are renamed into place together
 only after every dialogue validated, so a failed run never leaves partial or mixed files.
 """
-import argparse
 import json
 import os
 import random
 from collections import Counter
 from contextlib import ExitStack
 
-from pal.cli import UserError, atomic_write, boolean_string, run_main
+from pal import checks
+from pal.cli import ArgumentParser, UserError, atomic_write, boolean_string, run_main
 from pal.config import STRATEGIES
 from pal.dialogues import load_dialogues, normalise, turn_fields
 
@@ -151,8 +151,6 @@ def output_paths(output_dir):
 
 def write_splits(splits, output_dir):
     """Write the three files; all are renamed into place only after all three were written completely."""
-    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
-        raise UserError(f"--output_dir {output_dir}: exists and is not a directory")
     paths = output_paths(output_dir)
     try:
         with ExitStack() as stack:
@@ -181,14 +179,14 @@ def report(records, splits, paths, input_file, container):
 # ------------------------------------------------------------------------------------------------- CLI
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         description="Reformat ESConv/PESConv (JSON array or JSON lines) into train.txt, valid.txt, test.txt "
                     "with the authors' seed-13 7:2:1 split.")
     parser.add_argument("--add_persona", type=boolean_string, required=True,
                         help="True: read PESConv and keep 'persona' and 'persona_list'; False: plain ESConv")
     parser.add_argument("--input_file", default=None,
                         help="input file (default: ./PESConv.json with --add_persona True, else ./ESConv.json)")
-    parser.add_argument("--output_dir", default=".",
+    parser.add_argument("--output_dir", default=".", type=checks.output_dir,
                         help="where train.txt, valid.txt, test.txt are written (default: current directory)")
     parser.add_argument("--persona_list_source", choices=PERSONA_LIST_SOURCES, default=None,
                         help="with --add_persona True: 'inferred' (default, the paper) keeps PESConv's inferred "
@@ -203,6 +201,8 @@ def main(argv=None):
         raise UserError("--persona_list_source only applies with --add_persona True")
     persona_list_source = args.persona_list_source or "inferred"
     input_file = args.input_file or ("PESConv.json" if args.add_persona else "ESConv.json")
+    for path in output_paths(args.output_dir).values():
+        checks.require_output_file(path)
 
     found = load_dialogues(input_file, DATA_HINT)
     records = convert_all(input_file, found.dialogues, args.add_persona, persona_list_source)

@@ -3,7 +3,6 @@ epoch across seeds (summarize_results.py) and a forest plot of paired difference
 
 Figures are drawn on matplotlib's Agg canvas directly (no pyplot, no display needed) and written atomically.
 """
-import csv
 import math
 import os
 
@@ -11,6 +10,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from pal.checks import read_csv
 from pal.cli import UserError, atomic_write
 
 # Column names accepted for each quantity, first match wins. Ours first, then the authors' train.py headers
@@ -48,10 +48,7 @@ def plot_confusion_matrix(matrix, label_names, path, title="Strategy confusion m
 
 
 def _read_csv(path):
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        rows = list(reader)
-        return reader.fieldnames or [], rows
+    return read_csv(path, hint="give the train_log.csv / eval_log.csv that codes/train.py writes", nonempty=True)
 
 
 def _pick(fieldnames, candidates, path, what):

@@ -1,29 +1,21 @@
 """Reading and checking gen.json records before any metric is computed (so bad input writes nothing)."""
-import json
 import math
 import os
 
+from pal.checks import load_json, require_path
 from pal.cli import UserError
 from pal.config import STRATEGIES
 
 GOLD_KEY, PRED_KEY = "cls_strat_id", "pred_strat_id"
 
+GEN_JSON_HINT = "pass a result folder written by codes/infer.py (it holds gen.json) or the gen.json file itself"
+
 
 def load_gen_json(path):
     """The list of records in a gen.json file; a UserError naming the file and problem otherwise."""
-    if os.path.isdir(path):
+    if os.path.isdir(require_path(path, GEN_JSON_HINT)):
         path = os.path.join(path, "gen.json")
-    if not os.path.isfile(path):
-        raise UserError(f"{path} not found: pass a result folder written by codes/infer.py (it holds gen.json) "
-                        "or the gen.json file itself")
-    try:
-        with open(path, encoding="utf-8") as f:
-            records = json.load(f)
-    except json.JSONDecodeError as e:
-        raise UserError(f"{path}: not valid JSON (line {e.lineno}: {e.msg})")
-    if not isinstance(records, list) or not records:
-        raise UserError(f"{path}: expected a non-empty JSON list of records (as codes/infer.py writes gen.json)")
-    return records
+    return load_json(path, expect=list, nonempty=True, hint=GEN_JSON_HINT)
 
 
 def first_text(value):

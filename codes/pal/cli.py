@@ -1,4 +1,5 @@
 """Command-line plumbing shared by every script: one-line errors, boolean flags, atomic writes."""
+import argparse
 import json
 import os
 import sys
@@ -23,6 +24,17 @@ def run_main(main, argv=None):
     sys.exit(0 if result is None else result)
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse whose errors are UserErrors: under run_main a bad argument is one line `error: argument --x: ...`
+    and exit 2 (plain argparse prints its usage block first), and in-process callers of main() get a UserError.
+
+    The value checks themselves are argparse types in pal.checks (ranges, paths).
+    """
+
+    def error(self, message):
+        raise UserError(f"{message}; see {self.prog} --help")
+
+
 def resolve_device(name):
     """--device: "auto" (CUDA when available), "cpu", "cuda", "cuda:N"; a bad or unavailable one is a UserError."""
     import torch
@@ -40,7 +52,6 @@ def resolve_device(name):
 def boolean_string(s):
     """argparse type for the authors' `--flag True|False` style arguments."""
     if str(s).lower() not in {"true", "false"}:
-        import argparse
         raise argparse.ArgumentTypeError(f"expected True or False, got {s!r}")
     return str(s).lower() == "true"
 

@@ -13,6 +13,7 @@ import json
 import os
 from pathlib import Path
 
+from .checks import VOCAB_AND_MERGES, check_tokenizer_dir
 from .cli import UserError
 
 CODES_DIR = Path(__file__).resolve().parents[1]
@@ -77,6 +78,8 @@ def resolve_pretrained_path(config, override=None):
 def build_tokenizer(config, pretrained_path):
     """BlenderBot-small's tokenizer plus the config's expanded_vocab, added as special tokens in the given order."""
     from transformers import AutoTokenizer
+    # A folder without its tokenizer files is an error, not a fallback to some other tokenizer.
+    check_tokenizer_dir(pretrained_path, VOCAB_AND_MERGES, hint=WEIGHTS_HINT)
     try:
         toker = AutoTokenizer.from_pretrained(pretrained_path)
     except (OSError, ValueError) as e:

@@ -13,9 +13,9 @@ Bad input raises one-line UserErrors that name the file and, where known, the di
 line and column (1-based, like editors) and the turn.
 """
 import json
-import os
 from dataclasses import dataclass
 
+from pal.checks import read_text
 from pal.cli import UserError
 
 JSON_ARRAY, JSON_LINES = "JSON array", "JSON lines"
@@ -36,22 +36,6 @@ class DialogueFile:
     container: str
     dialogues: list
     line_numbers: list
-
-
-def read_text(path, hint):
-    """The file's text (UTF-8, a BOM allowed); `hint` says what to do when it is missing or unreadable."""
-    try:
-        with open(path, encoding="utf-8-sig") as f:
-            return f.read()
-    except FileNotFoundError:
-        where = "" if os.path.isabs(path) else f" (looked in {os.path.abspath(path)})"
-        raise UserError(f"{path}: no such file{where}; {hint}")
-    except IsADirectoryError:
-        raise UserError(f"{path}: is a directory, expected a dialogue file; {hint}")
-    except OSError as e:
-        raise UserError(f"{path}: cannot read ({e.strerror or e}); {hint}")
-    except UnicodeDecodeError as e:
-        raise UserError(f"{path}: not UTF-8 text (byte {e.start}); re-export the file as UTF-8")
 
 
 def parse_json_array(path, text):

@@ -24,7 +24,6 @@ Two places where transformers 5 differs from the 4.x release the authors ran, bo
   (`new_embeddings_init="normal"`; "mean" is the documented alternative).
 """
 import os
-import pickle
 from dataclasses import dataclass
 
 import torch
@@ -34,7 +33,10 @@ from transformers import BlenderbotSmallConfig, BlenderbotSmallForConditionalGen
 from transformers import initialization as hf_init
 from transformers.utils import ModelOutput
 
-from .cli import UserError, atomic_write
+from .checkpoint import (load_checkpoint, normalize_state_dict_keys, read_state_dict,  # noqa: F401 (re-exported)
+                         save_checkpoint, state_dict_mismatches, unwrap_model)
+from .checks import check_model_dir, is_local, load_json
+from .cli import UserError
 from .config import STRATEGY_TOKENS, WEIGHTS_HINT, build_tokenizer, load_config, resolve_pretrained_path
 
 # Batch keys produced by the inputter that are not model inputs: forward() ignores them.
@@ -289,6 +291,7 @@ def _instantiate(model_cls, path, config, weights_needed):
         return model_cls(BlenderbotSmallConfig.from_pretrained(custom))
     if not weights_needed:
         return model_cls(_load_hf_config(path))
+    check_model_dir(path, WEIGHTS_HINT)  # a truncated weights file is one line, not a loader traceback
     try:
         model, info = model_cls.from_pretrained(path, output_loading_info=True)
     except (OSError, ValueError) as e:
@@ -301,90 +304,9 @@ def _instantiate(model_cls, path, config, weights_needed):
 
 
 def _load_hf_config(path):
+    if is_local(path):
+        load_json(os.path.join(path, "config.json"), expect=dict, hint=WEIGHTS_HINT)
     try:
         return BlenderbotSmallConfig.from_pretrained(path)
     except (OSError, ValueError) as e:
         raise UserError(f"cannot read config.json from {path!r} ({str(e).splitlines()[0]}): " + WEIGHTS_HINT)
-
-
-# ---- authors'-style checkpoints -----------------------------------------------------------------------------------
-# Tensors that 4.x state_dicts hold under several names (tied embeddings): any one of them is enough.
-TIED_EMBEDDING_KEYS = ("model.shared.weight", "model.encoder.embed_tokens.weight", "model.decoder.embed_tokens.weight",
-                       "lm_head.weight")
-
-
-def load_checkpoint(model, path, config_name="?"):
-    """Load an authors'-style `epoch-N.bin` (plain state_dict) strictly; mismatches are one UserError line."""
-    state = read_state_dict(path)
-    state = normalize_state_dict_keys(state, model)
-    problems = state_dict_mismatches(model, state)
-    if problems:
-        raise UserError(f"{path} does not match config {config_name!r} ({type(model).__name__}): {problems}; "
-                        "was it trained with another --config_name?")
-    model.load_state_dict(state, strict=True)
-
-
-def read_state_dict(path):
-    if not os.path.isfile(path):
-        raise UserError(f"checkpoint {path} not found (pass --load_checkpoint DIR/epoch-N.bin written by train.py)")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as e:
-        raise UserError(f"cannot read checkpoint {path} as a state_dict of tensors ({str(e).splitlines()[0]})")
-    if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
-        state = state["model"]  # a resumable training checkpoint that wraps the weights
-    if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
-        raise UserError(f"checkpoint {path} is not a plain state_dict (name -> tensor)")
-    return state
-
-
-def normalize_state_dict_keys(state, model):
-    """Map names that other transformers versions / wrappers write onto this model's names:
-    DataParallel's `module.` prefix, TF-style `.gamma`/`.beta`, tied embedding copies that are absent,
-    and a missing `final_logits_bias` (transformers lists it as optional; it is all zeros in BlenderBot-small)."""
-    out = {}
-    for key, value in state.items():
-        if key.startswith("module."):
-            key = key[len("module."):]
-        if key.endswith(".gamma"):
-            key = key[: -len(".gamma")] + ".weight"
-        elif key.endswith(".beta"):
-            key = key[: -len(".beta")] + ".bias"
-        out[key] = value
-    present = [k for k in TIED_EMBEDDING_KEYS if k in out]
-    if present:
-        for k in TIED_EMBEDDING_KEYS:
-            out.setdefault(k, out[present[0]])
-    if "final_logits_bias" not in out and "model.shared.weight" in out:
-        out["final_logits_bias"] = torch.zeros(1, out["model.shared.weight"].shape[0])
-    return out
-
-
-def state_dict_mismatches(model, state, show=6):
-    """'' when keys and shapes match; else one line listing missing, unexpected and shape-mismatched keys."""
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    shapes = sorted(f"{k} {tuple(state[k].shape)} vs {tuple(expected[k].shape)}"
-                    for k in set(state) & set(expected) if state[k].shape != expected[k].shape)
-    parts = []
-    for label, items in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", shapes)):
-        if items:
-            more = f" and {len(items) - show} more" if len(items) > show else ""
-            parts.append(f"{label} {len(items)}: {', '.join(items[:show])}{more}")
-    return "; ".join(parts)
-
-
-def save_checkpoint(model, path):
-    """torch.save(state_dict) atomically: the authors' epoch-N.bin format.
-
-    The state_dict is saved as it is (loading maps it to the CPU): its four tied embedding entries share one storage
-    and are written once; copying each entry to the CPU first would write four copies from a GPU.
-    """
-    with atomic_write(path, "wb") as f:
-        torch.save(unwrap_model(model).state_dict(), f)
-
-
-def unwrap_model(model):
-    """The model inside a DistributedDataParallel/DataParallel wrapper."""
-    return getattr(model, "module", model)

@@ -1,0 +1,507 @@
+"""Bad input at every entry point: one valid baseline per stage, then exactly one fault per case.
+
+Each case asserts: exit status 2, one line `error: ...` on stderr and no traceback, a message naming the file or
+option at fault, and no new or changed file anywhere under the case's folders (snapshotted before and after).
+The tables run each script's `main` through pal.cli.run_main in this process (what `python codes/X.py` runs after
+its imports; a subprocess per case would spend seconds importing torch, times eighty cases), and
+test_scripts_reject_in_a_subprocess runs one case of every table as a user would, `python codes/X.py ...`.
+"""
+import hashlib
+import importlib
+import importlib.util
+import json
+import os
+import shutil
+import io
+import contextlib
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import REPO_ROOT, punkt_available
+from pal.model import build_model, save_checkpoint
+from test_model import randomize, write_dialogues
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT / "codes"), str(REPO_ROOT)]),
+       "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+FAST_INFER = ["--max_length", "6", "--min_length", "2", "--infer_batch_size", "4", "--max_input_length", "64"]
+
+
+# ---- helpers ---------------------------------------------------------------------------------------------------
+def run_script(script, *args, cwd=None, timeout=300):
+    return subprocess.run([sys.executable, str(REPO_ROOT / script), *map(str, args)], cwd=cwd, env=ENV,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def snapshot(*roots):
+    """{path: content hash, or 'dir'} of everything under the roots."""
+    state = {}
+    for root in roots:
+        for folder, dirs, files in os.walk(root):
+            state[folder] = "dir"
+            for name in files:
+                path = os.path.join(folder, name)
+                with open(path, "rb") as f:
+                    state[path] = hashlib.sha1(f.read()).hexdigest()
+    return state
+
+
+def assert_rejected(result, before, roots, needles):
+    err = result.stderr
+    assert result.returncode == 2, (result.returncode, err[-2000:])
+    assert "Traceback" not in err, err[-2000:]
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert lines and lines[-1].startswith("error: "), err[-2000:]
+    assert all(line.startswith("error: ") for line in lines if "error" in line.lower()), err[-2000:]
+    for needle in needles:
+        assert needle in lines[-1], (needle, lines[-1])
+    assert snapshot(*roots) == before, "a rejected run changed or created files"
+
+
+def copy_without(src, dst, *names):
+    shutil.copytree(src, dst)
+    for name in names:
+        os.remove(os.path.join(dst, name))
+    return str(dst)
+
+
+def truncate(path, keep=0.5):
+    with open(path, "r+b") as f:
+        f.truncate(int(os.path.getsize(path) * keep))
+    return str(path)
+
+
+def write(path, text):
+    os.makedirs(os.path.dirname(str(path)), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+    return str(path)
+
+
+def load_script(script):
+    """The module of an entry point (codes/_reformat/process.py is not importable by name)."""
+    name = os.path.splitext(os.path.basename(script))[0]
+    if script.startswith("codes/_reformat/"):
+        spec = importlib.util.spec_from_file_location("reformat_" + name, REPO_ROOT / script)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    return importlib.import_module(name)
+
+
+def run_in_process(script, argv, cwd):
+    """What `python SCRIPT ARGV` does after its imports: run_main(main) (its exit status and stderr)."""
+    from pal.cli import run_main
+    module = load_script(script)
+    previous, captured = os.getcwd(), io.StringIO()
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stderr(captured), contextlib.redirect_stdout(io.StringIO()):
+            run_main(module.main, [str(a) for a in argv])
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    finally:
+        os.chdir(previous)
+    return subprocess.CompletedProcess(argv, code, "", captured.getvalue())
+
+
+def check_case(tmp_path, base_root, script, build, in_process=True):
+    """Build the faulty arguments, snapshot, run, and assert the rejection."""
+    argv, needles = build(tmp_path)
+    roots = [str(tmp_path), str(base_root)]
+    before = snapshot(*roots)
+    result = run_in_process(script, argv, tmp_path) if in_process else run_script(script, *argv, cwd=tmp_path)
+    assert_rejected(result, before, roots, needles)
+
+
+# ---- prepare.py --------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def base(tmp_path_factory, tiny_blender_dir):
+    """A run folder with a strat epoch-0.bin, a data file and the tiny pretrained folder."""
+    root = tmp_path_factory.mktemp("bad_input_base")
+    _, model = build_model("strat", pretrained_model_path=tiny_blender_dir)
+    save_checkpoint(randomize(model), str(root / "epoch-0.bin"))
+    write_dialogues(root / "test.txt")
+    return {"root": root, "model": tiny_blender_dir, "ckpt": str(root / "epoch-0.bin"),
+            "data": str(root / "test.txt")}
+
+
+def prepare_args(b, tmp, **change):
+    args = {"--config_name": "strat", "--inputter_name": "strat", "--train_input_file": b["data"],
+            "--pretrained_model_path": b["model"], "--output_dir": str(tmp / "prepared"), "--pbar": "False",
+            "--max_input_length": "64"}
+    args.update(change)
+    return [x for k, v in args.items() for x in (k, v)]
+
+
+PREPARE_CASES = {
+    "output_dir_is_a_file": lambda b, t: (prepare_args(b, t, **{"--output_dir": write(t / "prepared", "x")}),
+                                          ["--output_dir", "prepared", "is a file"]),
+    "max_input_length_0": lambda b, t: (prepare_args(b, t, **{"--max_input_length": "0"}),
+                                        ["--max_input_length", "0"]),
+    "missing_train_file": lambda b, t: (prepare_args(b, t, **{"--train_input_file": str(t / "nope.txt")}),
+                                        ["--train_input_file", "nope.txt", "no such file"]),
+    "empty_train_file": lambda b, t: (prepare_args(b, t, **{"--train_input_file": write(t / "empty.txt", "")}),
+                                      ["empty.txt"]),
+    "tokenizer_without_vocab": lambda b, t: (
+        prepare_args(b, t, **{"--pretrained_model_path": copy_without(b["model"], t / "m", "vocab.json")}),
+        [str(t / "m"), "vocab.json"]),
+    "tokenizer_without_merges": lambda b, t: (
+        prepare_args(b, t, **{"--pretrained_model_path": copy_without(b["model"], t / "m", "merges.txt")}),
+        [str(t / "m"), "merges.txt"]),
+    "vocab_json_truncated": lambda b, t: (
+        prepare_args(b, t, **{"--pretrained_model_path": _with_truncated(b["model"], t / "m", "vocab.json")}),
+        ["vocab.json", "invalid JSON"]),
+}
+
+
+def _with_truncated(src, dst, name):
+    shutil.copytree(src, dst)
+    truncate(os.path.join(dst, name))
+    return str(dst)
+
+
+@pytest.mark.parametrize("case", sorted(PREPARE_CASES))
+def test_prepare_rejects(case, tmp_path, base):
+    check_case(tmp_path, base["root"], "codes/prepare.py", lambda t: PREPARE_CASES[case](base, t))
+
+
+def test_truncated_or_foreign_prepared_features_are_one_line(tmp_path, base):
+    """train.py reads prepare.py's output through prepare.load_prepared: a truncated data.pkl is a UserError."""
+    import prepare
+    from pal.cli import UserError
+    out = tmp_path / "prepared"
+    assert run_script("codes/prepare.py", *prepare_args(base, tmp_path)).returncode == 0
+    expected = {"max_input_length": 64, "inputter_name": "strat"}
+    assert len(prepare.load_prepared(str(out), expected)[0]) > 0
+    truncate(out / "data.pkl")
+    with pytest.raises(UserError, match="data.pkl: truncated or not a pickle"):
+        prepare.load_prepared(str(out), expected)
+    write(out / "meta.json", "[1, 2")
+    with pytest.raises(UserError, match="meta.json: invalid JSON"):
+        prepare.load_prepared(str(out), expected)
+
+
+# ---- infer.py ------------------------------------------------------------------------------------------------------
+def infer_args(b, tmp, *extra, drop=(), **change):
+    args = {"--config_name": "strat", "--inputter_name": "strat", "--pretrained_model_path": b["model"],
+            "--load_checkpoint": b["ckpt"], "--infer_input_file": b["data"], "--save_dir": str(tmp / "res")}
+    args.update(change)
+    flat = [x for k, v in args.items() if k not in drop for x in (k, v)]
+    return flat + ["--only_generate"] + FAST_INFER + list(extra)
+
+
+def _text_checkpoint(t):
+    return write(t / "run" / "epoch-0.bin", "this is not a checkpoint\n")
+
+
+def _truncated_checkpoint(b, t):
+    os.makedirs(t / "run")
+    shutil.copy(b["ckpt"], t / "run" / "epoch-0.bin")
+    return truncate(t / "run" / "epoch-0.bin")
+
+
+INFER_CASES = {
+    "top_p_1.5": lambda b, t: (infer_args(b, t, "--top_p", "1.5"), ["--top_p", "1.5"]),
+    "temperature_0": lambda b, t: (infer_args(b, t, "--temperature", "0"), ["--temperature", "0"]),
+    "negative_top_k": lambda b, t: (infer_args(b, t, "--top_k", "-1"), ["--top_k", "-1"]),
+    "num_beams_0": lambda b, t: (infer_args(b, t, "--num_beams", "0"), ["--num_beams"]),
+    "batch_size_0": lambda b, t: (infer_args(b, t, "--infer_batch_size", "0"), ["--infer_batch_size"]),
+    "top3_k_9": lambda b, t: (infer_args(b, t, "--strategy_top3_k", "9"), ["--strategy_top3_k", "9"]),
+    "save_dir_is_a_file": lambda b, t: (infer_args(b, t, **{"--save_dir": write(t / "res", "x")}),
+                                        ["--save_dir", "res", "is a file"]),
+    "gen_json_is_a_folder": lambda b, t: (os.makedirs(t / "res" / "gen.json") or infer_args(b, t),
+                                          ["gen.json", "is a folder"]),
+    "missing_input_file": lambda b, t: (infer_args(b, t, **{"--infer_input_file": str(t / "nope.txt")}),
+                                        ["--infer_input_file", "nope.txt"]),
+    "empty_input_file": lambda b, t: (infer_args(b, t, **{"--infer_input_file": write(t / "empty.txt", "")}),
+                                      ["empty.txt"]),
+    "text_file_named_epoch_bin": lambda b, t: (infer_args(b, t, **{"--load_checkpoint": _text_checkpoint(t)}),
+                                               ["epoch-0.bin", "not a readable torch file"]),
+    "truncated_checkpoint": lambda b, t: (infer_args(b, t, **{"--load_checkpoint": _truncated_checkpoint(b, t)}),
+                                          ["epoch-0.bin", "not a readable torch file"]),
+    "missing_checkpoint": lambda b, t: (infer_args(b, t, **{"--load_checkpoint": str(t / "epoch-9.bin")}),
+                                        ["--load_checkpoint", "epoch-9.bin"]),
+    "pretrained_without_vocab": lambda b, t: (
+        infer_args(b, t, **{"--pretrained_model_path": copy_without(b["model"], t / "m", "vocab.json")}),
+        ["vocab.json"]),
+    "pretrained_without_merges": lambda b, t: (
+        infer_args(b, t, **{"--pretrained_model_path": copy_without(b["model"], t / "m", "merges.txt")}),
+        ["merges.txt"]),
+    "truncated_safetensors": lambda b, t: (
+        infer_args(b, t, drop=["--load_checkpoint"],  # without a checkpoint the pretrained weights are read
+                   **{"--pretrained_model_path": _with_truncated(b["model"], t / "m", "model.safetensors")}),
+        ["model.safetensors", "truncated"]),
+    "config_json_truncated": lambda b, t: (
+        infer_args(b, t, **{"--pretrained_model_path": _with_truncated(b["model"], t / "m", "config.json")}),
+        ["config.json", "invalid JSON"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(INFER_CASES))
+def test_infer_rejects(case, tmp_path, base):
+    check_case(tmp_path, base["root"], "codes/infer.py", lambda t: INFER_CASES[case](base, t))
+
+
+def test_killing_infer_leaves_no_corrupt_outputs(tmp_path, base):
+    """A first run writes complete outputs. A second run SIGKILLed while generating leaves them as they were; a
+    third killed once gen.json is written (while scoring) leaves a complete gen.json and metric.json."""
+    score = [] if punkt_available() else ["--only_generate"]
+    argv = [a for a in infer_args(base, tmp_path) if a != "--only_generate"] + score + ["--infer_batch_size", "1",
+                                                                                         "--max_length", "20"]
+    first = run_script("codes/infer.py", *argv)
+    assert first.returncode == 0, first.stderr[-2000:]
+    res = tmp_path / "res"
+    before = snapshot(str(res))
+    n = len(json.loads((res / "gen.json").read_text()))
+    assert kill_infer_when(tmp_path, argv + ["--seed", "1"], "generate:") == -signal.SIGKILL
+    assert {k: v for k, v in snapshot(str(res)).items() if not os.path.basename(k).startswith(".tmp-")} == before
+    kill_infer_when(tmp_path, argv + ["--seed", "2"], "generations to")
+    for name in ("gen.json", "metric.json"):
+        if os.path.exists(res / name):
+            data = json.loads((res / name).read_text())  # complete JSON: the old file or the new one
+            assert name != "gen.json" or len(data) == n
+
+
+def kill_infer_when(tmp_path, argv, marker, timeout=240):
+    """Run infer.py and SIGKILL it as soon as its stderr shows `marker`; its exit status."""
+    log = tmp_path / "stderr.log"
+    with open(log, "w") as err:
+        process = subprocess.Popen([sys.executable, str(REPO_ROOT / "codes/infer.py"), *argv], env=ENV,
+                                   stdout=subprocess.DEVNULL, stderr=err)
+        deadline = time.time() + timeout
+        while time.time() < deadline and process.poll() is None and marker not in log.read_text(errors="replace"):
+            time.sleep(0.02)
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+        return process.wait()
+
+
+# ---- evaluate.py, get_EAD_score.py, get_cos_similarity.py ------------------------------------------------------------
+GEN_RECORDS = [
+    {"sample_id": 0, "post": "", "response": "I am sorry to hear that.", "generation": "I am sad. I am sad.",
+     "persona": "i lost my job.", "cls_strat_id": 2, "pred_strat_id": 2, "token_num": 4, "loss": 1.0, "ppl": 2.7},
+    {"sample_id": 1, "post": "", "response": "Have you told a friend?", "generation": "i am happy",
+     "persona": "i lost my job.", "cls_strat_id": 0, "pred_strat_id": 5, "token_num": 4, "loss": 2.0, "ppl": 7.4},
+]
+
+
+def gen_folder(t, records=GEN_RECORDS, text=None):
+    path = write(t / "res" / "gen.json", json.dumps(records) if text is None else text)
+    return str(os.path.dirname(path))
+
+
+def with_record(**change):
+    records = [dict(r) for r in GEN_RECORDS]
+    records[1].update(change)
+    return records
+
+
+def _bytes(t, data):
+    folder = t / "res"
+    os.makedirs(folder)
+    (folder / "gen.json").write_bytes(data)
+    return str(folder)
+
+
+GEN_FAULTS = {  # (folder builder, needles): shared by the three scoring scripts
+    "missing_folder": (lambda t: str(t / "nope"), ["nope"]),
+    "invalid_json": (lambda t: gen_folder(t, text='[{"generation": '), ["gen.json", "invalid JSON"]),
+    "json_object": (lambda t: gen_folder(t, text='{"generation": "x"}'), ["gen.json", "expected a JSON list"]),
+    "empty_list": (lambda t: gen_folder(t, text="[]"), ["gen.json", "empty"]),
+    "not_utf8": (lambda t: _bytes(t, b'["\xff\xfe"]'), ["gen.json", "not UTF-8"]),
+}
+
+EVALUATE_CASES = {
+    **{f"gen_{k}": (lambda f: lambda t: ([f[0](t), "--ead_vocab_size", "100"], f[1]))(f)
+       for k, f in GEN_FAULTS.items()},
+    "ead_vocab_size_0": lambda t: ([gen_folder(t), "--ead_vocab_size", "0"], ["--ead_vocab_size", "0"]),
+    "generation_null": lambda t: ([gen_folder(t, with_record(generation=None))], ["record 1", "generation"]),
+}
+
+EAD_CASES = {
+    **{f"gen_{k}": (lambda f: lambda t: (["--input_file", f[0](t)], f[1]))(f) for k, f in GEN_FAULTS.items()},
+    "vocab_size_0": lambda t: (["--input_file", gen_folder(t), "--vocab_size", "0"], ["--vocab_size", "0"]),
+    "n_0": lambda t: (["--input_file", gen_folder(t), "--n", "1", "0"], ["--n", "0"]),
+    "output_is_a_folder": lambda t: (["--input_file", gen_folder(t), "--output_file", str(_mkdir(t / "out"))],
+                                     ["--output_file", "is a folder"]),
+    "generation_is_a_number": lambda t: (["--input_file", gen_folder(t, with_record(generation=3))],
+                                         ["record 1", "generation", "int"]),
+}
+
+
+def _mkdir(path):
+    os.makedirs(path)
+    return path
+
+
+@pytest.mark.parametrize("case", sorted(EVALUATE_CASES))
+def test_evaluate_rejects(case, tmp_path, punkt):
+    check_case(tmp_path, tmp_path, "codes/evaluate.py", EVALUATE_CASES[case])
+
+
+@pytest.mark.parametrize("case", sorted(EAD_CASES))
+def test_get_ead_score_rejects(case, tmp_path, punkt):
+    check_case(tmp_path, tmp_path, "codes/get_EAD_score.py", EAD_CASES[case])
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory):
+    from pal.tiny import make_tiny_bert_dir
+    return make_tiny_bert_dir(str(tmp_path_factory.mktemp("tiny_bert")))
+
+
+def cos_args(t, bert, folder=None, *extra):
+    return ["--input_file", folder or gen_folder(t), "--model", bert, "--device", "cpu", *extra]
+
+
+COS_CASES = {
+    **{f"gen_{k}": (lambda f: lambda t, bert: (cos_args(t, bert, f[0](t)), f[1]))(f) for k, f in GEN_FAULTS.items()},
+    "persona_null": lambda t, bert: (cos_args(t, bert, gen_folder(t, with_record(persona=None))),
+                                     ["record 1", "persona", "null"]),
+    "persona_a_number": lambda t, bert: (cos_args(t, bert, gen_folder(t, [dict(GEN_RECORDS[0], persona=1)])),
+                                        ["record 0", "persona", "int"]),
+    "batch_size_0": lambda t, bert: (cos_args(t, bert, None, "--batch_size", "0"), ["--batch_size", "0"]),
+    "output_is_a_folder": lambda t, bert: (cos_args(t, bert, None, "--output_file", str(_mkdir(t / "out"))),
+                                           ["--output_file", "is a folder"]),
+    "encoder_without_vocab": lambda t, bert: (cos_args(t, copy_without(bert, t / "enc", "vocab.txt", "tokenizer.json")),
+                                              ["enc", "incomplete tokenizer folder"]),
+    "encoder_truncated_weights": lambda t, bert: (cos_args(t, _with_truncated(bert, t / "enc", "model.safetensors")),
+                                                  ["model.safetensors", "truncated"]),
+    "device_bogus": lambda t, bert: (cos_args(t, bert, None, "--device", "bogus"), ["--device", "bogus"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(COS_CASES))
+def test_get_cos_similarity_rejects(case, tmp_path, tiny_bert):
+    check_case(tmp_path, tiny_bert, "codes/get_cos_similarity.py", lambda t: COS_CASES[case](t, tiny_bert))
+
+
+# ---- plot_training.py ------------------------------------------------------------------------------------------------
+def run_folder(t, train="epoch,step,loss\n0,1,2.5\n0,2,2.0\n", eval_="epoch,eval_loss,eval_ppl\n0,2.1,8.2\n"):
+    write(t / "run" / "train_log.csv", train)
+    write(t / "run" / "eval_log.csv", eval_)
+    return str(t / "run")
+
+
+PLOT_CASES = {
+    "missing_run_dir": lambda t: ([str(t / "nope")], ["nope", "no such folder"]),
+    "output_is_a_folder": lambda t: ([run_folder(t), "--output", str(_mkdir(t / "out.png"))],
+                                     ["--output", "is a folder"]),
+    "output_under_a_file": lambda t: ([run_folder(t), "--output", str(t / "run" / "train_log.csv" / "x.png")],
+                                      ["--output", "train_log.csv is a file"]),
+    "missing_train_log": lambda t: ([run_folder(t), "--train_log", str(t / "nope.csv")], ["--train_log", "nope.csv"]),
+    "header_only_log": lambda t: ([run_folder(t, train="epoch,step,loss\n")], ["train_log.csv", "no data rows"]),
+    "loss_not_a_number": lambda t: ([run_folder(t, train="epoch,step,loss\n0,1,high\n")],
+                                    ["train_log.csv", "line 2", "loss"]),
+    "not_utf8": lambda t: ([_latin1_log(run_folder(t))], ["train_log.csv", "not UTF-8"]),
+}
+
+
+def _latin1_log(folder):
+    with open(os.path.join(folder, "train_log.csv"), "wb") as f:
+        f.write(b"epoch,loss\n0,\xff\n")
+    return folder
+
+
+@pytest.mark.parametrize("case", sorted(PLOT_CASES))
+def test_plot_training_rejects(case, tmp_path):
+    check_case(tmp_path, tmp_path, "codes/plot_training.py", PLOT_CASES[case])
+
+
+# ---- codes/_reformat/process.py ------------------------------------------------------------------------------------
+def esconv(t):
+    dialog = [{"speaker": "seeker", "content": "i feel sad"},
+              {"speaker": "supporter", "content": "why?", "annotation": {"strategy": "Question"}}]
+    record = {"emotion_type": "sadness", "problem_type": "job", "situation": "lost job", "dialog": dialog}
+    return write(t / "ESConv.json", json.dumps([record] * 10))
+
+
+PROCESS_CASES = {
+    "output_dir_is_a_file": lambda t: (["--add_persona", "False", "--input_file", esconv(t), "--output_dir",
+                                        write(t / "out", "x")], ["--output_dir", "is a file"]),
+    "train_txt_is_a_folder": lambda t: (["--add_persona", "False", "--input_file", esconv(t), "--output_dir",
+                                         str(os.path.dirname(_mkdir(t / "out" / "train.txt")))],
+                                        ["train.txt", "is a folder"]),
+    "missing_input": lambda t: (["--add_persona", "False", "--input_file", str(t / "nope.json")],
+                                ["nope.json", "no such file"]),
+    "empty_input": lambda t: (["--add_persona", "False", "--input_file", write(t / "e.json", "[]")],
+                              ["e.json", "no dialogues"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(PROCESS_CASES))
+def test_reformat_rejects(case, tmp_path):
+    check_case(tmp_path, tmp_path, "codes/_reformat/process.py", PROCESS_CASES[case])
+
+
+# ---- persona_extractor/process_bart_df.py --------------------------------------------------------------------------
+PARLAI = ("1 your persona: i like cats.\n2 partner's persona: i like dogs.\n3 hi there\thello! how are you?\n"
+          "4 i am fine\tgood to hear.\n")
+
+
+def personachat(t, train=PARLAI):
+    write(t / "pc" / "train_both_original.txt", train)
+    write(t / "pc" / "valid_both_original.txt", PARLAI)
+    return str(t / "pc")
+
+
+BART_DF_CASES = {
+    "empty_train_file": lambda t: (["--data_dir", personachat(t, train=""), "--output_dir", str(t / "out")],
+                                   ["train_both_original.txt", "no dialogues"]),
+    "output_dir_is_a_file": lambda t: (["--data_dir", personachat(t), "--output_dir", write(t / "out", "x")],
+                                       ["--output_dir", "is a file"]),
+    "train_csv_is_a_folder": lambda t: (["--data_dir", personachat(t), "--output_dir",
+                                         os.path.dirname(_mkdir(t / "out" / "train.csv"))], ["train.csv", "folder"]),
+    "missing_data_dir": lambda t: (["--data_dir", str(t / "nope"), "--output_dir", str(t / "out")],
+                                   ["--data_dir", "nope", "no such folder"]),
+    "data_dir_is_a_file": lambda t: (["--data_dir", write(t / "pc", "x"), "--output_dir", str(t / "out")],
+                                     ["--data_dir", "is a file"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BART_DF_CASES))
+def test_process_bart_df_rejects(case, tmp_path):
+    check_case(tmp_path, tmp_path, "persona_extractor/process_bart_df.py", BART_DF_CASES[case])
+
+
+SUBPROCESS_CASES = [  # one case of every table, run as `python SCRIPT ...`
+    ("codes/prepare.py", "tokenizer_without_vocab"), ("codes/infer.py", "top_p_1.5"),
+    ("codes/infer.py", "text_file_named_epoch_bin"), ("codes/evaluate.py", "ead_vocab_size_0"),
+    ("codes/get_EAD_score.py", "output_is_a_folder"), ("codes/get_cos_similarity.py", "persona_null"),
+    ("codes/plot_training.py", "output_is_a_folder"), ("codes/_reformat/process.py", "output_dir_is_a_file"),
+    ("persona_extractor/process_bart_df.py", "empty_train_file"),
+]
+
+
+@pytest.mark.parametrize("script,case", SUBPROCESS_CASES, ids=[f"{s.split('/')[-1]}-{c}" for s, c in SUBPROCESS_CASES])
+def test_scripts_reject_in_a_subprocess(script, case, tmp_path, base, tiny_bert):
+    if script in ("codes/evaluate.py", "codes/get_EAD_score.py") and not punkt_available():
+        pytest.skip("needs NLTK's punkt_tab")
+    builders = {"codes/prepare.py": lambda t: PREPARE_CASES[case](base, t),
+                "codes/infer.py": lambda t: INFER_CASES[case](base, t),
+                "codes/evaluate.py": EVALUATE_CASES.get(case), "codes/get_EAD_score.py": EAD_CASES.get(case),
+                "codes/get_cos_similarity.py": lambda t: COS_CASES[case](t, tiny_bert),
+                "codes/plot_training.py": PLOT_CASES.get(case), "codes/_reformat/process.py": PROCESS_CASES.get(case),
+                "persona_extractor/process_bart_df.py": BART_DF_CASES.get(case)}
+    check_case(tmp_path, base["root"], script, builders[script], in_process=False)
+
+
+def test_baselines_succeed(tmp_path, tiny_bert):
+    """The valid baselines the tables start from do run (so every rejection above is due to its one fault)."""
+    assert run_script("codes/_reformat/process.py", "--add_persona", "False", "--input_file", esconv(tmp_path),
+                      "--output_dir", tmp_path / "reformatted").returncode == 0
+    assert run_script("persona_extractor/process_bart_df.py", "--data_dir", personachat(tmp_path),
+                      "--output_dir", tmp_path / "csv").returncode == 0
+    assert run_script("codes/plot_training.py", run_folder(tmp_path)).returncode == 0
+    result = run_script("codes/get_cos_similarity.py", *cos_args(tmp_path, tiny_bert))
+    assert result.returncode == 0, result.stderr[-2000:]
+    if punkt_available():
+        assert run_script("codes/evaluate.py", tmp_path / "res", "--ead_vocab_size", "100").returncode == 0
+        assert run_script("codes/get_EAD_score.py", "--input_file", tmp_path / "res").returncode == 0

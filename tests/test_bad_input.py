@@ -21,14 +21,13 @@ import time
 
 import pytest
 
-from conftest import REPO_ROOT, punkt_available
+from conftest import REPO_ROOT, load_script, punkt_available
 from pal.model import build_model, save_checkpoint
 from test_model import randomize, write_dialogues
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT / "codes"), str(REPO_ROOT)]),
-       "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
 FAST_INFER = ["--max_length", "6", "--min_length", "2", "--infer_batch_size", "4", "--max_input_length", "64"]
 
 
@@ -81,17 +80,6 @@ def write(path, text):
     with open(path, "w", encoding="utf-8") as f:
         f.write(text)
     return str(path)
-
-
-def load_script(script):
-    """The module of an entry point (codes/_reformat/process.py is not importable by name)."""
-    name = os.path.splitext(os.path.basename(script))[0]
-    if script.startswith("codes/_reformat/"):
-        spec = importlib.util.spec_from_file_location("reformat_" + name, REPO_ROOT / script)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
-    return importlib.import_module(name)
 
 
 def run_in_process(script, argv, cwd):

@@ -4,7 +4,6 @@ Tests that need the reference material in ../shared call `shared_path(...)`, whi
 reason naming the missing path, so the suite passes on a fresh clone without ../shared.
 Everything else builds its own tiny data and random-weight models.
 """
-import os
 import sys
 from pathlib import Path
 
@@ -16,20 +15,6 @@ for sub in ("codes", "persona_extractor", ""):
     p = str(REPO_ROOT / sub)
     if p not in sys.path:
         sys.path.insert(0, p)
-
-if "NLTK_DATA" not in os.environ and (SHARED / "nltk_data").is_dir():
-    os.environ["NLTK_DATA"] = str(SHARED / "nltk_data")
-
-
-def punkt_available():
-    """Whether NLTK's punkt_tab (needed by the metrics' nltk.word_tokenize) can be found."""
-    from metric.tokens import require_punkt
-    from pal.cli import UserError
-    try:
-        require_punkt()
-        return True
-    except UserError:
-        return False
 
 
 def shared_path(rel):
@@ -66,13 +51,14 @@ def tiny_blender_dir(tmp_path_factory, blender_tokenizer_dir):
 
 @pytest.fixture
 def punkt():
-    """Skip, naming the fix, when NLTK's punkt_tab is absent (e.g. without ../shared/nltk_data)."""
+    """Fail, naming the fix, when NLTK's punkt_tab cannot be found: the metrics ship its English tables, so a
+    missing one is a broken checkout (or an NLTK_DATA folder with a partial punkt_tab), never a reason to skip."""
     from metric.tokens import require_punkt
     from pal.cli import UserError
     try:
         require_punkt()
     except UserError as e:
-        pytest.skip(str(e))
+        pytest.fail(str(e))
 
 
 @pytest.fixture(scope="module")

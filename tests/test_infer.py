@@ -62,12 +62,11 @@ def test_same_seed_gives_byte_identical_gen_json(run_dir, tiny_blender_dir):
     assert abs(sum(map(float, records[0]["pred_strat_id_dist"].split())) - 1) < 1e-5
     lines = (res / "gen.txt").read_text().splitlines()
     assert [json.loads(line) for line in lines] == records
-    if not score:
-        for r in records:
-            assert abs(r["ppl"] - torch.exp(torch.tensor(r["loss"])).item()) < 1e-3 * r["ppl"]
-            assert r["token_num"] == float(int(r["token_num"])) and 2 <= r["token_num"] <= 16
-        metrics = json.loads((res / "metric.json").read_text())
-        assert "perplexity" in metrics and "acc_cls_strat_id" in metrics
+    for r in records:
+        assert abs(r["ppl"] - torch.exp(torch.tensor(r["loss"])).item()) < 1e-3 * r["ppl"]
+        assert r["token_num"] == float(int(r["token_num"])) and 2 <= r["token_num"] <= 16
+    metrics = json.loads((res / "metric.json").read_text())
+    assert "perplexity" in metrics and "acc_cls_strat_id" in metrics
     other_seed = infer_args(run_dir, tiny_blender_dir, extra=["--only_generate", "--seed", "5", "--save_dir",
                                                               str(run_dir / "seed5")])
     run_infer(other_seed)

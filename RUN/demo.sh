@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole PAL pipeline in minutes on a CPU, with nothing to download:
+# The whole PAL pipeline in minutes on a CPU, with nothing to download (NLTK's English punkt_tab, which the metrics
+# need, ships in codes/metric/nltk_data/ and is used when NLTK finds none of its own):
 #   persona-extractor training -> ESConv -> PESConv annotation -> reformat -> prepare -> PAL training -> inference
 #   (PAL and PAL alpha=0) -> metrics (Table 3 columns, EAD, Cos-Sim) -> plots -> results table.
 #
@@ -29,13 +30,6 @@ start=$SECONDS
 step() { echo; echo "=== [$((SECONDS - start))s] $*"; }
 
 step "0/9 inputs and tiny models"
-# The metrics tokenize with NLTK's punkt_tab: fetch it once if this machine lacks it, and stop early if that fails.
-if ! python -c "import nltk; nltk.data.find('tokenizers/punkt_tab/english/')" 2>/dev/null; then
-  python -m nltk.downloader -q punkt_tab >/dev/null 2>&1 || true
-  python -c "import nltk; nltk.data.find('tokenizers/punkt_tab/english/')" 2>/dev/null || {
-    echo "error: NLTK's punkt_tab is missing and could not be downloaded: run 'python -m nltk.downloader punkt_tab'" \
-         "or set NLTK_DATA to a folder holding tokenizers/punkt_tab" >&2; exit 2; }
-fi
 if [ -f DATA/ESConv.json ]; then
   head_dialogues() {  # the first $1 dialogues of DATA/ESConv.json (either schema) as a JSON array in $2
     python - "$1" "$2" <<'PY'

@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# Set up the environment (first run only) and run the whole test suite.
-# Extra arguments go to pytest, e.g. `bash RUN/test.sh -k reformat -x`.
+# Set up the environment (first run only) and run the test suite.
+#   bash RUN/test.sh          the fast loop: every test except those marked slow (a few minutes on 2 cores)
+#   bash RUN/test.sh --all    every test, slow ones included (what CI runs: .ci/run)
+# Other arguments go to pytest, e.g. `bash RUN/test.sh -k reformat -x` or `bash RUN/test.sh --all -m slow`.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$ROOT/RUN/setup_env.sh"
 cd "$ROOT"
+SELECT=(-m "not slow")
+if [ "${1:-}" = "--all" ]; then SELECT=(); shift; fi
 set +e
-python -m pytest "$@"
+python -m pytest "${SELECT[@]}" "$@"
 rc=$?
 set -e
 # pytest exits 5 when it collected no test: that is a failure, never a pass.

@@ -7,7 +7,6 @@ The packages (pal, metric, persona_extractor) come from the project's editable i
 entry scripts of codes/ are loaded by path with `load_script`.
 """
 import importlib.util
-import os
 import sys
 from pathlib import Path
 
@@ -15,9 +14,6 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = REPO_ROOT.parent / "shared"
-
-if "NLTK_DATA" not in os.environ and (SHARED / "nltk_data").is_dir():
-    os.environ["NLTK_DATA"] = str(SHARED / "nltk_data")
 
 
 def load_script(relative_path):
@@ -35,17 +31,6 @@ def load_script(relative_path):
     sys.modules[name] = module  # dataclasses and pickling look their module up by name
     spec.loader.exec_module(module)
     return module
-
-
-def punkt_available():
-    """Whether NLTK's punkt_tab (needed by the metrics' nltk.word_tokenize) can be found."""
-    from metric.tokens import require_punkt
-    from pal.cli import UserError
-    try:
-        require_punkt()
-        return True
-    except UserError:
-        return False
 
 
 def shared_path(rel):
@@ -82,13 +67,14 @@ def tiny_blender_dir(tmp_path_factory, blender_tokenizer_dir):
 
 @pytest.fixture
 def punkt():
-    """Skip, naming the fix, when NLTK's punkt_tab is absent (e.g. without ../shared/nltk_data)."""
+    """Fail, naming the fix, when NLTK's punkt_tab cannot be found: the metrics ship its English tables, so a
+    missing one is a broken checkout (or an NLTK_DATA folder with a partial punkt_tab), never a reason to skip."""
     from metric.tokens import require_punkt
     from pal.cli import UserError
     try:
         require_punkt()
     except UserError as e:
-        pytest.skip(str(e))
+        pytest.fail(str(e))
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ import time
 
 import pytest
 
-from conftest import REPO_ROOT, load_script, punkt_available
+from conftest import REPO_ROOT, load_script
 from pal.model import build_model, save_checkpoint
 from test_model import randomize, write_dialogues
 
@@ -240,9 +240,8 @@ def test_infer_rejects(case, tmp_path, base):
 def test_killing_infer_leaves_no_corrupt_outputs(tmp_path, base):
     """A first run writes complete outputs. A second run SIGKILLed while generating leaves them as they were; a
     third killed once gen.json is written (while scoring) leaves a complete gen.json and metric.json."""
-    score = [] if punkt_available() else ["--only_generate"]
-    argv = [a for a in infer_args(base, tmp_path) if a != "--only_generate"] + score + ["--infer_batch_size", "1",
-                                                                                         "--max_length", "20"]
+    argv = [a for a in infer_args(base, tmp_path) if a != "--only_generate"] + ["--infer_batch_size", "1",
+                                                                                 "--max_length", "20"]
     first = run_script("codes/infer.py", *argv)
     assert first.returncode == 0, first.stderr[-2000:]
     res = tmp_path / "res"
@@ -470,8 +469,6 @@ SUBPROCESS_CASES = [  # one case of every table, run as `python SCRIPT ...`
 
 @pytest.mark.parametrize("script,case", SUBPROCESS_CASES, ids=[f"{s.split('/')[-1]}-{c}" for s, c in SUBPROCESS_CASES])
 def test_scripts_reject_in_a_subprocess(script, case, tmp_path, base, tiny_bert):
-    if script in ("codes/evaluate.py", "codes/get_EAD_score.py") and not punkt_available():
-        pytest.skip("needs NLTK's punkt_tab")
     builders = {"codes/prepare.py": lambda t: PREPARE_CASES[case](base, t),
                 "codes/infer.py": lambda t: INFER_CASES[case](base, t),
                 "codes/evaluate.py": EVALUATE_CASES.get(case), "codes/get_EAD_score.py": EAD_CASES.get(case),
@@ -490,6 +487,5 @@ def test_baselines_succeed(tmp_path, tiny_bert):
     assert run_script("codes/plot_training.py", run_folder(tmp_path)).returncode == 0
     result = run_script("codes/get_cos_similarity.py", *cos_args(tmp_path, tiny_bert))
     assert result.returncode == 0, result.stderr[-2000:]
-    if punkt_available():
-        assert run_script("codes/evaluate.py", tmp_path / "res", "--ead_vocab_size", "100").returncode == 0
-        assert run_script("codes/get_EAD_score.py", "--input_file", tmp_path / "res").returncode == 0
+    assert run_script("codes/evaluate.py", tmp_path / "res", "--ead_vocab_size", "100").returncode == 0
+    assert run_script("codes/get_EAD_score.py", "--input_file", tmp_path / "res").returncode == 0

@@ -10,7 +10,7 @@ import torch
 
 from pal.cli import UserError
 from pal.model import build_model, save_checkpoint
-from conftest import load_script, punkt_available
+from conftest import load_script
 from test_model import randomize, write_dialogues
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -43,8 +43,7 @@ def run_infer(argv):
 
 
 def test_same_seed_gives_byte_identical_gen_json(run_dir, tiny_blender_dir):
-    score = [] if punkt_available() else ["--only_generate"]
-    argv = infer_args(run_dir, tiny_blender_dir, extra=score)
+    argv = infer_args(run_dir, tiny_blender_dir)
     run_infer(argv)
     res = run_dir / "strat" / "res_epoch-0.bin_test_k.10_p.0.9_b.1_t.0.5_lp.1.0_rp.1.03_ng.0"  # the authors' name
     first = (res / "gen.json").read_bytes()
@@ -53,9 +52,7 @@ def test_same_seed_gives_byte_identical_gen_json(run_dir, tiny_blender_dir):
     records = json.loads(first)
     assert len(records) == 9  # the supporter turns right after a seeker turn
     keys = ["sample_id", "post", "response", "generation", "persona", "cls_strat_id", "pred_strat_id",
-            "pred_strat_id_top1", "pred_strat_id_top3", "pred_strat_id_dist"]
-    if not score:
-        keys += ["token_num", "loss", "ppl"]
+            "pred_strat_id_top1", "pred_strat_id_top3", "pred_strat_id_dist", "token_num", "loss", "ppl"]
     assert all(list(r) == keys for r in records)
     assert [r["sample_id"] for r in records] == [0, 0, 0, 0, 1, 1, 1, 2, 2]
     assert records[0]["post"] == "hi, i have been really worried lately."
@@ -66,12 +63,11 @@ def test_same_seed_gives_byte_identical_gen_json(run_dir, tiny_blender_dir):
     assert abs(sum(map(float, records[0]["pred_strat_id_dist"].split())) - 1) < 1e-5
     lines = (res / "gen.txt").read_text().splitlines()
     assert [json.loads(line) for line in lines] == records
-    if not score:
-        for r in records:
-            assert abs(r["ppl"] - torch.exp(torch.tensor(r["loss"])).item()) < 1e-3 * r["ppl"]
-            assert r["token_num"] == float(int(r["token_num"])) and 2 <= r["token_num"] <= 16
-        metrics = json.loads((res / "metric.json").read_text())
-        assert "perplexity" in metrics and "acc_cls_strat_id" in metrics
+    for r in records:
+        assert abs(r["ppl"] - torch.exp(torch.tensor(r["loss"])).item()) < 1e-3 * r["ppl"]
+        assert r["token_num"] == float(int(r["token_num"])) and 2 <= r["token_num"] <= 16
+    metrics = json.loads((res / "metric.json").read_text())
+    assert "perplexity" in metrics and "acc_cls_strat_id" in metrics
     other_seed = infer_args(run_dir, tiny_blender_dir, extra=["--only_generate", "--seed", "5", "--save_dir",
                                                               str(run_dir / "seed5")])
     run_infer(other_seed)

@@ -9,7 +9,7 @@ from functools import lru_cache
 
 import pytest
 
-from conftest import REPO_ROOT, punkt_available
+from conftest import REPO_ROOT
 
 
 def run(cmd, env=None, timeout=900):
@@ -44,6 +44,7 @@ def help_text(script):
     return out.stdout
 
 
+@pytest.mark.slow
 def test_reproduce_table3_dry_run_covers_the_recipe_with_valid_flags():
     commands = dry_run_commands()
     scripts = [python_script_of(c) for c in commands]
@@ -103,6 +104,7 @@ def test_reproduce_table3_rejects_bad_seeds_and_answers_help():
     assert not any(line.startswith("+ ") for line in out.stdout.splitlines())  # help, not the plan
 
 
+@pytest.mark.slow
 def test_bench_small_prints_every_ratio_and_writes_json(tmp_path):
     out_json = tmp_path / "bench.json"
     out = run([sys.executable, "codes/bench.py", "--small", "--dialogues", "3", "--rounds", "1", "--train_steps", "1",
@@ -118,8 +120,6 @@ def test_bench_small_prints_every_ratio_and_writes_json(tmp_path):
 
 @pytest.mark.slow
 def test_demo_runs_end_to_end(tmp_path):
-    if not punkt_available():
-        pytest.skip("needs NLTK's punkt_tab (../shared/nltk_data is absent and NLTK_DATA holds none)")
     out_dir = tmp_path / "demo"
     out = run(["bash", "RUN/demo.sh"], env={"DEMO_OUT": str(out_dir)}, timeout=1200)
     assert out.returncode == 0, (out.stdout[-3000:], out.stderr[-3000:])

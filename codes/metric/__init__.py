@@ -2,7 +2,7 @@
 
 - `evaluate_records(records, save_dir, add_nlg_eval=False)`: text, perplexity and strategy metrics of gen.json
   records -> metric.json (+ metric_nlgeval.json, confusion matrix JSON/PNG, strategy report); see evaluation.py.
-- tokens.py: the authors' tokenization (lower-cased nltk.word_tokenize), stopping when punkt_tab is missing.
+- tokens.py: the authors' tokenization (lower-cased nltk.word_tokenize); NLTK's English punkt_tab ships in nltk_data/.
 - text.py: BLEU (NLTK, smoothing 3), Distinct (authors' off-by-one and standard), unigram F1, ROUGE-L, EAD.
 - nlgeval.py: BLEU/METEOR/ROUGE-L/CIDEr through pycocoevalcap (METEOR needs Java).
 - strategy.py: accuracy, top-k accuracy, F1, per-strategy report, confusion matrix.

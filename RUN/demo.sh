@@ -12,6 +12,8 @@
 #
 # Usage: bash RUN/demo.sh            outputs in demo_out/ (replaced on every run); DEMO_OUT=DIR to change
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh" --help-hook "$@"  # -h/--help: this header, nothing run
+[ $# -eq 0 ] || { echo "error: RUN/demo.sh takes no arguments (got $1); see bash RUN/demo.sh --help" >&2; exit 2; }
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$ROOT/RUN/setup_env.sh"
 cd "$ROOT"

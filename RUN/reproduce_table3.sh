@@ -11,6 +11,7 @@
 # among epochs; the table lists every epoch beside the paper's rows: pick each model's epoch by its validation PPL
 # (eval_log.csv in the run folder), as the authors did.
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh" --help-hook "$@"  # -h/--help: this header, nothing run
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DRY_RUN=0
 for a in "$@"; do

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Set up the environment (first run only) and run the whole test suite.
 # Extra arguments go to pytest, e.g. `bash RUN/test.sh -k reformat -x`.
+# pytest's own options: python -m pytest --help (in the environment of RUN/setup_env.sh).
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh" --help-hook "$@"  # -h/--help: this header, nothing run
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$ROOT/RUN/setup_env.sh"
 cd "$ROOT"

@@ -63,6 +63,10 @@ else
 fi
 mkdir -p "$OUT/personachat"
 if ls DATA/personachat/*_both_original*.txt >/dev/null 2>&1; then
+  ls DATA/personachat/train_both_original*.txt >/dev/null 2>&1 || {
+    echo "error: DATA/personachat/ has no train_both_original.txt: the persona extractor trains on PersonaChat's" \
+         "train split; add ParlAI ConvAI2's train_both_original.txt there, or move DATA/personachat/ away to use" \
+         "the bundled sample" >&2; exit 2; }
   PERSONACHAT_DIR=DATA/personachat
   echo "PersonaChat: DATA/personachat"
 else

@@ -6,6 +6,8 @@ For each example: cosine between the encoder's pooler output for the persona and
 number), and between the persona and the gold response. Writes cos_similarity.json (means; `cos-sim-generation`
 is Table 3's Cos-Sim) and cos_similarity_list.json (per example) beside the input. --annotate_input True also
 writes the per-example scores into the input file as `simcse_score` (the authors' script always did that).
+Records with an empty persona are counted (a warning; num_empty_persona in cos_similarity.json) and, as the authors
+do, included in the mean; --exclude_empty_persona True leaves them out (`nonempty` always holds that mean).
 --model defaults to princeton-nlp/sup-simcse-bert-base-uncased; any local encoder folder works.
 """
 import argparse
@@ -14,7 +16,7 @@ import os
 from pal.cli import UserError, boolean_string, run_main, write_json
 
 from metric.records import check_records, load_gen_json
-from metric.simcse import DEFAULT_ENCODER, load_encoder, persona_similarities
+from metric.simcse import DEFAULT_ENCODER, load_encoder, persona_similarities, summarize_similarities
 
 
 def parse_args(argv=None):
@@ -26,6 +28,9 @@ def parse_args(argv=None):
     parser.add_argument("--output_file", default=None, help="default: cos_similarity.json beside the input")
     parser.add_argument("--annotate_input", type=boolean_string, default=False,
                         help="also add `simcse_score` to every record of the input file (authors' behaviour)")
+    parser.add_argument("--exclude_empty_persona", type=boolean_string, default=False,
+                        help="leave records with an empty persona out of the mean (the authors include them; their "
+                             "count is reported either way)")
     return parser.parse_args(argv)
 
 
@@ -47,12 +52,8 @@ def main(argv=None):
     input_path = os.path.join(args.input_file, "gen.json") if os.path.isdir(args.input_file) else args.input_file
     out_dir = os.path.dirname(os.path.abspath(input_path))
     output = args.output_file or os.path.join(out_dir, "cos_similarity.json")
-    summary = {
-        "cos-sim-generation": sum(s["generation"] for s in scores) / len(scores),
-        "cos-sim-response": sum(s["response"] for s in scores) / len(scores),
-        "model": args.model,
-        "num_examples": len(scores),
-    }
+    summary = {**summarize_similarities(records, scores, args.exclude_empty_persona, args.input_file),
+               "model": args.model}
     write_json(output, summary)
     write_json(os.path.join(os.path.dirname(os.path.abspath(output)), "cos_similarity_list.json"), scores, indent=None)
     if args.annotate_input:

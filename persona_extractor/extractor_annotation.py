@@ -171,11 +171,16 @@ def write_output(path, records, container):
 
 
 def annotate_file(extractor, input_path, output_path, settings, chunk_size=100, batch_size=16, resume=False,
-                  progress=True, on_chunk_done=None):
+                  progress=True, on_chunk_done=None, max_dialogues=None):
     """Annotate `input_path` into `output_path` (see the module docstring). `settings` (a dict) is stored in the
-    partial file and must match on resume. `on_chunk_done(n_done)` is called after each saved chunk."""
+    partial file and must match on resume. `on_chunk_done(n_done)` is called after each saved chunk.
+    `max_dialogues` N: only the first N conversations (the output then holds those N)."""
     from tqdm import tqdm
     conversations, container = load_esconv(input_path)
+    if max_dialogues is not None and max_dialogues < len(conversations):
+        print(f"note: annotating the first {max_dialogues} of {len(conversations)} conversations (--max_dialogues): "
+              f"{output_path} will be partial")
+        conversations = conversations[:max_dialogues]
     utterances = [seeker_utterances(c, f"{input_path}: conversation {i}") for i, c in enumerate(conversations)]
     digests = [utterances_digest(u) for u in utterances]
     part = partial_path(output_path)

@@ -16,6 +16,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh" --help-hook "$@"  # -h/--help:
 [ $# -eq 0 ] || { echo "error: RUN/demo.sh takes no arguments (got $1); see bash RUN/demo.sh --help" >&2; exit 2; }
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$ROOT/RUN/setup_env.sh"
+default_cpu_threads
 cd "$ROOT"
 OUT="$(mkdir -p "${DEMO_OUT:-demo_out}" && cd "${DEMO_OUT:-demo_out}" && pwd)"
 DEMO_DIALOGUES="${DEMO_DIALOGUES:-40}"

@@ -92,3 +92,18 @@ def test_demo_refuses_arguments(fresh_clone):
                             text=True, cwd=fresh_clone, timeout=60)
     assert result.returncode == 2 and result.stderr.startswith("error: RUN/demo.sh takes no arguments")
     assert (fresh_clone / "demo_out" / "kept.txt").exists() and not (fresh_clone / ".venv").exists()
+
+
+def thread_default(env_threads):
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    if env_threads is not None:
+        env["OMP_NUM_THREADS"] = env_threads
+    return subprocess.run(["bash", "-c", f'source {REPO / "RUN" / "common.sh"} --help-hook; default_cpu_threads; '
+                           'echo "threads=$OMP_NUM_THREADS"'], capture_output=True, text=True, env=env, timeout=60)
+
+
+def test_cpu_thread_default_applies_only_when_unset_and_says_so():
+    unset = thread_default(None)
+    assert unset.stdout.strip() == "threads=1" and "OMP_NUM_THREADS=1" in unset.stderr
+    chosen = thread_default("2")
+    assert chosen.stdout.strip() == "threads=2" and chosen.stderr == ""

@@ -20,25 +20,24 @@ def test_a_missing_train_csv_names_the_personachat_file(tmp_path):
         read_pairs(str(tmp_path / "train.csv"))
 
 
-def fake_venv(root):
+def fake_venv(venv, requirements):
     """A .venv for RUN/setup_env.sh that is this test's interpreter (up to date: nothing to install). It refuses
     pip, so that a setup_env.sh that wants to install fails this test instead of changing the test's environment."""
     if sys.prefix == sys.base_prefix:
         pytest.skip("needs the tests to run in a virtual environment")
-    venv = root / ".venv"
     (venv / "bin").mkdir(parents=True)
     (venv / "bin" / "python").write_text(
         '#!/bin/sh\ncase "$*" in *"-m pip"*) echo "fake venv: no pip" >&2; exit 1 ;; esac\n'
         f'exec {sys.executable} "$@"\n')
     (venv / "bin" / "python").chmod(0o755)
-    digest = hashlib.sha256((root / "requirements.txt").read_bytes()).hexdigest()
+    digest = hashlib.sha256(requirements.read_bytes()).hexdigest()
     (venv / ".requirements.sha256").write_text(digest + "\n")
 
 
 def test_demo_with_only_the_valid_split_stops_at_once_naming_the_train_file(tmp_path, punkt):
     shutil.copytree(REPO / "RUN", tmp_path / "RUN")
     shutil.copy(REPO / "requirements.txt", tmp_path / "requirements.txt")
-    fake_venv(tmp_path)
+    fake_venv(tmp_path / ".venv", tmp_path / "requirements.txt")
     (tmp_path / "DATA" / "personachat").mkdir(parents=True)
     shutil.copy(REPO / "RUN" / "demo_data" / "personachat_sample_both_original.txt",
                 tmp_path / "DATA" / "personachat" / "valid_both_original.txt")

@@ -4,7 +4,9 @@ import io
 import json
 import os
 import shutil
+import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -13,7 +15,10 @@ import interact
 import train
 from pal.cli import UserError
 from pal.run_folder import explicit_dests
+from test_persona_missing_split import fake_venv
 from test_train import SHORT, data, train_args  # noqa: F401  (data is a fixture)
+
+REPO = Path(__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -117,3 +122,37 @@ def test_explicit_dests_sees_only_what_the_command_line_gave():
     given = explicit_dests(parser, ["--infer_input_file", "x", "--max_input_length", "512", "--only_generate"])
     assert given == {"infer_input_file", "max_input_length", "only_generate"}
     assert "config_name" in explicit_dests(parser, ["--infer_input_file", "x", "--config_name", "strat"])
+
+
+def test_run_scripts_infer_and_interact_from_the_run_folder_without_pretrained_path(run, data, tmp_path):
+    fake_venv(tmp_path / "venv", REPO / "requirements.txt")
+    env = {k: v for k, v in os.environ.items() if k != "PRETRAINED_MODEL_PATH"} | {
+        "PAL_VENV": str(tmp_path / "venv"), "INFER_FILE": str(data / "valid.txt")}
+    infer_run = subprocess.run(["bash", "RUN/infer_strat.sh", str(run), *FAST, "--save_dir", str(tmp_path / "res")],
+                               cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert infer_run.returncode == 0, infer_run.stderr
+    assert json.loads((tmp_path / "res" / "infer_args.json").read_text())["pretrained_model_path"] == \
+        json.loads((run / "args.json").read_text())["pretrained_model_path"]
+    chat = subprocess.run(["bash", "RUN/interact_strat.sh", str(run / "epoch-0.bin"), "--max_length", "4",
+                           "--output_dir", str(tmp_path / "dialogs")], input="hello\n", cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert chat.returncode == 0, chat.stderr
+    assert "AI [" in chat.stdout and "conversation saved to" in chat.stdout
+
+
+def test_apply_run_dir_for_a_resume_style_run_folder_argument(tmp_path):
+    """The form train.py --resume RUN_DIR will use: the folder itself, every recorded argument not given."""
+    import argparse
+    from pal.run_folder import apply_run_dir
+    (tmp_path / "args.json").write_text(json.dumps({"config_name": "strat", "inputter_name": "strat",
+                                                    "learning_rate": 3e-3, "max_steps": 5, "world_size": 1}))
+    parser = argparse.ArgumentParser()
+    for name, kind in (("--config_name", str), ("--inputter_name", str), ("--learning_rate", float),
+                       ("--max_steps", int), ("--resume", str)):
+        parser.add_argument(name, type=kind, default=None)
+    argv = ["--resume", str(tmp_path), "--max_steps", "9"]
+    args = apply_run_dir(parser.parse_args(argv), explicit_dests(parser, argv),
+                         ("config_name", "inputter_name", "learning_rate", "max_steps"), str(tmp_path), "--resume")
+    assert (args.config_name, args.learning_rate, args.max_steps) == ("strat", 3e-3, 9)
+    assert args.run_folder["taken"] == ["config_name", "inputter_name", "learning_rate"]
+    assert args.run_folder["overridden"] == {"max_steps": 5}

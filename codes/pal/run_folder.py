@@ -80,10 +80,19 @@ def apply_run_folder(args, explicit, keys, checkpoint_attr="load_checkpoint"):
     """Fill `keys` of args from the checkpoint's run folder (see the module docstring); returns args."""
     checkpoint = resolve_checkpoint(getattr(args, checkpoint_attr))
     setattr(args, checkpoint_attr, checkpoint)
+    run_dir = os.path.dirname(os.path.abspath(checkpoint)) if checkpoint else None
+    return apply_run_dir(args, explicit, keys, run_dir, f"--{checkpoint_attr}")
+
+
+def apply_run_dir(args, explicit, keys, run_dir, given_by):
+    """Fill `keys` of args from run_dir's args.json where argv did not give them (`explicit`: explicit_dests).
+
+    `given_by` names the option that pointed at the run (for the error when a required key stays unset). Sets
+    args.run_folder ({path, taken, overridden, model_config}, or None without args.json); returns args.
+    For train.py --resume RUN_DIR: apply_run_dir(args, explicit_dests(parser, argv), keys, args.resume, "--resume")."""
     args.run_folder = None
-    recorded = read_run_args(os.path.dirname(os.path.abspath(checkpoint))) if checkpoint else None
+    recorded = read_run_args(run_dir) if run_dir else None
     if recorded is not None:
-        run_dir = os.path.dirname(os.path.abspath(checkpoint))
         args_file = os.path.join(run_dir, ARGS_FILE)
         taken, overridden = take_recorded(args, explicit, keys, recorded, args_file)
         model_config = os.path.join(run_dir, MODEL_CONFIG_FILE)
@@ -94,8 +103,7 @@ def apply_run_folder(args, explicit, keys, checkpoint_attr="load_checkpoint"):
                   " (an explicit argument overrides)", file=sys.stderr)
     for key in MUST_MATCH:
         if key in keys and getattr(args, key, None) is None:
-            raise UserError(f"--{key} is required (or pass --{checkpoint_attr} in a run folder that holds "
-                            f"{ARGS_FILE})")
+            raise UserError(f"--{key} is required (or pass {given_by} in a run folder that holds {ARGS_FILE})")
     return args
 
 

@@ -13,8 +13,11 @@
 #
 # Usage: bash RUN/demo.sh            outputs in demo_out/ (replaced on every run); DEMO_OUT=DIR to change
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh" --help-hook "$@"  # -h/--help: this header, nothing run
+[ $# -eq 0 ] || { echo "error: RUN/demo.sh takes no arguments (got $1); see bash RUN/demo.sh --help" >&2; exit 2; }
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$ROOT/RUN/setup_env.sh"
+default_cpu_threads
 cd "$ROOT"
 OUT="$(mkdir -p "${DEMO_OUT:-demo_out}" && cd "${DEMO_OUT:-demo_out}" && pwd)"
 DEMO_DIALOGUES="${DEMO_DIALOGUES:-40}"
@@ -52,6 +55,10 @@ else
 fi
 mkdir -p "$OUT/personachat"
 if ls DATA/personachat/*_both_original*.txt >/dev/null 2>&1; then
+  ls DATA/personachat/train_both_original*.txt >/dev/null 2>&1 || {
+    echo "error: DATA/personachat/ has no train_both_original.txt: the persona extractor trains on PersonaChat's" \
+         "train split; add ParlAI ConvAI2's train_both_original.txt there, or move DATA/personachat/ away to use" \
+         "the bundled sample" >&2; exit 2; }
   PERSONACHAT_DIR=DATA/personachat
   echo "PersonaChat: DATA/personachat"
 else

@@ -3,8 +3,9 @@
 # Usage: bash RUN/infer_vanilla.sh [CHECKPOINT] [more infer.py arguments, which override the ones below]
 #   CHECKPOINT defaults to the last epoch of the newest run in DATA/vanilla.vanilla/ (pass the epoch eval_log.csv favours); the test file to $INFER_FILE
 #   (default DATA/pesconv/test.txt). E.g.: bash RUN/infer_vanilla.sh DATA/vanilla.vanilla/RUN/epoch-4.bin --infer_batch_size 16
-# Environment: PRETRAINED_MODEL_PATH (default: the config's Blenderbot_small-90M; with a checkpoint only its
-#   config.json and tokenizer files are read).
+#   CHECKPOINT may be a run folder (then its last epoch). The model's arguments (config, pretrained path, max input
+#   length, fusion options) not given here come from the run folder's args.json and config.json.
+# Environment: PRETRAINED_MODEL_PATH (default: the run's, from its args.json; only its tokenizer files are read).
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 if starts_with_checkpoint "$@"; then CKPT="$1"; shift; else CKPT="$(newest_checkpoint DATA/vanilla.vanilla train_vanilla.sh)"; fi
 python codes/infer.py \

@@ -4,8 +4,9 @@
 #        or --persona_extractor persona_extractor/runs/bart/best]
 #   CHECKPOINT defaults to the last epoch of the newest run in DATA/strat.strat/ (pass the epoch eval_log.csv favours). Piped input works too:
 #   printf 'hi\ni feel lonely\n' | bash RUN/interact_strat.sh
-# Environment: PRETRAINED_MODEL_PATH (default: the config's Blenderbot_small-90M; with a checkpoint only its
-#   config.json and tokenizer files are read).
+#   CHECKPOINT may be a run folder (then its last epoch). The model's arguments (config, pretrained path, max input
+#   length, fusion options) not given here come from the run folder's args.json and config.json.
+# Environment: PRETRAINED_MODEL_PATH (default: the run's, from its args.json; only its tokenizer files are read).
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 if starts_with_checkpoint "$@"; then CKPT="$1"; shift; else CKPT="$(newest_checkpoint DATA/strat.strat train_strat.sh)"; fi
 python codes/interact.py \

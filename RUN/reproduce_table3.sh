@@ -17,6 +17,7 @@
 # Outputs: DATA/table3/results.md|json (Table 3 per selection rule: lowest validation PPL, fixed epoch, every epoch;
 # mean +- sd over training seeds and 95% CIs), epochs.png, compare_best_ppl.md|json|png (paired tests).
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh" --help-hook "$@"  # -h/--help: this header, nothing run
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DRY_RUN=0
 for a in "$@"; do

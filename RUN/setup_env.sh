@@ -6,6 +6,7 @@
 # Idempotent: re-running with unchanged requirement files and PAL_LOCK does nothing.
 # Usage: source RUN/setup_env.sh   (or bash RUN/setup_env.sh)
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh" --help-hook "$@"  # -h/--help: this header, nothing run
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${PAL_VENV:-$ROOT/.venv}"
 PYTHON="${PYTHON:-python3}"

@@ -3,7 +3,9 @@
 #   bash RUN/test.sh          the fast loop: every test except those marked slow (a few minutes on 2 cores)
 #   bash RUN/test.sh --all    every test, slow ones included (what CI runs: .ci/run)
 # Other arguments go to pytest, e.g. `bash RUN/test.sh -k reformat -x` or `bash RUN/test.sh --all -m slow`.
+# pytest's own options: python -m pytest --help (in the environment of RUN/setup_env.sh).
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh" --help-hook "$@"  # -h/--help: this header, nothing run
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$ROOT/RUN/setup_env.sh"
 cd "$ROOT"

@@ -6,6 +6,8 @@ For each example: cosine between the encoder's pooler output for the persona and
 number), and between the persona and the gold response. Writes cos_similarity.json (means; `cos-sim-generation`
 is Table 3's Cos-Sim) and cos_similarity_list.json (per example) beside the input. --annotate_input True also
 writes the per-example scores into the input file as `simcse_score` (the authors' script always did that).
+Records with an empty persona are counted (a warning; num_empty_persona in cos_similarity.json) and, as the authors
+do, included in the mean; --exclude_empty_persona True leaves them out (`nonempty` always holds that mean).
 --model defaults to princeton-nlp/sup-simcse-bert-base-uncased; any local encoder folder works.
 """
 import os
@@ -15,7 +17,7 @@ from pal.checks import (ENCODER_TOKENIZER_FILES, check_model_dir, check_tokenize
 from pal.cli import ArgumentParser, UserError, boolean_string, resolve_device, run_main, write_json
 
 from metric.records import check_records, load_gen_json
-from metric.simcse import DEFAULT_ENCODER, load_encoder, persona_similarities
+from metric.simcse import DEFAULT_ENCODER, load_encoder, persona_similarities, summarize_similarities
 
 
 def parse_args(argv=None):
@@ -29,6 +31,9 @@ def parse_args(argv=None):
                         help="default: cos_similarity.json beside the input")
     parser.add_argument("--annotate_input", type=boolean_string, default=False,
                         help="also add `simcse_score` to every record of the input file (authors' behaviour)")
+    parser.add_argument("--exclude_empty_persona", type=boolean_string, default=False,
+                        help="leave records with an empty persona out of the mean (the authors include them; their "
+                             "count is reported either way)")
     return parser.parse_args(argv)
 
 
@@ -66,12 +71,8 @@ def main(argv=None):
     tokenizer, model = load_encoder(args.model, device)
     scores = persona_similarities(records, tokenizer, model, args.batch_size)
 
-    summary = {
-        "cos-sim-generation": sum(s["generation"] for s in scores) / len(scores),
-        "cos-sim-response": sum(s["response"] for s in scores) / len(scores),
-        "model": args.model,
-        "num_examples": len(scores),
-    }
+    summary = {**summarize_similarities(records, scores, args.exclude_empty_persona, args.input_file),
+               "model": args.model}
     write_json(output, summary)
     write_json(per_example_output, scores, indent=None)
     if args.annotate_input:

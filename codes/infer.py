@@ -13,6 +13,9 @@ For each --infer_input_file:
 Usage (from the repository root; RUN/infer_strat.sh has the released settings):
   python codes/infer.py --config_name strat --inputter_name strat --load_checkpoint RUN_DIR/epoch-4.bin \
       --infer_input_file DATA/pesconv/test.txt
+  python codes/infer.py --load_checkpoint RUN_DIR --infer_input_file DATA/pesconv/test.txt   # RUN_DIR's last epoch
+A checkpoint in a run folder brings the model's arguments from its args.json and config.json (pal.run_folder);
+explicit arguments win; infer_args.json in the result folder records what was used and where it came from.
 The seed is set before each file, so the same seed gives the same gen.json (sampling included).
 """
 import argparse
@@ -31,20 +34,30 @@ from pal.dialogues import normalise
 from pal.generation import DecodingOptions, decoding_options, generate, parse_alpha
 from pal.inputter import Featurizer, inference_batches, settings_for, validation_batches
 from pal.model import build_model
+from pal.run_folder import model_config_dir, parse_with_run_folder
 
 DEFAULTS = DecodingOptions()
 NUM_STRATEGIES = len(STRATEGY_TOKENS)
 OUTPUT_FILES = ("gen.json", "gen.txt", "infer_args.json", "metric.json")
 
+# What describes the trained model, read from the checkpoint's run folder unless given (pal.run_folder). Not
+# --max_decoder_input_length: here it is the label length of the loss/PPL (15 in the released infer script, 50 in
+# training), an evaluation setting rather than the model's.
+RUN_FOLDER_KEYS = ("config_name", "inputter_name", "pretrained_model_path", "max_input_length", "use_all_persona",
+                   "fusion_mask_padding")
+
 
 def build_parser():
     p = ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--config_name", required=True, help="strat (PAL), strat_no_persona (Blender-Joint), vanilla")
-    p.add_argument("--inputter_name", required=True, help="strat or vanilla")
+    p.add_argument("--config_name", default=None,
+                   help="strat (PAL), strat_no_persona (Blender-Joint), vanilla; default: the run folder's")
+    p.add_argument("--inputter_name", default=None, help="strat or vanilla; default: the run folder's")
     p.add_argument("--seed", type=int_range(0, 2**32 - 1), default=0)
-    p.add_argument("--load_checkpoint", "-c", default=None, type=existing_file,
-                   help="an epoch-N.bin (ours or the authors')")
+    p.add_argument("--load_checkpoint", "-c", default=None, type=existing_path,
+                   help="an epoch-N.bin (ours or the authors'), or a run folder (then its last epoch); the model's "
+                        "arguments (config, inputter, pretrained path, max input length, persona and fusion "
+                        "options) default to the run folder's args.json")
     p.add_argument("--pretrained_model_path", default=None,
                    help="overrides the config's pretrained path (a directory or hub name); with a checkpoint only "
                         "its config.json and tokenizer files are read")
@@ -283,7 +296,7 @@ def infer_file(path, args, toker, model, featurizer, decoding, device):
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    args = parse_with_run_folder(build_parser(), argv, RUN_FOLDER_KEYS)
     for path in args.infer_input_file:
         check_result_dir(result_dir(args, path))
     device = resolve_device(args.device)
@@ -293,7 +306,8 @@ def main(argv=None):
     settings = settings_for(config, args.inputter_name, args.max_input_length, args.max_decoder_input_length,
                             args.use_all_persona)
     toker, model = build_model(args.config_name, args.pretrained_model_path, args.load_checkpoint,
-                               fusion_mask_padding=args.fusion_mask_padding, device=device)
+                               fusion_mask_padding=args.fusion_mask_padding, device=device,
+                               model_config_dir=model_config_dir(args))
     model.eval()
     featurizer = Featurizer(toker, settings)
     for path in args.infer_input_file:

@@ -4,7 +4,9 @@
         [--persona "i am a teacher. i have two kids." | --persona_file FILE | --persona_extractor DIR]
 
 Type the seeker's turns; an empty line is ignored, "/reset" starts a new conversation, end of input (Ctrl-D, or the
-end of piped input) saves the conversation as JSON and quits. Lines are read from stdin, so the chat also runs
+end of piped input) saves the conversation as JSON (the file is named, interact_args.json beside it) and quits.
+A checkpoint in a run folder (or the folder itself: its last epoch) brings the model's arguments from its args.json
+(pal.run_folder), so `python codes/interact.py -c RUN_DIR` is enough. Lines are read from stdin, so the chat also runs
 non-interactively: `printf 'hi\\ni lost my job\\n' | python codes/interact.py ...`.
 
 Persona (config strat only), as PAL sees it (SPEC Stage 3):
@@ -21,20 +23,27 @@ import sys
 
 
 from pal.cli import boolean_string, resolve_device, run_main, write_json
-from pal.chat import Chat, PersonaSource, persona_string  # noqa: F401 (persona_string: tests, users)
+from pal.chat import PERSONA_TAG, Chat, PersonaSource, persona_string  # noqa: F401 (persona_string: tests, users)
 from pal.config import REPO_ROOT, load_config
 from pal.generation import decoding_options, parse_alpha
 from pal.dialogues import normalise
-from pal.inputter import Featurizer, settings_for
+from pal.inputter import EMPTY_PERSONA, Featurizer, settings_for
 from pal.model import build_model
+from pal.run_folder import model_config_dir, parse_with_run_folder
+
+# What describes the trained model, read from the checkpoint's run folder unless given (pal.run_folder).
+RUN_FOLDER_KEYS = ("config_name", "inputter_name", "pretrained_model_path", "max_input_length",
+                   "max_decoder_input_length", "fusion_mask_padding")
 
 
 def build_parser():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--config_name", required=True)
-    p.add_argument("--inputter_name", required=True)
-    p.add_argument("--load_checkpoint", "-c", default=None)
+    p.add_argument("--config_name", default=None, help="default: the run folder's (args.json)")
+    p.add_argument("--inputter_name", default=None, help="default: the run folder's (args.json)")
+    p.add_argument("--load_checkpoint", "-c", default=None,
+                   help="an epoch-N.bin, or a run folder (then its last epoch); the model's arguments default to the "
+                        "run folder's args.json")
     p.add_argument("--pretrained_model_path", default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--fp16", type=boolean_string, default=False, help="accepted; interaction runs in float32")
@@ -70,11 +79,21 @@ def build_parser():
     return p
 
 
-def save_conversation(output_dir, record):
+def save_conversation(output_dir, record, args=None):
+    """Write the conversation (when it has turns) and say where; `args` also go to interact_args.json there."""
     if not record["dialog"]:
         return
     name = datetime.datetime.now().strftime("%Y-%m-%d%H%M%S%f") + ".json"
     write_json(os.path.join(output_dir, name), record)
+    if args is not None:
+        write_json(os.path.join(output_dir, "interact_args.json"), vars(args))
+    print(f"(conversation saved to {os.path.join(output_dir, name)})")
+
+
+def shown_persona(persona):
+    """The persona as a reader wants it: its sentences, or (none) for the empty persona token."""
+    sentences = [s.strip() for s in persona.replace(EMPTY_PERSONA, "").split(PERSONA_TAG) if s.strip()]
+    return " ".join(sentences) if sentences else "(none)"
 
 
 def read_turns(interactive):
@@ -92,27 +111,34 @@ def read_turns(interactive):
 
 
 def chat_loop(chat, args, output_dir):
-    print("\nA new conversation starts! (/reset starts over, end of input quits)")
+    unused = "" if chat.featurizer.settings.persona_in_batches else " (this config does not use a persona)"
+    if chat.persona_source.extractor is None:
+        print(f"Persona: {shown_persona(chat.persona_source.fixed)}{unused}")
+    else:
+        print(f"Persona: inferred from what you say, shown before each reply{unused}")
+    print(f"Conversations are saved to {output_dir}/")
+    print("\nA new conversation starts! (/reset starts over, end of input (Ctrl-D) saves and quits)")
     for text in read_turns(sys.stdin.isatty()):
         if not text:
             print("Prompt should not be empty!")
             continue
         if text == "/reset" or (args.single_turn and chat.turns):
-            save_conversation(output_dir, chat.record())
+            save_conversation(output_dir, chat.record(), args)
             chat.reset()
             print("\nA new conversation starts!")
             if text == "/reset":
                 continue
         reply, strategy, persona = chat.reply(text)
         if chat.persona_source.extractor is not None:
-            print(f"   (persona: {persona})")
+            print(f"   persona: {shown_persona(persona)}")
         label = f" [{strategy}]" if strategy else ""
         print(f"   AI{label}: {reply}", flush=True)
-    save_conversation(output_dir, chat.record())
+    print("\nend of input: quitting")
+    save_conversation(output_dir, chat.record(), args)
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    args = parse_with_run_folder(build_parser(), argv, RUN_FOLDER_KEYS)
     device = resolve_device(args.device)
     decoding = decoding_options(max_length=args.max_length, min_length=args.min_length, temperature=args.temperature,
                                 top_k=args.top_k, top_p=args.top_p, num_beams=args.num_beams,
@@ -125,7 +151,8 @@ def main(argv=None):
     from transformers import set_seed
     set_seed(args.seed)
     toker, model = build_model(args.config_name, args.pretrained_model_path, args.load_checkpoint,
-                               fusion_mask_padding=args.fusion_mask_padding, device=device)
+                               fusion_mask_padding=args.fusion_mask_padding, device=device,
+                               model_config_dir=model_config_dir(args))
     model.eval()
     persona_source = PersonaSource.from_args(args, device)
     if persona_source.extractor is not None and not settings.persona_in_batches:

@@ -7,7 +7,8 @@ Adds to every conversation `persona` (inferred from all of the seeker's utteranc
 per seeker turn from the 3rd on, each inferred from the seeker's utterances up to that turn), as
 "<persona> ... <persona> ... <input>" strings with the SPEC's filters. Generation: 10 beams, max length 128,
 inputs cut to 512 tokens (the authors' infer settings). Progress is saved after every chunk of conversations to
-<output_file>.partial; --resume continues from it. The output is written atomically when all are done and feeds
+<output_file>.partial; --resume continues from it (with the same arguments). --max_dialogues N annotates only the
+first N conversations (a partial PESConv; the settings recorded for --resume include N). The output is written atomically when all are done and feeds
 `codes/_reformat/process.py --add_persona True` unchanged. Details: extractor_annotation.py.
 
 Several processes (one per GPU, or CPU processes) share the conversations and give the same file as one process:
@@ -42,6 +43,8 @@ def build_parser():
     p.add_argument("--filter", choices=("spec", "authors"), default="spec",
                    help="spec: drop every sentence that fails a filter, counting words by whitespace; authors: "
                         "their loop's quirks (skips the sentence after a dropped one; counts split(' ') pieces)")
+    p.add_argument("--max_dialogues", type=int, default=None,
+                   help="annotate only the first N conversations (a partial PESConv, e.g. to try the pipeline)")
     p.add_argument("--resume", action="store_true", help="continue from <output_file>.partial")
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: CUDA when available)")
     p.add_argument("--no_progress", action="store_true")
@@ -54,7 +57,8 @@ def settings_of(args):
     return {"model": model, "num_beams": args.num_beams, "max_length": args.max_length,
             "max_input_length": args.max_input_length, "min_length": args.min_length,
             "no_repeat_ngram_size": args.no_repeat_ngram_size, "length_penalty": args.length_penalty,
-            "filter": args.filter, "chunk_size": args.chunk_size, "batch_size": args.batch_size}
+            "filter": args.filter, "chunk_size": args.chunk_size, "batch_size": args.batch_size,
+            "max_dialogues": args.max_dialogues}
 
 
 def process_group():
@@ -84,8 +88,8 @@ def process_device(device, world_size):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    for name in ("batch_size", "chunk_size", "num_beams", "max_length", "max_input_length"):
-        if getattr(args, name) < 1:
+    for name in ("batch_size", "chunk_size", "num_beams", "max_length", "max_input_length", "max_dialogues"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
             raise UserError(f"--{name} must be at least 1")
     if not os.path.isfile(args.input_file):
         raise UserError(f"--input_file {args.input_file}: no such file (ESConv.json from thu-coai's "
@@ -100,14 +104,15 @@ def main(argv=None):
         records = annotate_file(extractor, args.input_file, args.output_file, settings_of(args),
                                 chunk_size=args.chunk_size, batch_size=args.batch_size, resume=args.resume,
                                 progress=not args.no_progress and rank == 0, rank=rank, world_size=world_size,
-                                barrier=barrier)
+                                barrier=barrier, max_dialogues=args.max_dialogues)
     finally:
         if world_size > 1:
             import torch.distributed as dist
             dist.destroy_process_group()
     if records is not None:
         n_list = sum(len(r["persona_list"]) for r in records)
-        print(f"{len(records)} conversations, {n_list} persona_list entries -> {args.output_file}")
+        partial = f" (partial: the first {len(records)}, --max_dialogues)" if args.max_dialogues else ""
+        print(f"{len(records)} conversations{partial}, {n_list} persona_list entries -> {args.output_file}")
 
 
 if __name__ == "__main__":

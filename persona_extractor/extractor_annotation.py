@@ -216,13 +216,19 @@ def merge_parts(output_path, world_size, settings, digests, all_chunks):
 
 
 def annotate_file(extractor, input_path, output_path, settings, chunk_size=100, batch_size=16, resume=False,
-                  progress=True, on_chunk_done=None, rank=0, world_size=1, barrier=None):
+                  progress=True, on_chunk_done=None, rank=0, world_size=1, barrier=None, max_dialogues=None):
     """Annotate `input_path` into `output_path` (see the module docstring). `settings` (a dict) is stored in the
     partial file and must match on resume. `on_chunk_done(n_done)` is called after each saved chunk.
+    `max_dialogues` N: only the first N conversations (the output then holds those N).
 
     With `world_size` > 1 every process calls this with its `rank` and a `barrier()` that returns once all
     processes reached it; process 0 writes the output and returns the records, the others return None."""
     conversations, container = load_esconv(input_path)
+    if max_dialogues is not None and max_dialogues < len(conversations):
+        if rank == 0:
+            print(f"note: annotating the first {max_dialogues} of {len(conversations)} conversations "
+                  f"(--max_dialogues): {output_path} will be partial")
+        conversations = conversations[:max_dialogues]
     utterances = [seeker_utterances(c, f"{input_path}: conversation {i}") for i, c in enumerate(conversations)]
     digests = [utterances_digest(u) for u in utterances]
     settings = dict(settings, processes=world_size)

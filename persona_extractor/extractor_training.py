@@ -92,7 +92,10 @@ def read_pairs(path):
     """(contexts, personas) of a CSV with `context` and `persona` columns (extra columns are ignored)."""
     import pandas as pd
     if not os.path.isfile(path):
-        raise UserError(f"{path}: no such file; make it with persona_extractor/process_bart_df.py")
+        split = os.path.splitext(os.path.basename(path))[0]
+        raise UserError(f"{path}: no such file; persona_extractor/process_bart_df.py (RUN/prepare_persona_data.sh) "
+                        f"writes it only when the PersonaChat folder holds {split}_both_original.txt (ParlAI "
+                        f"ConvAI2's {split} split): add that file and rerun it")
     try:
         frame = pd.read_csv(path, keep_default_na=False, dtype=str)
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as e:

@@ -155,7 +155,12 @@ def test_interact_piped_prints_strategy(run_dir, tiny_blender_dir, tmp_path):
     assert len(replies) == 2
     assert all(line.split("[", 1)[1].split("]")[0] in __import__("pal.config").config.STRATEGIES for line in replies)
     assert "Prompt should not be empty!" in result.stdout
-    saved = os.listdir(tmp_path / "dialogs")
+    saved = [name for name in os.listdir(tmp_path / "dialogs") if name != "interact_args.json"]
+    assert len(saved) == 1
+    # the chat says what it uses and where the conversation went, and that end of input ended it
+    assert "Persona: i am a nurse. i have a cat.\n" in result.stdout
+    assert "end of input: quitting" in result.stdout
+    assert f"(conversation saved to {tmp_path / 'dialogs' / saved[0]})" in result.stdout
     dialog = json.loads((tmp_path / "dialogs" / saved[0]).read_text())
     assert [t["speaker"] for t in dialog["dialog"]] == ["usr", "sys", "usr", "sys"]
     assert dialog["persona"][0] == "<persona> i am a nurse. <persona> i have a cat. <input>"
@@ -170,10 +175,28 @@ def test_interact_with_live_persona_extractor(run_dir, tiny_blender_dir, tmp_pat
                    "--load_checkpoint", str(run_dir / "strat" / "epoch-0.bin"), "--max_length", "5",
                    "--persona_extractor", extractor_dir, "--output_dir", str(tmp_path / "dialogs")])
     out = capsys.readouterr().out.splitlines()
-    personas = [line for line in out if line.strip().startswith("(persona:")]
-    assert [p.strip().endswith("<input>)") for p in personas] == [True] * 4
-    assert personas[0].strip() == "(persona: <input>)" and personas[1].strip() == "(persona: <input>)"
+    personas = [line.strip() for line in out if line.strip().startswith("persona:")]
+    assert len(personas) == 4 and not any("<input>" in p or "<persona>" in p for p in personas)
+    assert personas[0] == "persona: (none)" and personas[1] == "persona: (none)"  # before the seeker's 3rd turn
     assert len([line for line in out if line.strip().startswith("AI [")]) == 4
+
+
+def test_interact_without_persona_shows_none_and_eof_at_once_saves_nothing(run_dir, tiny_blender_dir, tmp_path):
+    result = run_script("interact.py", ["--config_name", "strat", "--inputter_name", "strat",
+                                        "--pretrained_model_path", tiny_blender_dir, "--load_checkpoint",
+                                        str(run_dir / "strat" / "epoch-0.bin"), "--output_dir",
+                                        str(tmp_path / "dialogs")], stdin="")
+    assert result.returncode == 0, result.stderr
+    assert "Persona: (none)\n" in result.stdout and "<input>" not in result.stdout
+    assert "end of input: quitting" in result.stdout and "conversation saved" not in result.stdout
+    assert not (tmp_path / "dialogs").exists()
+
+
+def test_shown_persona():
+    import interact
+    assert interact.shown_persona("<persona> i am a nurse. <persona> i have a cat! <input>") == \
+        "i am a nurse. i have a cat!"
+    assert interact.shown_persona("<input>") == "(none)"
 
 
 def test_persona_string_forms():

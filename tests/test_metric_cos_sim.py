@@ -85,3 +85,34 @@ def test_clear_errors(tmp_path, tiny_bert_dir):
     with pytest.raises(UserError, match="cannot load the sentence encoder"):
         get_cos_similarity.main(["--input_file", str(_gen_json(tmp_path, _records())),
                                  "--model", str(tmp_path / "no_such_encoder")])
+
+
+def test_empty_personas_are_counted_and_optionally_excluded(tmp_path, tiny_bert_dir, capsys):
+    records = _records() + [{"response": "so sad", "generation": "i am a teacher .", "persona": ""},
+                            {"response": "i feel you", "generation": "sad", "persona": "<input>"}]
+    path = _gen_json(tmp_path, records)
+    get_cos_similarity.main(["--input_file", str(path), "--model", tiny_bert_dir, "--device", "cpu"])
+    assert "warning: " in capsys.readouterr().err
+    per_example = json.loads((tmp_path / "cos_similarity_list.json").read_text())
+    included = json.loads((tmp_path / "cos_similarity.json").read_text())
+    assert included["num_empty_persona"] == 2 and included["empty_persona"] == "included"
+    assert included["num_examples"] == 5  # the authors' mean: every record
+    assert included["cos-sim-generation"] == pytest.approx(np.mean([s["generation"] for s in per_example]))
+    get_cos_similarity.main(["--input_file", str(path), "--model", tiny_bert_dir, "--device", "cpu",
+                             "--exclude_empty_persona", "True"])
+    excluded = json.loads((tmp_path / "cos_similarity.json").read_text())
+    assert excluded["num_examples"] == 3 and excluded["num_empty_persona"] == 2
+    assert excluded["cos-sim-generation"] == pytest.approx(np.mean([s["generation"] for s in per_example[:3]]))
+    assert excluded["cos-sim-generation"] == pytest.approx(included["nonempty"]["cos-sim-generation"])
+
+
+def test_a_hub_name_without_network_fails_without_asking_the_hub(monkeypatch):
+    from metric import simcse
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert not simcse.hub_reachable()
+    calls = []
+    real = simcse._from_pretrained
+    monkeypatch.setattr(simcse, "_from_pretrained", lambda *a, **kw: calls.append(kw) or real(*a, **kw))
+    with pytest.raises(UserError, match="not a local folder and the hub is unreachable"):
+        simcse.load_encoder("nobody-here/no-such-encoder", "cpu")
+    assert calls == [{"local_files_only": True}]  # only the local cache was tried: no download, no retries

@@ -263,3 +263,37 @@ def test_bad_input_is_one_clear_error(tiny_bart, tmp_path):
         annotate_esconv.main(["--model_dir", tiny_bart, "--input_file", str(tmp_path / "none.json")])
     with pytest.raises(UserError, match="not found"):
         annotate_esconv.main(["--model_dir", str(tmp_path / "nomodel"), "--input_file", source])
+
+
+def test_max_dialogues_annotates_the_first_n_as_a_file_of_those_n_would(extractor, tmp_path):
+    source = write_json(tmp_path / "ESConv.json", CRAFTED)
+    first5 = write_json(tmp_path / "first5.json", CRAFTED[:5])
+    annotate_file(extractor, first5, str(tmp_path / "reference.json"), SETTINGS, chunk_size=3, batch_size=4,
+                  progress=False)
+    out = tmp_path / "PESConv.json"
+    with pytest.raises(KeyboardInterrupt):  # stopped after the first chunk, then resumed with the same N
+        annotate_file(extractor, source, str(out), SETTINGS, chunk_size=3, batch_size=4, progress=False,
+                      max_dialogues=5, on_chunk_done=lambda n: (_ for _ in ()).throw(KeyboardInterrupt))
+    calls = []
+    annotate_file(extractor, source, str(out), SETTINGS, chunk_size=3, batch_size=4, progress=False,
+                  max_dialogues=5, resume=True, on_chunk_done=calls.append)
+    assert calls == [5]  # only the rest of the first 5, the first chunk kept
+    assert out.read_bytes() == (tmp_path / "reference.json").read_bytes()
+
+
+def test_max_dialogues_cli_says_partial_and_resume_keeps_n(tiny_bart, tmp_path, capsys):
+    source = write_json(tmp_path / "ESConv.json", CRAFTED)
+    out = tmp_path / "PESConv.json"
+    argv = ["--model_dir", tiny_bart, "--input_file", source, "--output_file", str(out), "--num_beams", "2",
+            "--max_length", "8", "--no_progress", "--device", "cpu", "--chunk_size", "2"]
+    annotate_esconv.main([*argv, "--max_dialogues", "3"])
+    printed = capsys.readouterr().out
+    assert "the first 3 of 8 conversations" in printed and "3 conversations (partial" in printed
+    assert len(json.loads(out.read_text())) == 3
+    with open(partial_path(str(out)), "w") as f:  # a run with N=3 that was interrupted: its settings header only
+        f.write(json.dumps({"settings": annotate_esconv.settings_of(
+            annotate_esconv.build_parser().parse_args([*argv, "--max_dialogues", "3"]))}) + "\n")
+    with pytest.raises(UserError, match="other settings \\(max_dialogues\\)"):
+        annotate_esconv.main([*argv, "--max_dialogues", "4", "--resume"])
+    with pytest.raises(UserError, match="--max_dialogues must be at least 1"):
+        annotate_esconv.main([*argv, "--max_dialogues", "0"])

@@ -6,22 +6,60 @@ inputs truncated to the encoder's maximum length, the persona text as gen.json s
 tokens already stripped), and the score averaged over examples. The authors encode each example's three texts as one
 padded batch; we batch several examples together. With the attention mask, padding does not change an embedding
 beyond floating-point rounding (the tests check this).
+
+Records whose persona is empty (gen.json stores "" for the seeker's first two turns, whose persona is "<input>")
+compare the generation with an empty text. The authors' mean includes them (the default, Table 3's number);
+`summarize_similarities(..., exclude_empty=True)` leaves them out. Either way a warning gives their count and
+cos_similarity.json reports it (num_empty_persona) beside the mean over the non-empty ones.
 """
+import os
+import sys
+
 from pal.cli import UserError
 
 DEFAULT_ENCODER = "princeton-nlp/sup-simcse-bert-base-uncased"
+GET_IT = (f"download {DEFAULT_ENCODER} (config, tokenizer files and weights) into a folder and pass --model DIR")
 
 
 def load_encoder(name_or_dir, device):
-    """(tokenizer, model) from a local directory or a hub name; a UserError saying how to get it otherwise."""
+    """(tokenizer, model) from a local directory, the local hub cache, or the hub; a UserError saying how to get it.
+
+    A hub name is looked up in the local cache first; the hub is asked only when it answers at once (or not at all
+    under HF_HUB_OFFLINE=1), so a machine without network gets its one-line error instantly, not after retries."""
     from transformers import AutoModel, AutoTokenizer
     try:
-        tokenizer = AutoTokenizer.from_pretrained(name_or_dir)
-        model = AutoModel.from_pretrained(name_or_dir)
+        if os.path.isdir(name_or_dir):
+            return _from_pretrained(AutoTokenizer, AutoModel, name_or_dir, device)
+        try:
+            return _from_pretrained(AutoTokenizer, AutoModel, name_or_dir, device, local_files_only=True)
+        except OSError:
+            if not hub_reachable():
+                raise UserError(f"cannot load the sentence encoder {name_or_dir!r}: not a local folder and the hub "
+                                f"is unreachable (or HF_HUB_OFFLINE is set): {GET_IT}")
+            return _from_pretrained(AutoTokenizer, AutoModel, name_or_dir, device)
     except (OSError, ValueError) as e:
-        raise UserError(f"cannot load the sentence encoder {name_or_dir!r} ({str(e).splitlines()[0]}): download "
-                        f"{DEFAULT_ENCODER} (config, tokenizer files and weights) into a folder and pass --model DIR")
+        raise UserError(f"cannot load the sentence encoder {name_or_dir!r} ({str(e).splitlines()[0]}): {GET_IT}")
+
+
+def _from_pretrained(tokenizer_cls, model_cls, name_or_dir, device, **kwargs):
+    tokenizer = tokenizer_cls.from_pretrained(name_or_dir, **kwargs)
+    model = model_cls.from_pretrained(name_or_dir, **kwargs)
     return tokenizer, model.to(device).eval()
+
+
+def hub_reachable(timeout=3.0):
+    """Whether the model hub accepts a connection within `timeout` seconds (False under HF_HUB_OFFLINE)."""
+    import socket
+    from urllib.parse import urlparse
+    from huggingface_hub import constants
+    if constants.HF_HUB_OFFLINE or os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        return False
+    url = urlparse(constants.ENDPOINT)
+    try:
+        socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout).close()
+        return True
+    except OSError:
+        return False
 
 
 def _max_length(tokenizer, model):
@@ -68,3 +106,34 @@ def persona_similarities(records, tokenizer, model, batch_size=64):
         for sim_r, sim_g in zip(cosine_rows(personas, responses), cosine_rows(personas, generations)):
             results.append({"response": sim_r, "generation": sim_g})
     return results
+
+
+def is_empty_persona(persona):
+    """True for "" and for a persona of nothing but the extractor's tokens ("<input>")."""
+    return not str(persona).replace("<persona>", " ").replace("<input>", " ").strip()
+
+
+def _means(scores):
+    return {"cos-sim-generation": sum(s["generation"] for s in scores) / len(scores),
+            "cos-sim-response": sum(s["response"] for s in scores) / len(scores), "num_examples": len(scores)}
+
+
+def summarize_similarities(records, scores, exclude_empty=False, source="gen.json"):
+    """cos_similarity.json's numbers: the means over the records (the authors', empty personas included) or over the
+    non-empty ones (`exclude_empty`), the count of empty personas, and the non-empty means for reference."""
+    empty = [is_empty_persona(r["persona"]) for r in records]
+    nonempty = [s for s, e in zip(scores, empty) if not e]
+    n_empty = len(scores) - len(nonempty)
+    if n_empty:
+        print(f"warning: {source}: {n_empty} of {len(scores)} records have an empty persona (their cosine compares "
+              f"the generation with an empty text); " + ("excluded from the mean" if exclude_empty else
+              "included in the mean, as the authors' (--exclude_empty_persona True leaves them out)"),
+              file=sys.stderr)
+    kept = nonempty if exclude_empty else scores
+    if not kept:
+        raise UserError(f"{source}: every record's persona is empty: no Cos-Sim to average (use a gen.json of a "
+                        "persona model on PESConv data, or --exclude_empty_persona False)")
+    summary = _means(kept)
+    summary.update(num_empty_persona=n_empty, empty_persona="excluded" if exclude_empty else "included",
+                   nonempty=_means(nonempty) if nonempty else None)
+    return summary

@@ -21,8 +21,10 @@ def load_checkpoint(model, path, config_name="?"):
     state = normalize_state_dict_keys(state, model)
     problems = state_dict_mismatches(model, state)
     if problems:
-        raise UserError(f"{path} does not match config {config_name!r} ({type(model).__name__}): {problems}; "
-                        "was it trained with another --config_name?")
+        raise UserError(f"{path} does not match config {config_name!r} ({type(model).__name__}): {problems}; the "
+                        "model built from that config and the pretrained folder (its config.json and vocabulary) is "
+                        "not the one this checkpoint was trained as: pass the --config_name and "
+                        "--pretrained_model_path of its training run (its run folder's args.json records both)")
     model.load_state_dict(state, strict=True)
 
 

@@ -243,13 +243,14 @@ MODEL_CLASSES = {
 
 # ---- building ---------------------------------------------------------------------------------------------------
 def build_model(config_name, pretrained_model_path=None, checkpoint=None, fusion_mask_padding=False,
-                new_embeddings_init="normal", device=None):
+                new_embeddings_init="normal", device=None, model_config_dir=None):
     """(tokenizer, model) for codes/CONFIG/<config_name>.json, as the authors' build_model does.
 
     Loads pretrained BlenderBot-small from the config's directory (or `pretrained_model_path`), adds the config's
     tokens, resizes the embeddings to len(tokenizer) and, when `checkpoint` (an `epoch-N.bin`) is given, loads it
     strictly. With a checkpoint the pretrained *weights* are not needed (only config.json and the tokenizer files):
-    every parameter comes from the checkpoint.
+    every parameter comes from the checkpoint. `model_config_dir` (a run folder: pal.run_folder) holds the trained
+    model's config.json, which then gives the model's shape instead of the pretrained folder's.
     """
     config = load_config(config_name)
     model_cls = MODEL_CLASSES.get(config["model_name"])
@@ -258,7 +259,8 @@ def build_model(config_name, pretrained_model_path=None, checkpoint=None, fusion
                         f"known: {', '.join(MODEL_CLASSES)}")
     path = resolve_pretrained_path(config, pretrained_model_path)
     toker = build_tokenizer(config, path)
-    model = _instantiate(model_cls, path, config, weights_needed=checkpoint is None)
+    shape_from = model_config_dir if checkpoint is not None and model_config_dir else path
+    model = _instantiate(model_cls, shape_from, config, weights_needed=checkpoint is None)
     if len(toker) > toker.vocab_size:  # the authors resize only when tokens were added
         if new_embeddings_init not in ("normal", "mean"):
             raise ValueError(f"new_embeddings_init must be 'normal' or 'mean', got {new_embeddings_init!r}")

@@ -1,0 +1,141 @@
+"""A training run folder as the unit of work: infer.py and interact.py follow what was trained.
+
+A run folder (codes/train.py's output, or the authors') holds args.json (the training arguments), config.json (the
+model's transformers config) and epoch-N.bin checkpoints. Given a checkpoint inside it, or the folder itself (then
+its last epoch, said in one line), `parse_with_run_folder` fills the arguments that describe the trained model
+(config, inputter, pretrained tokenizer folder, input length, fusion options: the `keys` a script passes) from
+args.json when they are not on the command line. An explicit argument still wins; a value that differs from the
+run's is noted, except --config_name / --inputter_name, with which the checkpoint could not load (an error). What
+was taken and what was overridden is kept in `args.run_folder`, which the scripts record in their output folder.
+"""
+import argparse
+import json
+import os
+import re
+import sys
+
+from .cli import UserError
+
+ARGS_FILE = "args.json"
+MODEL_CONFIG_FILE = "config.json"
+MUST_MATCH = ("config_name", "inputter_name")  # a checkpoint only loads into the model it was trained as
+EPOCH_FILE = re.compile(r"^epoch-(\d+)\.bin$")
+
+
+def explicit_dests(parser, argv):
+    """The `dest` names of the options present in argv (as opposed to left at their defaults).
+
+    Parsed a second time into a namespace whose every attribute is preset: argparse then sets only what it saw."""
+    unset = object()
+    namespace = argparse.Namespace(**{a.dest: unset for a in parser._actions})
+    parser.parse_args(argv, namespace=namespace)
+    return {dest for dest, value in vars(namespace).items() if value is not unset}
+
+
+def last_epoch_checkpoint(run_dir):
+    """The epoch-N.bin with the highest N in run_dir (a UserError when there is none)."""
+    epochs = sorted((int(m.group(1)), name) for name in os.listdir(run_dir) if (m := EPOCH_FILE.match(name)))
+    if not epochs:
+        raise UserError(f"{run_dir}: no epoch-N.bin in this folder; pass a run folder written by codes/train.py "
+                        "or a checkpoint file")
+    return os.path.join(run_dir, epochs[-1][1])
+
+
+def resolve_checkpoint(path):
+    """A checkpoint file as given; for a run folder, its last epoch (one note line on stderr)."""
+    if path is None or not os.path.isdir(path):
+        return path
+    checkpoint = last_epoch_checkpoint(path)
+    print(f"note: {path} is a run folder: using its last epoch, {os.path.basename(checkpoint)} (pass an "
+          "epoch-N.bin to choose another, e.g. the one eval_log.csv favours)", file=sys.stderr)
+    return checkpoint
+
+
+def read_run_args(run_dir):
+    """args.json of run_dir as a dict, or None when the folder has none."""
+    path = os.path.join(run_dir, ARGS_FILE)
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            recorded = json.load(f)
+    except json.JSONDecodeError as e:
+        raise UserError(f"{path}: invalid JSON at line {e.lineno}: {e.msg}; restore it from the run or remove it "
+                        "and pass every argument")
+    if not isinstance(recorded, dict):
+        raise UserError(f"{path}: not a JSON object of arguments; restore it or remove it and pass every argument")
+    return recorded
+
+
+def check_recorded_pretrained_path(value, args_file):
+    """The run's pretrained folder must still be there (it holds the tokenizer the checkpoint was trained with)."""
+    looks_like_hub_name = value.count("/") == 1 and not value.startswith((".", "/"))
+    if not os.path.isdir(value) and not looks_like_hub_name:
+        raise UserError(f"{args_file}: pretrained_model_path {value} (the run's tokenizer and model config) is not "
+                        "there any more; pass --pretrained_model_path DIR with the same tokenizer files "
+                        "(or PRETRAINED_MODEL_PATH=DIR for the RUN scripts)")
+
+
+def apply_run_folder(args, explicit, keys, checkpoint_attr="load_checkpoint"):
+    """Fill `keys` of args from the checkpoint's run folder (see the module docstring); returns args."""
+    checkpoint = resolve_checkpoint(getattr(args, checkpoint_attr))
+    setattr(args, checkpoint_attr, checkpoint)
+    run_dir = os.path.dirname(os.path.abspath(checkpoint)) if checkpoint else None
+    return apply_run_dir(args, explicit, keys, run_dir, f"--{checkpoint_attr}")
+
+
+def apply_run_dir(args, explicit, keys, run_dir, given_by):
+    """Fill `keys` of args from run_dir's args.json where argv did not give them (`explicit`: explicit_dests).
+
+    `given_by` names the option that pointed at the run (for the error when a required key stays unset). Sets
+    args.run_folder ({path, taken, overridden, model_config}, or None without args.json); returns args.
+    For train.py --resume RUN_DIR: apply_run_dir(args, explicit_dests(parser, argv), keys, args.resume, "--resume")."""
+    args.run_folder = None
+    recorded = read_run_args(run_dir) if run_dir else None
+    if recorded is not None:
+        args_file = os.path.join(run_dir, ARGS_FILE)
+        taken, overridden = take_recorded(args, explicit, keys, recorded, args_file)
+        model_config = os.path.join(run_dir, MODEL_CONFIG_FILE)
+        args.run_folder = {"path": run_dir, "taken": taken, "overridden": overridden,
+                           "model_config": model_config if os.path.isfile(model_config) else None}
+        if taken:
+            print(f"note: from {args_file}: " + ", ".join(f"{k}={getattr(args, k)}" for k in taken) +
+                  " (an explicit argument overrides)", file=sys.stderr)
+    for key in MUST_MATCH:
+        if key in keys and getattr(args, key, None) is None:
+            raise UserError(f"--{key} is required (or pass {given_by} in a run folder that holds {ARGS_FILE})")
+    return args
+
+
+def take_recorded(args, explicit, keys, recorded, args_file):
+    """({key: value} taken from the run, {key: the run's value} for explicit values that differ)."""
+    taken, overridden = {}, {}
+    for key in keys:
+        if recorded.get(key) is None:
+            continue
+        value, run_value = getattr(args, key), recorded[key]
+        if key not in explicit:
+            if key == "pretrained_model_path":
+                check_recorded_pretrained_path(run_value, args_file)
+            setattr(args, key, run_value)
+            taken[key] = run_value
+        elif value != run_value and key in MUST_MATCH:
+            raise UserError(f"--{key} {value}: the checkpoint was trained with --{key} {run_value} ({args_file}); "
+                            f"drop --{key} or use the RUN script for {run_value}")
+        elif value != run_value:
+            print(f"note: --{key} {value} given; the run was trained with {run_value} ({args_file})",
+                  file=sys.stderr)
+            overridden[key] = run_value
+    return list(taken), overridden
+
+
+def parse_with_run_folder(parser, argv, keys, checkpoint_attr="load_checkpoint"):
+    """parser.parse_args(argv), then `apply_run_folder` with the options that argv gave explicitly."""
+    args = parser.parse_args(argv)
+    return apply_run_folder(args, explicit_dests(parser, argv), keys, checkpoint_attr)
+
+
+def model_config_dir(args):
+    """The run folder when it holds the trained model's config.json (the model is built from it), else None."""
+    run = getattr(args, "run_folder", None)
+    return run["path"] if run and run["model_config"] else None

@@ -1,0 +1,158 @@
+"""A run folder is enough to infer and interact from (pal.run_folder): train with overrides, then infer / interact
+with the run folder alone; explicit arguments win and are recorded; conflicts and stale paths are one-line errors."""
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import infer
+import interact
+import train
+from pal.cli import UserError
+from pal.run_folder import explicit_dests
+from test_persona_missing_split import fake_venv
+from test_train import SHORT, data, train_args  # noqa: F401  (data is a fixture)
+
+REPO = Path(__file__).resolve().parents[1]
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+FAST = ["--max_length", "6", "--min_length", "2", "--infer_batch_size", "4", "--only_generate"]
+
+
+@pytest.fixture(scope="module")
+def run(data, tiny_blender_dir):
+    """A run trained with overrides (tiny pretrained folder, short inputs, fusion padding masked), two epochs."""
+    out = data / "run"
+    train.main(train_args(data, tiny_blender_dir, out, "--num_epochs", "2", "--fusion_mask_padding", "True"))
+    return out
+
+
+def gen(save_dir):
+    return (save_dir / "gen.json").read_bytes()
+
+
+def test_infer_from_the_run_folder_alone_equals_every_argument_given(run, data, tiny_blender_dir, tmp_path, capsys):
+    infer.main(["--load_checkpoint", str(run), "--infer_input_file", str(data / "valid.txt"), *FAST,
+                "--save_dir", str(tmp_path / "from_run")])
+    err = capsys.readouterr().err
+    assert "using its last epoch, epoch-1.bin" in err and "pretrained_model_path=" in err
+    infer.main(["--config_name", "strat", "--inputter_name", "strat", "--pretrained_model_path", tiny_blender_dir,
+                "--load_checkpoint", str(run / "epoch-1.bin"), "--infer_input_file", str(data / "valid.txt"), *FAST,
+                *SHORT[:2], "--fusion_mask_padding", "True", "--save_dir", str(tmp_path / "explicit")])
+    assert gen(tmp_path / "from_run") == gen(tmp_path / "explicit")
+    recorded = json.loads((tmp_path / "from_run" / "infer_args.json").read_text())
+    assert recorded["load_checkpoint"] == str(run / "epoch-1.bin")
+    assert recorded["max_input_length"] == int(SHORT[1]) and recorded["fusion_mask_padding"] is True
+    assert set(recorded["run_folder"]["taken"]) == set(infer.RUN_FOLDER_KEYS)
+    assert recorded["run_folder"]["model_config"] == str(run / "config.json")
+
+
+def test_explicit_argument_wins_and_is_recorded(run, data, tmp_path, capsys):
+    infer.main(["-c", str(run / "epoch-0.bin"), "--infer_input_file", str(data / "valid.txt"), *FAST,
+                "--max_input_length", "32", "--save_dir", str(tmp_path / "out")])
+    assert f"--max_input_length 32 given; the run was trained with {SHORT[1]}" in capsys.readouterr().err
+    recorded = json.loads((tmp_path / "out" / "infer_args.json").read_text())
+    assert recorded["max_input_length"] == 32
+    assert recorded["run_folder"]["overridden"] == {"max_input_length": int(SHORT[1])}
+    assert "max_input_length" not in recorded["run_folder"]["taken"]
+
+
+def test_another_config_name_than_the_runs_is_a_one_line_error(run, data, tmp_path):
+    with pytest.raises(UserError, match="trained with --config_name strat .*args.json"):
+        infer.main(["-c", str(run), "--config_name", "strat_no_persona", "--infer_input_file",
+                    str(data / "valid.txt"), *FAST, "--save_dir", str(tmp_path / "out")])
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_vanished_pretrained_folder_is_named(run, data, tmp_path):
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    recorded = json.loads((copy / "args.json").read_text())
+    recorded["pretrained_model_path"] = str(tmp_path / "gone")
+    (copy / "args.json").write_text(json.dumps(recorded))
+    with pytest.raises(UserError, match="pretrained_model_path .*gone .*is not there any more"):
+        infer.main(["-c", str(copy), "--infer_input_file", str(data / "valid.txt"), *FAST])
+
+
+def test_the_model_shape_comes_from_the_runs_config_json(run, data, tiny_blender_dir, blender_tokenizer_dir, tmp_path):
+    """A tokenizer folder whose model config has another shape: the run's config.json builds the right model."""
+    from pal.tiny import make_tiny_blenderbot_dir
+    other = make_tiny_blenderbot_dir(str(tmp_path / "wider"), tokenizer_dir=blender_tokenizer_dir, d_model=48)
+    argv = ["-c", str(run), "--infer_input_file", str(data / "valid.txt"), *FAST]
+    infer.main([*argv, "--pretrained_model_path", other, "--save_dir", str(tmp_path / "other")])
+    infer.main([*argv, "--save_dir", str(tmp_path / "same")])
+    assert gen(tmp_path / "other") == gen(tmp_path / "same")
+
+
+def test_without_a_run_folder_the_mismatch_hint_names_the_pretrained_folder(run, data, blender_tokenizer_dir,
+                                                                            tmp_path):
+    from pal.tiny import make_tiny_blenderbot_dir
+    other = make_tiny_blenderbot_dir(str(tmp_path / "wider"), tokenizer_dir=blender_tokenizer_dir, d_model=48)
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    shutil.copy(run / "epoch-0.bin", bare / "epoch-0.bin")  # no args.json / config.json beside it
+    with pytest.raises(UserError, match="pretrained folder .*config.json and vocabulary.*args.json"):
+        infer.main(["--config_name", "strat", "--inputter_name", "strat", "--pretrained_model_path", other,
+                    "-c", str(bare / "epoch-0.bin"), "--infer_input_file", str(data / "valid.txt"), *FAST])
+
+
+def test_config_name_is_required_without_a_run_folder(data):
+    with pytest.raises(UserError, match="--config_name is required"):
+        infer.main(["--infer_input_file", str(data / "valid.txt")])
+
+
+def test_interact_from_the_run_folder_alone(run, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "stdin", io.StringIO("hi there\n"))
+    interact.main(["-c", str(run), "--max_length", "4", "--output_dir", str(tmp_path / "dialogs")])
+    out = capsys.readouterr().out
+    assert "AI [" in out
+    recorded = json.loads((tmp_path / "dialogs" / "interact_args.json").read_text())
+    assert recorded["config_name"] == "strat" and recorded["fusion_mask_padding"] is True
+    assert recorded["max_input_length"] == int(SHORT[1])
+
+
+def test_explicit_dests_sees_only_what_the_command_line_gave():
+    parser = infer.build_parser()
+    given = explicit_dests(parser, ["--infer_input_file", "x", "--max_input_length", "512", "--only_generate"])
+    assert given == {"infer_input_file", "max_input_length", "only_generate"}
+    assert "config_name" in explicit_dests(parser, ["--infer_input_file", "x", "--config_name", "strat"])
+
+
+def test_run_scripts_infer_and_interact_from_the_run_folder_without_pretrained_path(run, data, tmp_path):
+    fake_venv(tmp_path / "venv", REPO / "requirements.txt")
+    env = {k: v for k, v in os.environ.items() if k != "PRETRAINED_MODEL_PATH"} | {
+        "PAL_VENV": str(tmp_path / "venv"), "INFER_FILE": str(data / "valid.txt")}
+    infer_run = subprocess.run(["bash", "RUN/infer_strat.sh", str(run), *FAST, "--save_dir", str(tmp_path / "res")],
+                               cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert infer_run.returncode == 0, infer_run.stderr
+    assert json.loads((tmp_path / "res" / "infer_args.json").read_text())["pretrained_model_path"] == \
+        json.loads((run / "args.json").read_text())["pretrained_model_path"]
+    chat = subprocess.run(["bash", "RUN/interact_strat.sh", str(run / "epoch-0.bin"), "--max_length", "4",
+                           "--output_dir", str(tmp_path / "dialogs")], input="hello\n", cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert chat.returncode == 0, chat.stderr
+    assert "AI [" in chat.stdout and "conversation saved to" in chat.stdout
+
+
+def test_apply_run_dir_for_a_resume_style_run_folder_argument(tmp_path):
+    """The form train.py --resume RUN_DIR will use: the folder itself, every recorded argument not given."""
+    import argparse
+    from pal.run_folder import apply_run_dir
+    (tmp_path / "args.json").write_text(json.dumps({"config_name": "strat", "inputter_name": "strat",
+                                                    "learning_rate": 3e-3, "max_steps": 5, "world_size": 1}))
+    parser = argparse.ArgumentParser()
+    for name, kind in (("--config_name", str), ("--inputter_name", str), ("--learning_rate", float),
+                       ("--max_steps", int), ("--resume", str)):
+        parser.add_argument(name, type=kind, default=None)
+    argv = ["--resume", str(tmp_path), "--max_steps", "9"]
+    args = apply_run_dir(parser.parse_args(argv), explicit_dests(parser, argv),
+                         ("config_name", "inputter_name", "learning_rate", "max_steps"), str(tmp_path), "--resume")
+    assert (args.config_name, args.learning_rate, args.max_steps) == ("strat", 3e-3, 9)
+    assert args.run_folder["taken"] == ["config_name", "inputter_name", "learning_rate"]
+    assert args.run_folder["overridden"] == {"max_steps": 5}

@@ -1,0 +1,109 @@
+"""Every RUN/*.sh answers -h/--help without side effects (RUN/common.sh): its header comment, and for the scripts that
+run one Python command, that command with every argument's value. Run on a copy of RUN/ alone, as on a fresh clone
+(no .venv, no DATA, no checkpoint): nothing may be created, changed or deleted."""
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPTS = sorted(p.name for p in (REPO / "RUN").glob("*.sh"))
+ONE_COMMAND = {  # script -> (the Python script it runs, one argument it passes)
+    "annotate_persona.sh": ("persona_extractor/annotate_esconv.py", "--num_beams 10"),
+    "infer_strat.sh": ("codes/infer.py", "--config_name strat"),
+    "infer_no_persona.sh": ("codes/infer.py", "--config_name strat_no_persona"),
+    "infer_vanilla.sh": ("codes/infer.py", "--config_name vanilla"),
+    "interact_strat.sh": ("codes/interact.py", "--temperature 0.7"),
+    "interact_no_persona.sh": ("codes/interact.py", "--config_name strat_no_persona"),
+    "interact_vanilla.sh": ("codes/interact.py", "--config_name vanilla"),
+    "prepare_strat.sh": ("codes/prepare.py", "--max_decoder_input_length 50"),
+    "prepare_no_persona.sh": ("codes/prepare.py", "--config_name strat_no_persona"),
+    "prepare_vanilla.sh": ("codes/prepare.py", "--config_name vanilla"),
+    "prepare_persona_data.sh": ("persona_extractor/process_bart_df.py", "--data_dir DATA/personachat"),
+    "train_strat.sh": ("codes/train.py", "--learning_rate 1.5e-5"),
+    "train_no_persona.sh": ("codes/train.py", "--config_name strat_no_persona"),
+    "train_vanilla.sh": ("codes/train.py", "--config_name vanilla"),
+    "train_persona_extractor.sh": ("persona_extractor/train_bart.py", "--model_name_or_path facebook/bart-large-cnn"),
+}
+
+
+def snapshot(root):
+    """(path, size, mtime) of everything under root, ignored files and folders included."""
+    out = set()
+    for folder, dirs, files in os.walk(root):
+        for name in dirs + files:
+            path = os.path.join(folder, name)
+            st = os.lstat(path)
+            out.add((os.path.relpath(path, root), st.st_size, st.st_mtime_ns))
+    return out
+
+
+@pytest.fixture
+def fresh_clone(tmp_path):
+    shutil.copytree(REPO / "RUN", tmp_path / "RUN")
+    (tmp_path / "demo_out").mkdir()  # an earlier demo's outputs: --help must not empty them
+    (tmp_path / "demo_out" / ".pal_demo").touch()
+    (tmp_path / "demo_out" / "kept.txt").write_text("x")
+    return tmp_path
+
+
+def run_help(root, script, flag="--help", env=None):
+    env = {k: v for k, v in os.environ.items() if k not in ("PAL_VENV", "PRETRAINED_MODEL_PATH")} | (env or {})
+    return subprocess.run(["bash", str(root / "RUN" / script), flag], capture_output=True, text=True, env=env,
+                          cwd=root, timeout=60)
+
+
+def first_header_line(script):
+    lines = (REPO / "RUN" / script).read_text().splitlines()
+    return next(line for line in lines[1:] if line.startswith("#")).lstrip("# ").strip()
+
+
+def test_every_run_script_prints_its_help_and_changes_nothing(fresh_clone):
+    before = snapshot(fresh_clone)
+    for script in SCRIPTS:
+        result = run_help(fresh_clone, script)
+        assert result.returncode == 0, (script, result.stderr)
+        assert first_header_line(script) in result.stdout, script
+        if script in ONE_COMMAND:
+            program, argument = ONE_COMMAND[script]
+            assert f"python {program}" in result.stdout, (script, result.stdout)
+            assert argument in result.stdout.replace(" \\\n      ", " "), (script, result.stdout)
+            assert f"python {program} --help" in result.stdout, script
+            assert "--help \\" not in result.stdout  # the flag itself is not part of the command shown
+    assert snapshot(fresh_clone) == before
+    assert not (fresh_clone / ".venv").exists()
+
+
+def test_help_shows_the_values_from_the_environment(fresh_clone):
+    result = run_help(fresh_clone, "infer_strat.sh", "-h", {"INFER_FILE": "my/test.txt",
+                                                            "PRETRAINED_MODEL_PATH": "/models/tiny"})
+    assert result.returncode == 0, result.stderr
+    shown = result.stdout.replace(" \\\n      ", " ")
+    assert "--infer_input_file my/test.txt" in shown and "--pretrained_model_path /models/tiny" in shown
+    assert "--load_checkpoint 'DATA/strat.strat/<newest run>/epoch-<last>.bin'" in shown  # no checkpoint yet
+    nproc = run_help(fresh_clone, "train_strat.sh", env={"NPROC": "2"})
+    assert "torchrun --standalone --nproc_per_node 2 codes/train.py" in nproc.stdout.replace(" \\\n      ", " ")
+
+
+def test_demo_refuses_arguments(fresh_clone):
+    result = subprocess.run(["bash", str(fresh_clone / "RUN" / "demo.sh"), "--fast"], capture_output=True,
+                            text=True, cwd=fresh_clone, timeout=60)
+    assert result.returncode == 2 and result.stderr.startswith("error: RUN/demo.sh takes no arguments")
+    assert (fresh_clone / "demo_out" / "kept.txt").exists() and not (fresh_clone / ".venv").exists()
+
+
+def thread_default(env_threads):
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    if env_threads is not None:
+        env["OMP_NUM_THREADS"] = env_threads
+    return subprocess.run(["bash", "-c", f'source {REPO / "RUN" / "common.sh"} --help-hook; default_cpu_threads; '
+                           'echo "threads=$OMP_NUM_THREADS"'], capture_output=True, text=True, env=env, timeout=60)
+
+
+def test_cpu_thread_default_applies_only_when_unset_and_says_so():
+    unset = thread_default(None)
+    assert unset.stdout.strip() == "threads=1" and "OMP_NUM_THREADS=1" in unset.stderr
+    chosen = thread_default("2")
+    assert chosen.stdout.strip() == "threads=2" and chosen.stderr == ""

@@ -18,6 +18,8 @@ stamp="$VENV/.requirements.sha256"
 # The stamp covers requirements.txt, the lock, the lock mode and pyproject.toml (the project itself is installed
 # editable, so source edits need no reinstall; a change to the package list in pyproject.toml does).
 want="$(cat "$ROOT/requirements.txt" "$ROOT/requirements-lock.txt" "$ROOT/pyproject.toml" <(echo "PAL_LOCK=$LOCK") | sha256sum | cut -c1-64)"
+# PAL_PRINT_STAMP=1: print the stamp an up-to-date .venv holds, and stop (tests build stand-in environments with it).
+if [ -n "${PAL_PRINT_STAMP:-}" ]; then echo "$want"; exit 0; fi
 if [ ! -x "$VENV/bin/python" ]; then
   echo "[setup] creating virtual environment in $VENV"
   "$PYTHON" -m venv "$VENV"

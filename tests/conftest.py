@@ -7,6 +7,8 @@ The packages (pal, metric, persona_extractor) come from the project's editable i
 entry scripts of codes/ are loaded by path with `load_script`.
 """
 import importlib.util
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -31,6 +33,22 @@ def load_script(relative_path):
     sys.modules[name] = module  # dataclasses and pickling look their module up by name
     spec.loader.exec_module(module)
     return module
+
+
+def fake_venv(venv, root):
+    """A .venv for RUN/setup_env.sh that is this test's interpreter (up to date: nothing to install). It refuses
+    pip, so that a setup_env.sh that wants to install fails this test instead of changing the test's environment."""
+    if sys.prefix == sys.base_prefix:
+        pytest.skip("needs the tests to run in a virtual environment")
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").write_text(
+        '#!/bin/sh\ncase "$*" in *"-m pip"*) echo "fake venv: no pip" >&2; exit 1 ;; esac\n'
+        f'exec {sys.executable} "$@"\n')
+    (venv / "bin" / "python").chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k != "PAL_LOCK"}
+    stamp = subprocess.run(["bash", str(root / "RUN" / "setup_env.sh")], env=dict(env, PAL_PRINT_STAMP="1"),
+                           capture_output=True, text=True, check=True).stdout
+    (venv / ".requirements.sha256").write_text(stamp)
 
 
 def shared_path(rel):

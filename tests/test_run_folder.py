@@ -10,13 +10,14 @@ from pathlib import Path
 
 import pytest
 
-import infer
-import interact
-import train
+from conftest import fake_venv, load_script
 from pal.cli import UserError
 from pal.run_folder import explicit_dests
-from test_persona_missing_split import fake_venv
 from test_train import SHORT, data, train_args  # noqa: F401  (data is a fixture)
+
+infer = load_script("codes/infer.py")
+interact = load_script("codes/interact.py")
+train = load_script("codes/train.py")
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -125,7 +126,7 @@ def test_explicit_dests_sees_only_what_the_command_line_gave():
 
 
 def test_run_scripts_infer_and_interact_from_the_run_folder_without_pretrained_path(run, data, tmp_path):
-    fake_venv(tmp_path / "venv", REPO / "requirements.txt")
+    fake_venv(tmp_path / "venv", REPO)
     env = {k: v for k, v in os.environ.items() if k != "PRETRAINED_MODEL_PATH"} | {
         "PAL_VENV": str(tmp_path / "venv"), "INFER_FILE": str(data / "valid.txt")}
     infer_run = subprocess.run(["bash", "RUN/infer_strat.sh", str(run), *FAST, "--save_dir", str(tmp_path / "res")],

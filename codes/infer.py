@@ -26,8 +26,8 @@ import sys
 
 import torch
 
-from pal.checks import (existing_file, float_range, int_range, non_negative_int, output_dir, positive_float,
-                        positive_int, probability, require_output_dir, require_output_file)
+from pal.checks import (existing_file, existing_path, float_range, int_range, non_negative_int, output_dir,
+                        positive_float, positive_int, probability, require_output_dir, require_output_file)
 from pal.cli import ArgumentParser, UserError, atomic_write, boolean_string, resolve_device, run_main, write_json
 from pal.config import REPO_ROOT, STRATEGY_TOKENS, load_config
 from pal.dialogues import normalise

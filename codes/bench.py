@@ -63,11 +63,13 @@ def build_parser():
 
 
 # ---- inputs ---------------------------------------------------------------------------------------------------------
-def load_dialogues(n):
-    """n reformatted dialogues (turns {text, speaker usr/sys, strategy}) and where they came from."""
+def load_dialogues(n, source=None):
+    """n reformatted dialogues (turns {text, speaker usr/sys, strategy}) and where they came from.
+
+    source: an ESConv.json; default: ../shared's, else DATA/ESConv.json, else the bundled demo sample."""
     candidates = [SHARED / "data" / "esconv" / "ESConv.json", REPO_ROOT / "DATA" / "ESConv.json",
                   REPO_ROOT / "RUN" / "demo_data" / "ESConv_sample.json"]
-    source = next(p for p in candidates if p.is_file())
+    source = source or next(p for p in candidates if p.is_file())
     process = _load_reformat_module()
     raw = process.load_dialogues(str(source))[0]
     records = [process.convert_dialogue(d, f"{source}: dialogue {i}", False, "inferred") for i, d in enumerate(raw)]

@@ -62,6 +62,7 @@ from pal.cli import UserError, atomic_write, boolean_string, run_main, write_jso
 from pal.config import CONFIG_DIR, load_config, resolve_pretrained_path
 from pal.inputter import BucketBatchSampler, Featurizer, collate, settings_for, validation_batches
 from pal.model import build_model, save_checkpoint, unwrap_model
+from pal.optim import HF4AdamW, build_optimizer, parameter_groups  # noqa: F401 (the last two: re-exported for tests)
 from prepare import check_encode_context, default_prepared_dir, load_prepared
 
 # ------------------------------------------------------------------------------------------- defaults in one place
@@ -71,10 +72,7 @@ RELEASED = dict(seed=13, max_input_length=512, max_decoder_input_length=50, trai
                 warmup_steps=0, max_grad_norm=1.0, weight_decay=0.01, use_all_persona=False)
 # The paper's stated values (Cheng et al. 2023, implementation details), applied by --paper_hparams True.
 PAPER_HPARAMS = dict(learning_rate=2.5e-5, warmup_steps=100)
-HF4_ADAMW = dict(betas=(0.9, 0.999), eps=1e-6)  # transformers 4.x AdamW defaults, as the authors called it
 BUCKET_FACTOR = 100  # the authors' bucket = 100 batches
-SPEC_NO_DECAY_TYPES = (torch.nn.LayerNorm,)
-AUTHORS_NO_DECAY_PATTERNS = ("bias", "ln", "LayerNorm.weight")
 STATE_FILE = "training_state.pt"
 TRAIN_LOG_COLUMNS = ["epoch", "global_step", "step", "loss", "ppl", "mean_loss", "mean_ppl", "lr",
                      "n_token_real", "n_token_total", "epoch_time"]
@@ -238,61 +236,6 @@ def set_seed(seed):
     """python, numpy and torch generators (what the authors' transformers.set_seed call does)."""
     from transformers import set_seed as hf_set_seed
     hf_set_seed(seed)
-
-
-# ------------------------------------------------------------------------------------------- optimizer
-
-class HF4AdamW(torch.optim.Optimizer):
-    """AdamW as transformers 4.x implemented it (the authors' optimizer).
-
-    Differs from torch.optim.AdamW in two places: epsilon is added to sqrt(v) before bias correction (the bias
-    correction scales the step size instead), and the decoupled weight decay is applied after the Adam update.
-    """
-
-    def __init__(self, params, lr, betas=HF4_ADAMW["betas"], eps=HF4_ADAMW["eps"], weight_decay=0.0):
-        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
-
-    @torch.no_grad()
-    def step(self, closure=None):
-        for group in self.param_groups:
-            beta1, beta2 = group["betas"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state["exp_avg"] = torch.zeros_like(p)
-                    state["exp_avg_sq"] = torch.zeros_like(p)
-                state["step"] += 1
-                m, v, t = state["exp_avg"], state["exp_avg_sq"], state["step"]
-                m.mul_(beta1).add_(p.grad, alpha=1 - beta1)
-                v.mul_(beta2).addcmul_(p.grad, p.grad, value=1 - beta2)
-                step_size = group["lr"] * math.sqrt(1 - beta2 ** t) / (1 - beta1 ** t)
-                p.addcdiv_(m, v.sqrt().add_(group["eps"]), value=-step_size)
-                if group["weight_decay"] > 0:
-                    p.add_(p, alpha=-group["lr"] * group["weight_decay"])
-
-
-def parameter_groups(model, weight_decay, rule):
-    """[decayed, not decayed] parameter groups; trainable parameters only (strategy_alpha is frozen)."""
-    if rule == "authors":
-        exempt = {n for n, _ in model.named_parameters() if any(pat in n for pat in AUTHORS_NO_DECAY_PATTERNS)}
-    else:
-        exempt = {n for n, _ in model.named_parameters() if n.endswith("bias")}
-        for module_name, module in model.named_modules():
-            if isinstance(module, SPEC_NO_DECAY_TYPES):
-                exempt |= {f"{module_name}.{n}" if module_name else n for n, _ in module.named_parameters()}
-    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    return [{"params": [p for n, p in trainable if n not in exempt], "weight_decay": weight_decay},
-            {"params": [p for n, p in trainable if n in exempt], "weight_decay": 0.0}]
-
-
-def build_optimizer(model, args):
-    groups = parameter_groups(model, args.weight_decay, args.weight_decay_rule)
-    if args.optimizer == "torch_adamw":
-        return torch.optim.AdamW(groups, lr=args.learning_rate)
-    return HF4AdamW(groups, lr=args.learning_rate)
 
 
 # ------------------------------------------------------------------------------------------- one optimizer step

@@ -25,7 +25,8 @@ import torch
 
 from pal.cli import UserError, atomic_write, boolean_string, resolve_device, run_main, write_json
 from pal.config import REPO_ROOT, load_config
-from pal.generation import DecodingOptions, decoding_options, generate, parse_alpha
+from pal.generation import (CONTRASTIVE_IMPL_HELP, CONTRASTIVE_IMPLS, DecodingOptions, decoding_options, generate,
+                            parse_alpha)
 from pal.inputter import Featurizer, inference_batches, normalise, settings_for, validation_batches
 from pal.model import build_model
 
@@ -84,6 +85,8 @@ def _add_decoding_arguments(p):
                    help="PAL: mask padding in the fusion attentions (outputs independent of batching; not the "
                         "authors' behaviour)")
     g.add_argument("--use_cache", type=boolean_string, default=True, help="False: recompute the prefix every step")
+    g.add_argument("--contrastive_impl", choices=CONTRASTIVE_IMPLS, default=DEFAULTS.contrastive_impl,
+                   help=CONTRASTIVE_IMPL_HELP)
 
 
 def _add_accepted_authors_arguments(p):
@@ -114,7 +117,7 @@ def decoding_from_args(args):
         no_repeat_ngram_size=args.no_repeat_ngram_size, encoder_no_repeat_ngram_size=args.no_repeat_ngram_size,
         num_return_sequences=args.num_return_sequences, use_gold_strategy=args.use_gold_strategy,
         strategy_alpha=parse_alpha(args.strategy_alpha), strategy_top3_k=args.strategy_top3_k,
-        use_cache=args.use_cache)
+        use_cache=args.use_cache, contrastive_impl=args.contrastive_impl)
 
 
 def autocast_factory(args, device):

@@ -87,6 +87,7 @@ def esconv_trained(tiny_blender_dir):
     return toker, model.eval(), batches
 
 
+@pytest.mark.slow
 def test_stacked_matches_two_pass_on_esconv_trained_model(esconv_trained):
     toker, model, batches = esconv_trained
     options = dict(GREEDY, max_length=20, min_length=10, repetition_penalty=1.03)

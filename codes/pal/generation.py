@@ -45,9 +45,9 @@ from dataclasses import dataclass, fields
 import torch
 import torch.nn.functional as F
 from transformers.generation.logits_process import (ForcedEOSTokenLogitsProcessor, LogitsProcessorList,
-                                                    MinLengthLogitsProcessor, NoBadWordsLogitsProcessor, NoRepeatNGramLogitsProcessor,
-                                                    RepetitionPenaltyLogitsProcessor, TemperatureLogitsWarper,
-                                                    TopKLogitsWarper, TopPLogitsWarper)
+                                                    MinLengthLogitsProcessor, NoBadWordsLogitsProcessor,
+                                                    NoRepeatNGramLogitsProcessor, RepetitionPenaltyLogitsProcessor,
+                                                    TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper)
 
 from .beam_search import beam_search
 from .cli import UserError
@@ -55,6 +55,9 @@ from .model import NUM_STRATEGIES, PersonaFusionBlenderbotSmall
 
 STRATEGY_CONTRAST = 0.075  # the authors' fixed contrast weight for the strategy step
 CONTRASTIVE_IMPLS = ("stacked", "two_pass")  # module docstring
+CONTRASTIVE_IMPL_HELP = ("PAL's contrastive decoder: stacked (default) runs both streams as one decoder call and "
+                         "reuses the strategy step's cache; two_pass is the released computation, exact (same "
+                         "replies on >= 99%% of examples in our tests; logits differ at float rounding)")
 
 
 @dataclass
@@ -161,8 +164,7 @@ def choose_strategy(model, decoder, batch, opts):
 
     The stacked decoder keeps this step's cache for the reply; two_pass runs it uncached, as the released code."""
     bos = bos_column(batch["input_ids"], model.config.bos_token_id)
-    z = decoder.stream_logits(bos, keep_cache=decoder.stacked)
-    logits = z[0] if len(z) == 1 else (1 + opts.strategy_contrast) * z[0] - opts.strategy_contrast * z[1]
+    logits = decoder.combined_logits(bos, opts.strategy_contrast, keep_cache=decoder.reuse_strategy_cache)
     strategy_logits = logits[:, model.strategy_token_ids].float()
     if opts.use_gold_strategy:
         if "strat_id" not in batch:
@@ -224,11 +226,14 @@ class ContrastiveDecoder:
 
     With one stream the logits are z; with two (PAL) (1 + a) z_p - a z_c, a per row (set `alpha` before decoding).
     stacked: the streams are concatenated along the batch ([S * N, L, d]) and run as one decoder call with one
-    cache; otherwise each stream is its own call with its own cache (module docstring).
+    cache, and the contrast is taken on the decoder's output states before the (linear) lm_head,
+    W((1 + a) h_p - a h_c) + b == (1 + a)(W h_p + b) - a(W h_c + b), so the 54,956-way lm_head runs once per row;
+    otherwise each stream is its own call with its own cache and lm_head (the released computation).
     """
 
     def __init__(self, model, streams, use_cache, stacked=False):
         self.model, self.use_cache, self.alpha = model, use_cache, None
+        self.reuse_strategy_cache = stacked  # the stacked implementation keeps the strategy step's cache
         self.stacked = stacked and len(streams) > 1
         self.n_streams, self.rows = len(streams), streams[0].states.shape[0]
         if self.stacked:
@@ -237,28 +242,25 @@ class ContrastiveDecoder:
         self.caches = [None] * len(self.passes)
 
     def next_logits(self, ids):
-        z = self.stream_logits(ids)
-        if len(z) == 1:
-            return z[0]
-        a = self.alpha[:, None].to(z[0].dtype)
-        return (1 + a) * z[0] - a * z[1]
+        return self.combined_logits(ids, self.alpha)
 
-    def stream_logits(self, ids, keep_cache=True):
-        """Next-token logits [N, V] of every stream for decoder ids [N, T]; keep_cache=False runs uncached."""
-        copies = self.n_streams if self.stacked else 1
-        z = []
-        for i, stream in enumerate(self.passes):
-            logits = self._pass_logits(i, ids.repeat(copies, 1), stream, keep_cache and self.use_cache)
-            z.extend(logits.chunk(copies) if copies > 1 else [logits])
-        return z
+    def combined_logits(self, ids, contrast, keep_cache=True):
+        """Next-token logits [N, V] for decoder ids [N, T]: z, or (1 + c) z_p - c z_c with contrast c (a number or
+        [N]); keep_cache=False runs uncached and leaves the caches as they are."""
+        cached = keep_cache and self.use_cache
+        if self.stacked:
+            hidden = self._pass(0, ids.repeat(self.n_streams, 1), cached, self.model.decoder_hidden)[:, -1, :]
+            return self.model.lm_logits(contrasted(hidden.chunk(self.n_streams), contrast))
+        z = [self._pass(i, ids, cached, self.model.decoder_logits)[:, -1, :] for i in range(len(self.passes))]
+        return contrasted(z, contrast)
 
-    def _pass_logits(self, i, ids, stream, cached):
+    def _pass(self, i, ids, cached, decoder_fn):
+        stream = self.passes[i]
         if not cached:
-            return self.model.decoder_logits(ids, stream.states, stream.mask)[0][:, -1, :]
+            return decoder_fn(ids, stream.states, stream.mask)[0]
         new_ids = ids if self.caches[i] is None else ids[:, -1:]
-        logits, self.caches[i] = self.model.decoder_logits(new_ids, stream.states, stream.mask,
-                                                           cache=self.caches[i], use_cache=True)
-        return logits[:, -1, :]
+        out, self.caches[i] = decoder_fn(new_ids, stream.states, stream.mask, cache=self.caches[i], use_cache=True)
+        return out
 
     def keep_first_stream(self):
         """Drop the context stream (PAL with a = 0 everywhere), keeping the fused stream's cache."""
@@ -298,6 +300,14 @@ class ContrastiveDecoder:
         if not self.stacked:
             return rows
         return torch.cat([rows + k * self.rows for k in range(self.n_streams)])
+
+
+def contrasted(z, contrast):
+    """z[0] alone, or (1 + c) z[0] - c z[1] (c a number or one value per row)."""
+    if len(z) == 1:
+        return z[0]
+    c = contrast[:, None].to(z[0].dtype) if torch.is_tensor(contrast) else contrast
+    return (1 + c) * z[0] - c * z[1]
 
 
 def logits_processors(opts, toker, device, max_total=None, forced_eos_token_id=None):

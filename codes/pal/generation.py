@@ -33,9 +33,10 @@ Two implementations of the contrastive decoder (`contrastive_impl`):
   EncoderDecoderCache; the strategy step runs [bos] without a cache and the reply's first call recomputes
   [bos, strategy].
 - "stacked" (default, faster): both streams in ONE decoder call on a [2B, L, d] batch (fused states on top of the
-  context states) with one cache, the logits split afterwards; the strategy step's cache is kept and the reply
-  starts from it. Same arithmetic, other kernel shapes: logits differ from two_pass at float rounding only;
-  tests/test_generation.py checks identical greedy replies and strategies against two_pass on a tiny model
+  context states) with one cache; the contrast is taken on the two halves of the decoder's output states before
+  the linear lm_head (so the 54,956-way lm_head runs on B rows, not 2B); the strategy step's cache is kept and the
+  reply starts from it. The same arithmetic in another order: logits differ from two_pass at float rounding only.
+  tests/test_stacked_decoding.py checks identical greedy replies and strategies against two_pass on a tiny model
   trained on real ESConv (the issue-14 rule: >= 99% of examples), and equal tokens for sampling and beams.
 use_cache=False recomputes the full prefix at every step (same tokens; a test checks it). Caches are transformers'
 `cache` argument/output (>= 5.24), not the deprecated past_key_values.
@@ -55,9 +56,9 @@ from .model import NUM_STRATEGIES, PersonaFusionBlenderbotSmall
 
 STRATEGY_CONTRAST = 0.075  # the authors' fixed contrast weight for the strategy step
 CONTRASTIVE_IMPLS = ("stacked", "two_pass")  # module docstring
-CONTRASTIVE_IMPL_HELP = ("PAL's contrastive decoder: stacked (default) runs both streams as one decoder call and "
-                         "reuses the strategy step's cache; two_pass is the released computation, exact (same "
-                         "replies on >= 99%% of examples in our tests; logits differ at float rounding)")
+CONTRASTIVE_IMPL_HELP = ("PAL's contrastive decoder: stacked (default, faster) runs both streams as one decoder call, "
+                         "one lm_head, and reuses the strategy step's cache; two_pass is the released computation, "
+                         "exact (stacked logits differ at float rounding; same replies in our tests)")
 
 
 @dataclass

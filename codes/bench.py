@@ -1,23 +1,30 @@
 """Side-by-side benchmarks of the PAL suite, measured in one run on the same batches and the same random weights.
 
-    python codes/bench.py            # full-size BlenderBot-small-90M config (random weights), CPU or CUDA
-    python codes/bench.py --small    # a tiny config: seconds, for a smoke run
+    python codes/bench.py                     # full-size BlenderBot-small-90M config (random weights), CPU or CUDA
+    python codes/bench.py --small             # a tiny config: seconds, for a smoke run
+    python codes/bench.py --output bench.json --bf16   # also write JSON; bfloat16 autocast for the model passes
 
 Each row is a ratio of two measurements taken here, now, on this machine: absolute times vary between machines and
-runs, the ratios much less. Rows and targets (full-size config):
-  featurization  examples/s, pal.inputter vs the authors' per-example re-tokenization  target >= 5x, identical ids
-  train step     seconds per optimizer step, PAL vs vanilla BlenderBot-small           target <= 2.2x
-  generation     seconds per batch of greedy replies, PAL vs vanilla                    target <= 2.2x
-  peak memory    peak memory of a training step over the loaded model, PAL vs vanilla   target <= 2x
-"Vanilla" is plain BlenderBot-small fed the same batches (the Blender-Joint model with PAL's 12 added tokens,
-config strat_no_persona_12tok, so that PAL's batches fit it; no persona fusion); its decoding runs one decoder pass per step where PAL's contrastive rule
-runs two. Data: ESConv from ../shared (or DATA/ESConv.json) when present, else the bundled demo sample.
+runs, the ratios much less. Rows and targets (full-size config; issue 14):
+  featurization    examples/s, pal.inputter vs the authors' per-example re-tokenization   target >= 6x, identical ids
+  train step       seconds per optimizer step (forward, backward, clip, HF4AdamW), PAL vs vanilla   target <= 2.0x
+  greedy / sampled seconds per batch of replies, PAL (default stacked decoder) vs vanilla   greedy target <= 1.4x
+  PAL decoder      stacked (one decoder call on both streams) vs two_pass (the released computation), with the
+                   share of identical replies and strategies
+  peak memory      peak memory of a training step over the loaded model, PAL vs vanilla      target <= 2x
+"Vanilla" is plain BlenderBot-small fed the same batches (the Blender-Joint network with PAL's 12 added tokens,
+config strat_no_persona_12tok, so that PAL's batches fit it; no persona fusion); its decoding runs one decoder
+stream where PAL's contrastive rule runs two.
+Data: ESConv from ../shared (or DATA/ESConv.json) when present, else the bundled demo sample.
+Timing synchronises CUDA before reading the clock. A row whose target is not met is followed by a torch.profiler
+table (top operators by self time) of one PAL and one vanilla run of it, so the report shows where the time goes.
 Peak memory on CPU is the process's peak resident set (VmHWM, reset before the step), measured in a fresh
 subprocess per model so that one model's freed memory cannot hide the other's; on CUDA, max_memory_allocated.
 """
 import argparse
 import importlib.util
 import json
+import os
 import re
 import statistics
 import subprocess
@@ -33,14 +40,15 @@ from pal.config import REPO_ROOT, load_config, build_tokenizer
 from pal.generation import generate
 from pal.inputter import Featurizer, collate, settings_for
 from pal.model import build_model
+from pal.optim import HF4AdamW, parameter_groups
 from pal.reference_featurization import reference_strat
 from pal.tiny import make_tiny_blenderbot_dir
 
 SHARED = REPO_ROOT.parent / "shared"
 FULL_SIZE = dict(d_model=512, layers=8, heads=16, ffn=2048)  # facebook/blenderbot_small-90M
 SMALL_SIZE = dict(d_model=32, layers=2, heads=2, ffn=64)
-TARGETS = {"featurization": (">=", 5.0), "train_step": ("<=", 2.2), "generation": ("<=", 2.2),
-           "peak_memory": ("<=", 2.0)}
+TARGETS = {"featurization": (">=", 6.0), "train_step": ("<=", 2.0), "greedy": ("<=", 1.4),
+           "peak_memory": ("<=", 2.0)}  # issue 14 (peak memory: kept from the first benchmark)
 PAL, VANILLA = "strat", "strat_no_persona_12tok"  # one tokenizer, so both models take the same batches
 
 
@@ -56,6 +64,7 @@ def build_parser():
     p.add_argument("--max_input_length", type=int, default=512)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--bf16", action="store_true", help="bfloat16 autocast for training steps and decoding")
     p.add_argument("--output", default=None, help="also write the results as JSON here")
     p.add_argument("--memory_probe", choices=[PAL, VANILLA], help=argparse.SUPPRESS)  # internal: subprocess mode
     p.add_argument("--probe_dir", help=argparse.SUPPRESS)
@@ -63,11 +72,13 @@ def build_parser():
 
 
 # ---- inputs ---------------------------------------------------------------------------------------------------------
-def load_dialogues(n):
-    """n reformatted dialogues (turns {text, speaker usr/sys, strategy}) and where they came from."""
+def load_dialogues(n, source=None):
+    """n reformatted dialogues (turns {text, speaker usr/sys, strategy}) and where they came from.
+
+    source: an ESConv.json; default: ../shared's, else DATA/ESConv.json, else the bundled demo sample."""
     candidates = [SHARED / "data" / "esconv" / "ESConv.json", REPO_ROOT / "DATA" / "ESConv.json",
                   REPO_ROOT / "RUN" / "demo_data" / "ESConv_sample.json"]
-    source = next(p for p in candidates if p.is_file())
+    source = source or next(p for p in candidates if p.is_file())
     process = _load_reformat_module()
     raw = process.load_dialogues(str(source), process.DATA_HINT).dialogues  # pal.dialogues, as the reformat reads it
     records = [process.convert_dialogue(d, f"{source}: dialogue {i}", False, "inferred") for i, d in enumerate(raw)]
@@ -100,8 +111,12 @@ def without_persona(batch):
 
 # ---- measurements ---------------------------------------------------------------------------------------------------
 def bench_featurization(toker, dialogues, max_input_length):
+    """Both forms timed with the tokenizer's word cache warm (one untimed pass first): otherwise whichever runs
+    first pays for filling it and the ratio depends on the order."""
     settings = settings_for(load_config(PAL), "strat", max_input_length=max_input_length)
     fast = Featurizer(toker, settings)
+    for d in dialogues:
+        fast.dialogue_features(d, "training")
     t0 = time.perf_counter()
     ours = [fast.dialogue_features(d, "training") for d in dialogues]
     t_ours = time.perf_counter() - t0
@@ -121,16 +136,27 @@ def sync(device):
         torch.cuda.synchronize()
 
 
-def train_step_seconds(model, train_batches, steps, device):
-    """Median seconds of a full optimizer step (forward, backward, clip, AdamW) after one warm-up step."""
+def autocast(device, bf16):
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
+
+
+def on_device(batch, device):
+    return {k: v.to(device) for k, v in batch.items() if torch.is_tensor(v)}
+
+
+def train_step_seconds(model, train_batches, steps, device, bf16=False):
+    """Median seconds of a full optimizer step (forward, backward, clip, the authors' AdamW with train.py's
+    parameter groups) after one warm-up step."""
     model.train()
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
+    optimizer = HF4AdamW(parameter_groups(model, 0.01, "spec"), lr=1e-5)
     times = []
     for i in range(steps + 1):
-        batch = {k: v.to(device) for k, v in train_batches[i % len(train_batches)].items() if torch.is_tensor(v)}
+        batch = on_device(train_batches[i % len(train_batches)], device)
         sync(device)
         t0 = time.perf_counter()
-        model(**batch).loss.backward()
+        with autocast(device, bf16):
+            loss = model(**batch).loss
+        loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -140,20 +166,46 @@ def train_step_seconds(model, train_batches, steps, device):
     return statistics.median(times)
 
 
-def generation_seconds(model, toker, gen_batches, max_length, device):
-    """Seconds per batch of greedy decoding of exactly max_length reply tokens.
+GREEDY = dict(do_sample=False, top_k=0, top_p=1.0)
+SAMPLED = dict(do_sample=True, top_k=10, top_p=0.9, temperature=0.5)  # the released decoding
+
+
+def generation_run(model, toker, gen_batches, max_length, device, bf16=False, seed=0, **options):
+    """(seconds per batch, outputs) of decoding exactly max_length reply tokens per example.
 
     eos is banned until the end (min_length counts the [bos, strategy] prefix), so both models decode the same number
     of steps: random weights would otherwise stop at different, arbitrary lengths.
     """
     model.eval()
+    torch.manual_seed(seed)
+    outputs = []
     sync(device)
     t0 = time.perf_counter()
-    for batch in gen_batches:
-        generate(model, batch, toker, do_sample=False, top_k=0, top_p=1.0, num_beams=1, max_length=max_length,
-                 min_length=max_length + 2, repetition_penalty=1.0)
+    with autocast(device, bf16):
+        for batch in gen_batches:
+            outputs.append(generate(model, batch, toker, num_beams=1, max_length=max_length, min_length=max_length + 2,
+                                    repetition_penalty=1.0, **options))
     sync(device)
-    return (time.perf_counter() - t0) / len(gen_batches)
+    return (time.perf_counter() - t0) / len(gen_batches), outputs
+
+
+def same_replies(a, b):
+    """Share of examples whose reply and strategy are identical in two PAL generation_run outputs."""
+    rows = lambda outs: [r for o in outs for r in zip(o["sequences"], o["pred_strat_id"])]
+    pairs = list(zip(rows(a), rows(b)))
+    return sum(x == y for x, y in pairs) / len(pairs)
+
+
+def profile_table(fn, device, rows=12):
+    """torch.profiler's top operators by self time of one call of fn (shown when a target is not met)."""
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    if device.type == "cuda":
+        activities.append(torch.profiler.ProfilerActivity.CUDA)
+    with torch.profiler.profile(activities=activities) as prof:
+        fn()
+        sync(device)
+    key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    return prof.key_averages().table(sort_by=key, row_limit=rows)
 
 
 def peak_rss_kib():
@@ -176,12 +228,12 @@ def memory_probe(args):
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated()
-        train_step_seconds(model, train_batches, 2, device)
+        train_step_seconds(model, train_batches, 2, device, args.bf16)
         peak = torch.cuda.max_memory_allocated() - base
     else:
         reset_peak_rss()
         base = peak_rss_kib() * 1024
-        train_step_seconds(model, train_batches, 2, device)
+        train_step_seconds(model, train_batches, 2, device, args.bf16)
         peak = peak_rss_kib() * 1024 - base
     print(json.dumps({"peak_bytes_over_loaded_model": peak}))
 
@@ -190,6 +242,8 @@ def measure_memory(config_name, probe_dir, args):
     cmd = [sys.executable, __file__, "--memory_probe", config_name, "--probe_dir", probe_dir, "--device", args.device]
     if args.threads:
         cmd += ["--threads", str(args.threads)]
+    if args.bf16:
+        cmd.append("--bf16")
     out = subprocess.run(cmd, capture_output=True, text=True)
     if out.returncode != 0:
         raise RuntimeError(f"memory probe for {config_name} failed:\n{out.stderr[-2000:]}")
@@ -200,25 +254,105 @@ def measure_memory(config_name, probe_dir, args):
 def verdict(name, ratio):
     op, target = TARGETS[name]
     ok = ratio >= target if op == ">=" else ratio <= target
-    return f"target {op} {target:g}x: {'met' if ok else 'NOT met'}"
+    if ok:
+        return f"target {op} {target:g}x: met"
+    return f"target {op} {target:g}x: NOT met (by {abs(ratio / target - 1) * 100:.0f}%)"
+
+
+def met(name, ratio):
+    return verdict(name, ratio).endswith(": met")
 
 
 def report(results):
-    f, t, g, m = (results[k] for k in ("featurization", "train_step", "generation", "peak_memory"))
+    f, t, m, d = (results[k] for k in ("featurization", "train_step", "peak_memory", "pal_decoder"))
+    gen_row = lambda name, g, target: (
+        f"{name:<16} PAL {g['pal_s']:8.3f} s/batch ({g['pal_tokens_per_s']:7.1f} tok/s) | vanilla {g['vanilla_s']:8.3f}"
+        f" s/batch ({g['vanilla_tokens_per_s']:7.1f} tok/s) | ratio {g['ratio']:5.2f}x"
+        + (f" | {verdict(target, g['ratio'])}" if target else ""))
     lines = [
-        f"device {results['device']}, threads {results['threads']}, model {results['model']}, data {results['data']}",
-        f"featurization  ours {f['ours_examples_per_s']:9.1f} ex/s | per-example re-tokenization "
+        f"device {results['device']}, threads {results['threads']}, bf16 {results['bf16']}, model {results['model']}, "
+        f"data {results['data']}, load average before/after {results['load_average']}",
+        f"featurization    ours {f['ours_examples_per_s']:9.1f} ex/s | per-example re-tokenization "
         f"{f['reference_examples_per_s']:9.1f} ex/s | speed-up {f['ratio']:5.2f}x | identical ids: "
         f"{f['identical_ids']} | {verdict('featurization', f['ratio'])}",
-        f"train step     PAL {t['pal_s']:8.3f} s | vanilla {t['vanilla_s']:8.3f} s | ratio {t['ratio']:5.2f}x | "
-        f"{verdict('train_step', t['ratio'])}",
-        f"generation     PAL {g['pal_s']:8.3f} s/batch ({g['pal_replies_per_s']:.2f} replies/s) | vanilla "
-        f"{g['vanilla_s']:8.3f} s/batch ({g['vanilla_replies_per_s']:.2f} replies/s) | ratio {g['ratio']:5.2f}x | "
-        f"{verdict('generation', g['ratio'])}",
-        f"peak memory    PAL {m['pal_mib']:8.1f} MiB | vanilla {m['vanilla_mib']:8.1f} MiB (training step, over the "
-        f"loaded model) | ratio {m['ratio']:5.2f}x | {verdict('peak_memory', m['ratio'])}",
+        f"train step       PAL {t['pal_s']:8.3f} s ({t['pal_tokens_per_s']:7.1f} tok/s) | vanilla {t['vanilla_s']:8.3f} s "
+        f"({t['vanilla_tokens_per_s']:7.1f} tok/s) | ratio {t['ratio']:5.2f}x | {verdict('train_step', t['ratio'])}",
+        gen_row("greedy", results["greedy"], "greedy"),
+        gen_row("sampled", results["sampled"], None),
+        f"PAL decoder      stacked {d['stacked_s']:8.3f} s/batch | two_pass {d['two_pass_s']:8.3f} s/batch | speed-up "
+        f"{d['speedup']:5.2f}x | identical greedy replies and strategies: {d['identical'] * 100:.1f}%",
+        f"peak memory      PAL {m['pal_mib']:8.1f} MiB | vanilla {m['vanilla_mib']:8.1f} MiB (training step, over "
+        f"the loaded model) | ratio {m['ratio']:5.2f}x | {verdict('peak_memory', m['ratio'])}",
     ]
+    for name, table in results.get("profiles", {}).items():
+        lines += [f"\nprofile ({name}, target not met):", table]
     return "\n".join(lines)
+
+
+def load_average():
+    return round(os.getloadavg()[0], 2)
+
+
+def timed_rounds(models, train_batches, gen_batches, toker, args, device):
+    """Median seconds of every measurement; PAL and vanilla alternate each round so machine noise hits both."""
+    pal, vanilla = models
+    plain_train = [without_persona(b) for b in train_batches]
+    plain_gen = [without_persona(b) for b in gen_batches]
+    runs = {k: [] for k in ("train_pal", "train_vanilla", "greedy_pal", "greedy_vanilla", "two_pass_pal",
+                            "sampled_pal", "sampled_vanilla")}
+    outputs = {}
+    for r in range(args.rounds):
+        print(f"round {r + 1}/{args.rounds}: training steps, greedy and sampled generation ...", flush=True)
+        runs["train_pal"].append(train_step_seconds(pal, train_batches, args.train_steps, device, args.bf16))
+        runs["train_vanilla"].append(train_step_seconds(vanilla, plain_train, args.train_steps, device, args.bf16))
+        for kind, options in (("greedy", GREEDY), ("sampled", SAMPLED)):
+            for name, model, data in (("pal", pal, gen_batches), ("vanilla", vanilla, plain_gen)):
+                sec, outputs[f"{kind}_{name}"] = generation_run(model, toker, data, args.max_length, device,
+                                                                args.bf16, **options)
+                runs[f"{kind}_{name}"].append(sec)
+        sec, outputs["two_pass_pal"] = generation_run(pal, toker, gen_batches, args.max_length, device, args.bf16,
+                                                      contrastive_impl="two_pass", **GREEDY)
+        runs["two_pass_pal"].append(sec)
+    return {k: statistics.median(v) for k, v in runs.items()}, outputs
+
+
+def summarize(sec, outputs, train_batches, args):
+    label_tokens = statistics.mean(int(b["labels"].ne(-100).sum()) for b in train_batches)
+    gen_tokens = args.gen_batch_size * args.max_length
+
+    def pair(kind):
+        p, v = sec[f"{kind}_pal"], sec[f"{kind}_vanilla"]
+        return {"pal_s": p, "vanilla_s": v, "ratio": p / v, "pal_tokens_per_s": gen_tokens / p,
+                "vanilla_tokens_per_s": gen_tokens / v, "batch_size": args.gen_batch_size,
+                "reply_tokens": args.max_length}
+    return {
+        "train_step": {"pal_s": sec["train_pal"], "vanilla_s": sec["train_vanilla"],
+                       "ratio": sec["train_pal"] / sec["train_vanilla"],
+                       "pal_tokens_per_s": label_tokens / sec["train_pal"],
+                       "vanilla_tokens_per_s": label_tokens / sec["train_vanilla"],
+                       "batch_size": args.train_batch_size},
+        "greedy": pair("greedy"), "sampled": pair("sampled"),
+        "pal_decoder": {"stacked_s": sec["greedy_pal"], "two_pass_s": sec["two_pass_pal"],
+                        "speedup": sec["two_pass_pal"] / sec["greedy_pal"],
+                        "identical": same_replies(outputs["greedy_pal"], outputs["two_pass_pal"])},
+    }
+
+
+def profiles(results, models, train_batches, gen_batches, toker, args, device):
+    """torch.profiler tables for the rows whose target was not met."""
+    pal, vanilla = models
+    out = {}
+    if not met("train_step", results["train_step"]["ratio"]):
+        for name, model, data in (("PAL", pal, train_batches), ("vanilla", vanilla,
+                                                                [without_persona(b) for b in train_batches])):
+            out[f"train step, {name}"] = profile_table(lambda: train_step_seconds(model, data[:2], 1, device,
+                                                                                  args.bf16), device)
+    if not met("greedy", results["greedy"]["ratio"]):
+        for name, model, data in (("PAL", pal, gen_batches[:1]), ("vanilla", vanilla,
+                                                                  [without_persona(gen_batches[0])])):
+            out[f"greedy, {name}"] = profile_table(lambda: generation_run(model, toker, data, args.max_length,
+                                                                          device, args.bf16, **GREEDY), device)
+    return out
 
 
 def main(argv=None):
@@ -231,6 +365,7 @@ def main(argv=None):
         raise UserError("--dialogues, --rounds and --train_steps must be >= 1")
     device = resolve_device(args.device)
     torch.manual_seed(0)
+    load_before = load_average()
     with tempfile.TemporaryDirectory(prefix="pal-bench-") as workdir:
         path = model_dir(workdir, args.small)
         dialogues, source = load_dialogues(args.dialogues)
@@ -241,35 +376,21 @@ def main(argv=None):
                                 toker.pad_token_id)
         torch.save(train_batches, Path(workdir) / "batches.pt")
         gen_batches = batches(features[:args.gen_batch_size * 2], args.gen_batch_size, toker.pad_token_id)
-        _, pal = build_model(PAL, pretrained_model_path=path, device=device)
-        _, vanilla = build_model(VANILLA, pretrained_model_path=path, device=device)
-        train = {PAL: [], VANILLA: []}
-        gen = {PAL: [], VANILLA: []}
-        for r in range(args.rounds):  # alternate so that machine noise hits both models alike
-            print(f"round {r + 1}/{args.rounds}: training steps and greedy generation ...", flush=True)
-            train[PAL].append(train_step_seconds(pal, train_batches, args.train_steps, device))
-            train[VANILLA].append(train_step_seconds(vanilla, [without_persona(b) for b in train_batches],
-                                                     args.train_steps, device))
-            gen[PAL].append(generation_seconds(pal, toker, gen_batches, args.max_length, device))
-            gen[VANILLA].append(generation_seconds(vanilla, toker, [without_persona(b) for b in gen_batches],
-                                                   args.max_length, device))
-        del pal, vanilla
+        models = [build_model(name, pretrained_model_path=path, device=device)[1] for name in (PAL, VANILLA)]
+        sec, outputs = timed_rounds(models, train_batches, gen_batches, toker, args, device)
+        results = {"device": str(device), "threads": torch.get_num_threads(), "bf16": args.bf16, "data": str(source),
+                   "model": "tiny config" if args.small else "BlenderBot-small-90M config (random weights)",
+                   "featurization": feat, **summarize(sec, outputs, train_batches, args)}
+        results["profiles"] = profiles(results, models, train_batches, gen_batches, toker, args, device)
+        del models
         print("peak memory (one subprocess per model) ...", flush=True)
         mem = {name: measure_memory(name, workdir, args) for name in (PAL, VANILLA)}
-    t = {k: statistics.median(v) for k, v in train.items()}
-    g = {k: statistics.median(v) for k, v in gen.items()}
-    results = {
-        "device": str(device), "threads": torch.get_num_threads(), "data": str(source),
-        "model": "tiny config" if args.small else "BlenderBot-small-90M config (random weights)",
-        "featurization": feat,
-        "train_step": {"pal_s": t[PAL], "vanilla_s": t[VANILLA], "ratio": t[PAL] / t[VANILLA],
-                       "batch_size": args.train_batch_size},
-        "generation": {"pal_s": g[PAL], "vanilla_s": g[VANILLA], "ratio": g[PAL] / g[VANILLA],
-                       "pal_replies_per_s": args.gen_batch_size / g[PAL],
-                       "vanilla_replies_per_s": args.gen_batch_size / g[VANILLA], "batch_size": args.gen_batch_size},
-        "peak_memory": {"pal_mib": mem[PAL] / 2**20, "vanilla_mib": mem[VANILLA] / 2**20,
-                        "ratio": mem[PAL] / max(mem[VANILLA], 1)},
-    }
+    results["peak_memory"] = {"pal_mib": mem[PAL] / 2**20, "vanilla_mib": mem[VANILLA] / 2**20,
+                              "ratio": mem[PAL] / max(mem[VANILLA], 1)}
+    results["load_average"] = [load_before, load_average()]
+    results["targets"] = {name: verdict(name, results[key]["ratio"]) for name, key in
+                          (("featurization", "featurization"), ("train_step", "train_step"), ("greedy", "greedy"),
+                           ("peak_memory", "peak_memory"))}
     print(report(results))
     if args.output:
         write_json(args.output, results)

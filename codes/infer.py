@@ -31,7 +31,8 @@ from pal.checks import (existing_file, existing_path, float_range, int_range, no
 from pal.cli import ArgumentParser, UserError, atomic_write, boolean_string, resolve_device, run_main, write_json
 from pal.config import REPO_ROOT, STRATEGY_TOKENS, load_config
 from pal.dialogues import normalise
-from pal.generation import DecodingOptions, decoding_options, generate, parse_alpha
+from pal.generation import (CONTRASTIVE_IMPL_HELP, CONTRASTIVE_IMPLS, DecodingOptions, decoding_options, generate,
+                            parse_alpha)
 from pal.inputter import Featurizer, inference_batches, settings_for, validation_batches
 from pal.model import build_model
 from pal.run_folder import model_config_dir, parse_with_run_folder
@@ -105,6 +106,8 @@ def _add_decoding_arguments(p):
                    help="PAL: mask padding in the fusion attentions (outputs independent of batching; not the "
                         "authors' behaviour)")
     g.add_argument("--use_cache", type=boolean_string, default=True, help="False: recompute the prefix every step")
+    g.add_argument("--contrastive_impl", choices=CONTRASTIVE_IMPLS, default=DEFAULTS.contrastive_impl,
+                   help=CONTRASTIVE_IMPL_HELP)
 
 
 def _add_accepted_authors_arguments(p):
@@ -135,7 +138,7 @@ def decoding_from_args(args):
         no_repeat_ngram_size=args.no_repeat_ngram_size, encoder_no_repeat_ngram_size=args.no_repeat_ngram_size,
         num_return_sequences=args.num_return_sequences, use_gold_strategy=args.use_gold_strategy,
         strategy_alpha=parse_alpha(args.strategy_alpha), strategy_top3_k=args.strategy_top3_k,
-        use_cache=args.use_cache)
+        use_cache=args.use_cache, contrastive_impl=args.contrastive_impl)
 
 
 def autocast_factory(args, device):

@@ -25,7 +25,7 @@ import sys
 from pal.cli import boolean_string, resolve_device, run_main, write_json
 from pal.chat import PERSONA_TAG, Chat, PersonaSource, persona_string  # noqa: F401 (persona_string: tests, users)
 from pal.config import REPO_ROOT, load_config
-from pal.generation import decoding_options, parse_alpha
+from pal.generation import CONTRASTIVE_IMPL_HELP, CONTRASTIVE_IMPLS, decoding_options, parse_alpha
 from pal.dialogues import normalise
 from pal.inputter import EMPTY_PERSONA, Featurizer, settings_for
 from pal.model import build_model
@@ -72,6 +72,7 @@ def build_parser():
     g.add_argument("--strategy_alpha", default=None,
                    help="override the per-strategy alpha: one number (e.g. 0) or 8 comma-separated")
     g.add_argument("--fusion_mask_padding", type=boolean_string, default=False)
+    g.add_argument("--contrastive_impl", choices=CONTRASTIVE_IMPLS, default="stacked", help=CONTRASTIVE_IMPL_HELP)
     # the authors' interact.py options that only their extractor wrapper used
     p.add_argument("--prepare_persona_ahead", type=boolean_string, default=False, help=argparse.SUPPRESS)
     p.add_argument("--persona_model_dir_or_name", default=None, help=argparse.SUPPRESS)
@@ -144,7 +145,8 @@ def main(argv=None):
                                 top_k=args.top_k, top_p=args.top_p, num_beams=args.num_beams,
                                 repetition_penalty=args.repetition_penalty,
                                 no_repeat_ngram_size=args.no_repeat_ngram_size, length_penalty=args.length_penalty,
-                                strategy_alpha=parse_alpha(args.strategy_alpha))
+                                strategy_alpha=parse_alpha(args.strategy_alpha),
+                                contrastive_impl=args.contrastive_impl)
     config = load_config(args.config_name)
     settings = settings_for(config, args.inputter_name, args.max_input_length, args.max_decoder_input_length,
                             use_all_persona=True)  # the persona of the current turn, supplied per reply

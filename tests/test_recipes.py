@@ -110,12 +110,16 @@ def test_bench_small_prints_every_ratio_and_writes_json(tmp_path):
     out = run([sys.executable, "codes/bench.py", "--small", "--dialogues", "3", "--rounds", "1", "--train_steps", "1",
                "--train_batch_size", "2", "--gen_batch_size", "2", "--max_length", "3", "--output", str(out_json)])
     assert out.returncode == 0, out.stderr[-2000:]
-    for row in ("featurization", "train step", "generation", "peak memory"):
+    for row in ("featurization", "train step", "greedy", "peak memory"):
         assert re.search(rf"^{row} .*target", out.stdout, re.M), f"no {row} row:\n{out.stdout}"
+    for row in ("sampled", "PAL decoder"):
+        assert re.search(rf"^{row} .*ratio|^{row} .*speed-up", out.stdout, re.M), f"no {row} row:\n{out.stdout}"
     results = json.loads(out_json.read_text())
     assert results["featurization"]["identical_ids"] is True
-    for key in ("featurization", "train_step", "generation", "peak_memory"):
+    for key in ("featurization", "train_step", "greedy", "sampled", "peak_memory"):
         assert results[key]["ratio"] > 0
+    assert results["pal_decoder"]["identical"] == 1.0 and results["pal_decoder"]["speedup"] > 0
+    assert set(results["targets"]) == {"featurization", "train_step", "greedy", "peak_memory"}
 
 
 @pytest.mark.slow

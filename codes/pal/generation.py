@@ -28,22 +28,37 @@
    early_stopping false by default). The authors' code could not run beams with batch > 1 (their per-row alpha
    did not broadcast over beams); here each beam uses its example's alpha.
 
-Caching: transformers 5 EncoderDecoderCache objects, one per stream; use_cache=False recomputes the full prefix at
-every step (same tokens; a test checks it).
+Two implementations of the contrastive decoder (`contrastive_impl`):
+- "two_pass" (the released computation, exact): one decoder call per stream per step, each stream with its own
+  EncoderDecoderCache; the strategy step runs [bos] without a cache and the reply's first call recomputes
+  [bos, strategy].
+- "stacked" (default, faster): both streams in ONE decoder call on a [2B, L, d] batch (fused states on top of the
+  context states) with one cache; the contrast is taken on the two halves of the decoder's output states before
+  the linear lm_head (so the 54,956-way lm_head runs on B rows, not 2B); the strategy step's cache is kept and the
+  reply starts from it. The same arithmetic in another order: logits differ from two_pass at float rounding only.
+  tests/test_stacked_decoding.py checks identical greedy replies and strategies against two_pass on a tiny model
+  trained on real ESConv (the issue-14 rule: >= 99% of examples), and equal tokens for sampling and beams.
+use_cache=False recomputes the full prefix at every step (same tokens; a test checks it). Caches are transformers'
+`cache` argument/output (>= 5.24), not the deprecated past_key_values.
 """
 from dataclasses import dataclass, fields
 
 import torch
 import torch.nn.functional as F
 from transformers.generation.logits_process import (ForcedEOSTokenLogitsProcessor, LogitsProcessorList,
-                                                    MinLengthLogitsProcessor, NoBadWordsLogitsProcessor, NoRepeatNGramLogitsProcessor,
-                                                    RepetitionPenaltyLogitsProcessor, TemperatureLogitsWarper,
-                                                    TopKLogitsWarper, TopPLogitsWarper)
+                                                    MinLengthLogitsProcessor, NoBadWordsLogitsProcessor,
+                                                    NoRepeatNGramLogitsProcessor, RepetitionPenaltyLogitsProcessor,
+                                                    TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper)
 
+from .beam_search import beam_search
 from .cli import UserError
 from .model import NUM_STRATEGIES, PersonaFusionBlenderbotSmall
 
 STRATEGY_CONTRAST = 0.075  # the authors' fixed contrast weight for the strategy step
+CONTRASTIVE_IMPLS = ("stacked", "two_pass")  # module docstring
+CONTRASTIVE_IMPL_HELP = ("PAL's contrastive decoder: stacked (default, faster) runs both streams as one decoder call, "
+                         "one lm_head, and reuses the strategy step's cache; two_pass is the released computation, "
+                         "exact (stacked logits differ at float rounding; same replies in our tests)")
 
 
 @dataclass
@@ -67,6 +82,7 @@ class DecodingOptions:
     strategy_contrast: float = STRATEGY_CONTRAST
     strategy_top3_k: int = 5  # the authors' "top3" is a top-5 (module docstring)
     use_cache: bool = True
+    contrastive_impl: str = "stacked"  # or "two_pass", the exact released computation (module docstring)
 
     def sampling(self):
         return bool(self.do_sample) if self.do_sample is not None else (self.top_k > 0 or self.top_p < 1)
@@ -76,6 +92,9 @@ class DecodingOptions:
             raise UserError("num_return_sequences > 1 is not supported (the released scripts use 1)")
         if self.num_beams < 1 or self.max_length < 0:
             raise UserError(f"need num_beams >= 1 and max_length >= 0, got {self.num_beams} and {self.max_length}")
+        if self.contrastive_impl not in CONTRASTIVE_IMPLS:
+            raise UserError(f"contrastive_impl must be one of {', '.join(CONTRASTIVE_IMPLS)}, "
+                            f"got {self.contrastive_impl!r}")
         if self.sampling() and self.temperature <= 0:
             raise UserError(f"temperature must be > 0 when sampling, got {self.temperature}")
 
@@ -102,16 +121,18 @@ def generate(model, batch, toker, **options):
     if model.training:
         raise ValueError("call model.eval() before generate (dropout would change the outputs)")
     batch = {k: v.to(model.device) if torch.is_tensor(v) else v for k, v in batch.items()}
-    streams = encoder_streams(model, batch)
+    decoder = ContrastiveDecoder(model, encoder_streams(model, batch), opts.use_cache,
+                                 stacked=opts.contrastive_impl == "stacked")
     strategy_fields, prefix, alpha = {}, bos_column(batch["input_ids"], toker.bos_token_id), None
     if model.predicts_strategy:
-        strategy = choose_strategy(model, streams, batch, opts)
+        strategy = choose_strategy(model, decoder, batch, opts)
         strategy_fields = strategy_lists(strategy, opts.strategy_top3_k)
         prefix = torch.cat([prefix, strategy_token_column(model, strategy["pred"])], dim=1)
         alpha = contrast_alpha(model, strategy["pred"], opts)
     if alpha is None or not bool(alpha.any()):
-        streams, alpha = streams[:1], None  # a = 0 everywhere: (1 + 0) z_p - 0 z_c == z_p exactly
-    decoder = ContrastiveDecoder(model, streams, alpha, opts.use_cache)
+        decoder.keep_first_stream()  # a = 0 everywhere: (1 + 0) z_p - 0 z_c == z_p exactly
+        alpha = None
+    decoder.alpha = alpha
     ids = decode_reply(decoder, prefix, opts, toker, model.config.forced_eos_token_id)
     sequences = [cut_at_eos(row[prefix.shape[1]:], toker.eos_token_id) for row in ids]
     return {"sequences": sequences, **strategy_fields}
@@ -139,11 +160,12 @@ def bos_column(input_ids, bos_id):
 
 
 # ---- strategy step -------------------------------------------------------------------------------------------------
-def choose_strategy(model, streams, batch, opts):
-    """First decoder step on [bos]: strategy logits, prediction (or gold), top-k and distribution."""
+def choose_strategy(model, decoder, batch, opts):
+    """First decoder step on [bos]: strategy logits, prediction (or gold), top-k and distribution.
+
+    The stacked decoder keeps this step's cache for the reply; two_pass runs it uncached, as the released code."""
     bos = bos_column(batch["input_ids"], model.config.bos_token_id)
-    z = [model.decoder_logits(bos, s.states, s.mask)[0][:, 0, :] for s in streams]
-    logits = z[0] if len(z) == 1 else (1 + opts.strategy_contrast) * z[0] - opts.strategy_contrast * z[1]
+    logits = decoder.combined_logits(bos, opts.strategy_contrast, keep_cache=decoder.reuse_strategy_cache)
     strategy_logits = logits[:, model.strategy_token_ids].float()
     if opts.use_gold_strategy:
         if "strat_id" not in batch:
@@ -203,43 +225,90 @@ def parse_alpha(value):
 class ContrastiveDecoder:
     """Runs the decoder over one or two encoder streams and returns the combined next-token logits.
 
-    With one stream the logits are z; with two (PAL) (1 + a) z_p - a z_c, a per row.
+    With one stream the logits are z; with two (PAL) (1 + a) z_p - a z_c, a per row (set `alpha` before decoding).
+    stacked: the streams are concatenated along the batch ([S * N, L, d]) and run as one decoder call with one
+    cache, and the contrast is taken on the decoder's output states before the (linear) lm_head,
+    W((1 + a) h_p - a h_c) + b == (1 + a)(W h_p + b) - a(W h_c + b), so the 54,956-way lm_head runs once per row;
+    otherwise each stream is its own call with its own cache and lm_head (the released computation).
     """
 
-    def __init__(self, model, streams, alpha, use_cache):
-        self.model, self.streams, self.use_cache = model, list(streams), use_cache
-        self.alpha = alpha
-        self.caches = [None] * len(self.streams)
+    def __init__(self, model, streams, use_cache, stacked=False):
+        self.model, self.use_cache, self.alpha = model, use_cache, None
+        self.reuse_strategy_cache = stacked  # the stacked implementation keeps the strategy step's cache
+        self.stacked = stacked and len(streams) > 1
+        self.n_streams, self.rows = len(streams), streams[0].states.shape[0]
+        if self.stacked:
+            streams = [EncoderStream(torch.cat([s.states for s in streams]), torch.cat([s.mask for s in streams]))]
+        self.passes = list(streams)  # what one decoder call sees
+        self.caches = [None] * len(self.passes)
 
     def next_logits(self, ids):
-        z = [self._stream_logits(i, ids) for i in range(len(self.streams))]
-        if len(z) == 1:
-            return z[0]
-        a = self.alpha[:, None].to(z[0].dtype)
-        return (1 + a) * z[0] - a * z[1]
+        return self.combined_logits(ids, self.alpha)
 
-    def _stream_logits(self, i, ids):
-        stream = self.streams[i]
-        if not self.use_cache:
-            logits, _ = self.model.decoder_logits(ids, stream.states, stream.mask)
-            return logits[:, -1, :]
+    def combined_logits(self, ids, contrast, keep_cache=True):
+        """Next-token logits [N, V] for decoder ids [N, T]: z, or (1 + c) z_p - c z_c with contrast c (a number or
+        [N]); keep_cache=False runs uncached and leaves the caches as they are."""
+        cached = keep_cache and self.use_cache
+        if self.stacked:
+            hidden = self._pass(0, ids.repeat(self.n_streams, 1), cached, self.model.decoder_hidden)[:, -1, :]
+            return self.model.lm_logits(contrasted(hidden.chunk(self.n_streams), contrast))
+        z = [self._pass(i, ids, cached, self.model.decoder_logits)[:, -1, :] for i in range(len(self.passes))]
+        return contrasted(z, contrast)
+
+    def _pass(self, i, ids, cached, decoder_fn):
+        stream = self.passes[i]
+        if not cached:
+            return decoder_fn(ids, stream.states, stream.mask)[0]
         new_ids = ids if self.caches[i] is None else ids[:, -1:]
-        logits, self.caches[i] = self.model.decoder_logits(new_ids, stream.states, stream.mask,
-                                                           past_key_values=self.caches[i], use_cache=True)
-        return logits[:, -1, :]
+        out, self.caches[i] = decoder_fn(new_ids, stream.states, stream.mask, cache=self.caches[i], use_cache=True)
+        return out
+
+    def keep_first_stream(self):
+        """Drop the context stream (PAL with a = 0 everywhere), keeping the fused stream's cache."""
+        if self.stacked:
+            s = self.passes[0]
+            self.passes = [EncoderStream(s.states[:self.rows], s.mask[:self.rows])]
+            self._select(torch.arange(self.rows, device=s.states.device))  # the fused half of the cache
+            self.stacked = False
+        self.n_streams = 1
+        self.passes, self.caches = self.passes[:1], self.caches[:1]
 
     def expand(self, n):
-        """Repeat every example n times (beams), before the first step."""
-        self.streams = [EncoderStream(s.states.repeat_interleave(n, 0), s.mask.repeat_interleave(n, 0))
-                        for s in self.streams]
+        """Repeat every example n times (beams), before the first reply step."""
+        rows = torch.arange(self.rows, device=self.passes[0].states.device).repeat_interleave(n)
+        full = self._all_rows(rows)
+        self.passes = [EncoderStream(s.states[full], s.mask[full]) for s in self.passes]
+        self._select(full)
+        self.rows *= n
         if self.alpha is not None:
             self.alpha = self.alpha.repeat_interleave(n, 0)
 
     def reorder(self, rows):
-        """Follow the beams: row r of the next step continues row rows[r]."""
+        """Follow the beams: row r of the next step continues row rows[r] (in every stream)."""
+        full = self._all_rows(rows)
         for cache in self.caches:
             if cache is not None:
-                cache.reorder_cache(rows)
+                cache.reorder_cache(full)
+
+    def _select(self, full_rows):
+        """Keep these rows of each pass's cache (indices into the pass's batch)."""
+        for cache in self.caches:
+            if cache is not None:
+                cache.batch_select_indices(full_rows)
+
+    def _all_rows(self, rows):
+        """Indices into one pass's batch for per-example rows: the same rows in each stacked stream."""
+        if not self.stacked:
+            return rows
+        return torch.cat([rows + k * self.rows for k in range(self.n_streams)])
+
+
+def contrasted(z, contrast):
+    """z[0] alone, or (1 + c) z[0] - c z[1] (c a number or one value per row)."""
+    if len(z) == 1:
+        return z[0]
+    c = contrast[:, None].to(z[0].dtype) if torch.is_tensor(contrast) else contrast
+    return (1 + c) * z[0] - c * z[1]
 
 
 def logits_processors(opts, toker, device, max_total=None, forced_eos_token_id=None):
@@ -310,107 +379,3 @@ def sample_or_greedy(decoder, ids, max_total, procs, warpers, toker):
 def cut_at_eos(ids, eos):
     """Reply ids up to (not including) the first eos."""
     return ids[: ids.index(eos)] if eos in ids else list(ids)
-
-
-# ---- beam search ---------------------------------------------------------------------------------------------------
-class BeamHypotheses:
-    """Finished hypotheses of one example, scored like transformers 4.x: sum_logprobs / len(ids) ** length_penalty
-    (len(ids) counts the decoder prefix, not the eos)."""
-
-    def __init__(self, num_beams, length_penalty, early_stopping):
-        self.num_beams, self.length_penalty, self.early_stopping = num_beams, length_penalty, early_stopping
-        self.beams = []  # (score, ids list)
-        self.worst_score = 1e9
-
-    def add(self, ids, sum_logprobs):
-        score = sum_logprobs / (len(ids) ** self.length_penalty)
-        if len(self.beams) < self.num_beams or score > self.worst_score:
-            self.beams.append((score, ids))
-            if len(self.beams) > self.num_beams:
-                ranked = sorted((s, i) for i, (s, _) in enumerate(self.beams))
-                del self.beams[ranked[0][1]]
-                self.worst_score = ranked[1][0]
-            else:
-                self.worst_score = min(score, self.worst_score)
-
-    def is_done(self, best_sum_logprobs, cur_len):
-        if len(self.beams) < self.num_beams:
-            return False
-        if self.early_stopping:
-            return True
-        return self.worst_score >= best_sum_logprobs / cur_len ** self.length_penalty
-
-    def best(self):
-        return sorted(self.beams, key=lambda b: b[0])[-1][1]  # 4.x: sort, pop the last (ties: latest added)
-
-
-def beam_search(decoder, prefix, max_total, procs, warpers, opts, toker):
-    """transformers 4.x beam_search / beam_sample over the combined logits; returns the best ids per example."""
-    batch_size, nb = prefix.shape[0], opts.num_beams
-    decoder.expand(nb)
-    ids = prefix.repeat_interleave(nb, 0)
-    beam_scores = torch.zeros(batch_size, nb, device=ids.device)
-    if warpers is None:
-        beam_scores[:, 1:] = -1e9  # beam search starts from one live beam; 4.x beam_sample does not do this
-    beam_scores = beam_scores.view(-1)
-    hyps = [BeamHypotheses(nb, opts.length_penalty, opts.early_stopping) for _ in range(batch_size)]
-    done = [False] * batch_size
-    while ids.shape[1] < max_total:
-        scores = procs(ids, F.log_softmax(decoder.next_logits(ids), dim=-1)) + beam_scores[:, None]
-        cand_scores, cand_rows, cand_tokens = beam_candidates(scores, warpers, ids, batch_size, nb)
-        beam_scores, next_tokens, rows = select_beams(ids, cand_scores, cand_rows, cand_tokens, hyps, done, nb, toker)
-        ids = torch.cat([ids[rows], next_tokens[:, None]], dim=-1)
-        decoder.reorder(rows)
-        if all(done):
-            break
-    return finalize_beams(ids, beam_scores, hyps, done, nb)
-
-
-def beam_candidates(scores, warpers, ids, batch_size, nb):
-    """2 * num_beams (score, source row, token) candidates per example, best first."""
-    vocab = scores.shape[-1]
-    if warpers is not None:
-        flat = warpers(ids, scores).view(batch_size, nb * vocab)
-        picked = torch.multinomial(F.softmax(flat, dim=-1), num_samples=2 * nb)
-        cand_scores = torch.gather(flat, -1, picked)
-        cand_scores, order = torch.sort(cand_scores, descending=True, dim=1)
-        cand = torch.gather(picked, -1, order)
-    else:
-        cand_scores, cand = torch.topk(scores.view(batch_size, nb * vocab), 2 * nb, dim=1, largest=True, sorted=True)
-    base = torch.arange(batch_size, device=scores.device)[:, None] * nb
-    return cand_scores, base + cand // vocab, cand % vocab
-
-
-def select_beams(ids, cand_scores, cand_rows, cand_tokens, hyps, done, nb, toker):
-    """transformers 4.x BeamSearchScorer.process: eos candidates among the top nb finish a hypothesis, the rest
-    fill the nb live beams. Returns (beam scores, next tokens, source rows), each [batch * nb]."""
-    batch_size, cur_len = len(hyps), ids.shape[1]
-    next_scores = torch.zeros(batch_size, nb, device=ids.device)
-    next_tokens = torch.full((batch_size, nb), toker.pad_token_id, dtype=torch.long, device=ids.device)
-    next_rows = (torch.arange(batch_size, device=ids.device)[:, None] * nb).repeat(1, nb)
-    scores_l, rows_l, tokens_l = cand_scores.tolist(), cand_rows.tolist(), cand_tokens.tolist()
-    for b in range(batch_size):
-        if done[b]:
-            continue
-        filled = 0
-        for rank, (score, row, token) in enumerate(zip(scores_l[b], rows_l[b], tokens_l[b])):
-            if token == toker.eos_token_id:
-                if rank < nb:
-                    hyps[b].add(ids[row].tolist(), score)
-            else:
-                next_scores[b, filled], next_tokens[b, filled], next_rows[b, filled] = score, token, row
-                filled += 1
-            if filled == nb:
-                break
-        done[b] = done[b] or hyps[b].is_done(max(scores_l[b]), cur_len)
-    return next_scores.view(-1), next_tokens.view(-1), next_rows.view(-1)
-
-
-def finalize_beams(ids, beam_scores, hyps, done, nb):
-    """Add the live beams of unfinished examples, then take each example's best hypothesis."""
-    rows, scores = ids.tolist(), beam_scores.tolist()
-    for b, hyp in enumerate(hyps):
-        if not done[b]:
-            for r in range(b * nb, (b + 1) * nb):
-                hyp.add(rows[r], scores[r])
-    return [hyp.best() for hyp in hyps]

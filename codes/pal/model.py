@@ -90,17 +90,25 @@ class _BlenderbotSmallBase(BlenderbotSmallForConditionalGeneration):
             embeds = embeds * decoder.embed_scale
         return embeds
 
-    def decoder_logits(self, decoder_input_ids, encoder_states, encoder_mask, past_key_values=None, use_cache=False):
+    def decoder_logits(self, decoder_input_ids, encoder_states, encoder_mask, cache=None, use_cache=False):
         """(lm logits [B, T, V] incl. final_logits_bias, cache). With a cache, pass only the new decoder ids."""
+        hidden, cache = self.decoder_hidden(decoder_input_ids, encoder_states, encoder_mask, cache, use_cache)
+        return self.lm_logits(hidden), cache
+
+    def decoder_hidden(self, decoder_input_ids, encoder_states, encoder_mask, cache=None, use_cache=False):
+        """(decoder output states [B, T, d], cache). `cache` is transformers' EncoderDecoderCache (the `cache`
+        argument/output of transformers >= 5.24, which replaces the deprecated `past_key_values`)."""
         out = self.model.decoder(
             inputs_embeds=self.decoder_token_embeddings(decoder_input_ids),
             encoder_hidden_states=encoder_states,
             encoder_attention_mask=encoder_mask,
-            past_key_values=past_key_values,
+            cache=cache,
             use_cache=use_cache,
         )
-        logits = self.lm_head(out.last_hidden_state) + self.final_logits_bias.to(out.last_hidden_state.dtype)
-        return logits, out.past_key_values
+        return out.last_hidden_state, out.cache
+
+    def lm_logits(self, hidden):
+        return self.lm_head(hidden) + self.final_logits_bias.to(hidden.dtype)
 
     def decoder_encoder_states(self, input_ids, attention_mask, persona_input_ids=None, persona_attention_mask=None):
         """What the decoder cross-attends to during training/validation (fused for PAL, plain otherwise)."""

@@ -19,7 +19,7 @@ DEMO="${DEMO_OUT:-demo_out}"
 DEFAULTS=()
 if [[ " $* " != *" --system "* && " $* " != *" --results "* ]]; then
   CKPT="$DEMO/strat.strat/demo_run/epoch-1.bin"
-  if [ ! -f "$CKPT" ]; then
+  if [ ! -f "$CKPT" ] && [ "$PAL_HELP" = 0 ]; then  # (--help shows the command without the demo models)
     echo "error: $CKPT: no demo models yet; run 'bash RUN/demo.sh' first (a few minutes on a CPU), or pass --system" \
          "name=NAME,config=CONFIG,checkpoint=epoch-N.bin twice" >&2
     exit 2

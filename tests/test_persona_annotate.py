@@ -293,7 +293,7 @@ def test_max_dialogues_cli_says_partial_and_resume_keeps_n(tiny_bart, tmp_path, 
     with open(partial_path(str(out)), "w") as f:  # a run with N=3 that was interrupted: its settings header only
         f.write(json.dumps({"settings": annotate_esconv.settings_of(
             annotate_esconv.build_parser().parse_args([*argv, "--max_dialogues", "3"]))}) + "\n")
-    with pytest.raises(UserError, match="other settings \\(max_dialogues\\)"):
+    with pytest.raises(UserError, match="other settings \\(max_dialogues\\b"):
         annotate_esconv.main([*argv, "--max_dialogues", "4", "--resume"])
     with pytest.raises(UserError, match="--max_dialogues must be at least 1"):
         annotate_esconv.main([*argv, "--max_dialogues", "0"])

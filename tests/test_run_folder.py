@@ -120,9 +120,9 @@ def test_interact_from_the_run_folder_alone(run, tmp_path, monkeypatch, capsys):
 
 def test_explicit_dests_sees_only_what_the_command_line_gave():
     parser = infer.build_parser()
-    given = explicit_dests(parser, ["--infer_input_file", "x", "--max_input_length", "512", "--only_generate"])
+    given = explicit_dests(parser, ["--infer_input_file", __file__, "--max_input_length", "512", "--only_generate"])
     assert given == {"infer_input_file", "max_input_length", "only_generate"}
-    assert "config_name" in explicit_dests(parser, ["--infer_input_file", "x", "--config_name", "strat"])
+    assert "config_name" in explicit_dests(parser, ["--infer_input_file", __file__, "--config_name", "strat"])
 
 
 def test_run_scripts_infer_and_interact_from_the_run_folder_without_pretrained_path(run, data, tmp_path):

@@ -7,11 +7,15 @@ number), and between the persona and the gold response. Writes cos_similarity.js
 is Table 3's Cos-Sim) and cos_similarity_list.json (per example) beside the input. --annotate_input True also
 writes the per-example scores into the input file as `simcse_score` (the authors' script always did that).
 --model defaults to princeton-nlp/sup-simcse-bert-base-uncased; any local encoder folder works.
+Beside a gen.json the files are committed into its result folder as one unit and sealed with that gen.json
+(pal.results); with --output_file they are written there as they are.
 """
 import argparse
 import os
 
+from pal.atomic import crash_point
 from pal.cli import UserError, boolean_string, run_main, write_json
+from pal.results import LABEL, result_folder_of, updated_result_folder
 
 from metric.records import check_records, load_gen_json
 from metric.simcse import DEFAULT_ENCODER, load_encoder, persona_similarities
@@ -29,11 +33,23 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+def write_outputs(output, annotated_input, summary, scores, records):
+    """cos_similarity.json at `output`, cos_similarity_list.json beside it, and the scores into `annotated_input`."""
+    write_json(output, summary)
+    crash_point(LABEL, "partial")
+    write_json(os.path.join(os.path.dirname(os.path.abspath(output)), "cos_similarity_list.json"), scores, indent=None)
+    if annotated_input:
+        for record, score in zip(records, scores):
+            record["simcse_score"] = score
+        write_json(annotated_input, records)
+
+
 def main(argv=None):
     args = parse_args(argv)
     if args.batch_size < 1:
         raise UserError("--batch_size must be >= 1")
-    records = load_gen_json(args.input_file)
+    folder = result_folder_of(args.input_file)
+    records = load_gen_json(folder or args.input_file)
     check_records(records, args.input_file)
     missing = next((i for i, r in enumerate(records) if "persona" not in r), None)
     if missing is not None:
@@ -43,22 +59,21 @@ def main(argv=None):
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     tokenizer, model = load_encoder(args.model, device)
     scores = persona_similarities(records, tokenizer, model, args.batch_size)
-
-    input_path = os.path.join(args.input_file, "gen.json") if os.path.isdir(args.input_file) else args.input_file
-    out_dir = os.path.dirname(os.path.abspath(input_path))
-    output = args.output_file or os.path.join(out_dir, "cos_similarity.json")
     summary = {
         "cos-sim-generation": sum(s["generation"] for s in scores) / len(scores),
         "cos-sim-response": sum(s["response"] for s in scores) / len(scores),
         "model": args.model,
         "num_examples": len(scores),
     }
-    write_json(output, summary)
-    write_json(os.path.join(os.path.dirname(os.path.abspath(output)), "cos_similarity_list.json"), scores, indent=None)
-    if args.annotate_input:
-        for record, score in zip(records, scores):
-            record["simcse_score"] = score
-        write_json(input_path, records)
+    if folder is None or (args.output_file and not args.annotate_input):  # nothing of a result folder changes
+        output = args.output_file or os.path.join(os.path.dirname(os.path.abspath(args.input_file)),
+                                                  "cos_similarity.json")
+        write_outputs(output, args.input_file if args.annotate_input else None, summary, scores, records)
+    else:
+        with updated_result_folder(folder) as tmp:
+            write_outputs(args.output_file or os.path.join(tmp, "cos_similarity.json"),
+                          os.path.join(tmp, "gen.json") if args.annotate_input else None, summary, scores, records)
+        output = args.output_file or os.path.join(folder, "cos_similarity.json")
     print(f"average cos similarity: response {summary['cos-sim-response']:.4f}, "
           f"generation {summary['cos-sim-generation']:.4f}; wrote {output}")
 

@@ -1,8 +1,10 @@
 """Featurize a training file once and cache it for train.py (the authors' codes/prepare.py, SPEC "Stage 3").
 
-Writes into DATA/{inputter_name}.{config_name}/ (or --output_dir):
-  data.pkl   the training examples (a pickled list of pal.inputter.Feature, in file order)
-  meta.json  the arguments and tokenizer they were made with; train.py refuses features made with other settings
+Writes DATA/{inputter_name}.{config_name}/features/ (or <--output_dir>/features/), committed as one unit
+(pal.prepared: a kill at any instant leaves the earlier preparation or the new one):
+  data.pkl       the training examples (a pickled list of pal.inputter.Feature, in file order)
+  meta.json      the arguments and tokenizer they were made with; train.py refuses features made with other settings
+  manifest.json  size and SHA-256 of both; train.py refuses a set whose files do not belong together
 
 Usage (from the repository root; RUN/prepare_strat.sh has the released settings):
   python codes/prepare.py --config_name strat --inputter_name strat --train_input_file DATA/pesconv/train.txt \
@@ -15,15 +17,11 @@ all of ESConv takes seconds, as each utterance is tokenized once).
 """
 import argparse
 import os
-import pickle
 
-from pal.cli import UserError, atomic_write, boolean_string, run_main, write_json
-from pal.config import REPO_ROOT, build_tokenizer, load_config, resolve_pretrained_path
+from pal.cli import UserError, boolean_string, run_main
+from pal.config import build_tokenizer, load_config, resolve_pretrained_path
 from pal.inputter import Featurizer, settings_for
-
-FEATURES_FILE = "data.pkl"
-META_FILE = "meta.json"
-FORMAT_VERSION = 1
+from pal.prepared import check_encode_context, default_prepared_dir, features_dir, write_prepared
 
 
 def build_parser():
@@ -50,16 +48,6 @@ def build_parser():
     return p
 
 
-def default_prepared_dir(inputter_name, config_name):
-    return str(REPO_ROOT / "DATA" / f"{inputter_name}.{config_name}")
-
-
-def check_encode_context(value):
-    if not value:
-        raise UserError("--encode_context False (pre-tokenized utterances joined by eos) is not supported; PAL's "
-                        "released scripts use True")
-
-
 def prepare(args):
     check_encode_context(args.encode_context)
     config = load_config(args.config_name)
@@ -75,7 +63,6 @@ def prepare(args):
                         f"turn)")
     out_dir = args.output_dir or default_prepared_dir(args.inputter_name, args.config_name)
     meta = {
-        "format_version": FORMAT_VERSION,
         "config_name": args.config_name,
         "inputter_name": args.inputter_name,
         "train_input_file": os.path.abspath(args.train_input_file),
@@ -87,31 +74,9 @@ def prepare(args):
         "n_dialogues": len(per_dialogue),
         "n_examples": len(features),
     }
-    with atomic_write(os.path.join(out_dir, FEATURES_FILE), "wb") as f:
-        pickle.dump(features, f, protocol=pickle.HIGHEST_PROTOCOL)
-    write_json(os.path.join(out_dir, META_FILE), meta)
-    print(f"{len(features)} training examples from {len(per_dialogue)} dialogues -> {out_dir}")
+    write_prepared(out_dir, features, meta)
+    print(f"{len(features)} training examples from {len(per_dialogue)} dialogues -> {features_dir(out_dir)}")
     return out_dir
-
-
-def load_prepared(prepared_dir, expected):
-    """(features, meta) of a prepare.py output; `expected` maps meta keys to the values the caller needs."""
-    data_path, meta_path = os.path.join(prepared_dir, FEATURES_FILE), os.path.join(prepared_dir, META_FILE)
-    if not os.path.isfile(data_path) or not os.path.isfile(meta_path):
-        raise UserError(f"no prepared features in {prepared_dir} (need {FEATURES_FILE} and {META_FILE}); run "
-                        f"codes/prepare.py (RUN/prepare_*.sh) with the same --config_name/--inputter_name first")
-    import json
-    with open(meta_path, encoding="utf-8") as f:
-        meta = json.load(f)
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise UserError(f"{meta_path}: made by another version of prepare.py; run codes/prepare.py again")
-    differing = [f"{k}: prepared {meta.get(k)!r}, now {v!r}" for k, v in expected.items() if meta.get(k) != v]
-    if differing:
-        raise UserError(f"{prepared_dir} was prepared with other settings ({'; '.join(differing)}); run "
-                        f"codes/prepare.py again with these settings or pass matching arguments")
-    with open(data_path, "rb") as f:
-        features = pickle.load(f)
-    return features, meta
 
 
 def main(argv=None):

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Featurize the training split for PAL (config strat: persona fusion) into DATA/strat.strat/
-# (data.pkl + meta.json), with the released settings (chengjl19/PAL codes/RUN/prepare_strat.sh).
+# (features/: data.pkl + meta.json), with the released settings (chengjl19/PAL codes/RUN/prepare_strat.sh).
 # Usage: bash RUN/prepare_strat.sh [more prepare.py arguments, which override the ones below]
 # Environment: TRAIN_FILE (default DATA/pesconv/train.txt from codes/_reformat/process.py),
 #              PRETRAINED_MODEL_PATH (tokenizer folder; default: the config's Blenderbot_small-90M).

@@ -9,12 +9,15 @@ Java; without it METEOR is skipped with a warning). The authors' gen.json has pr
 every other metric is computed and a note says why strategy accuracy is not; --gold_file TEST_FILE reads the gold
 strategies from the reformatted test file the records were generated from (file order; the record count and
 sample_ids are checked).
+The folder is changed as one unit and sealed (pal.results): a kill leaves it as it was or fully rescored; a mixed
+folder (files not committed with its gen.json) is named in one line and its metric files are replaced.
 Needs NLTK's punkt_tab (`python -m nltk.downloader punkt_tab`, or NLTK_DATA pointing at a folder that has it).
 """
-import os
+import sys
 
-from pal.checks import existing_path, int_range
-from pal.cli import ArgumentParser, run_main
+from pal.checks import existing_file, existing_path, int_range
+from pal.cli import ArgumentParser, UserError, run_main
+from pal.results import check_result_folder, result_folder_of, updated_result_folder
 
 from metric import EAD_VOCAB_SIZE, evaluate_records, require_punkt
 from metric.records import load_gen_json, with_gold_strategies
@@ -27,7 +30,7 @@ def parse_args(argv=None):
                         help="also BLEU/METEOR/ROUGE-L/CIDEr via pycocoevalcap into metric_nlgeval.json")
     parser.add_argument("--ead_vocab_size", type=int_range(2), default=EAD_VOCAB_SIZE,
                         help="V in the EAD expectation (default: %(default)s, BlenderBot-small + PAL's added tokens)")
-    parser.add_argument("--gold_file", default=None,
+    parser.add_argument("--gold_file", default=None, type=existing_file,
                         help="the reformatted test file (codes/_reformat/process.py) gen.json was generated from: "
                              "gold strategies for records without cls_strat_id (the authors' gen.json)")
     return parser.parse_args(argv)
@@ -36,11 +39,19 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     require_punkt()
-    records = load_gen_json(args.result_dir)
+    save_dir = result_folder_of(args.result_dir)
+    if save_dir is None:
+        raise UserError(f"{args.result_dir}: not a result folder or its gen.json; pass the folder codes/infer.py "
+                        "wrote (or copy the file into a folder of its own as gen.json)")
+    records = load_gen_json(save_dir)
     if args.gold_file:
         records = with_gold_strategies(records, args.gold_file)
-    save_dir = args.result_dir if os.path.isdir(args.result_dir) else os.path.dirname(os.path.abspath(args.result_dir))
-    evaluate_records(records, save_dir, add_nlg_eval=args.add_nlg_eval, ead_vocab_size=args.ead_vocab_size)
+    try:
+        check_result_folder(save_dir, note_unsealed=False)
+    except UserError as e:
+        print(f"note: {e}; rescoring it", file=sys.stderr)
+    with updated_result_folder(save_dir) as tmp:
+        evaluate_records(records, tmp, add_nlg_eval=args.add_nlg_eval, ead_vocab_size=args.ead_vocab_size)
     print(f"wrote the metric files into {save_dir}")
 
 

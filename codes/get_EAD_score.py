@@ -6,12 +6,14 @@ EAD-n = N / (V * (1 - ((V-1)/V)^C)), N = distinct n-grams, C = all n-grams of th
 split into sentences (nltk.sent_tokenize) and words (nltk.word_tokenize), not lower-cased, as the authors do.
 Unlike the authors' script, only the `generation` field is scored (theirs scored whole JSON records when given
 gen.json). A JSON list of plain strings is accepted too. Writes ead.json (values x100, like the paper's table)
-next to the input unless --output_file says otherwise.
+next to the input unless --output_file says otherwise; beside a gen.json it is committed into the result folder as
+one unit and sealed with that gen.json (pal.results), so readers know which generations it describes.
 """
 import os
 
 from pal.checks import existing_path, int_range, output_file, positive_int, require_output_file
 from pal.cli import ArgumentParser, UserError, boolean_string, run_main, write_json
+from pal.results import result_folder_of, updated_result_folder
 
 from metric import EAD_VOCAB_SIZE, ead_metrics, require_punkt
 from metric.records import first_text, load_gen_json
@@ -53,11 +55,18 @@ def main(argv=None):
     input_dir = args.input_file if os.path.isdir(args.input_file) else os.path.dirname(os.path.abspath(args.input_file))
     output = require_output_file(args.output_file or os.path.join(input_dir, "ead.json"))
     require_punkt()
-    records = load_gen_json(args.input_file)
+    folder = result_folder_of(args.input_file)
+    records = load_gen_json(folder or args.input_file)
     generations = generations_of(records, args.input_file)
     result = ead_metrics(generations, orders=args.n, vocab_size=args.vocab_size, lower=args.lower)
     result.update({"vocab_size": args.vocab_size, "lower": args.lower, "num_generations": len(generations)})
-    write_json(output, result)
+    if args.output_file or folder is None:  # not a result folder's file
+        output = args.output_file or os.path.join(os.path.dirname(os.path.abspath(args.input_file)), "ead.json")
+        write_json(output, result)
+    else:
+        output = os.path.join(folder, "ead.json")
+        with updated_result_folder(folder) as tmp:
+            write_json(os.path.join(tmp, "ead.json"), result)
     for n in args.n:
         print(f"EAD-{n}: {result[f'ead-{n}']:.4f} (x100; {result[f'ead-{n}_distinct_ngrams']} distinct of "
               f"{result[f'ead-{n}_total_ngrams']} {n}-grams, V={args.vocab_size})")

@@ -9,12 +9,16 @@ writes the per-example scores into the input file as `simcse_score` (the authors
 Records with an empty persona are counted (a warning; num_empty_persona in cos_similarity.json) and, as the authors
 do, included in the mean; --exclude_empty_persona True leaves them out (`nonempty` always holds that mean).
 --model defaults to princeton-nlp/sup-simcse-bert-base-uncased; any local encoder folder works.
+Beside a gen.json the files are committed into its result folder as one unit and sealed with that gen.json
+(pal.results); with --output_file they are written there as they are.
 """
 import os
 
 from pal.checks import (ENCODER_TOKENIZER_FILES, check_model_dir, check_tokenizer_dir, existing_path, output_file,
                         positive_int, require_output_file)
 from pal.cli import ArgumentParser, UserError, boolean_string, resolve_device, run_main, write_json
+from pal.atomic import crash_point
+from pal.results import LABEL, result_folder_of, updated_result_folder
 
 from metric.records import check_records, load_gen_json
 from metric.simcse import DEFAULT_ENCODER, load_encoder, persona_similarities, summarize_similarities
@@ -50,19 +54,33 @@ def check_texts(records, source):
                                 "(use a gen.json written by codes/infer.py with a persona model)")
 
 
-def output_paths(args):
-    """(gen.json, cos_similarity.json, cos_similarity_list.json), checked to be writable before any work."""
-    input_path = os.path.join(args.input_file, "gen.json") if os.path.isdir(args.input_file) else args.input_file
-    output = args.output_file or os.path.join(os.path.dirname(os.path.abspath(input_path)), "cos_similarity.json")
-    per_example = os.path.join(os.path.dirname(os.path.abspath(output)), "cos_similarity_list.json")
-    return input_path, require_output_file(output), require_output_file(per_example)
+def check_outputs(args, folder):
+    """The files written outside a result folder (--output_file, or beside a lone gen.json), checked to be
+    writable before any work."""
+    if folder is None or args.output_file:
+        output = args.output_file or os.path.join(os.path.dirname(os.path.abspath(args.input_file)),
+                                                  "cos_similarity.json")
+        require_output_file(output)
+        require_output_file(os.path.join(os.path.dirname(os.path.abspath(output)), "cos_similarity_list.json"))
+
+
+def write_outputs(output, annotated_input, summary, scores, records):
+    """cos_similarity.json at `output`, cos_similarity_list.json beside it, and the scores into `annotated_input`."""
+    write_json(output, summary)
+    crash_point(LABEL, "partial")
+    write_json(os.path.join(os.path.dirname(os.path.abspath(output)), "cos_similarity_list.json"), scores, indent=None)
+    if annotated_input:
+        for record, score in zip(records, scores):
+            record["simcse_score"] = score
+        write_json(annotated_input, records)
 
 
 def main(argv=None):
     args = parse_args(argv)
-    input_path, output, per_example_output = output_paths(args)
     device = resolve_device(args.device)
-    records = load_gen_json(args.input_file)
+    folder = result_folder_of(args.input_file)
+    check_outputs(args, folder)
+    records = load_gen_json(folder or args.input_file)
     check_records(records, args.input_file)
     check_texts(records, args.input_file)
     hint = "pass --model DIR holding a complete sentence encoder (config.json, weights, tokenizer files)"
@@ -70,15 +88,17 @@ def main(argv=None):
     check_model_dir(args.model, hint)
     tokenizer, model = load_encoder(args.model, device)
     scores = persona_similarities(records, tokenizer, model, args.batch_size)
-
     summary = {**summarize_similarities(records, scores, args.exclude_empty_persona, args.input_file),
                "model": args.model}
-    write_json(output, summary)
-    write_json(per_example_output, scores, indent=None)
-    if args.annotate_input:
-        for record, score in zip(records, scores):
-            record["simcse_score"] = score
-        write_json(input_path, records)
+    if folder is None or (args.output_file and not args.annotate_input):  # nothing of a result folder changes
+        output = args.output_file or os.path.join(os.path.dirname(os.path.abspath(args.input_file)),
+                                                  "cos_similarity.json")
+        write_outputs(output, args.input_file if args.annotate_input else None, summary, scores, records)
+    else:
+        with updated_result_folder(folder) as tmp:
+            write_outputs(args.output_file or os.path.join(tmp, "cos_similarity.json"),
+                          os.path.join(tmp, "gen.json") if args.annotate_input else None, summary, scores, records)
+        output = args.output_file or os.path.join(folder, "cos_similarity.json")
     print(f"average cos similarity: response {summary['cos-sim-response']:.4f}, "
           f"generation {summary['cos-sim-generation']:.4f}; wrote {output}")
 

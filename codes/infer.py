@@ -9,6 +9,8 @@ For each --infer_input_file:
 4. write gen.json and gen.txt into <checkpoint dir>/res_<checkpoint>_<file>_k.<top_k>_p.<top_p>_b.<beams>
    _t.<temperature>_lp.<length_penalty>_rp.<repetition_penalty>_ng.<no_repeat_ngram_size> (the authors' name;
    options that change the decoding beyond theirs add a suffix), then metric.evaluate_records writes metric.json.
+   The folder is written into a fresh folder and replaces an earlier one as one unit (pal.results): a run killed
+   at any instant leaves the earlier complete folder or the new one.
 
 Usage (from the repository root; RUN/infer_strat.sh has the released settings):
   python codes/infer.py --config_name strat --inputter_name strat --load_checkpoint RUN_DIR/epoch-4.bin \
@@ -26,15 +28,17 @@ import sys
 
 import torch
 
+from pal.atomic import crash_point
 from pal.checks import (existing_file, existing_path, float_range, int_range, non_negative_int, output_dir,
                         positive_float, positive_int, probability, require_output_dir, require_output_file)
-from pal.cli import ArgumentParser, UserError, atomic_write, boolean_string, resolve_device, run_main, write_json
+from pal.cli import ArgumentParser, UserError, boolean_string, resolve_device, run_main, write_json
 from pal.config import REPO_ROOT, STRATEGY_TOKENS, load_config
 from pal.dialogues import normalise
 from pal.generation import (CONTRASTIVE_IMPL_HELP, CONTRASTIVE_IMPLS, DecodingOptions, decoding_options, generate,
                             parse_alpha)
 from pal.inputter import Featurizer, inference_batches, settings_for, validation_batches
 from pal.model import build_model
+from pal.results import LABEL, new_result_folder
 from pal.run_folder import model_config_dir, parse_with_run_folder
 
 DEFAULTS = DecodingOptions()
@@ -245,21 +249,22 @@ def add_losses(records, losses):
 
 
 def write_generations(save_dir, records):
-    os.makedirs(save_dir, exist_ok=True)
-    with atomic_write(os.path.join(save_dir, "gen.json")) as f:
+    """gen.json and gen.txt into the (temporary) result folder."""
+    with open(os.path.join(save_dir, "gen.json"), "w", encoding="utf-8") as f:
         json.dump(records, f, ensure_ascii=False, indent=2, sort_keys=False)
-    with atomic_write(os.path.join(save_dir, "gen.txt")) as f:
+    with open(os.path.join(save_dir, "gen.txt"), "w", encoding="utf-8") as f:
         for record in records:
             f.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 
-def evaluate(records, save_dir, add_nlg_eval):
+def metrics_scorer():
+    """metric.evaluate_records, imported before any decoding so a missing package costs no generation."""
     try:
         from metric import evaluate_records
     except ImportError as e:
-        raise UserError(f"cannot import the metrics package codes/metric ({e}); gen.json is in {save_dir}, score it "
-                        "later with codes/evaluate.py")
-    return evaluate_records(records, save_dir, add_nlg_eval=add_nlg_eval)
+        raise UserError(f"cannot import the metrics package codes/metric ({e}); run with --only_generate and score "
+                        "gen.json later with codes/evaluate.py")
+    return evaluate_records
 
 
 def check_result_dir(save_dir):
@@ -288,13 +293,15 @@ def infer_file(path, args, toker, model, featurizer, decoding, device):
     if losses is not None:
         add_losses(records, losses)
     save_dir = result_dir(args, path)
-    write_generations(save_dir, records)
-    # the absolute checkpoint lets summarize_results.py find the training run (seed, eval_log.csv) from anywhere
-    checkpoint = os.path.abspath(args.load_checkpoint) if args.load_checkpoint else None
-    write_json(os.path.join(save_dir, "infer_args.json"), {**vars(args), "checkpoint": checkpoint})
+    with new_result_folder(save_dir) as tmp:
+        write_generations(tmp, records)
+        crash_point(LABEL, "partial")
+        # the absolute checkpoint lets summarize_results.py find the training run (seed, eval_log.csv) from anywhere
+        checkpoint = os.path.abspath(args.load_checkpoint) if args.load_checkpoint else None
+        write_json(os.path.join(tmp, "infer_args.json"), {**vars(args), "checkpoint": checkpoint})
+        if not args.only_generate:
+            metrics_scorer()(records, tmp, add_nlg_eval=args.add_nlg_eval)
     print(f"wrote {len(records)} generations to {save_dir}/gen.json", file=sys.stderr)
-    if not args.only_generate:
-        evaluate(records, save_dir, args.add_nlg_eval)
     return save_dir
 
 
@@ -302,6 +309,8 @@ def main(argv=None):
     args = parse_with_run_folder(build_parser(), argv, RUN_FOLDER_KEYS)
     for path in args.infer_input_file:
         check_result_dir(result_dir(args, path))
+    if not args.only_generate:
+        metrics_scorer()
     device = resolve_device(args.device)
     decoding = decoding_from_args(args)
     set_seed(args.seed)

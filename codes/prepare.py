@@ -1,8 +1,10 @@
 """Featurize a training file once and cache it for train.py (the authors' codes/prepare.py, SPEC "Stage 3").
 
-Writes into DATA/{inputter_name}.{config_name}/ (or --output_dir):
-  data.pkl   the training examples (a pickled list of pal.inputter.Feature, in file order)
-  meta.json  the arguments and tokenizer they were made with; train.py refuses features made with other settings
+Writes DATA/{inputter_name}.{config_name}/features/ (or <--output_dir>/features/), committed as one unit
+(pal.prepared: a kill at any instant leaves the earlier preparation or the new one):
+  data.pkl       the training examples (a pickled list of pal.inputter.Feature, in file order)
+  meta.json      the arguments and tokenizer they were made with; train.py refuses features made with other settings
+  manifest.json  size and SHA-256 of both; train.py refuses a set whose files do not belong together
 
 Usage (from the repository root; RUN/prepare_strat.sh has the released settings):
   python codes/prepare.py --config_name strat --inputter_name strat --train_input_file DATA/pesconv/train.txt \
@@ -14,19 +16,13 @@ Differences from the authors' script: the output folder is DATA/{inputter}.{conf
 all of ESConv takes seconds, as each utterance is tokenized once).
 """
 import argparse
-import json
 import os
-import pickle
-from contextlib import ExitStack
 
-from pal.checks import existing_file, expect_type, load_json, load_pickle, output_dir, positive_int, require_output_dir
-from pal.cli import ArgumentParser, UserError, atomic_write, boolean_string, run_main
-from pal.config import REPO_ROOT, build_tokenizer, load_config, resolve_pretrained_path
+from pal.checks import existing_file, output_dir, positive_int, require_output_dir
+from pal.cli import ArgumentParser, UserError, boolean_string, run_main
+from pal.config import build_tokenizer, load_config, resolve_pretrained_path
 from pal.inputter import Featurizer, settings_for
-
-FEATURES_FILE = "data.pkl"
-META_FILE = "meta.json"
-FORMAT_VERSION = 1
+from pal.prepared import check_encode_context, default_prepared_dir, features_dir, write_prepared
 
 
 def build_parser():
@@ -54,16 +50,6 @@ def build_parser():
     return p
 
 
-def default_prepared_dir(inputter_name, config_name):
-    return str(REPO_ROOT / "DATA" / f"{inputter_name}.{config_name}")
-
-
-def check_encode_context(value):
-    if not value:
-        raise UserError("--encode_context False (pre-tokenized utterances joined by eos) is not supported; PAL's "
-                        "released scripts use True")
-
-
 def prepare(args):
     check_encode_context(args.encode_context)
     out_dir = require_output_dir(args.output_dir or default_prepared_dir(args.inputter_name, args.config_name))
@@ -79,7 +65,6 @@ def prepare(args):
         raise UserError(f"{args.train_input_file}: no training example (no supporter turn after a dialogue's first "
                         f"turn)")
     meta = {
-        "format_version": FORMAT_VERSION,
         "config_name": args.config_name,
         "inputter_name": args.inputter_name,
         "train_input_file": os.path.abspath(args.train_input_file),
@@ -91,36 +76,9 @@ def prepare(args):
         "n_dialogues": len(per_dialogue),
         "n_examples": len(features),
     }
-    # Both files are renamed into place only after both were written, so data.pkl and meta.json always match.
-    with ExitStack() as stack:
-        features_file = stack.enter_context(atomic_write(os.path.join(out_dir, FEATURES_FILE), "wb"))
-        meta_file = stack.enter_context(atomic_write(os.path.join(out_dir, META_FILE)))
-        pickle.dump(features, features_file, protocol=pickle.HIGHEST_PROTOCOL)
-        json.dump(meta, meta_file, ensure_ascii=False, indent=2)
-        meta_file.write("\n")
-    print(f"{len(features)} training examples from {len(per_dialogue)} dialogues -> {out_dir}")
+    write_prepared(out_dir, features, meta)
+    print(f"{len(features)} training examples from {len(per_dialogue)} dialogues -> {features_dir(out_dir)}")
     return out_dir
-
-
-def load_prepared(prepared_dir, expected):
-    """(features, meta) of a prepare.py output; `expected` maps meta keys to the values the caller needs."""
-    data_path, meta_path = os.path.join(prepared_dir, FEATURES_FILE), os.path.join(prepared_dir, META_FILE)
-    if not os.path.isfile(data_path) or not os.path.isfile(meta_path):
-        raise UserError(f"no prepared features in {prepared_dir} (need {FEATURES_FILE} and {META_FILE}); run "
-                        f"codes/prepare.py (RUN/prepare_*.sh) with the same --config_name/--inputter_name first")
-    rerun = "run codes/prepare.py again"
-    meta = load_json(meta_path, expect=dict, hint=rerun)
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise UserError(f"{meta_path}: made by another version of prepare.py; run codes/prepare.py again")
-    differing = [f"{k}: prepared {meta.get(k)!r}, now {v!r}" for k, v in expected.items() if meta.get(k) != v]
-    if differing:
-        raise UserError(f"{prepared_dir} was prepared with other settings ({'; '.join(differing)}); run "
-                        f"codes/prepare.py again with these settings or pass matching arguments")
-    features = expect_type(load_pickle(data_path, hint=rerun), list, data_path, rerun)
-    if len(features) != meta.get("n_examples"):
-        raise UserError(f"{data_path}: holds {len(features)} examples, {meta_path} says {meta.get('n_examples')}; "
-                        f"{rerun}")
-    return features, meta
 
 
 def main(argv=None):

@@ -6,7 +6,7 @@ Usage (from the repository root; RUN/train_strat.sh has the released settings):
   torchrun --nproc_per_node 2 codes/train.py ...             # DistributedDataParallel (nccl on GPUs, gloo on CPU)
   python codes/train.py ... --resume DATA/strat.strat/RUN    # continue a stopped run exactly where it stopped
 
-Reads DATA/{inputter}.{config}/data.pkl (codes/prepare.py) and writes a run folder
+Reads DATA/{inputter}.{config}/features/ (codes/prepare.py) and writes a run folder
 DATA/{inputter}.{config}/<timestamp>.<lr>.<batch>.<n>gpu/ (the authors' name) with
   epoch-N.bin        model.state_dict() after epoch N (N from 0), loadable by the authors' code and ours
   train_log.csv      one row per optimizer step: epoch, global_step, step, loss, ppl, mean_loss, mean_ppl, lr, ...
@@ -60,8 +60,8 @@ from pal.engine import Engine, note, start_runtime
 from pal.inputter import BucketBatchSampler, Featurizer, settings_for
 from pal.model import build_model, unwrap_model
 from pal.optim import build_optimizer
+from pal.prepared import check_encode_context, default_prepared_dir, load_prepared
 from pal.training import BUCKET_FACTOR, EVAL_LOG_COLUMNS, TRAIN_LOG_COLUMNS, PalTask
-from prepare import check_encode_context, default_prepared_dir, load_prepared
 
 # ------------------------------------------------------------------------------------------- defaults in one place
 # The released chengjl19/PAL codes/RUN/train_strat.sh (RUN/train_*.sh pass the same values visibly).

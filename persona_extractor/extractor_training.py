@@ -215,7 +215,7 @@ def check_output_dir(config):
 def prepare_output_dir(config):
     """Create the folder (only once model and data loaded fine); --overwrite_output_dir clears a previous run."""
     if config.overwrite_output_dir and not config.resume:
-        for name in ("best", "last", "train_log.csv", "results.json"):
+        for name in ("results.json", "best", "last", "train_log.csv"):  # results.json describes best/: first
             path = os.path.join(config.output_dir, name)
             if os.path.isdir(path):
                 shutil.rmtree(path)

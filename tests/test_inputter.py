@@ -350,23 +350,24 @@ def test_missing_file_and_strategy_free_vanilla(tmp_path, toker):
 
 
 def test_prepare_writes_the_features_and_refuses_bad_input(tmp_path, blender_tokenizer_dir, toker, capsys):
+    from pal.prepared import load_prepared
     prepare = load_script("codes/prepare.py")
     path = write_lines(tmp_path / "train.txt", [json.dumps(AWKWARD_DIALOGUE), json.dumps(seeker_heavy_dialogue())])
     out = tmp_path / "prepared"
     prepare.main(["--config_name", "strat", "--inputter_name", "strat", "--train_input_file", path,
                   "--max_input_length", "64", "--pretrained_model_path", blender_tokenizer_dir,
                   "--output_dir", str(out), "--pbar", "False"])
-    with open(out / "data.pkl", "rb") as f:
+    with open(out / "features" / "data.pkl", "rb") as f:
         stored = pickle.load(f)
-    meta = json.loads((out / "meta.json").read_text())
+    meta = json.loads((out / "features" / "meta.json").read_text())
     expected = [f for d in featurizer(toker, max_input_length=64).file_features(path, "training") for f in d]
     assert [(f.input_ids, f.persona_input_ids, f.labels) for f in stored] == \
            [(f.input_ids, f.persona_input_ids, f.labels) for f in expected]
     assert meta["n_examples"] == len(stored) and meta["max_input_length"] == 64 and meta["vocab_size"] == len(toker)
-    features, _ = prepare.load_prepared(str(out), {"max_input_length": 64, "inputter_name": "strat"})
+    features, _ = load_prepared(str(out), {"max_input_length": 64, "inputter_name": "strat"})
     assert len(features) == len(stored)
     with pytest.raises(UserError, match="prepared with other settings"):
-        prepare.load_prepared(str(out), {"max_input_length": 512})
+        load_prepared(str(out), {"max_input_length": 512})
     bad = write_lines(tmp_path / "bad.txt", ["{oops"])
     with pytest.raises(SystemExit) as e:
         from pal.cli import run_main

@@ -62,8 +62,8 @@ def esconv_trained(tiny_blender_dir):
 
     It starts from wide random weights (std 0.3): trained from the stock init for a few steps, a tiny model gives
     every context the same reply, which would make the comparison vacuous."""
-    from conftest import shared_path
-    from bench import load_dialogues
+    from conftest import load_script, shared_path
+    load_dialogues = load_script("codes/bench.py").load_dialogues
     from pal.config import load_config
     from pal.inputter import Featurizer, collate, settings_for
     from pal.model import build_model

@@ -69,7 +69,7 @@ def load(path):
 def test_training_writes_checkpoints_and_logs_and_the_loss_goes_down(data, tiny_blender_dir, tmp_path):
     run = tmp_path / "run"
     train.main(train_args(data, tiny_blender_dir, run, "--num_epochs", "3", "--learning_rate", "3e-3"))
-    n_examples = json.loads((data / "prepared" / "meta.json").read_text())["n_examples"]
+    n_examples = json.loads((data / "prepared" / "features" / "meta.json").read_text())["n_examples"]
     steps_per_epoch = n_examples // 4
     assert sorted(os.listdir(run)) == ["args.json", "config.json", "custom_config.json", "epoch-0.bin", "epoch-1.bin",
                                        "epoch-2.bin", "eval_log.csv", "train_log.csv"]  # state removed when done
@@ -99,7 +99,7 @@ def test_training_writes_checkpoints_and_logs_and_the_loss_goes_down(data, tiny_
 def test_resume_gives_the_same_run_as_no_interruption(data, tiny_blender_dir, tmp_path):
     common = ("--num_epochs", "2", "--learning_rate", "2e-3", "--gradient_accumulation_steps", "2",
               "--save_state_steps", "2")
-    steps_per_epoch = json.loads((data / "prepared" / "meta.json").read_text())["n_examples"] // 4
+    steps_per_epoch = json.loads((data / "prepared" / "features" / "meta.json").read_text())["n_examples"] // 4
     last = steps_per_epoch + 2  # crosses the epoch boundary
     straight, staged = tmp_path / "straight", tmp_path / "staged"
     train.main(train_args(data, tiny_blender_dir, straight, *common, "--max_steps", str(last)))

@@ -17,8 +17,10 @@ import os
 import re
 from dataclasses import dataclass, field
 
+from pal.atomic import restore
 from pal.cli import UserError
 from pal.config import REPO_ROOT
+from pal.results import check_result_folder
 
 from .summary import load_json
 
@@ -59,19 +61,35 @@ def _is_result(folder):
     return any(os.path.isfile(os.path.join(folder, f)) for f in ("metric.json", "gen.json"))
 
 
+def _result_folders_below(path):
+    """Result folders in and below `path`, sorted; hidden folders (a commit's temporary ones) are skipped, and a
+    folder a kill left as `.<name>.old` only (between the two renames of its commit) is put back."""
+    found = []
+    for root, dirs, _ in os.walk(path):
+        for name in [d for d in dirs if d.startswith(".")]:
+            dirs.remove(name)
+            final = name[1:-len(".old")] if name.endswith(".old") else None
+            if final and final not in dirs:
+                restore(os.path.join(root, final))
+                dirs.append(final)
+        found.extend([root] if _is_result(root) else [])
+    return sorted(found)
+
+
 def find_result_folders(paths):
-    """Each path is a result folder or a folder holding result folders (found recursively, in sorted order)."""
+    """Each path is a result folder or a folder holding result folders (found recursively, in sorted order); a
+    mixed result folder is refused and an unsealed one noted (pal.results.check_result_folder)."""
     found = []
     for path in paths:
+        restore(path)  # a kill between the two renames of a commit: the earlier folder is put back
         if not os.path.isdir(path):
             raise UserError(f"{path}: no such folder (give result folders written by codes/infer.py)")
-        if _is_result(path):
-            found.append(path)
-            continue
-        inner = sorted(root for root, _, _ in os.walk(path) if _is_result(root))
+        inner = [path] if _is_result(path) else _result_folders_below(path)
         if not inner:
             raise UserError(f"{path}: no result folder (metric.json or gen.json) in it or below it")
         found.extend(inner)
+    for folder in found:
+        check_result_folder(folder)
     return found
 
 

@@ -10,9 +10,17 @@ removed. A process killed between the two renames leaves no final folder but a c
 (called by `commit_dir` and by readers before they look) moves it back, so readers always see a complete set, and
 removes stray temporary folders. Single-file outputs use pal.cli.atomic_write.
 
+A committed set can carry a manifest (`seal`, written last into the temporary folder): the name, size and SHA-256
+of each file committed with it. Readers of folders that are also written by other programs, or by hand, check it
+(`check_sealed`): a file changed after the commit, or one that was never committed with the others (left from an
+older run, copied in), makes the set "mixed". `update_dir` adds or replaces files of a committed folder as one unit:
+the folder is copied into the temporary folder, changed there and committed with the same two renames.
+
 Crash tests: PAL_CRASH_AT=<label>:<point>[:<n>] makes the process SIGKILL itself the n-th time (default 1st) it
 reaches that point of a commit labelled <label>; the points are `crash_point` calls (see POINTS).
 """
+import hashlib
+import json
 import os
 import shutil
 import signal
@@ -22,6 +30,7 @@ CRASH_ENV = "PAL_CRASH_AT"
 # the boundaries of one commit: after the first file of the new set, when it is complete, between the two
 # renames, after the swap (old set not yet removed)
 POINTS = ("partial", "complete", "old_moved", "swapped")
+MANIFEST = "manifest.json"
 _reached = {}
 
 
@@ -45,12 +54,18 @@ def side_paths(final_dir):
     return os.path.join(parent, f".{name}.tmp"), os.path.join(parent, f".{name}.old")
 
 
+def restore(final_dir):
+    """Put the last committed set back as `final_dir` when a kill came between the two renames of a commit (safe
+    while another process writes: stray temporary folders are left alone)."""
+    _, old = side_paths(final_dir)
+    if os.path.isdir(old) and not os.path.exists(final_dir):
+        os.rename(old, final_dir)  # the old set is complete, the new one was not in place
+
+
 def recover(final_dir):
     """Bring `final_dir` back to its last committed set after a kill, and remove stray temporary folders."""
-    tmp, old = side_paths(final_dir)
-    if os.path.isdir(old) and not os.path.exists(final_dir):
-        os.rename(old, final_dir)  # killed between the two renames: the old set is complete, the new one not in place
-    for stray in (tmp, old):
+    restore(final_dir)
+    for stray in side_paths(final_dir):
         if os.path.isdir(stray):
             shutil.rmtree(stray)
 
@@ -96,3 +111,71 @@ def commit_dir(final_dir, label="dir"):
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     commit(tmp, final_dir, label)
+
+
+@contextmanager
+def update_dir(final_dir, label="dir"):
+    """Like commit_dir, but the temporary folder starts as a copy of `final_dir` (hidden strays left out), so the
+    block only writes what changes."""
+    tmp = fresh_dir(final_dir)
+    try:
+        if os.path.isdir(final_dir):
+            shutil.copytree(final_dir, tmp, dirs_exist_ok=True, ignore=lambda _, names: [n for n in names
+                                                                                         if n.startswith(".")])
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    commit(tmp, final_dir, label)
+
+
+# ---- manifests ------------------------------------------------------------------------------------------------------
+def file_digest(path):
+    """{"bytes", "sha256"} of a file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return {"bytes": os.path.getsize(path), "sha256": digest.hexdigest()}
+
+
+def folder_files(folder):
+    """The plain, non-hidden files of a folder (the manifest itself excluded), sorted."""
+    return sorted(n for n in os.listdir(folder) if not n.startswith(".") and n != MANIFEST
+                  and os.path.isfile(os.path.join(folder, n)))
+
+
+def read_manifest(folder):
+    """{file name: digest} of a folder's manifest; None when it has none."""
+    path = os.path.join(folder, MANIFEST)
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)["files"]
+
+
+def seal(folder, names=None):
+    """Write the manifest of `names` (default: every file of the folder) into `folder`: its last write."""
+    names = folder_files(folder) if names is None else sorted(names)
+    files = {name: file_digest(os.path.join(folder, name)) for name in names}
+    with open(os.path.join(folder, MANIFEST), "w", encoding="utf-8") as f:
+        json.dump({"files": files}, f, indent=1)
+        f.write("\n")
+
+
+def check_sealed(folder):
+    """None when every file of `folder` is in its manifest with the recorded size and hash; otherwise a short
+    reason ("not sealed (no manifest.json)", "X changed after ...", "X was not committed with ...")."""
+    files = read_manifest(folder)
+    if files is None:
+        return f"not sealed (no {MANIFEST})"
+    for name, digest in files.items():
+        path = os.path.join(folder, name)
+        if not os.path.isfile(path):
+            return f"{name} is missing"
+        if file_digest(path) != digest:
+            return f"{name} changed after the folder was committed"
+    foreign = [n for n in folder_files(folder) if n not in files]
+    if foreign:
+        return f"{', '.join(foreign)} {'was' if len(foreign) == 1 else 'were'} not committed with the other files"
+    return None

@@ -103,7 +103,7 @@ def _fmt(value, key, signed=False):
 
 
 def _p(p):
-    return f"{p:.4f}" if p >= 1e-4 else f"< 1e-4"
+    return f"{p:.4f}" if p >= 1e-4 else "< 1e-4"
 
 
 def markdown(comparisons, n, args):

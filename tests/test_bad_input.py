@@ -161,19 +161,21 @@ def test_prepare_rejects(case, tmp_path, base):
 
 
 def test_truncated_or_foreign_prepared_features_are_one_line(tmp_path, base):
-    """train.py reads prepare.py's output through prepare.load_prepared: a truncated data.pkl is a UserError."""
-    import prepare
+    """train.py reads prepare.py's output through pal.prepared.load_prepared: a data.pkl or meta.json changed after
+    the features were committed is one line naming it (the manifest no longer matches)."""
     from pal.cli import UserError
+    from pal.prepared import load_prepared
     out = tmp_path / "prepared"
     assert run_script("codes/prepare.py", *prepare_args(base, tmp_path)).returncode == 0
     expected = {"max_input_length": 64, "inputter_name": "strat"}
-    assert len(prepare.load_prepared(str(out), expected)[0]) > 0
-    truncate(out / "data.pkl")
-    with pytest.raises(UserError, match="data.pkl: truncated or not a pickle"):
-        prepare.load_prepared(str(out), expected)
-    write(out / "meta.json", "[1, 2")
-    with pytest.raises(UserError, match="meta.json: invalid JSON"):
-        prepare.load_prepared(str(out), expected)
+    assert len(load_prepared(str(out), expected)[0]) > 0
+    truncate(out / "features" / "data.pkl")
+    with pytest.raises(UserError, match="data.pkl changed after the folder was committed.*codes/prepare.py"):
+        load_prepared(str(out), expected)
+    assert run_script("codes/prepare.py", *prepare_args(base, tmp_path)).returncode == 0
+    write(out / "features" / "meta.json", "[1, 2")
+    with pytest.raises(UserError, match="meta.json changed after the folder was committed"):
+        load_prepared(str(out), expected)
 
 
 # ---- infer.py ------------------------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from metric.significance import System, compare
 
 def parse_args(argv=None):
     p = ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("systems", nargs="+", metavar="SYSTEM", help="result folder(s) of one system (comma-separated)")
     p.add_argument("--names", nargs="+", default=None, help="display names, one per system (default: from the folders)")
     p.add_argument("--select", default="given", help="checkpoint rule within each system: given (default), "

@@ -33,7 +33,7 @@ from pal.model import build_model
 
 def build_parser():
     p = ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--config_name", required=True)
     p.add_argument("--inputter_name", required=True)
     p.add_argument("--load_checkpoint", "-c", default=None, type=existing_file)

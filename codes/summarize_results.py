@@ -30,8 +30,8 @@ RULE_TITLES = {"given": "Result folders as given", "best_ppl": "Checkpoint: lowe
 
 def parse_args(argv=None):
     parser = ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog=__doc__.split("\n\n", 1)[1])
+                            formatter_class=argparse.RawDescriptionHelpFormatter,
+                            epilog=__doc__.split("\n\n", 1)[1])
     parser.add_argument("result_dirs", nargs="+", help="result folders, or folders holding them")
     parser.add_argument("--select", nargs="+", default=None, metavar="RULE",
                         help="given, best_ppl, every, epoch:N (default: given, or best_ppl every for several epochs)")

@@ -54,8 +54,8 @@ import sys
 import torch
 
 from pal.atomic import discard, side_paths
-from pal.checks import (existing_dir, existing_file, int_range, non_negative_float, non_negative_int, output_dir,
-                        positive_float, positive_int)
+from pal.checks import (argument_type, existing_dir, existing_file, int_range, non_negative_float, non_negative_int,
+                        output_dir, positive_int, require_dir)
 from pal.cli import ArgumentParser, UserError, boolean_string, run_main, write_json
 from pal.config import CONFIG_DIR, load_config, resolve_pretrained_path
 from pal.engine import Engine, note, start_runtime
@@ -82,7 +82,7 @@ RESUME_INVARIANTS = ("config_name", "inputter_name", "seed", "max_input_length",
 
 def build_parser():
     p = ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--config_name", required=True, help="strat (PAL), strat_no_persona (Blender-Joint), vanilla")
     p.add_argument("--inputter_name", required=True, help="strat or vanilla")
     p.add_argument("--eval_input_file", required=True, type=existing_file,
@@ -91,7 +91,7 @@ def build_parser():
     p.add_argument("--load_checkpoint", "-c", default=None, type=existing_file,
                    help="start from this epoch-N.bin instead of pretrained")
     p.add_argument("--pretrained_model_path", default=None, help="overrides the config's path (directory/hub name)")
-    p.add_argument("--prepared_dir", default=None, type=existing_dir,
+    p.add_argument("--prepared_dir", default=None, type=argument_type(require_dir, "make it with codes/prepare.py"),
                    help="prepare.py output; default DATA/{inputter}.{config}")
     p.add_argument("--output_dir", default=None, type=output_dir,
                    help="the run folder; default <prepared_dir>/<timestamp>.<lr>.<batch>.<n>gpu")

@@ -17,8 +17,7 @@ force). What the training reproduces from the authors' Lightning script is descr
 import os
 
 from pal.checks import (existing_dir, existing_file, float_range, int_range, non_negative_float, non_negative_int,
-                        output_dir, output_file, positive_int, require_dir, require_file,
-                        require_output_file)
+                        output_dir, output_file, positive_int, require_dir, require_file, require_output_file)
 from pal.cli import ArgumentParser, UserError, atomic_write, run_main
 from persona_extractor.extractor import PersonaExtractor
 from persona_extractor.extractor_training import SCHEDULER_INTERVALS, TrainConfig, train
@@ -28,7 +27,7 @@ from persona_extractor.persona_text import persona_from_generation
 
 def build_parser():
     p = ArgumentParser(description="Fine-tune BART on PersonaChat context->persona pairs (persona "
-                                            "extractor) and/or generate personas for a CSV.")
+                                   "extractor) and/or generate personas for a CSV.")
     p.add_argument("--do_train", action="store_true", help="train (the default when --do_infer is not given)")
     p.add_argument("--do_infer", action="store_true", help="generate personas for --infer_file")
     p.add_argument("--model_name_or_path", default=DEFAULT_MODEL,

@@ -5,7 +5,6 @@ traceback, a message naming the file or option, and no new or changed file.
 """
 import importlib
 import json
-import os
 
 import pytest
 

@@ -28,7 +28,7 @@ CRITERIA = str(Path(__file__).with_name("criteria.json"))
 
 def build_parser():
     p = ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--mode", choices=["interactive", "static", "chat"], default="interactive")
     p.add_argument("--db", default="DATA/human_eval/study.db", type=output_file,
                    help="the SQLite database (created when absent)")

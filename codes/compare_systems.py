@@ -15,7 +15,8 @@ scale); with more than one B, each key holds one such object per B, keyed by B's
 import argparse
 import sys
 
-from pal.cli import UserError, atomic_write, run_main, write_json
+from pal.checks import float_range, int_range, output_file, positive_int
+from pal.cli import ArgumentParser, UserError, atomic_write, run_main, write_json
 
 from metric.example_stats import TABLE3_METRICS, Tokenizer, folder_stats
 from metric.result_folders import find_result_folders, parse_rule, read_infos, select, short_names
@@ -23,25 +24,25 @@ from metric.significance import System, compare
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("systems", nargs="+", metavar="SYSTEM", help="result folder(s) of one system (comma-separated)")
     p.add_argument("--names", nargs="+", default=None, help="display names, one per system (default: from the folders)")
     p.add_argument("--select", default="given", help="checkpoint rule within each system: given (default), "
                    "best_ppl (per training run, the decoded epoch with the lowest validation PPL) or epoch:N")
-    p.add_argument("--resamples", type=int, default=10000, help="bootstrap and permutation resamples")
-    p.add_argument("--seed", type=int, default=0, help="seed of the resampling (same seed, same numbers)")
-    p.add_argument("--confidence", type=float, default=0.95, help="level of the bootstrap interval")
+    p.add_argument("--resamples", type=positive_int, default=10000, help="bootstrap and permutation resamples")
+    p.add_argument("--seed", type=int_range(0, 2**32 - 1), default=0,
+                   help="seed of the resampling (same seed, same numbers)")
+    p.add_argument("--confidence", type=float_range(0, 1, lo_open=True, hi_open=True), default=0.95,
+                   help="level of the bootstrap interval")
     p.add_argument("--metrics", nargs="+", default=list(TABLE3_METRICS), choices=list(TABLE3_METRICS),
                    metavar="KEY", help="metric.json keys to test (default: all of Table 3)")
-    p.add_argument("--output", default=None, help="write the results as JSON here")
-    p.add_argument("--markdown", default=None, help="also write the Markdown printed here")
-    p.add_argument("--plot", default=None, help="write a forest plot of the differences (PNG) here")
+    p.add_argument("--output", default=None, type=output_file, help="write the results as JSON here")
+    p.add_argument("--markdown", default=None, type=output_file, help="also write the Markdown printed here")
+    p.add_argument("--plot", default=None, type=output_file, help="write a forest plot of the differences (PNG) here")
     args = p.parse_args(argv)
     if len(args.systems) < 2:
         p.error("give at least two systems (A B)")
-    if args.resamples < 1 or not 0 < args.confidence < 1:
-        p.error("--resamples must be >= 1 and --confidence in (0, 1)")
     if args.names and len(args.names) != len(args.systems):
         p.error(f"--names gives {len(args.names)} names for {len(args.systems)} systems")
     if args.select == "every":

@@ -22,7 +22,9 @@ import os
 import sys
 
 
-from pal.cli import boolean_string, resolve_device, run_main, write_json
+from pal.checks import (existing_dir, existing_file, existing_path, float_range, int_range, non_negative_int,
+                        output_dir, positive_float, positive_int, probability, require_output_dir)
+from pal.cli import ArgumentParser, boolean_string, resolve_device, run_main, write_json
 from pal.chat import PERSONA_TAG, Chat, PersonaSource, persona_string  # noqa: F401 (persona_string: tests, users)
 from pal.config import REPO_ROOT, load_config
 from pal.generation import CONTRASTIVE_IMPL_HELP, CONTRASTIVE_IMPLS, decoding_options, parse_alpha
@@ -37,38 +39,38 @@ RUN_FOLDER_KEYS = ("config_name", "inputter_name", "pretrained_model_path", "max
 
 
 def build_parser():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = ArgumentParser(description=__doc__.split("\n\n")[0],
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--config_name", default=None, help="default: the run folder's (args.json)")
     p.add_argument("--inputter_name", default=None, help="default: the run folder's (args.json)")
-    p.add_argument("--load_checkpoint", "-c", default=None,
+    p.add_argument("--load_checkpoint", "-c", default=None, type=existing_path,
                    help="an epoch-N.bin, or a run folder (then its last epoch); the model's arguments default to the "
                         "run folder's args.json")
     p.add_argument("--pretrained_model_path", default=None)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int_range(0, 2**32 - 1), default=0)
     p.add_argument("--fp16", type=boolean_string, default=False, help="accepted; interaction runs in float32")
     p.add_argument("--device", default="auto")
     p.add_argument("--use_gpu", action="store_true", help="the authors' flag; --device auto already prefers CUDA")
-    p.add_argument("--max_input_length", type=int, default=512)
-    p.add_argument("--max_decoder_input_length", type=int, default=50)
+    p.add_argument("--max_input_length", type=positive_int, default=512)
+    p.add_argument("--max_decoder_input_length", type=positive_int, default=50)
     p.add_argument("--single_turn", action="store_true", help="one seeker turn per conversation")
-    p.add_argument("--output_dir", default=None,
+    p.add_argument("--output_dir", default=None, type=output_dir,
                    help="where conversations are saved (default: <checkpoint>_interact_dialogs, as the authors)")
     persona = p.add_mutually_exclusive_group()
     persona.add_argument("--persona", default=None, help="a fixed persona (PESConv form or plain sentences)")
-    persona.add_argument("--persona_file", default=None, help="a file holding the fixed persona")
-    persona.add_argument("--persona_extractor", default=None,
+    persona.add_argument("--persona_file", default=None, type=existing_file, help="a file holding the fixed persona")
+    persona.add_argument("--persona_extractor", default=None, type=existing_dir,
                          help="a persona extractor directory (train_bart.py output): live persona inference")
     g = p.add_argument_group("decoding (defaults: the authors' RUN/interact_strat.sh)")
-    g.add_argument("--max_length", type=int, default=50)
-    g.add_argument("--min_length", type=int, default=10)
-    g.add_argument("--temperature", type=float, default=0.7)
-    g.add_argument("--top_k", type=int, default=30)
-    g.add_argument("--top_p", type=float, default=0.9)
-    g.add_argument("--num_beams", type=int, default=1)
-    g.add_argument("--repetition_penalty", type=float, default=1.03)
-    g.add_argument("--no_repeat_ngram_size", type=int, default=3)
-    g.add_argument("--length_penalty", type=float, default=1.0)
+    g.add_argument("--max_length", type=positive_int, default=50)
+    g.add_argument("--min_length", type=non_negative_int, default=10)
+    g.add_argument("--temperature", type=positive_float, default=0.7)
+    g.add_argument("--top_k", type=non_negative_int, default=30)
+    g.add_argument("--top_p", type=probability, default=0.9)
+    g.add_argument("--num_beams", type=positive_int, default=1)
+    g.add_argument("--repetition_penalty", type=positive_float, default=1.03)
+    g.add_argument("--no_repeat_ngram_size", type=non_negative_int, default=3)
+    g.add_argument("--length_penalty", type=float_range(), default=1.0)
     g.add_argument("--strategy_alpha", default=None,
                    help="override the per-strategy alpha: one number (e.g. 0) or 8 comma-separated")
     g.add_argument("--fusion_mask_padding", type=boolean_string, default=False)
@@ -78,6 +80,13 @@ def build_parser():
     p.add_argument("--persona_model_dir_or_name", default=None, help=argparse.SUPPRESS)
     p.add_argument("--persona_ckpt", default=None, help=argparse.SUPPRESS)
     return p
+
+
+def default_output_dir(args):
+    """The authors' <checkpoint>_interact_dialogs, or DATA/DEMO/<config> without a checkpoint."""
+    if args.load_checkpoint:
+        return args.load_checkpoint + "_interact_dialogs"
+    return str(REPO_ROOT / "DATA" / "DEMO" / args.config_name)
 
 
 def save_conversation(output_dir, record, args=None):
@@ -140,6 +149,7 @@ def chat_loop(chat, args, output_dir):
 
 def main(argv=None):
     args = parse_with_run_folder(build_parser(), argv, RUN_FOLDER_KEYS)
+    output_dir = require_output_dir(args.output_dir or default_output_dir(args))
     device = resolve_device(args.device)
     decoding = decoding_options(max_length=args.max_length, min_length=args.min_length, temperature=args.temperature,
                                 top_k=args.top_k, top_p=args.top_p, num_beams=args.num_beams,
@@ -160,8 +170,6 @@ def main(argv=None):
     if persona_source.extractor is not None and not settings.persona_in_batches:
         print(f"note: config {args.config_name} does not use a persona; the inferred persona is only shown",
               file=sys.stderr)
-    output_dir = args.output_dir or ((args.load_checkpoint + "_interact_dialogs") if args.load_checkpoint
-                                     else str(REPO_ROOT / "DATA" / "DEMO" / args.config_name))
     chat = Chat(toker, model, Featurizer(toker, settings), decoding, persona_source, device)
     chat_loop(chat, args, output_dir)
 

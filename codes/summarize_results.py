@@ -17,7 +17,8 @@ one epoch, else best_ppl and every.
 """
 import argparse
 
-from pal.cli import UserError, atomic_write, run_main, write_json
+from pal.checks import output_file
+from pal.cli import ArgumentParser, UserError, atomic_write, run_main, write_json
 
 from metric.paper import COLUMNS, PAPER
 from metric.result_folders import find_result_folders, group_by_system, parse_rule, read_infos, select
@@ -28,9 +29,9 @@ RULE_TITLES = {"given": "Result folders as given", "best_ppl": "Checkpoint: lowe
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog=__doc__.split("\n\n", 1)[1])
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0],
+                            formatter_class=argparse.RawDescriptionHelpFormatter,
+                            epilog=__doc__.split("\n\n", 1)[1])
     parser.add_argument("result_dirs", nargs="+", help="result folders, or folders holding them")
     parser.add_argument("--select", nargs="+", default=None, metavar="RULE",
                         help="given, best_ppl, every, epoch:N (default: given, or best_ppl every for several epochs)")
@@ -40,9 +41,11 @@ def parse_args(argv=None):
                              "system's own row; none: no Δ row)")
     parser.add_argument("--distinct", choices=["authors", "standard"], default="authors",
                         help="D-1/D-2: the authors' off-by-one Distinct (paper parity, default) or the standard one")
-    parser.add_argument("--output", default=None, help="also write the Markdown here")
-    parser.add_argument("--json", default=None, help="write every cell (mean, sd, CI, per-seed values, folders) here")
-    parser.add_argument("--plot", default=None, help="write the metrics-per-epoch figure (PNG) here")
+    parser.add_argument("--output", default=None, type=output_file, help="also write the Markdown here")
+    parser.add_argument("--json", default=None, type=output_file,
+                        help="write every cell (mean, sd, CI, per-seed values, folders) here")
+    parser.add_argument("--plot", default=None, type=output_file,
+                        help="write the metrics-per-epoch figure (PNG) here")
     args = parser.parse_args(argv)
     for rule in args.select or []:
         parse_rule(rule)

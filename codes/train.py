@@ -54,7 +54,9 @@ import sys
 import torch
 
 from pal.atomic import discard, side_paths
-from pal.cli import UserError, boolean_string, run_main, write_json
+from pal.checks import (argument_type, existing_dir, existing_file, int_range, non_negative_float, non_negative_int,
+                        output_dir, positive_int, require_dir)
+from pal.cli import ArgumentParser, UserError, boolean_string, run_main, write_json
 from pal.config import CONFIG_DIR, load_config, resolve_pretrained_path
 from pal.engine import Engine, note, start_runtime
 from pal.inputter import BucketBatchSampler, Featurizer, settings_for
@@ -79,37 +81,41 @@ RESUME_INVARIANTS = ("config_name", "inputter_name", "seed", "max_input_length",
 
 
 def build_parser():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = ArgumentParser(description=__doc__.split("\n\n")[0],
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--config_name", required=True, help="strat (PAL), strat_no_persona (Blender-Joint), vanilla")
     p.add_argument("--inputter_name", required=True, help="strat or vanilla")
-    p.add_argument("--eval_input_file", required=True, help="valid.txt written by codes/_reformat/process.py")
-    p.add_argument("--seed", type=int, default=RELEASED["seed"])
-    p.add_argument("--load_checkpoint", "-c", default=None, help="start from this epoch-N.bin instead of pretrained")
+    p.add_argument("--eval_input_file", required=True, type=existing_file,
+                   help="valid.txt written by codes/_reformat/process.py")
+    p.add_argument("--seed", type=int_range(0, 2**32 - 1), default=RELEASED["seed"])
+    p.add_argument("--load_checkpoint", "-c", default=None, type=existing_file,
+                   help="start from this epoch-N.bin instead of pretrained")
     p.add_argument("--pretrained_model_path", default=None, help="overrides the config's path (directory/hub name)")
-    p.add_argument("--prepared_dir", default=None, help="prepare.py output; default DATA/{inputter}.{config}")
-    p.add_argument("--output_dir", default=None,
+    p.add_argument("--prepared_dir", default=None, type=argument_type(require_dir, "make it with codes/prepare.py"),
+                   help="prepare.py output; default DATA/{inputter}.{config}")
+    p.add_argument("--output_dir", default=None, type=output_dir,
                    help="the run folder; default <prepared_dir>/<timestamp>.<lr>.<batch>.<n>gpu")
-    p.add_argument("--max_input_length", type=int, default=RELEASED["max_input_length"])
-    p.add_argument("--max_decoder_input_length", type=int, default=RELEASED["max_decoder_input_length"])
+    p.add_argument("--max_input_length", type=positive_int, default=RELEASED["max_input_length"])
+    p.add_argument("--max_decoder_input_length", type=positive_int, default=RELEASED["max_decoder_input_length"])
     p.add_argument("--use_all_persona", type=boolean_string, default=RELEASED["use_all_persona"])
-    p.add_argument("--train_batch_size", type=int, default=RELEASED["train_batch_size"],
+    p.add_argument("--train_batch_size", type=positive_int, default=RELEASED["train_batch_size"],
                    help="examples per optimizer step and process")
-    p.add_argument("--gradient_accumulation_steps", type=int, default=RELEASED["gradient_accumulation_steps"])
-    p.add_argument("--eval_batch_size", type=int, default=RELEASED["eval_batch_size"])
-    p.add_argument("--learning_rate", type=float, default=None,
+    p.add_argument("--gradient_accumulation_steps", type=positive_int, default=RELEASED["gradient_accumulation_steps"])
+    p.add_argument("--eval_batch_size", type=positive_int, default=RELEASED["eval_batch_size"])
+    p.add_argument("--learning_rate", type=non_negative_float, default=None,
                    help=f"default {RELEASED['learning_rate']} (released); {PAPER_HPARAMS['learning_rate']} "
                         f"with --paper_hparams True")
-    p.add_argument("--warmup_steps", type=int, default=None,
+    p.add_argument("--warmup_steps", type=non_negative_int, default=None,
                    help=f"default {RELEASED['warmup_steps']} (released); {PAPER_HPARAMS['warmup_steps']} with "
                         f"--paper_hparams True")
     p.add_argument("--paper_hparams", type=boolean_string, default=False,
                    help="preset: the paper's stated lr 2.5e-5 and 100 warmup steps instead of the released 1.5e-5 / "
                         "0 (overrides --learning_rate and --warmup_steps)")
-    p.add_argument("--num_epochs", type=int, default=RELEASED["num_epochs"])
-    p.add_argument("--max_steps", type=int, default=0, help="stop after this many optimizer steps (0: all epochs)")
-    p.add_argument("--max_grad_norm", type=float, default=RELEASED["max_grad_norm"])
-    p.add_argument("--weight_decay", type=float, default=RELEASED["weight_decay"])
+    p.add_argument("--num_epochs", type=positive_int, default=RELEASED["num_epochs"])
+    p.add_argument("--max_steps", type=non_negative_int, default=0,
+                   help="stop after this many optimizer steps (0: all epochs)")
+    p.add_argument("--max_grad_norm", type=non_negative_float, default=RELEASED["max_grad_norm"])
+    p.add_argument("--weight_decay", type=non_negative_float, default=RELEASED["weight_decay"])
     p.add_argument("--weight_decay_rule", choices=("spec", "authors"), default="spec",
                    help="spec: no decay on biases and LayerNorm weights; authors: the released name patterns "
                         "(on BlenderBot-small only biases are exempt)")
@@ -121,15 +127,15 @@ def build_parser():
     p.add_argument("--fusion_mask_padding", type=boolean_string, default=False,
                    help="PAL: mask padding in the fusion attentions (not the authors' behaviour)")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
-    p.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue the run in RUN_DIR")
-    p.add_argument("--save_state_steps", type=int, default=1000,
+    p.add_argument("--resume", default=None, type=existing_dir, metavar="RUN_DIR", help="continue the run in RUN_DIR")
+    p.add_argument("--save_state_steps", type=non_negative_int, default=1000,
                    help="also write the resumable state every this many optimizer steps (0: only after each epoch)")
     p.add_argument("--pbar", type=boolean_string, default=True, help="progress bar")
     accepted = p.add_argument_group("accepted for the authors' scripts")
-    accepted.add_argument("--loss_scale", type=float, default=0.0,
+    accepted.add_argument("--loss_scale", type=non_negative_float, default=0.0,
                           help="apex's static loss scale: ignored (fp16 uses a dynamic GradScaler)")
     accepted.add_argument("--encode_context", type=boolean_string, default=True, help="only True is supported")
-    accepted.add_argument("--local_rank", "--local-rank", type=int, default=-1,
+    accepted.add_argument("--local_rank", "--local-rank", type=int_range(-1), default=-1,
                           help="ignored: torchrun's LOCAL_RANK environment variable is used")
     for name in ("--max_knowledge_len", "--label_num"):
         accepted.add_argument(name, type=int, default=None, help=argparse.SUPPRESS)
@@ -155,9 +161,6 @@ def resolve_args(args):
     if args.train_batch_size % args.gradient_accumulation_steps:
         raise UserError(f"--train_batch_size {args.train_batch_size} is not a multiple of "
                         f"--gradient_accumulation_steps {args.gradient_accumulation_steps}")
-    for key in ("train_batch_size", "gradient_accumulation_steps", "eval_batch_size", "num_epochs"):
-        if getattr(args, key) < 1:
-            raise UserError(f"--{key} must be at least 1")
     if args.loss_scale:
         print(f"note: --loss_scale {args.loss_scale} ignored (fp16 uses a dynamic GradScaler)", file=sys.stderr)
     return args

@@ -15,35 +15,40 @@ Several processes (one per GPU, or CPU processes) share the conversations and gi
     torchrun --standalone --nproc_per_node N persona_extractor/annotate_esconv.py ... [--resume]
 Each saves its chunks to <output_file>.partial-<rank>-of-<N>; a resumed run needs the same N.
 """
-import argparse
 import datetime
 import os
 
-from pal.cli import UserError, run_main
+from pal.checks import argument_type, float_range, non_negative_int, output_file, positive_int, require_file
+from pal.cli import ArgumentParser, UserError, run_main
 from persona_extractor.extractor import PersonaExtractor
 from persona_extractor.extractor_annotation import annotate_file
 from persona_extractor.modeling import MAX_GEN_LENGTH, MAX_INPUT_LENGTH, NUM_BEAMS, DecodingSettings
 
 
+ESCONV_FILE_HINT = "give ESConv.json (thu-coai's Emotional-Support-Conversation repository) with --input_file"
+
+
 def build_parser():
-    p = argparse.ArgumentParser(description="Add inferred persona / persona_list to ESConv (-> PESConv).")
+    p = ArgumentParser(description="Add inferred persona / persona_list to ESConv (-> PESConv).")
     p.add_argument("--model_dir", default="runs/bart_persona_extractor/best",
                    help="trained extractor (train_bart.py's <output_dir>/best) or any BART folder / hub name")
-    p.add_argument("--input_file", default="ESConv.json", help="ESConv: JSON array or JSON lines (default: %(default)s)")
-    p.add_argument("--output_file", default="PESConv.json", help="default: %(default)s")
-    p.add_argument("--batch_size", type=int, default=8, help="inputs per generate() call (authors: 8)")
-    p.add_argument("--chunk_size", type=int, default=100,
+    p.add_argument("--input_file", default="ESConv.json", type=argument_type(require_file, ESCONV_FILE_HINT),
+                   help="ESConv: JSON array or JSON lines (default: %(default)s)")
+    p.add_argument("--output_file", default="PESConv.json", type=output_file, help="default: %(default)s")
+    p.add_argument("--batch_size", type=positive_int, default=8, help="inputs per generate() call (authors: 8)")
+    p.add_argument("--chunk_size", type=positive_int, default=100,
                    help="conversations per saved chunk; resuming needs the same value")
-    p.add_argument("--num_beams", type=int, default=NUM_BEAMS)
-    p.add_argument("--max_length", type=int, default=MAX_GEN_LENGTH)
-    p.add_argument("--max_input_length", type=int, default=MAX_INPUT_LENGTH)
-    p.add_argument("--min_length", type=int, default=None, help="default: the checkpoint's generation config")
-    p.add_argument("--no_repeat_ngram_size", type=int, default=None, help="default: the checkpoint's")
-    p.add_argument("--length_penalty", type=float, default=None, help="default: the checkpoint's")
+    p.add_argument("--num_beams", type=positive_int, default=NUM_BEAMS)
+    p.add_argument("--max_length", type=positive_int, default=MAX_GEN_LENGTH)
+    p.add_argument("--max_input_length", type=positive_int, default=MAX_INPUT_LENGTH)
+    p.add_argument("--min_length", type=non_negative_int, default=None,
+                   help="default: the checkpoint's generation config")
+    p.add_argument("--no_repeat_ngram_size", type=non_negative_int, default=None, help="default: the checkpoint's")
+    p.add_argument("--length_penalty", type=float_range(), default=None, help="default: the checkpoint's")
     p.add_argument("--filter", choices=("spec", "authors"), default="spec",
                    help="spec: drop every sentence that fails a filter, counting words by whitespace; authors: "
                         "their loop's quirks (skips the sentence after a dropped one; counts split(' ') pieces)")
-    p.add_argument("--max_dialogues", type=int, default=None,
+    p.add_argument("--max_dialogues", type=positive_int, default=None,
                    help="annotate only the first N conversations (a partial PESConv, e.g. to try the pipeline)")
     p.add_argument("--resume", action="store_true", help="continue from <output_file>.partial")
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: CUDA when available)")
@@ -88,12 +93,6 @@ def process_device(device, world_size):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    for name in ("batch_size", "chunk_size", "num_beams", "max_length", "max_input_length", "max_dialogues"):
-        if getattr(args, name) is not None and getattr(args, name) < 1:
-            raise UserError(f"--{name} must be at least 1")
-    if not os.path.isfile(args.input_file):
-        raise UserError(f"--input_file {args.input_file}: no such file (ESConv.json from thu-coai's "
-                        f"Emotional-Support-Conversation repository)")
     decoding = DecodingSettings(num_beams=args.num_beams, max_length=args.max_length, min_length=args.min_length,
                                 no_repeat_ngram_size=args.no_repeat_ngram_size, length_penalty=args.length_penalty)
     rank, world_size, barrier = process_group()

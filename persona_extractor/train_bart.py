@@ -14,10 +14,11 @@ CSV has it) and `persona_inferred` (the filtered SPEC persona string) to <output
 Plain PyTorch + transformers on the shared engine (pal.engine), CPU or CUDA (picked automatically; --device to
 force). What the training reproduces from the authors' Lightning script is described in extractor_training.py.
 """
-import argparse
 import os
 
-from pal.cli import UserError, atomic_write, run_main
+from pal.checks import (existing_dir, existing_file, float_range, int_range, non_negative_float, non_negative_int,
+                        output_dir, output_file, positive_int, require_dir, require_file, require_output_file)
+from pal.cli import ArgumentParser, UserError, atomic_write, run_main
 from persona_extractor.extractor import PersonaExtractor
 from persona_extractor.extractor_training import SCHEDULER_INTERVALS, TrainConfig, train
 from persona_extractor.modeling import DEFAULT_MODEL, MAX_GEN_LENGTH, MAX_INPUT_LENGTH, NUM_BEAMS, DecodingSettings
@@ -25,8 +26,8 @@ from persona_extractor.persona_text import persona_from_generation
 
 
 def build_parser():
-    p = argparse.ArgumentParser(description="Fine-tune BART on PersonaChat context->persona pairs (persona "
-                                            "extractor) and/or generate personas for a CSV.")
+    p = ArgumentParser(description="Fine-tune BART on PersonaChat context->persona pairs (persona "
+                                   "extractor) and/or generate personas for a CSV.")
     p.add_argument("--do_train", action="store_true", help="train (the default when --do_infer is not given)")
     p.add_argument("--do_infer", action="store_true", help="generate personas for --infer_file")
     p.add_argument("--model_name_or_path", default=DEFAULT_MODEL,
@@ -34,40 +35,43 @@ def build_parser():
     p.add_argument("--train_dir", default="data/both_original",
                    help="folder with train.csv, valid.csv, test.csv from process_bart_df.py "
                         "(default: the authors' data/both_original)")
-    p.add_argument("--train_file", default=None, help="default: <train_dir>/train.csv")
-    p.add_argument("--valid_file", default=None, help="default: <train_dir>/valid.csv")
-    p.add_argument("--test_file", default=None,
+    p.add_argument("--train_file", default=None, type=existing_file, help="default: <train_dir>/train.csv")
+    p.add_argument("--valid_file", default=None, type=existing_file, help="default: <train_dir>/valid.csv")
+    p.add_argument("--test_file", default=None, type=existing_file,
                    help="default: <train_dir>/test.csv when it exists (loss of the best checkpoint after training)")
-    p.add_argument("--output_dir", default="runs/bart_persona_extractor")
-    p.add_argument("--max_source_length", type=int, default=128)
-    p.add_argument("--max_target_length", type=int, default=128)
-    p.add_argument("--learning_rate", type=float, default=1e-5)
-    p.add_argument("--train_batch_size", type=int, default=16)
-    p.add_argument("--eval_batch_size", type=int, default=16, help="validation/test batch size")
-    p.add_argument("--warmup_steps", type=int, default=100)
-    p.add_argument("--num_epochs", type=int, default=10)
-    p.add_argument("--val_check_interval", type=float, default=0.25,
+    p.add_argument("--output_dir", default="runs/bart_persona_extractor", type=output_dir)
+    p.add_argument("--max_source_length", type=positive_int, default=128)
+    p.add_argument("--max_target_length", type=positive_int, default=128)
+    p.add_argument("--learning_rate", type=non_negative_float, default=1e-5)
+    p.add_argument("--train_batch_size", type=positive_int, default=16)
+    p.add_argument("--eval_batch_size", type=positive_int, default=16, help="validation/test batch size")
+    p.add_argument("--warmup_steps", type=non_negative_int, default=100)
+    p.add_argument("--num_epochs", type=positive_int, default=10)
+    p.add_argument("--val_check_interval", type=float_range(0, 1, lo_open=True), default=0.25,
                    help="validate every int(batches_per_epoch * this) batches (0.25: 4 times per epoch)")
-    p.add_argument("--patience", type=int, default=5, help="stop after this many validations without improvement")
-    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--patience", type=positive_int, default=5,
+                   help="stop after this many validations without improvement")
+    p.add_argument("--seed", type=int_range(0, 2**32 - 1), default=42)
     p.add_argument("--scheduler_interval", choices=SCHEDULER_INTERVALS, default="epoch",
                    help="epoch: step the learning-rate schedule once per epoch, as the authors' Lightning 1.x run did "
                         "(lr 0 in epoch 0 with 100 warmup steps); step: after every batch, as the paper describes")
-    p.add_argument("--max_steps", type=int, default=None,
+    p.add_argument("--max_steps", type=positive_int, default=None,
                    help="stop after this many optimizer steps in total (resumable with --resume; for smoke runs)")
     p.add_argument("--resume", action="store_true", help="continue the run saved in <output_dir>/last")
     p.add_argument("--overwrite_output_dir", action="store_true", help="start over in an --output_dir with a run")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: CUDA when available)")
     p.add_argument("--no_progress", action="store_true", help="no progress bars")
     # inference
-    p.add_argument("--infer_checkpoint", default=None, help="checkpoint for --do_infer (default: <output_dir>/best)")
-    p.add_argument("--infer_file", default=None, help="CSV with a context column (default: <train_dir>/test.csv)")
-    p.add_argument("--infer_output", default=None,
+    p.add_argument("--infer_checkpoint", default=None, type=existing_dir,
+                   help="checkpoint for --do_infer (default: <output_dir>/best)")
+    p.add_argument("--infer_file", default=None, type=existing_file,
+                   help="CSV with a context column (default: <train_dir>/test.csv)")
+    p.add_argument("--infer_output", default=None, type=output_file,
                    help="default: <output_dir>/<infer_file name>_gen_beams_<num_beams>.csv")
-    p.add_argument("--infer_batch_size", type=int, default=8)
-    p.add_argument("--num_beams", type=int, default=NUM_BEAMS)
-    p.add_argument("--max_length", type=int, default=MAX_GEN_LENGTH, help="generation length limit")
-    p.add_argument("--max_input_length", type=int, default=MAX_INPUT_LENGTH, help="inputs are cut to this")
+    p.add_argument("--infer_batch_size", type=positive_int, default=8)
+    p.add_argument("--num_beams", type=positive_int, default=NUM_BEAMS)
+    p.add_argument("--max_length", type=positive_int, default=MAX_GEN_LENGTH, help="generation length limit")
+    p.add_argument("--max_input_length", type=positive_int, default=MAX_INPUT_LENGTH, help="inputs are cut to this")
     return p
 
 
@@ -93,11 +97,16 @@ def run_infer(args):
     from tqdm import tqdm
     checkpoint = args.infer_checkpoint or os.path.join(args.output_dir, "best")
     infer_file = args.infer_file or os.path.join(args.train_dir, "test.csv")
-    if not os.path.isfile(infer_file):
-        raise UserError(f"--infer_file {infer_file}: no such file")
-    frame = pd.read_csv(infer_file, keep_default_na=False, dtype=str)
-    if "context" not in frame.columns:
-        raise UserError(f"{infer_file}: no 'context' column")
+    require_file(infer_file, "pass --infer_file, a CSV with a context column")
+    stem = os.path.splitext(os.path.basename(infer_file))[0]
+    out = require_output_file(args.infer_output or
+                              os.path.join(args.output_dir, f"{stem}_gen_beams_{args.num_beams}.csv"))
+    try:
+        frame = pd.read_csv(infer_file, keep_default_na=False, dtype=str)
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as e:
+        raise UserError(f"{infer_file}: not a readable CSV ({str(e).splitlines()[0]})")
+    if "context" not in frame.columns or frame.empty:
+        raise UserError(f"{infer_file}: no 'context' column or no rows; expected a CSV with a context column")
     frame = frame.drop(columns=[c for c in frame.columns if c.startswith("Unnamed: ")])
     extractor = PersonaExtractor.from_pretrained(
         checkpoint, device=args.device, max_input_length=args.max_input_length,
@@ -107,8 +116,6 @@ def run_infer(args):
         raw = extractor.generate_raw(contexts, batch_size=args.infer_batch_size, progress=bar)
     frame["infer_res"] = raw
     frame["persona_inferred"] = [persona_from_generation(r) for r in raw]
-    stem = os.path.splitext(os.path.basename(infer_file))[0]
-    out = args.infer_output or os.path.join(args.output_dir, f"{stem}_gen_beams_{args.num_beams}.csv")
     with atomic_write(out) as f:
         frame.to_csv(f)
     print(f"{len(frame)} generations -> {out}")
@@ -117,6 +124,8 @@ def run_infer(args):
 def main(argv=None):
     args = build_parser().parse_args(argv)
     if args.do_train or not args.do_infer:
+        if not (args.train_file and args.valid_file):
+            require_dir(args.train_dir, "pass --train_dir, the --output_dir of persona_extractor/process_bart_df.py")
         train(train_config(args))
     if args.do_infer:
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:

@@ -84,13 +84,17 @@ def write(path, text):
 
 def run_in_process(script, argv, cwd):
     """What `python SCRIPT ARGV` does after its imports: run_main(main) (its exit status and stderr)."""
+    return run_main_in_process(load_script(script).main, argv, cwd)
+
+
+def run_main_in_process(main, argv, cwd):
+    """run_main(main, argv) in `cwd`: a CompletedProcess with its exit status and stderr."""
     from pal.cli import run_main
-    module = load_script(script)
     previous, captured = os.getcwd(), io.StringIO()
     os.chdir(cwd)
     try:
         with contextlib.redirect_stderr(captured), contextlib.redirect_stdout(io.StringIO()):
-            run_main(module.main, [str(a) for a in argv])
+            run_main(main, [str(a) for a in argv])
         code = 0
     except SystemExit as e:
         code = e.code

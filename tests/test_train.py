@@ -158,7 +158,7 @@ def load_initial(model_dir):
 
 def test_presets_and_argument_checks(data, tiny_blender_dir, tmp_path):
     parse = lambda *a: train.resolve_args(train.build_parser().parse_args(
-        ["--config_name", "strat", "--inputter_name", "strat", "--eval_input_file", "x", *a]))
+        ["--config_name", "strat", "--inputter_name", "strat", "--eval_input_file", str(data / "valid.txt"), *a]))
     released = parse()
     assert (released.learning_rate, released.warmup_steps, released.seed, released.train_batch_size,
             released.eval_batch_size, released.num_epochs, released.max_input_length,
@@ -174,7 +174,7 @@ def test_presets_and_argument_checks(data, tiny_blender_dir, tmp_path):
     with pytest.raises(UserError, match="prepared with other settings .*max_input_length: prepared 48, now 64"):
         train.main(train_args(data, tiny_blender_dir, tmp_path / "r", "--max_input_length", "64"))
     with pytest.raises(UserError, match="no prepared features"):
-        train.main(train_args(data, tiny_blender_dir, tmp_path / "r", "--prepared_dir", str(tmp_path / "none")))
+        train.main(train_args(data, tiny_blender_dir, tmp_path / "r", "--prepared_dir", str(tmp_path)))
 
 
 def test_bf16_autocast_runs_on_cpu_and_fp16_needs_cuda(data, tiny_blender_dir, tmp_path):

@@ -4,11 +4,11 @@
     python -m human_eval.admin --db DB links                   # print every annotator's link
     python -m human_eval.admin --db DB export OUT_DIR          # judgments/messages/assignments/tasks as CSV + JSON
 """
-import argparse
 import csv
 import os
 
-from pal.cli import UserError, atomic_write, run_main, write_json
+from pal.checks import output_dir, output_file
+from pal.cli import ArgumentParser, UserError, atomic_write, run_main, write_json
 
 from human_eval.store import Store
 
@@ -43,13 +43,13 @@ def print_links(store, base_url):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--db", default="DATA/human_eval/study.db")
+    p = ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--db", default="DATA/human_eval/study.db", type=output_file)
     p.add_argument("--base_url", default="http://127.0.0.1:5000", help="the server's address, for the links")
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("add").add_argument("names", nargs="+")
     sub.add_parser("links")
-    sub.add_parser("export").add_argument("out_dir")
+    sub.add_parser("export").add_argument("out_dir", type=output_dir)
     args = p.parse_args(argv)
     store = open_store(args.db, must_exist=args.command != "add")
     base = args.base_url.rstrip("/")

@@ -6,12 +6,12 @@ Writes human_eval.md (the table, also printed), human_eval.json (every number) a
 --output_dir (default: the database's folder). A pair (X, Y) is ordered by name; "X wins" counts judgments that
 preferred X. Agreement is computed over tasks judged by two or more annotators, on the labels X / tie / Y.
 """
-import argparse
 import os
 import sqlite3
 from collections import defaultdict
 
-from pal.cli import UserError, atomic_write, run_main, write_json
+from pal.checks import existing_file, output_dir, require_output_dir
+from pal.cli import ArgumentParser, UserError, atomic_write, run_main, write_json
 
 from human_eval.agreement import fleiss_kappa, krippendorff_alpha, sign_test
 
@@ -108,13 +108,13 @@ def criteria_from_db(db_path):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("db")
-    p.add_argument("--output_dir", default=None, help="default: the database's folder")
+    p = ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("db", type=existing_file)
+    p.add_argument("--output_dir", default=None, type=output_dir, help="default: the database's folder")
     args = p.parse_args(argv)
     rows = read_judgments(args.db)
     summary = summarise(rows, criteria_from_db(args.db))
-    out_dir = args.output_dir or os.path.dirname(os.path.abspath(args.db))
+    out_dir = require_output_dir(args.output_dir or os.path.dirname(os.path.abspath(args.db)))
     table = markdown(summary)
     with atomic_write(os.path.join(out_dir, "human_eval.md")) as f:
         f.write(table)

@@ -13,7 +13,9 @@ import os
 import sys
 from pathlib import Path
 
-from pal.cli import UserError, resolve_device, run_main
+from pal.checks import (DECODING_RANGES, existing_dir, existing_file, int_range, non_negative_float, non_negative_int,
+                        output_file, positive_int)
+from pal.cli import ArgumentParser, UserError, resolve_device, run_main
 
 from human_eval import tasks as task_builders
 from human_eval.admin import print_links
@@ -25,34 +27,36 @@ CRITERIA = str(Path(__file__).with_name("criteria.json"))
 
 
 def build_parser():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = ArgumentParser(description=__doc__.split("\n\n")[0],
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--mode", choices=["interactive", "static", "chat"], default="interactive")
-    p.add_argument("--db", default="DATA/human_eval/study.db", help="the SQLite database (created when absent)")
+    p.add_argument("--db", default="DATA/human_eval/study.db", type=output_file,
+                   help="the SQLite database (created when absent)")
     p.add_argument("--system", action="append", default=[], type=parse_system, metavar="SPEC",
                    help="name=NAME,config=CONFIG,checkpoint=FILE[,alpha=A] (interactive: 2 or more; chat: 1 or more)")
     p.add_argument("--results", action="append", default=[], type=task_builders.parse_results, metavar="NAME=DIR",
                    help="static mode: two result folders with gen.json")
-    p.add_argument("--test_file", default=None,
+    p.add_argument("--test_file", default=None, type=existing_file,
                    help="reformatted test.txt: the seeker cards (interactive) or the dialogue history (static)")
-    p.add_argument("--num_dialogues", type=int, default=100, help="interactive: the first N test dialogues")
-    p.add_argument("--criteria", default=CRITERIA, help="criteria JSON file")
+    p.add_argument("--num_dialogues", type=positive_int, default=100, help="interactive: the first N test dialogues")
+    p.add_argument("--criteria", default=CRITERIA, type=existing_file, help="criteria JSON file")
     p.add_argument("--annotators", default="", help="comma-separated names to create (existing ones are kept)")
-    p.add_argument("--annotators_per_task", type=int, default=0, help="0: no limit")
-    p.add_argument("--seed", type=int, default=13, help="A/B order per task and reply sampling")
+    p.add_argument("--annotators_per_task", type=non_negative_int, default=0, help="0: no limit")
+    p.add_argument("--seed", type=int_range(0, 2**32 - 1), default=13, help="A/B order per task and reply sampling")
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=5000)
+    p.add_argument("--port", type=int_range(0, 65535), default=5000)
     p.add_argument("--pretrained_model_path", default=None)
-    p.add_argument("--persona_extractor", default=None, help="a persona extractor directory: live persona")
+    p.add_argument("--persona_extractor", default=None, type=existing_dir,
+                   help="a persona extractor directory: live persona")
     p.add_argument("--device", default="auto")
     p.add_argument("--show_strategy", action="store_true", help="show strategies and persona (demos, not studies)")
-    p.add_argument("--min_turns", type=int, default=3)
-    p.add_argument("--max_turns", type=int, default=20)
-    p.add_argument("--max_message_chars", type=int, default=500)
-    p.add_argument("--min_seconds_between_messages", type=float, default=1.0)
+    p.add_argument("--min_turns", type=positive_int, default=3)
+    p.add_argument("--max_turns", type=positive_int, default=20)
+    p.add_argument("--max_message_chars", type=positive_int, default=500)
+    p.add_argument("--min_seconds_between_messages", type=non_negative_float, default=1.0)
     g = p.add_argument_group("decoding (defaults: the authors' RUN/interact_strat.sh)")
     for name, value in DECODING_DEFAULTS.items():
-        g.add_argument(f"--{name}", type=type(value), default=value)
+        g.add_argument(f"--{name}", type=DECODING_RANGES[name], default=value)
     return p
 
 
@@ -117,8 +121,8 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     if args.mode != "static" and args.results:
         raise UserError("--results is for --mode static")
-    if args.persona_extractor and not os.path.isdir(args.persona_extractor):
-        raise UserError(f"--persona_extractor {args.persona_extractor}: no such directory")
+    if args.min_turns > args.max_turns:
+        raise UserError(f"--min_turns {args.min_turns} is above --max_turns {args.max_turns}")
     criteria = task_builders.load_criteria(args.criteria)
     tasks = build_tasks(args, criteria)
     systems = load_systems(args)

@@ -8,6 +8,8 @@ import secrets
 import sqlite3
 import time
 
+from pal.cli import UserError
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS annotators (
@@ -39,9 +41,13 @@ class Store:
         self.path = path
         self.db = sqlite3.connect(path, timeout=30, isolation_level=None)  # one per request
         self.db.row_factory = sqlite3.Row
-        self.db.execute("PRAGMA foreign_keys = ON")
-        self.db.execute("PRAGMA journal_mode = WAL")  # readers never block the writer; survives a killed process
-        self.db.executescript(SCHEMA)
+        try:
+            self.db.execute("PRAGMA foreign_keys = ON")
+            self.db.execute("PRAGMA journal_mode = WAL")  # readers never block the writer; survives a killed process
+            self.db.executescript(SCHEMA)
+        except sqlite3.DatabaseError as e:  # a file that is not SQLite, or a damaged one
+            self.db.close()
+            raise UserError(f"{path}: not a human-evaluation database ({e}); pass a new --db for a new study")
 
     def close(self):
         self.db.close()

@@ -6,11 +6,11 @@
 - chat: one task per system, a browser `interact` (the strategy and the persona are always shown).
 """
 import itertools
-import json
 import os
 import random
 
 from metric.records import load_gen_json
+from pal.checks import load_json
 from pal.cli import UserError
 from pal.config import STRATEGIES
 from pal.inputter import read_dialogues
@@ -18,13 +18,7 @@ from pal.inputter import read_dialogues
 
 def load_criteria(path):
     """[{"name", "question", "persona_only"}] from a criteria JSON file; a bad file is one UserError line."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except OSError as e:
-        raise UserError(f"{path}: cannot read the criteria file ({e.strerror})")
-    except json.JSONDecodeError as e:
-        raise UserError(f"{path}: line {e.lineno}: not valid JSON ({e.msg})")
+    data = load_json(path, hint="give --criteria a JSON file like codes/human_eval/criteria.json")
     criteria = data.get("criteria") if isinstance(data, dict) else None
     if not isinstance(criteria, list) or not criteria:
         raise UserError(f'{path}: expected {{"criteria": [{{"name": ..., "question": ...}}, ...]}}')

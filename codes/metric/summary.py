@@ -5,10 +5,10 @@ A cell's unit is the training seed: the folders of one training run (its decodin
 mean, sd (n - 1 in the denominator) and the t interval mean +- t(0.975, n - 1) * sd / sqrt(n) are taken over the
 training seeds. `decoding_sd` is the pooled sd between decoding seeds of one training run.
 """
-import json
 import math
 import os
 
+from pal import checks
 from pal.cli import UserError
 
 from .paper import COLUMNS, DECIMALS, PAPER, PAPER_LABELS, PAPER_ROWS, SOURCES, STANDARD_DISTINCT
@@ -31,12 +31,15 @@ def t_quantile_975(df):
 
 
 def load_json(path):
-    """A JSON file, or a UserError naming the file and the line of the syntax error."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except json.JSONDecodeError as e:
-        raise UserError(f"{path}: not valid JSON (line {e.lineno}: {e.msg})")
+    """A JSON object (the result and run files are all objects); anything else is a UserError naming the file."""
+    return checks.load_json(path, expect=dict)
+
+
+def metric_value(value, path, key):
+    """A metric's number; a string or other non-number in a metric file is a UserError naming file and key."""
+    checks.expect_type(value, (int, float), f"{path}: {key!r}",
+                       "the metric files are written by codes/infer.py, codes/evaluate.py and get_*.py: re-run them")
+    return float(value)
 
 
 def read_result_folder(folder, distinct="authors"):
@@ -51,9 +54,9 @@ def read_result_folder(folder, distinct="authors"):
         for filename, key, scale in sources[column]:
             path = os.path.join(folder, filename)
             if path not in cache:
-                cache[path] = load_json(path) if os.path.isfile(path) else {}
-            if isinstance(cache[path], dict) and key in cache[path] and cache[path][key] is not None:
-                values[column] = float(cache[path][key]) * scale
+                cache[path] = load_json(path) if os.path.exists(path) else {}
+            if key in cache[path] and cache[path][key] is not None:
+                values[column] = metric_value(cache[path][key], path, key) * scale
                 break
     return values
 

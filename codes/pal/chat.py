@@ -3,9 +3,9 @@
 Shared by the terminal chat (codes/interact.py) and the browser apps (codes/human_eval/). The session holds only
 the turns; a caller that keeps the turns elsewhere (a database) rebuilds a session with `Chat.restore`.
 """
-import os
 import re
 
+from pal.checks import read_text
 from pal.cli import UserError
 from pal.config import STRATEGIES
 from pal.generation import generate
@@ -41,10 +41,11 @@ class PersonaSource:
         if getattr(args, "persona", None) is not None:
             return cls(persona_string(args.persona))
         if getattr(args, "persona_file", None) is not None:
-            if not os.path.isfile(args.persona_file):
-                raise UserError(f"--persona_file {args.persona_file}: no such file")
-            with open(args.persona_file, encoding="utf-8") as f:
-                return cls(persona_string(f.read()))
+            text = read_text(args.persona_file, "give --persona_file a text file with the persona sentences")
+            if not text.strip():
+                raise UserError(f"{args.persona_file}: is empty; write the persona sentences into it, or drop "
+                                f"--persona_file to chat without a persona")
+            return cls(persona_string(text))
         if args.persona_extractor is not None:
             return cls(extractor=load_extractor(args.persona_extractor, device))
         return cls()

@@ -79,6 +79,11 @@ non_negative_int = int_range(0)
 positive_float = float_range(0, lo_open=True)
 non_negative_float = float_range(0)
 probability = float_range(0, 1)
+# The valid range of each decoding option (pal.generation.decoding_options), for entry points that add them by name.
+DECODING_RANGES = {"max_length": positive_int, "min_length": non_negative_int, "temperature": positive_float,
+                   "top_k": non_negative_int, "top_p": probability, "num_beams": positive_int,
+                   "repetition_penalty": positive_float, "no_repeat_ngram_size": non_negative_int,
+                   "length_penalty": float_range()}
 
 
 # ---- paths ---------------------------------------------------------------------------------------------------
@@ -248,12 +253,13 @@ def load_pickle(path, hint=""):
                         f"{str(e).splitlines()[0] if str(e) else 'no detail'}){_then(hint)}")
 
 
-def load_torch_state(path, hint=""):
-    """torch.load(path, weights_only=True) on the CPU; a text file or a truncated archive is a UserError."""
+def load_torch_state(path, hint="", weights_only=True):
+    """torch.load(path) on the CPU; a text file or a truncated archive is a UserError. weights_only=False only for
+    files this project wrote itself (the resumable training state holds RNG states and settings)."""
     import torch
     require_file(path, hint)
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=weights_only)
     # torch.load raises whatever its unpickler meets in a corrupt file (KeyError, IndexError, RuntimeError, ...).
     except Exception as e:  # noqa: BLE001
         detail = str(e).splitlines()[0] if str(e) else type(e).__name__

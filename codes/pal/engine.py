@@ -28,9 +28,11 @@ import torch
 import torch.distributed as dist
 
 from pal.atomic import commit, crash_point, fresh_dir, recover
+from pal.checks import load_torch_state
 from pal.cli import UserError, atomic_write, resolve_device
 
 ENGINE_STATE = "engine_state.pt"
+RESUME_HINT = "the saved training state is damaged: start the run again without --resume (or in a new folder)"
 
 
 # ------------------------------------------------------------------------------------------- processes and devices
@@ -294,10 +296,9 @@ class Engine:
         if state["world_size"] != self.runtime.world_size or not os.path.isfile(rank_path):
             raise UserError(f"--resume {self.state_dir}: saved by {state['world_size']} process(es), now "
                             f"{self.runtime.world_size}; resume with the same number of processes")
-        rank_state = torch.load(rank_path, map_location="cpu", weights_only=False)
+        rank_state = load_torch_state(rank_path, RESUME_HINT, weights_only=False)
         if load_model:
-            self.raw_model.load_state_dict(torch.load(os.path.join(self.state_dir, "model.pt"),
-                                                      map_location=self.runtime.device, weights_only=True))
+            self.raw_model.load_state_dict(load_torch_state(os.path.join(self.state_dir, "model.pt"), RESUME_HINT))
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         if self.scaler:
@@ -314,7 +315,7 @@ class Engine:
         self.runtime.barrier()
         if not os.path.isfile(path):
             raise UserError(f"--resume: {path} not found; nothing to resume (drop --resume to start a new run)")
-        return torch.load(path, map_location="cpu", weights_only=False)
+        return load_torch_state(path, RESUME_HINT, weights_only=False)
 
 
 def save_state_dict(model, directory):

@@ -102,6 +102,18 @@ cd "$ROOT"
 PRETRAINED_ARGS=()
 if [ -n "${PRETRAINED_MODEL_PATH:-}" ]; then PRETRAINED_ARGS+=(--pretrained_model_path "$PRETRAINED_MODEL_PATH"); fi
 
+# resume_run SCRIPT ARGS...: when --resume is among ARGS, runs "${LAUNCH[@]}" SCRIPT ARGS and exits: a resumed run
+# takes its arguments from its run folder's args.json, so the values a training script passes for a new run are left
+# out (an explicit one that would change the run is refused by the trainer). Otherwise returns.
+resume_run() {
+  local a
+  for a in "${@:2}"; do
+    case "$a" in
+      --resume|--resume=*) "${LAUNCH[@]}" "$@"; exit 0 ;;
+    esac
+  done
+}
+
 # starts_with_checkpoint ARGS...: true when the first argument is a path (not an --option): the checkpoint.
 starts_with_checkpoint() { [ $# -gt 0 ] && [ "${1#-}" = "$1" ]; }
 

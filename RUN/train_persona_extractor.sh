@@ -8,13 +8,15 @@
 #   across them, so the steps are those of one process.
 #   --scheduler_interval epoch (default, the authors' Lightning run: lr 0 in epoch 0, k * 1e-7 in epoch k) or step
 #   (warmup over the first 100 batches, as the paper describes).
-#   An interrupted run continues with: bash RUN/train_persona_extractor.sh --resume
+#   An interrupted run continues with: bash RUN/train_persona_extractor.sh --resume [OUTPUT_DIR]
+#   (default $EXTRACTOR_DIR) with the arguments in its args.json; --max_steps, --device may be added.
 #   CPU smoke run with a tiny random BART:
 #     python persona_extractor/tiny_bart.py /tmp/tiny_bart --tokenizer_dir ../shared/models/bart-base
 #     bash RUN/train_persona_extractor.sh --model_name_or_path /tmp/tiny_bart --num_epochs 1
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 LAUNCH=(python)
 if [ "${NPROC:-1}" -gt 1 ]; then LAUNCH=(torchrun --standalone --nproc_per_node "$NPROC"); fi
+resume_run persona_extractor/train_bart.py --output_dir "${EXTRACTOR_DIR:-DATA/persona_extractor/bart-large-cnn}" "$@"
 "${LAUNCH[@]}" persona_extractor/train_bart.py \
     --model_name_or_path facebook/bart-large-cnn \
     --train_dir "${PERSONA_CSV_DIR:-DATA/persona_extractor}" \

@@ -4,7 +4,9 @@
 # Writes DATA/vanilla.vanilla/<timestamp>.<lr>.<batch>.<n>gpu/ with epoch-N.bin, train_log.csv, eval_log.csv.
 # Usage: bash RUN/train_vanilla.sh [more train.py arguments, which override the ones below]
 #   --paper_hparams True      the paper's lr 2.5e-5 and 100 warmup steps instead of the released 1.5e-5 / 0
-#   --max_steps N             a short run;  --resume RUN_DIR  continue a stopped run
+#   --max_steps N             a short run
+#   --resume RUN_DIR          continue a stopped run with its own arguments (RUN_DIR/args.json; the values below
+#                             are not passed); --max_steps, --pbar, --device may be added, others are refused
 # Environment: EVAL_FILE (default DATA/esconv/valid.txt), PRETRAINED_MODEL_PATH (default: the config's
 #   Blenderbot_small-90M), NPROC (processes on this machine; > 1 runs torchrun with DistributedDataParallel).
 # E.g. a smoke run with a tiny model:
@@ -12,6 +14,7 @@
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 LAUNCH=(python)
 if [ "${NPROC:-1}" -gt 1 ]; then LAUNCH=(torchrun --standalone --nproc_per_node "$NPROC"); fi
+resume_run codes/train.py "${PRETRAINED_ARGS[@]}" "$@"  # --resume RUN_DIR: the run's own arguments (args.json)
 "${LAUNCH[@]}" codes/train.py \
     --config_name vanilla \
     --inputter_name vanilla \

@@ -4,7 +4,7 @@ Usage (from the repository root; RUN/train_strat.sh has the released settings):
   python codes/prepare.py --config_name strat --inputter_name strat --train_input_file DATA/pesconv/train.txt
   python codes/train.py --config_name strat --inputter_name strat --eval_input_file DATA/pesconv/valid.txt
   torchrun --nproc_per_node 2 codes/train.py ...             # DistributedDataParallel (nccl on GPUs, gloo on CPU)
-  python codes/train.py ... --resume DATA/strat.strat/RUN    # continue a stopped run exactly where it stopped
+  python codes/train.py --resume DATA/strat.strat/RUN        # continue a stopped run exactly where it stopped
 
 Reads DATA/{inputter}.{config}/features/ (codes/prepare.py) and writes a run folder
 DATA/{inputter}.{config}/<timestamp>.<lr>.<batch>.<n>gpu/ (the authors' name) with
@@ -43,6 +43,12 @@ Documented choices where the released code cannot run or is ambiguous (each an o
                         a step are dropped.
   --max_steps           stop after this many optimizer steps (smoke tests, staged runs); the schedule stays that of
                         the full run, the partial epoch is checkpointed and validated, and --resume continues it.
+  --resume RUN_DIR      alone continues the run with the arguments recorded in RUN_DIR/args.json (pal.run_folder).
+                        An explicit argument that would change the run is refused; those that change no number may
+                        be given: --save_state_steps, --pbar, --device, --pretrained_model_path (the same
+                        tokenizer folder moved), and --max_steps, which is never taken from the run (a resumed run
+                        goes to its end unless given). Ctrl-C says the step the run resumes from (its last saved
+                        state) and the command.
 """
 import argparse
 import datetime
@@ -58,11 +64,12 @@ from pal.checks import (argument_type, existing_dir, existing_file, int_range, n
                         output_dir, positive_int, require_dir)
 from pal.cli import ArgumentParser, UserError, boolean_string, run_main, write_json
 from pal.config import CONFIG_DIR, load_config, resolve_pretrained_path
-from pal.engine import Engine, note, start_runtime
+from pal.engine import Engine, note, resume_command, start_runtime
 from pal.inputter import BucketBatchSampler, Featurizer, settings_for
 from pal.model import build_model, unwrap_model
 from pal.optim import build_optimizer
 from pal.prepared import check_encode_context, default_prepared_dir, load_prepared
+from pal.run_folder import parse_resume
 from pal.training import BUCKET_FACTOR, EVAL_LOG_COLUMNS, TRAIN_LOG_COLUMNS, PalTask
 
 # ------------------------------------------------------------------------------------------- defaults in one place
@@ -78,6 +85,11 @@ RESUME_INVARIANTS = ("config_name", "inputter_name", "seed", "max_input_length",
                      "train_batch_size", "gradient_accumulation_steps", "learning_rate", "num_epochs", "warmup_steps",
                      "max_grad_norm", "weight_decay", "weight_decay_rule", "optimizer", "loss_averaging",
                      "use_all_persona", "precision", "fusion_mask_padding", "world_size", "n_train_examples")
+# What an explicit argument may change on --resume RUN_DIR (the rest is taken from RUN_DIR/args.json and must match):
+# none of them changes a weight or a logged number (pretrained_model_path: the tokenizer folder moved; the weights
+# come from the state, and a vocabulary of another size does not load).
+CHANGEABLE_ON_RESUME = ("max_steps", "save_state_steps", "pbar", "device", "pretrained_model_path", "loss_scale",
+                        "local_rank")
 
 
 def build_parser():
@@ -209,8 +221,13 @@ def write_run_files(run_dir, args_dict, model):
 
 # ------------------------------------------------------------------------------------------- main
 
+def parse_args(argv=None):
+    """The command line; with --resume RUN_DIR, the run's recorded arguments fill what argv does not give."""
+    return parse_resume(build_parser(), argv, lambda args: args.resume, CHANGEABLE_ON_RESUME)
+
+
 def main(argv=None):
-    args = resolve_args(build_parser().parse_args(argv))
+    args = resolve_args(parse_args(argv))
     if args.device not in ("auto", "cpu", "cuda"):
         raise UserError(f"--device must be auto, cpu or cuda, got {args.device!r}")
     runtime = start_runtime(args.device)
@@ -262,11 +279,13 @@ def train(args, runtime):
         check_resumable(run_dir)
     engine = Engine(model, optimizer, scheduler, runtime, os.path.join(run_dir, STATE_DIR),
                     {k: args_dict[k] for k in RESUME_INVARIANTS}, precision=args.precision,
-                    max_grad_norm=args.max_grad_norm, progress=args.pbar)
+                    max_grad_norm=args.max_grad_norm, progress=args.pbar,
+                    resume_command=resume_command(os.path.relpath(__file__), run_dir, runtime))
     task = PalTask(args, runtime, features, eval_features, toker.pad_token_id, settings.persona_in_batches,
                    run_dir, steps_per_epoch)
     if args.resume:
         engine.resume(task)
+        check_steps_left(args, engine)
     elif runtime.is_main:
         write_run_files(run_dir, args_dict, model)
     task.train_log = engine.open_log(os.path.join(run_dir, "train_log.csv"), TRAIN_LOG_COLUMNS, "global_step")
@@ -279,8 +298,19 @@ def train(args, runtime):
         engine.close()
     if engine.position.epoch >= args.num_epochs and runtime.is_main:  # nothing left to resume: drop the state
         discard(engine.state_dir)
+    if engine.position.epoch < args.num_epochs:
+        note(runtime, f"stopped at step {engine.position.global_step} (--max_steps {args.max_steps}); continue with "
+                      f"{engine.resume_command} (to its end; --max_steps N: to step N)")
     note(runtime, f"done: {engine.position.global_step} steps; checkpoints and logs in {run_dir}")
     return None
+
+
+def check_steps_left(args, engine):
+    """A run resumed with the --max_steps it already reached would do nothing: say how to continue instead."""
+    step = engine.position.global_step
+    if 0 < args.max_steps <= step:
+        raise UserError(f"--resume {engine.state_dir}: the run stopped at step {step}, its --max_steps "
+                        f"{args.max_steps}; pass --max_steps N (more steps, or 0 for all epochs) to continue it")
 
 
 def check_resumable(run_dir):

@@ -39,7 +39,7 @@ from dataclasses import asdict, dataclass
 
 from pal.atomic import commit_dir, crash_point, recover
 from pal.cli import UserError, write_json
-from pal.engine import Engine, note, start_runtime, to_device
+from pal.engine import Engine, note, resume_command, start_runtime, to_device
 from persona_extractor.modeling import encode_texts, load_tokenizer_and_model
 
 LOG_COLUMNS = ["epoch", "step", "train_loss", "val_loss", "best_val_loss", "improved", "bad_evals", "lr",
@@ -348,7 +348,9 @@ class Trainer:
             optimizer, num_warmup_steps=config.warmup_steps,
             num_training_steps=total_training_steps(len(self.train), config.train_batch_size, config.num_epochs))
         self.engine = Engine(self.model, optimizer, scheduler, self.runtime, last, settings(config, len(self.train)),
-                             scheduler_interval=config.scheduler_interval, progress=config.progress, label="last")
+                             scheduler_interval=config.scheduler_interval, progress=config.progress, label="last",
+                             resume_command=resume_command("persona_extractor/train_bart.py", config.output_dir,
+                                                            self.runtime))
         self.optimizer, self.scheduler = optimizer, scheduler
         self.task = ExtractorTask(self)
         if config.resume:
@@ -372,7 +374,8 @@ class Trainer:
                 self.engine.fit(self.task, c.num_epochs, min(last_step, c.max_steps or last_step))
                 s = self.task.state
                 if not s.stopped_early and self.engine.position.epoch < c.num_epochs:
-                    note(self.runtime, f"stopped at step {s.step} (--max_steps); continue with --resume")
+                    note(self.runtime, f"stopped at step {s.step} (--max_steps {c.max_steps}); continue with "
+                                       f"{self.engine.resume_command} (to its end; --max_steps N: to step N)")
                     return s
                 s.finished = True
                 s.elapsed_s = time.time() - self.task.started

@@ -3,7 +3,9 @@
 Train (defaults = the authors' hyperparameters):
     python persona_extractor/train_bart.py --train_dir data/both_original --output_dir runs/bart \\
         [--model_name_or_path facebook/bart-large-cnn] [--learning_rate 1e-5] [--train_batch_size 16] ...
-Continue an interrupted run:      ... --resume
+Continue an interrupted run:      python persona_extractor/train_bart.py --resume runs/bart
+    (the arguments recorded in runs/bart/args.json are used; an explicit one that would change the run is refused,
+    --max_steps, --device, --no_progress may be given; a bare --resume continues --output_dir)
 Several processes (DistributedDataParallel; nccl on GPUs, gloo on CPU; each batch is split across them):
     torchrun --nproc_per_node 2 persona_extractor/train_bart.py --train_dir ... --output_dir ...
 Generate for a CSV (authors' infer step: 10 beams, max length 128, batches of 8, inputs cut to 512 tokens):
@@ -15,10 +17,12 @@ Plain PyTorch + transformers on the shared engine (pal.engine), CPU or CUDA (pic
 force). What the training reproduces from the authors' Lightning script is described in extractor_training.py.
 """
 import os
+import sys
 
 from pal.checks import (existing_dir, existing_file, float_range, int_range, non_negative_float, non_negative_int,
                         output_dir, output_file, positive_int, require_dir, require_file, require_output_file)
 from pal.cli import ArgumentParser, UserError, atomic_write, run_main
+from pal.run_folder import explicit_dests, parse_resume
 from persona_extractor.extractor import PersonaExtractor
 from persona_extractor.extractor_training import SCHEDULER_INTERVALS, TrainConfig, train
 from persona_extractor.modeling import DEFAULT_MODEL, MAX_GEN_LENGTH, MAX_INPUT_LENGTH, NUM_BEAMS, DecodingSettings
@@ -57,7 +61,8 @@ def build_parser():
                         "(lr 0 in epoch 0 with 100 warmup steps); step: after every batch, as the paper describes")
     p.add_argument("--max_steps", type=positive_int, default=None,
                    help="stop after this many optimizer steps in total (resumable with --resume; for smoke runs)")
-    p.add_argument("--resume", action="store_true", help="continue the run saved in <output_dir>/last")
+    p.add_argument("--resume", nargs="?", const=True, default=None, metavar="OUTPUT_DIR",
+                   help="continue the run in OUTPUT_DIR (bare: in --output_dir) with the arguments of its args.json")
     p.add_argument("--overwrite_output_dir", action="store_true", help="start over in an --output_dir with a run")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: CUDA when available)")
     p.add_argument("--no_progress", action="store_true", help="no progress bars")
@@ -75,6 +80,38 @@ def build_parser():
     return p
 
 
+# What an explicit argument may change on --resume (no weight or logged number depends on it; the model comes from
+# last/, so --model_name_or_path does nothing there, and the output folder is the one resumed).
+CHANGEABLE_ON_RESUME = ("max_steps", "device", "output_dir", "model_name_or_path", "overwrite_output_dir")
+
+
+def folder_to_resume(args):
+    if not args.resume:
+        return None
+    return args.output_dir if args.resume is True else args.resume
+
+
+def parse_args(argv=None):
+    """The command line; with --resume, the run's args.json fills what argv does not give (pal.run_folder)."""
+    parser = build_parser()
+    args = parse_resume(parser, argv, folder_to_resume, CHANGEABLE_ON_RESUME)
+    if args.resume:
+        args.output_dir, args.resume = folder_to_resume(args), True
+        check_train_dir_on_resume(args, explicit_dests(parser, sys.argv[1:] if argv is None else argv))
+    return args
+
+
+def check_train_dir_on_resume(args, explicit):
+    """--train_dir names the files another way: it must name the run's own (taken from args.json)."""
+    if "train_dir" not in explicit:
+        return
+    for key, name in (("train_file", "train.csv"), ("valid_file", "valid.csv")):
+        given = os.path.join(args.train_dir, name)
+        if key not in explicit and os.path.abspath(given) != os.path.abspath(getattr(args, key)):
+            raise UserError(f"--train_dir {args.train_dir}: the run was trained on {getattr(args, key)} "
+                            f"({args.output_dir}/args.json); drop --train_dir: a resumed run keeps its files")
+
+
 def train_config(args):
     test_file = args.test_file
     if test_file is None and os.path.isfile(os.path.join(args.train_dir, "test.csv")):
@@ -88,7 +125,7 @@ def train_config(args):
         eval_batch_size=args.eval_batch_size, warmup_steps=args.warmup_steps, num_epochs=args.num_epochs,
         val_check_interval=args.val_check_interval, patience=args.patience, seed=args.seed,
         scheduler_interval=args.scheduler_interval,
-        max_steps=args.max_steps, device=args.device, resume=args.resume,
+        max_steps=args.max_steps, device=args.device, resume=bool(args.resume),
         overwrite_output_dir=args.overwrite_output_dir, progress=not args.no_progress)
 
 
@@ -122,7 +159,7 @@ def run_infer(args):
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     if args.do_train or not args.do_infer:
         if not (args.train_file and args.valid_file):
             require_dir(args.train_dir, "pass --train_dir, the --output_dir of persona_extractor/process_bart_df.py")

@@ -3,6 +3,7 @@ early stopping, Lightning-like validation schedule, --do_infer."""
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -116,6 +117,32 @@ def test_resume_gives_the_same_run_as_an_uninterrupted_one(finished_run, tiny_ba
     assert state.best_val_loss == full_state.best_val_loss
     for sub in ("best", "last"):
         assert (out / sub / "model.safetensors").read_bytes() == (out_full / sub / "model.safetensors").read_bytes()
+
+
+def test_validation_has_a_progress_bar_with_eta(tiny_bart, pair_files, capsys):
+    tokenizer, model = load_tokenizer_and_model(tiny_bart)
+    pairs = encode_pairs(tokenizer, pair_files["valid"], config(tiny_bart, pair_files, "unused"))
+    evaluate_loss(model, pairs, 3, tokenizer.pad_token_id, "cpu", progress=True)
+    assert re.search(r"validating: +\d+%\|.*?\| \d+/3 \[[\d:]+<[\d:?]+", capsys.readouterr().err)  # 8 rows, batches of 3
+
+
+def test_resume_with_the_output_dir_alone_uses_the_runs_arguments(finished_run, tiny_bart, pair_files, tmp_path,
+                                                                 capsys):
+    """train_bart.py --resume OUTPUT_DIR with nothing else continues the run as it was started (its args.json)."""
+    out_full = finished_run[0]
+    out = tmp_path / "resumed"
+    argv = ["--train_file", pair_files["train"], "--valid_file", pair_files["valid"], "--test_file",
+            pair_files["test"], "--model_name_or_path", tiny_bart, "--output_dir", str(out), "--learning_rate", "3e-3",
+            "--train_batch_size", "8", "--eval_batch_size", "8", "--warmup_steps", "2", "--num_epochs", "2",
+            "--val_check_interval", "0.5", "--device", "cpu", "--no_progress"]
+    train_bart.main([*argv, "--max_steps", "3"])
+    assert "continue with python persona_extractor/train_bart.py --resume " + str(out) in capsys.readouterr().err
+    with pytest.raises(UserError, match="--learning_rate 0.1: the run was trained with --learning_rate 0.003 .*drop"):
+        train_bart.main(["--resume", str(out), "--learning_rate", "0.1"])
+    train_bart.main(["--resume", str(out), "--no_progress"])
+    for sub in ("best", "last"):
+        assert (out / sub / "model.safetensors").read_bytes() == (out_full / sub / "model.safetensors").read_bytes()
+    assert log_rows(out) == log_rows(out_full)
 
 
 @pytest.mark.parametrize("interval", ["epoch", "step"])

@@ -3,17 +3,19 @@ with the run folder alone; explicit arguments win and are recorded; conflicts an
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from conftest import fake_venv, load_script
 from pal.cli import UserError
 from pal.run_folder import explicit_dests
-from test_train import SHORT, data, train_args  # noqa: F401  (data is a fixture)
+from test_train import SHORT, data, load, train_args  # noqa: F401  (data is a fixture)
 
 infer = load_script("codes/infer.py")
 interact = load_script("codes/interact.py")
@@ -157,3 +159,144 @@ def test_apply_run_dir_for_a_resume_style_run_folder_argument(tmp_path):
     assert (args.config_name, args.learning_rate, args.max_steps) == ("strat", 3e-3, 9)
     assert args.run_folder["taken"] == ["config_name", "inputter_name", "learning_rate"]
     assert args.run_folder["overridden"] == {"max_steps": 5}
+
+
+# ------------------------------------------------------------------------------------------- --resume RUN_DIR alone
+
+OVERRIDES = ("--num_epochs", "2", "--learning_rate", "2e-3", "--fusion_mask_padding", "True")
+
+
+def interrupt_at(monkeypatch, step):
+    """Ctrl-C at the end of optimizer step `step` (what SIGINT raises in the training loop)."""
+    from pal.training import PalTask
+    on_step_end = PalTask.on_step_end
+
+    def interrupted(self, engine, stats, lr):
+        result = on_step_end(self, engine, stats, lr)
+        if engine.position.global_step == step:
+            raise KeyboardInterrupt
+        return result
+    monkeypatch.setattr(PalTask, "on_step_end", interrupted)
+
+
+def test_chain_train_interrupt_infer_interact_resume_without_repeated_arguments(data, tiny_blender_dir, tmp_path,
+                                                                                 monkeypatch, capsys):
+    from pal.cli import run_main
+    straight, staged = tmp_path / "straight", tmp_path / "staged"
+    train.main(train_args(data, tiny_blender_dir, straight, *OVERRIDES))
+    steps_per_epoch = json.loads((straight / "args.json").read_text())["steps_per_epoch"]
+    with monkeypatch.context() as m:
+        interrupt_at(m, steps_per_epoch + 1)
+        with pytest.raises(SystemExit) as stop:
+            run_main(train.main, train_args(data, tiny_blender_dir, staged, *OVERRIDES))
+    assert stop.value.code == 130
+    message = capsys.readouterr().err.strip().splitlines()[-1]
+    command = f"python {os.path.relpath(REPO / 'codes' / 'train.py')} --resume {staged}"
+    assert message == (f"interrupted at step {steps_per_epoch + 1}; the run resumes from step {steps_per_epoch} "
+                       f"(its last saved state, {staged / train.STATE_DIR}) with: {command}")
+    # the run folder alone for infer and interact
+    infer.main(["-c", str(staged), "--infer_input_file", str(data / "valid.txt"), *FAST,
+                "--save_dir", str(tmp_path / "res")])
+    assert json.loads((tmp_path / "res" / "infer_args.json").read_text())["fusion_mask_padding"] is True
+    monkeypatch.setattr(sys, "stdin", io.StringIO("hi there\n"))
+    interact.main(["-c", str(staged), "--max_length", "4", "--output_dir", str(tmp_path / "dialogs")])
+    assert "AI [" in capsys.readouterr().out
+    # an override that would change the run is refused, and changes nothing
+    before = sorted(os.listdir(staged))
+    with pytest.raises(UserError, match=r"^--learning_rate 0.1: the run was trained with --learning_rate 0.002 "
+                                        r"\(.*args.json\); drop --learning_rate"):
+        train.main(["--resume", str(staged), "--learning_rate", "0.1"])
+    assert sorted(os.listdir(staged)) == before
+    # the printed command, as printed (a harmless --pbar may be added)
+    train.main([*command.split()[2:], "--pbar", "False"])
+    for epoch in (0, 1):
+        a = load(straight / f"epoch-{epoch}.bin")
+        b = load(staged / f"epoch-{epoch}.bin")
+        assert all(torch.equal(a[k], b[k]) for k in a), epoch
+    assert not (staged / train.STATE_DIR).exists()
+
+
+def test_interrupted_before_the_first_saved_state_says_there_is_nothing_to_resume(data, tiny_blender_dir, tmp_path,
+                                                                                  monkeypatch):
+    interrupt_at(monkeypatch, 1)
+    with pytest.raises(KeyboardInterrupt, match="at step 1, before the run's first saved state .*nothing to resume"):
+        train.main(train_args(data, tiny_blender_dir, tmp_path / "run", "--num_epochs", "1"))
+
+
+def test_resume_needs_a_run_folder_with_args_json(tmp_path):
+    with pytest.raises(UserError, match="no args.json there; nothing to resume"):
+        train.main(["--resume", str(tmp_path)])
+
+
+def test_run_script_resume_passes_only_the_run_folder(data, tiny_blender_dir, tmp_path):
+    """bash RUN/train_strat.sh --resume RUN_DIR: no released value is passed again (they would conflict with the
+    run's overrides), and the resumed run ends as an uninterrupted one."""
+    straight, staged = tmp_path / "straight", tmp_path / "staged"
+    train.main(train_args(data, tiny_blender_dir, straight, *OVERRIDES))
+    train.main(train_args(data, tiny_blender_dir, staged, *OVERRIDES, "--max_steps", "3"))
+    fake_venv(tmp_path / "venv", REPO)
+    env = {k: v for k, v in os.environ.items() if k != "PRETRAINED_MODEL_PATH"} | {"PAL_VENV": str(tmp_path / "venv")}
+    resumed = subprocess.run(["bash", "RUN/train_strat.sh", "--resume", str(staged)], cwd=REPO, env=env,
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"note: resuming {staged} with the arguments in its args.json" in resumed.stderr
+    a, b = load(straight / "epoch-1.bin"), load(staged / "epoch-1.bin")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("script", ["train_strat.sh", "train_no_persona.sh", "train_vanilla.sh",
+                                    "train_persona_extractor.sh"])
+def test_run_script_help_with_resume_shows_only_the_resume_command(script, tmp_path):
+    shown = subprocess.run(["bash", f"RUN/{script}", "--resume", str(tmp_path), "--help"], cwd=REPO,
+                           capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    command = shown.stdout.split("It runs")[1]
+    assert f"--resume {tmp_path}" in command and "--learning_rate" not in command and "--seed" not in command
+
+
+def test_sigint_after_the_first_state_save_names_the_step_and_the_command(data, tiny_blender_dir, tmp_path):
+    """A real Ctrl-C (SIGINT) to a training process: exit 130 and the line that says how to resume."""
+    import signal
+    import time
+    run = tmp_path / "run"
+    process = subprocess.Popen([sys.executable, "codes/train.py", *train_args(data, tiny_blender_dir, run),
+                                "--num_epochs", "100", "--save_state_steps", "1"], cwd=REPO,
+                               stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (run / train.STATE_DIR / "engine_state.pt").exists() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    err = process.communicate(timeout=120)[1]
+    assert process.returncode == 130, err
+    last = err.strip().splitlines()[-1]
+    match = re.fullmatch(r"interrupted at step (\d+); the run resumes from step (\d+) \(its last saved state, "
+                         r"(.+)\) with: python codes/train\.py --resume (.+)", last)
+    assert match, last
+    assert 1 <= int(match.group(2)) <= int(match.group(1)) and match.group(4) == str(run)
+    saved = torch.load(run / train.STATE_DIR / "engine_state.pt", map_location="cpu", weights_only=False)
+    assert saved["position"]["global_step"] == int(match.group(2))
+
+
+def test_validation_has_a_progress_bar_with_eta(data, tiny_blender_dir, tmp_path, capsys):
+    train.main([*train_args(data, tiny_blender_dir, tmp_path / "run", "--num_epochs", "1", "--max_steps", "1"),
+                "--pbar", "True"])
+    eval_examples = int(read_csv_rows(tmp_path / "run" / "eval_log.csv")[0]["eval_examples"])
+    bar = re.search(r"validating: +\d+%\|.*?\| \d+/(\d+) \[[\d:]+<[\d:?]+", capsys.readouterr().err)
+    assert bar and int(bar.group(1)) == eval_examples
+
+
+def read_csv_rows(path):
+    import csv
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_ctrl_c_during_a_state_save_waits_for_the_commit():
+    import signal
+    from pal.engine import sigint_deferred
+    finished = []
+    with pytest.raises(KeyboardInterrupt):
+        with sigint_deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            finished.append(True)  # the block (the commit) runs to its end
+    assert finished == [True] and signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -112,7 +112,7 @@ def test_resume_gives_the_same_run_as_no_interruption(data, tiny_blender_dir, tm
     strip = lambda rows: [{k: v for k, v in r.items() if k != "epoch_time"} for r in rows]
     assert strip(read_csv(straight / "train_log.csv")) == strip(read_csv(staged / "train_log.csv"))
     assert [r["global_step"] for r in read_csv(staged / "eval_log.csv")] == ["3", str(steps_per_epoch), str(last)]
-    with pytest.raises(UserError, match="learning_rate: run 0.002, now 0.001"):
+    with pytest.raises(UserError, match="--learning_rate 0.001: the run was trained with --learning_rate 0.002"):
         train.main(train_args(data, tiny_blender_dir, staged, *common, "--learning_rate", "1e-3", "--resume",
                               str(staged)))
     with pytest.raises(UserError, match="already holds files"):

@@ -18,8 +18,8 @@ def run_main(main, argv=None):
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except KeyboardInterrupt as e:  # a trainer's says where the run can resume (pal.engine.Engine.fit)
+        print("interrupted" + (f" {e}" if str(e) else ""), file=sys.stderr)
         sys.exit(130)
     sys.exit(0 if result is None else result)
 

@@ -19,8 +19,10 @@ fresh folder and committed as one unit (pal.atomic), so a kill at any instant le
 """
 import os
 import random
+import signal
 import sys
-from contextlib import nullcontext
+import threading
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -166,7 +168,8 @@ class Engine:
     """
 
     def __init__(self, model, optimizer, scheduler, runtime, state_dir, settings, precision="fp32",
-                 max_grad_norm=None, scheduler_interval="step", progress=True, label="training_state"):
+                 max_grad_norm=None, scheduler_interval="step", progress=True, label="training_state",
+                 resume_command=None):
         self.raw_model = model
         self.model = model
         if runtime.distributed:
@@ -178,6 +181,8 @@ class Engine:
         self.precision, self.max_grad_norm = precision, max_grad_norm
         self.scheduler_interval, self.progress = scheduler_interval, progress
         self.position = Position()
+        self.saved_step = None  # global_step of the last committed state (what --resume continues from)
+        self.resume_command = resume_command
         self.bar = None
         self.resumed = False
         self.logs = []
@@ -229,11 +234,33 @@ class Engine:
 
     # -------------------------------------------------------------------------------------- the loop
     def fit(self, task, num_epochs, last_step):
-        """Train until num_epochs are done, last_step steps are taken, or the task stops; saves along the way."""
-        p = self.position
+        """Train until num_epochs are done, last_step steps are taken, or the task stops; saves along the way.
+
+        Ctrl-C (KeyboardInterrupt) is re-raised with what interrupted_message() says (pal.cli.run_main prints it)."""
         if self.runtime.is_main and self.progress:
             from tqdm import tqdm
-            self.bar = tqdm(total=last_step, initial=p.global_step, desc="training", unit="step", dynamic_ncols=True)
+            self.bar = tqdm(total=last_step, initial=self.position.global_step, desc="training", unit="step",
+                            dynamic_ncols=True)
+        try:
+            self._fit(task, num_epochs, last_step)
+        except KeyboardInterrupt:
+            raise KeyboardInterrupt(self.interrupted_message() if self.runtime.is_main else "") from None
+        finally:
+            if self.bar:
+                self.bar.close()
+                self.bar = None
+
+    def interrupted_message(self):
+        """Where an interrupted run stands: the step it resumes from (its last committed state) and the command."""
+        p = self.position
+        if self.saved_step is None:
+            return (f"at step {p.global_step}, before the run's first saved state ({self.state_dir}): nothing to "
+                    "resume; start the run again")
+        return (f"at step {p.global_step}; the run resumes from step {self.saved_step} (its last saved state, "
+                f"{self.state_dir}) with: {self.resume_command or '--resume'}")
+
+    def _fit(self, task, num_epochs, last_step):
+        p = self.position
         while p.epoch < num_epochs and p.global_step < last_step and not task.should_stop():
             plan = task.epoch_plan(self)
             while p.step_in_epoch < len(plan) and p.global_step < last_step:
@@ -255,19 +282,23 @@ class Engine:
                 p.epoch, p.step_in_epoch = p.epoch + 1, 0
             if p.epoch < num_epochs and not task.should_stop():
                 self.save(task)
-        if self.bar:
-            self.bar.close()
-            self.bar = None
 
-    def progress_bar(self, total, desc):
-        """A bar for a loop inside training (validation), on rank 0 when progress bars are on."""
+    def progress_bar(self, total, desc, unit="batch"):
+        """A bar with ETA for a loop inside training (validation), on rank 0 when progress bars are on."""
         from tqdm import tqdm
-        return tqdm(total=total, desc=desc, unit="batch", leave=False, dynamic_ncols=True,
+        return tqdm(total=total, desc=desc, unit=unit, leave=False, dynamic_ncols=True,
                     disable=not (self.runtime.is_main and self.progress))
 
     # -------------------------------------------------------------------------------------- resumable state
     def save(self, task):
-        """Commit the run state to state_dir as one unit (every process writes its RNG states)."""
+        """Commit the run state to state_dir as one unit (every process writes its RNG states).
+
+        Ctrl-C waits for the commit to finish, so the step that the interrupted message names is the one on disk."""
+        with sigint_deferred():
+            self._save(task)
+            self.saved_step = self.position.global_step
+
+    def _save(self, task):
         runtime = self.runtime
         tmp = fresh_dir(self.state_dir) if runtime.is_main else None
         tmp = runtime.from_main(tmp)
@@ -307,6 +338,7 @@ class Engine:
         task.load_state_dict(state["task"])
         restore_rng(rank_state, self.runtime.device)
         self.resumed = True
+        self.saved_step = self.position.global_step
 
     def read_state(self):
         path = os.path.join(self.state_dir, ENGINE_STATE)
@@ -318,9 +350,31 @@ class Engine:
         return load_torch_state(path, RESUME_HINT, weights_only=False)
 
 
+@contextmanager
+def sigint_deferred():
+    """Hold a SIGINT (Ctrl-C) that arrives inside the block and raise it as KeyboardInterrupt at its end."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received:
+        raise KeyboardInterrupt
+
+
 def save_state_dict(model, directory):
     """The default save_model: the weights as one state_dict (tied weights stay one storage)."""
     torch.save(model.state_dict(), os.path.join(directory, "model.pt"))
+
+
+def resume_command(script, run_dir, runtime):
+    """The command that continues a run (printed on Ctrl-C and when --max_steps stops it)."""
+    launch = f"torchrun --nproc_per_node {runtime.world_size}" if runtime.distributed else "python"
+    return f"{launch} {script} --resume {run_dir}"
 
 
 def note(runtime, message):

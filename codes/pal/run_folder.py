@@ -7,6 +7,8 @@ its last epoch, said in one line), `parse_with_run_folder` fills the arguments t
 args.json when they are not on the command line. An explicit argument still wins; a value that differs from the
 run's is noted, except --config_name / --inputter_name, with which the checkpoint could not load (an error). What
 was taken and what was overridden is kept in `args.run_folder`, which the scripts record in their output folder.
+The trainers' `--resume RUN_DIR` uses the same mechanism through `parse_resume`: every recorded argument is taken,
+and an explicit one that would change the run is refused (codes/train.py, persona_extractor/train_bart.py).
 """
 import argparse
 import json
@@ -20,6 +22,8 @@ ARGS_FILE = "args.json"
 MODEL_CONFIG_FILE = "config.json"
 MUST_MATCH = ("config_name", "inputter_name")  # a checkpoint only loads into the model it was trained as
 EPOCH_FILE = re.compile(r"^epoch-(\d+)\.bin$")
+CHECKPOINT_FIX = "drop --{key} or use the RUN script for {run_value}"
+RESUME_FIX = "drop --{key}: a resumed run keeps its arguments (start a new run to change it)"
 
 
 def explicit_dests(parser, argv):
@@ -84,21 +88,23 @@ def apply_run_folder(args, explicit, keys, checkpoint_attr="load_checkpoint"):
     return apply_run_dir(args, explicit, keys, run_dir, f"--{checkpoint_attr}")
 
 
-def apply_run_dir(args, explicit, keys, run_dir, given_by):
+def apply_run_dir(args, explicit, keys, run_dir, given_by, must_match=MUST_MATCH, conflict_fix=CHECKPOINT_FIX,
+                  announce=True):
     """Fill `keys` of args from run_dir's args.json where argv did not give them (`explicit`: explicit_dests).
 
-    `given_by` names the option that pointed at the run (for the error when a required key stays unset). Sets
-    args.run_folder ({path, taken, overridden, model_config}, or None without args.json); returns args.
-    For train.py --resume RUN_DIR: apply_run_dir(args, explicit_dests(parser, argv), keys, args.resume, "--resume")."""
+    `given_by` names the option that pointed at the run (for the error when a required key stays unset). An explicit
+    value of a `must_match` key that differs from the run's is a UserError ending in `conflict_fix` (formatted with
+    key and run_value). Sets args.run_folder ({path, taken, overridden, model_config}, or None without args.json);
+    returns args. `announce`: one note line listing what was taken."""
     args.run_folder = None
     recorded = read_run_args(run_dir) if run_dir else None
     if recorded is not None:
         args_file = os.path.join(run_dir, ARGS_FILE)
-        taken, overridden = take_recorded(args, explicit, keys, recorded, args_file)
+        taken, overridden = take_recorded(args, explicit, keys, recorded, args_file, must_match, conflict_fix)
         model_config = os.path.join(run_dir, MODEL_CONFIG_FILE)
         args.run_folder = {"path": run_dir, "taken": taken, "overridden": overridden,
                            "model_config": model_config if os.path.isfile(model_config) else None}
-        if taken:
+        if taken and announce:
             print(f"note: from {args_file}: " + ", ".join(f"{k}={getattr(args, k)}" for k in taken) +
                   " (an explicit argument overrides)", file=sys.stderr)
     for key in MUST_MATCH:
@@ -107,7 +113,7 @@ def apply_run_dir(args, explicit, keys, run_dir, given_by):
     return args
 
 
-def take_recorded(args, explicit, keys, recorded, args_file):
+def take_recorded(args, explicit, keys, recorded, args_file, must_match, conflict_fix):
     """({key: value} taken from the run, {key: the run's value} for explicit values that differ)."""
     taken, overridden = {}, {}
     for key in keys:
@@ -119,14 +125,49 @@ def take_recorded(args, explicit, keys, recorded, args_file):
                 check_recorded_pretrained_path(run_value, args_file)
             setattr(args, key, run_value)
             taken[key] = run_value
-        elif value != run_value and key in MUST_MATCH:
-            raise UserError(f"--{key} {value}: the checkpoint was trained with --{key} {run_value} ({args_file}); "
-                            f"drop --{key} or use the RUN script for {run_value}")
+        elif value != run_value and key in must_match:
+            raise UserError(f"--{key} {value}: the run was trained with --{key} {run_value} ({args_file}); "
+                            + conflict_fix.format(key=key, run_value=run_value))
         elif value != run_value:
             print(f"note: --{key} {value} given; the run was trained with {run_value} ({args_file})",
                   file=sys.stderr)
             overridden[key] = run_value
     return list(taken), overridden
+
+
+def parse_resume(parser, argv, run_dir_of, changeable, per_invocation=("max_steps",), resume_dest="resume"):
+    """parse_args for a trainer whose --resume names a run folder: `--resume RUN_DIR` alone continues the run.
+
+    `run_dir_of(args)` is the folder to resume (None: a new run, parsed as usual). Every option the run recorded in
+    its args.json and argv does not give is taken from it (so the script's required options are not required);
+    an explicit value that differs from the run's is refused in one line, except the `changeable` ones (progress
+    bars, device: they do not change what is computed), which are noted. `per_invocation` options (--max_steps: where
+    this invocation stops) are never taken: a resumed run goes to its end unless given again. Sets args.run_folder."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    required = [a for a in parser._actions if a.required]
+    for action in required:  # a resumed run has them in its args.json; checked below
+        action.required = False
+    args = parser.parse_args(argv)
+    run_dir = run_dir_of(args)
+    if run_dir is None:
+        for action in required:
+            action.required = True
+        return parser.parse_args(argv)
+    recorded = read_run_args(run_dir)
+    if recorded is None:
+        raise UserError(f"--resume {run_dir}: no {ARGS_FILE} there; nothing to resume (pass the folder of a run this "
+                        "script started, or drop --resume to start a new run)")
+    keys = [a.dest for a in parser._actions
+            if a.dest in recorded and a.dest not in (resume_dest, *per_invocation) and a.default is not argparse.SUPPRESS]
+    must_match = set(keys) - set(changeable)
+    apply_run_dir(args, explicit_dests(parser, argv), keys, run_dir, "--resume", must_match, RESUME_FIX,
+                  announce=False)
+    missing = [a.option_strings[0] for a in required if getattr(args, a.dest) is None]
+    if missing:
+        raise UserError(f"{os.path.join(run_dir, ARGS_FILE)}: no {', '.join(missing)}; pass "
+                        f"{' and '.join(missing)} as the run was started")
+    print(f"note: resuming {run_dir} with the arguments in its {ARGS_FILE}", file=sys.stderr)
+    return args
 
 
 def parse_with_run_folder(parser, argv, keys, checkpoint_attr="load_checkpoint"):

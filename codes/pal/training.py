@@ -26,7 +26,7 @@ def evaluate(engine, eval_features, args, pad_id, persona_in_batches):
     model.eval()
     total_loss = total_tokens = torch.zeros((), dtype=torch.float64, device=engine.runtime.device)
     n_examples = 0
-    with engine.progress_bar(sum(map(len, eval_features)), "validating") as bar:
+    with engine.progress_bar(sum(map(len, eval_features)), "validating", unit="example") as bar:
         for batch in validation_batches(eval_features, args.eval_batch_size, pad_id, persona_in_batches):
             with engine.autocast():
                 out = model(**to_device(batch, engine.runtime.device))

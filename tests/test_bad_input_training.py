@@ -75,7 +75,7 @@ def _resume_with(b, t, damage):
     """A copy of the stopped run with one file of its state damaged, resumed."""
     run = copy_tree(b["stopped"], t / "stopped")
     damage(os.path.join(run, "training_state"))
-    return _targs(b, t, "--resume", run, drop=(), **{"--output_dir": run, "--num_epochs": "2", "--max_steps": "2"})
+    return ["--resume", run, "--max_steps", "2", "--device", "cpu", "--pbar", "False"]  # the run keeps its arguments
 
 
 def _truncated_prepared(b, t):
@@ -406,4 +406,4 @@ def test_training_baselines_succeed(tmp_path, train_base, bart_base):
     run_ok("persona_extractor/annotate_esconv.py", *annotate_args(bart_base, tmp_path))
     assert len(json.loads((tmp_path / "PESConv.json").read_text())) == 6
     run_ok("codes/interact.py", *interact_args(train_base, tmp_path), stdin="i lost my job\n")
-    assert len(os.listdir(tmp_path / "dialogs")) == 1
+    assert len([n for n in os.listdir(tmp_path / "dialogs") if n != "interact_args.json"]) == 1

@@ -30,6 +30,7 @@ import torch
 import torch.distributed as dist
 
 from pal.atomic import commit, crash_point, fresh_dir, recover
+from pal.checkpoint import state_dict_mismatches
 from pal.checks import load_torch_state
 from pal.cli import UserError, atomic_write, resolve_device
 
@@ -316,6 +317,17 @@ class Engine:
             commit(tmp, self.state_dir, self.label)
         runtime.barrier()
 
+    def load_saved_weights(self, path):
+        """The saved model weights; a model built with another shape (e.g. another pretrained folder's vocabulary)
+        is a one-line UserError, not a traceback."""
+        weights = load_torch_state(path, RESUME_HINT)
+        problems = state_dict_mismatches(self.raw_model, weights)
+        if problems:
+            raise UserError(f"--resume {self.state_dir}: the model built now does not match the saved one "
+                            f"({problems}); resume with the run's --config_name and --pretrained_model_path "
+                            "(its args.json records both)")
+        self.raw_model.load_state_dict(weights)
+
     def resume(self, task, load_model=True):
         """Restore everything save() wrote; a missing or foreign state is a one-line UserError."""
         state = self.read_state()
@@ -329,7 +341,7 @@ class Engine:
                             f"{self.runtime.world_size}; resume with the same number of processes")
         rank_state = load_torch_state(rank_path, RESUME_HINT, weights_only=False)
         if load_model:
-            self.raw_model.load_state_dict(load_torch_state(os.path.join(self.state_dir, "model.pt"), RESUME_HINT))
+            self.load_saved_weights(os.path.join(self.state_dir, "model.pt"))
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         if self.scaler:

@@ -8,7 +8,6 @@ test_scripts_reject_in_a_subprocess runs one case of every table as a user would
 """
 import hashlib
 import importlib
-import importlib.util
 import json
 import os
 import shutil
@@ -22,7 +21,8 @@ import time
 import pytest
 
 from conftest import REPO_ROOT, load_script
-from pal.model import build_model, save_checkpoint
+from pal.checkpoint import save_checkpoint
+from pal.model import build_model
 from test_model import randomize, write_dialogues
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

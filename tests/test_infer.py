@@ -8,8 +8,10 @@ import sys
 import pytest
 import torch
 
+from pal.chat import persona_string
+from pal.checkpoint import save_checkpoint
 from pal.cli import UserError
-from pal.model import build_model, save_checkpoint
+from pal.model import build_model
 from conftest import load_script
 from test_model import randomize, write_dialogues
 
@@ -200,9 +202,7 @@ def test_shown_persona():
 
 
 def test_persona_string_forms():
-    interact = load_script("codes/interact.py")
-    assert interact.persona_string("i am a nurse. i have a cat!") == \
-        "<persona> i am a nurse. <persona> i have a cat! <input>"
-    assert interact.persona_string("i like tea\ni run") == "<persona> i like tea <persona> i run <input>"
-    assert interact.persona_string("<persona> x. <input>") == "<persona> x. <input>"
-    assert interact.persona_string("  ") == "<input>"
+    assert persona_string("i am a nurse. i have a cat!") == "<persona> i am a nurse. <persona> i have a cat! <input>"
+    assert persona_string("i like tea\ni run") == "<persona> i like tea <persona> i run <input>"
+    assert persona_string("<persona> x. <input>") == "<persona> x. <input>"
+    assert persona_string("  ") == "<input>"

@@ -180,6 +180,10 @@ def test_truncated_or_foreign_prepared_features_are_one_line(tmp_path, base):
     write(out / "features" / "meta.json", "[1, 2")
     with pytest.raises(UserError, match="meta.json changed after the folder was committed"):
         load_prepared(str(out), expected)
+    assert run_script("codes/prepare.py", *prepare_args(base, tmp_path)).returncode == 0
+    write(out / "features" / "manifest.json", '{"files": {"data.pkl": ')
+    with pytest.raises(UserError, match="manifest.json is unreadable"):
+        load_prepared(str(out), expected)
 
 
 # ---- infer.py ------------------------------------------------------------------------------------------------------

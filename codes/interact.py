@@ -26,11 +26,11 @@ from transformers import set_seed  # the authors' call, as codes/infer.py
 from pal.checks import (DECODING_RANGES, existing_dir, existing_file, existing_path, int_range, output_dir,
                         positive_int, require_output_dir)
 from pal.cli import ArgumentParser, boolean_string, resolve_device, run_main, write_json
-from pal.chat import DECODING_DEFAULTS, PERSONA_TAG, Chat, PersonaSource
+from pal.chat import DECODING_DEFAULTS, Chat, PersonaSource
 from pal.config import REPO_ROOT, load_config
 from pal.generation import CONTRASTIVE_IMPL_HELP, CONTRASTIVE_IMPLS, DecodingOptions, decoding_options, parse_alpha
-from pal.dialogues import normalise
-from pal.inputter import EMPTY_PERSONA, Featurizer, settings_for
+from pal.dialogues import EMPTY_PERSONA, PERSONA_TOKEN, normalise
+from pal.inputter import Featurizer, settings_for
 from pal.model import build_model
 from pal.run_folder import model_config_dir, parse_with_run_folder
 
@@ -97,7 +97,7 @@ def save_conversation(output_dir, record, args=None):
 
 def shown_persona(persona):
     """The persona as a reader wants it: its sentences, or (none) for the empty persona token."""
-    sentences = [s.strip() for s in persona.replace(EMPTY_PERSONA, "").split(PERSONA_TAG) if s.strip()]
+    sentences = [s.strip() for s in persona.replace(EMPTY_PERSONA, "").split(PERSONA_TOKEN) if s.strip()]
     return " ".join(sentences) if sentences else "(none)"
 
 

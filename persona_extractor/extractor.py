@@ -13,7 +13,8 @@ are in persona_text.py, the tokenizer/model loading and the authors' encoding/de
 from pal.cli import resolve_device
 from persona_extractor.modeling import (MAX_INPUT_LENGTH, DecodingSettings, decode_like_authors, encode_texts,
                                         load_tokenizer_and_model, pad_batch)
-from persona_extractor.persona_text import FIRST_PERSONA_TURN, INPUT_TOKEN, extractor_input, persona_from_generation
+from pal.dialogues import INPUT_TOKEN
+from persona_extractor.persona_text import FIRST_PERSONA_TURN, extractor_input, persona_from_generation
 
 
 class PersonaExtractor:

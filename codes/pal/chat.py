@@ -9,10 +9,9 @@ from pal.checks import read_text
 from pal.cli import UserError
 from pal.config import STRATEGIES
 from pal.generation import decode_text, generate
-from pal.dialogues import normalise
-from pal.inputter import EMPTY_PERSONA, collate
+from pal.dialogues import EMPTY_PERSONA, PERSONA_TOKEN, format_persona, normalise
+from pal.inputter import collate
 
-PERSONA_TAG = "<persona>"
 DUMMY_STRATEGY = STRATEGIES[-1]  # the reply being generated needs a strategy slot; only its labels use it
 # the authors' interaction settings (RUN/interact_strat.sh): the defaults of interact.py and the human-eval apps
 DECODING_DEFAULTS = {"max_length": 50, "min_length": 10, "temperature": 0.7, "top_k": 30, "top_p": 0.9,
@@ -25,11 +24,10 @@ def persona_string(text):
     text = text.strip()
     if not text or text == EMPTY_PERSONA:
         return EMPTY_PERSONA
-    if PERSONA_TAG in text or text.endswith(EMPTY_PERSONA):
+    if PERSONA_TOKEN in text or text.endswith(EMPTY_PERSONA):
         return normalise(text)
     sentences = [normalise(s) for line in text.splitlines() for s in re.split(r"(?<=[.!?])\s+", line)]
-    sentences = [s for s in sentences if s]
-    return " ".join(f"{PERSONA_TAG} {s}" for s in sentences) + f" {EMPTY_PERSONA}"
+    return format_persona([s for s in sentences if s])
 
 
 class PersonaSource:

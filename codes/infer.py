@@ -55,7 +55,7 @@ RUN_FOLDER_KEYS = ("config_name", "inputter_name", "pretrained_model_path", "max
 
 def build_parser():
     p = ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--config_name", default=None,
                    help="strat (PAL), strat_no_persona (Blender-Joint), vanilla; default: the run folder's")
     p.add_argument("--inputter_name", default=None, help="strat or vanilla; default: the run folder's")

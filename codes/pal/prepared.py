@@ -11,11 +11,11 @@ set or the new one, never data.pkl of one beside meta.json of the other. The set
 manifest-only scheme (data.pkl's hash in meta.json, written last) would detect a kill between the two files but
 lose the earlier preparation. load_prepared checks the manifest too, so a set mixed by hand is refused in one line.
 """
-import json
 import os
 import pickle
 
 from pal.atomic import check_sealed, commit_dir, crash_point, recover, seal
+from pal.checks import check_encode_context  # noqa: F401 (codes/train.py imports it from here; use pal.checks)
 from pal.checks import expect_type, load_json, load_pickle
 from pal.cli import UserError, write_json
 from pal.config import REPO_ROOT
@@ -32,12 +32,6 @@ def default_prepared_dir(inputter_name, config_name):
 
 def features_dir(prepared_dir):
     return os.path.join(prepared_dir, FEATURES_DIR)
-
-
-def check_encode_context(value):
-    if not value:
-        raise UserError("--encode_context False (pre-tokenized utterances joined by eos) is not supported; PAL's "
-                        "released scripts use True")
 
 
 def write_prepared(prepared_dir, features, meta):

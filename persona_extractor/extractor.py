@@ -7,7 +7,7 @@
     extractor.persona_for_turn(seeker_utterances)
     # -> "<input>" while the seeker has spoken fewer than FIRST_PERSONA_TURN (3) times, else infer_persona(...)
 
-codes/interact.py and annotate_esconv.py (through extractor_annotation.py) use it. The text formats and filters
+pal.chat (interact.py, the human-eval app) and extractor_annotation.py use it. The text formats and filters
 are in persona_text.py, the tokenizer/model loading and the authors' encoding/decoding in modeling.py.
 """
 from pal.cli import resolve_device

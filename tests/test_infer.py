@@ -114,7 +114,11 @@ def test_options_change_the_result_folder(run_dir, tiny_blender_dir):
     args = infer.build_parser().parse_args(infer_args(run_dir, tiny_blender_dir, extra=[
         "--strategy_alpha", "0", "--use_gold_strategy", "--fusion_mask_padding", "True"]))
     name = os.path.basename(infer.result_dir(args, "DATA/pesconv/test.txt"))
+    default = infer.build_parser().parse_args(infer_args(run_dir, tiny_blender_dir))
     assert name == "res_epoch-0.bin_test_k.10_p.0.9_b.1_t.0.5_lp.1.0_rp.1.03_ng.0_gold_alpha.0_fmask"
+    exact = infer.build_parser().parse_args(infer_args(run_dir, tiny_blender_dir, extra=[
+        "--contrastive_impl", "two_pass"]))
+    assert infer.result_dir(exact, "test.txt") == infer.result_dir(default, "test.txt") + "_impl.two_pass"
 
 
 def run_script(script, args, stdin=None):

@@ -9,8 +9,7 @@
 #   the conversations; the output is byte-identical to one process's).
 #   An interrupted run continues with: bash RUN/annotate_persona.sh --resume (with the same NPROC)
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-LAUNCH=(python)
-if [ "${NPROC:-1}" -gt 1 ]; then LAUNCH=(torchrun --standalone --nproc_per_node "$NPROC"); fi
+set_launcher
 "${LAUNCH[@]}" persona_extractor/annotate_esconv.py \
     --model_dir "${EXTRACTOR_DIR:-DATA/persona_extractor/bart-large-cnn}/best" \
     --input_file "${ESCONV_FILE:-DATA/ESConv.json}" \

@@ -102,6 +102,18 @@ cd "$ROOT"
 PRETRAINED_ARGS=()
 if [ -n "${PRETRAINED_MODEL_PATH:-}" ]; then PRETRAINED_ARGS+=(--pretrained_model_path "$PRETRAINED_MODEL_PATH"); fi
 
+# set_launcher: LAUNCH=(python), or (torchrun --standalone --nproc_per_node N) when NPROC=N > 1 (N processes on this
+# machine, e.g. one per GPU); an NPROC that is not a positive integer is a one-line error (exit 2).
+set_launcher() {
+  local n="${NPROC:-1}"
+  if ! [[ "$n" =~ ^[1-9][0-9]*$ ]]; then
+    echo "error: NPROC=$n: expected a positive integer (the number of processes, e.g. NPROC=2; unset: one)" >&2
+    exit 2
+  fi
+  LAUNCH=(python)
+  if [ "$n" -gt 1 ]; then LAUNCH=(torchrun --standalone --nproc_per_node "$n"); fi
+}
+
 # resume_run SCRIPT ARGS...: when --resume is among ARGS, runs "${LAUNCH[@]}" SCRIPT ARGS and exits: a resumed run
 # takes its arguments from its run folder's args.json, so the values a training script passes for a new run are left
 # out (an explicit one that would change the run is refused by the trainer). Otherwise returns.

@@ -5,6 +5,8 @@
 #   (default DATA/pesconv/test.txt). E.g.: bash RUN/infer_strat.sh DATA/strat.strat/RUN/epoch-4.bin --infer_batch_size 16
 #   CHECKPOINT may be a run folder (then its last epoch). The model's arguments (config, pretrained path, max input
 #   length, fusion options) not given here come from the run folder's args.json and config.json.
+#   The released script also passed --max_input_length 512 and --use_all_persona False: they are left out here so
+#   that they come from the run folder (512 and False for a run trained with the released settings).
 # Environment: PRETRAINED_MODEL_PATH (default: the run's, from its args.json; only its tokenizer files are read).
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 if starts_with_checkpoint "$@"; then CKPT="$1"; shift; else CKPT="$(newest_checkpoint DATA/strat.strat train_strat.sh)"; fi
@@ -15,7 +17,6 @@ python codes/infer.py \
     --seed 0 \
     --load_checkpoint "$CKPT" \
     --fp16 false \
-    --max_input_length 512 \
     --max_decoder_input_length 15 \
     --max_length 50 \
     --min_length 10 \
@@ -27,6 +28,5 @@ python codes/infer.py \
     --num_beams 1 \
     --repetition_penalty 1.03 \
     --no_repeat_ngram_size 0 \
-    --use_all_persona False \
     "${PRETRAINED_ARGS[@]}" \
     "$@"

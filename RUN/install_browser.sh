@@ -6,6 +6,7 @@
 # Usage: bash RUN/install_browser.sh
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh" --help-hook "$@"  # -h/--help: this header, nothing run
+set +e  # common.sh sets -e; this script never fails (header)
 if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then
   echo "[browser] chromium and chromedriver are installed"; exit 0
 fi

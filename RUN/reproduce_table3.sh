@@ -23,7 +23,6 @@ DRY_RUN=0
 for a in "$@"; do
   case "$a" in
     --dry_run) DRY_RUN=1 ;;
-    -h|--help) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "error: RUN/reproduce_table3.sh: unknown argument $a; use --dry_run or --help" >&2; exit 2 ;;
   esac
 done

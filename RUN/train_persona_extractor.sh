@@ -14,8 +14,7 @@
 #     python persona_extractor/tiny_bart.py /tmp/tiny_bart --tokenizer_dir ../shared/models/bart-base
 #     bash RUN/train_persona_extractor.sh --model_name_or_path /tmp/tiny_bart --num_epochs 1
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-LAUNCH=(python)
-if [ "${NPROC:-1}" -gt 1 ]; then LAUNCH=(torchrun --standalone --nproc_per_node "$NPROC"); fi
+set_launcher
 resume_run persona_extractor/train_bart.py --output_dir "${EXTRACTOR_DIR:-DATA/persona_extractor/bart-large-cnn}" "$@"
 "${LAUNCH[@]}" persona_extractor/train_bart.py \
     --model_name_or_path facebook/bart-large-cnn \

@@ -12,8 +12,7 @@
 # E.g. a smoke run with a tiny model:
 #   PRETRAINED_MODEL_PATH=/tmp/tiny bash RUN/train_strat.sh --max_steps 5 --num_epochs 1
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-LAUNCH=(python)
-if [ "${NPROC:-1}" -gt 1 ]; then LAUNCH=(torchrun --standalone --nproc_per_node "$NPROC"); fi
+set_launcher
 resume_run codes/train.py "${PRETRAINED_ARGS[@]}" "$@"  # --resume RUN_DIR: the run's own arguments (args.json)
 "${LAUNCH[@]}" codes/train.py \
     --config_name strat \

@@ -22,7 +22,6 @@ Peak memory on CPU is the process's peak resident set (VmHWM, reset before the s
 subprocess per model so that one model's freed memory cannot hide the other's; on CUDA, max_memory_allocated.
 """
 import argparse
-import importlib.util
 import json
 import os
 import re
@@ -37,11 +36,13 @@ import torch
 
 from pal.cli import UserError, resolve_device, run_main, write_json
 from pal.config import REPO_ROOT, load_config, build_tokenizer
+from pal.dialogues import load_dialogues
 from pal.generation import generate
 from pal.inputter import Featurizer, collate, settings_for
 from pal.model import build_model
 from pal.optim import HF4AdamW, parameter_groups
 from pal.reference_featurization import reference_strat
+from pal.reformat import DATA_HINT, convert_dialogue
 from pal.tiny import make_tiny_blenderbot_dir
 
 SHARED = REPO_ROOT.parent / "shared"
@@ -72,25 +73,16 @@ def build_parser():
 
 
 # ---- inputs ---------------------------------------------------------------------------------------------------------
-def load_dialogues(n, source=None):
+def sample_dialogues(n, source=None):
     """n reformatted dialogues (turns {text, speaker usr/sys, strategy}) and where they came from.
 
     source: an ESConv.json; default: ../shared's, else DATA/ESConv.json, else the bundled demo sample."""
     candidates = [SHARED / "data" / "esconv" / "ESConv.json", REPO_ROOT / "DATA" / "ESConv.json",
                   REPO_ROOT / "RUN" / "demo_data" / "ESConv_sample.json"]
     source = source or next(p for p in candidates if p.is_file())
-    process = _load_reformat_module()
-    raw = process.load_dialogues(str(source), process.DATA_HINT).dialogues  # pal.dialogues, as the reformat reads it
-    records = [process.convert_dialogue(d, f"{source}: dialogue {i}", False, "inferred") for i, d in enumerate(raw)]
+    raw = load_dialogues(str(source), DATA_HINT).dialogues  # as the reformat (codes/_reformat/process.py) reads it
+    records = [convert_dialogue(d, f"{source}: dialogue {i}", False, "inferred") for i, d in enumerate(raw)]
     return records[:n], source
-
-
-def _load_reformat_module():
-    path = Path(__file__).resolve().parent / "_reformat" / "process.py"
-    spec = importlib.util.spec_from_file_location("reformat_process", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def model_dir(workdir, small):
@@ -368,7 +360,7 @@ def main(argv=None):
     load_before = load_average()
     with tempfile.TemporaryDirectory(prefix="pal-bench-") as workdir:
         path = model_dir(workdir, args.small)
-        dialogues, source = load_dialogues(args.dialogues)
+        dialogues, source = sample_dialogues(args.dialogues)
         toker = build_tokenizer(load_config(PAL), path)
         print(f"featurizing {len(dialogues)} dialogues from {source} ...", flush=True)
         feat, features = bench_featurization(toker, dialogues, args.max_input_length)

@@ -11,7 +11,7 @@ strategies from the reformatted test file the records were generated from (file 
 sample_ids are checked).
 The folder is changed as one unit and sealed (pal.results): a kill leaves it as it was or fully rescored; a mixed
 folder (files not committed with its gen.json) is named in one line and its metric files are replaced.
-Needs NLTK's punkt_tab (`python -m nltk.downloader punkt_tab`, or NLTK_DATA pointing at a folder that has it).
+NLTK's English punkt_tab ships in codes/metric/nltk_data/ (used when NLTK finds none of its own).
 """
 import sys
 

@@ -27,15 +27,16 @@ import os
 import sys
 
 import torch
+from transformers import set_seed  # the authors' call: python, numpy, torch and CUDA generators
 
 from pal.atomic import crash_point
 from pal.checks import (existing_file, existing_path, float_range, int_range, non_negative_int, output_dir,
                         positive_float, positive_int, probability, require_output_dir, require_output_file)
 from pal.cli import ArgumentParser, UserError, boolean_string, resolve_device, run_main, write_json
 from pal.config import REPO_ROOT, STRATEGY_TOKENS, load_config
-from pal.dialogues import normalise
-from pal.generation import (CONTRASTIVE_IMPL_HELP, CONTRASTIVE_IMPLS, DecodingOptions, decoding_options, generate,
-                            parse_alpha)
+from pal.engine import to_device
+from pal.generation import (CONTRASTIVE_IMPL_HELP, CONTRASTIVE_IMPLS, DecodingOptions, decode_text, decoding_options,
+                            generate, parse_alpha)
 from pal.inputter import Featurizer, inference_batches, settings_for, validation_batches
 from pal.model import build_model
 from pal.results import LABEL, new_result_folder
@@ -54,7 +55,7 @@ RUN_FOLDER_KEYS = ("config_name", "inputter_name", "pretrained_model_path", "max
 
 def build_parser():
     p = ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--config_name", default=None,
                    help="strat (PAL), strat_no_persona (Blender-Joint), vanilla; default: the run folder's")
     p.add_argument("--inputter_name", default=None, help="strat or vanilla; default: the run folder's")
@@ -127,13 +128,6 @@ def _add_accepted_authors_arguments(p):
 
 
 # ---- setup -------------------------------------------------------------------------------------------------------
-def set_seed(seed):
-    """random, numpy, torch and CUDA generators, as transformers' set_seed (the authors' call)."""
-    from transformers import set_seed as hf_set_seed
-    hf_set_seed(seed)
-
-
-
 def decoding_from_args(args):
     return decoding_options(
         max_length=args.max_length, min_length=args.min_length, do_sample=args.do_sample,
@@ -185,14 +179,12 @@ def option_suffix(args):
         parts.append(f"_sample.{args.do_sample}")
     if args.strategy_top3_k != DEFAULTS.strategy_top3_k:
         parts.append(f"_top3k.{args.strategy_top3_k}")
+    if args.contrastive_impl != DEFAULTS.contrastive_impl:
+        parts.append(f"_impl.{args.contrastive_impl}")
     return "".join(parts)
 
 
 # ---- the three passes ----------------------------------------------------------------------------------------------
-def to_device(batch, device):
-    return {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
-
-
 @torch.no_grad()
 def per_example_losses(model, batches, device, autocast, total):
     """[(summed token loss, label count)] per example in file order, with the validation batching."""
@@ -203,12 +195,6 @@ def per_example_losses(model, batches, device, autocast, total):
             result = model(**to_device(batch, device))
         out.extend(zip(result.loss_sum_per_example.tolist(), result.label_count.tolist()))
     return out
-
-
-def decode_text(toker, ids):
-    """The authors' reply text: transformers 4.x decode (clean_up_tokenization_spaces was True by default there;
-    transformers 5 defaults to False for this tokenizer), whitespace-normalised."""
-    return normalise(toker.decode(ids, clean_up_tokenization_spaces=True))
 
 
 def generate_records(model, toker, batches, decoding, device, autocast, total):

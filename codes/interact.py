@@ -21,15 +21,16 @@ import datetime
 import os
 import sys
 
+from transformers import set_seed  # the authors' call, as codes/infer.py
 
-from pal.checks import (existing_dir, existing_file, existing_path, float_range, int_range, non_negative_int,
-                        output_dir, positive_float, positive_int, probability, require_output_dir)
+from pal.checks import (DECODING_RANGES, existing_dir, existing_file, existing_path, int_range, output_dir,
+                        positive_int, require_output_dir)
 from pal.cli import ArgumentParser, boolean_string, resolve_device, run_main, write_json
-from pal.chat import PERSONA_TAG, Chat, PersonaSource, persona_string  # noqa: F401 (persona_string: tests, users)
+from pal.chat import DECODING_DEFAULTS, Chat, PersonaSource
 from pal.config import REPO_ROOT, load_config
-from pal.generation import CONTRASTIVE_IMPL_HELP, CONTRASTIVE_IMPLS, decoding_options, parse_alpha
-from pal.dialogues import normalise
-from pal.inputter import EMPTY_PERSONA, Featurizer, settings_for
+from pal.generation import CONTRASTIVE_IMPL_HELP, CONTRASTIVE_IMPLS, DecodingOptions, decoding_options, parse_alpha
+from pal.dialogues import EMPTY_PERSONA, PERSONA_TOKEN, normalise
+from pal.inputter import Featurizer, settings_for
 from pal.model import build_model
 from pal.run_folder import model_config_dir, parse_with_run_folder
 
@@ -62,19 +63,13 @@ def build_parser():
     persona.add_argument("--persona_extractor", default=None, type=existing_dir,
                          help="a persona extractor directory (train_bart.py output): live persona inference")
     g = p.add_argument_group("decoding (defaults: the authors' RUN/interact_strat.sh)")
-    g.add_argument("--max_length", type=positive_int, default=50)
-    g.add_argument("--min_length", type=non_negative_int, default=10)
-    g.add_argument("--temperature", type=positive_float, default=0.7)
-    g.add_argument("--top_k", type=non_negative_int, default=30)
-    g.add_argument("--top_p", type=probability, default=0.9)
-    g.add_argument("--num_beams", type=positive_int, default=1)
-    g.add_argument("--repetition_penalty", type=positive_float, default=1.03)
-    g.add_argument("--no_repeat_ngram_size", type=non_negative_int, default=3)
-    g.add_argument("--length_penalty", type=float_range(), default=1.0)
+    for name, value in DECODING_DEFAULTS.items():
+        g.add_argument(f"--{name}", type=DECODING_RANGES[name], default=value)
     g.add_argument("--strategy_alpha", default=None,
                    help="override the per-strategy alpha: one number (e.g. 0) or 8 comma-separated")
     g.add_argument("--fusion_mask_padding", type=boolean_string, default=False)
-    g.add_argument("--contrastive_impl", choices=CONTRASTIVE_IMPLS, default="stacked", help=CONTRASTIVE_IMPL_HELP)
+    g.add_argument("--contrastive_impl", choices=CONTRASTIVE_IMPLS, default=DecodingOptions.contrastive_impl,
+                   help=CONTRASTIVE_IMPL_HELP)
     # the authors' interact.py options that only their extractor wrapper used
     p.add_argument("--prepare_persona_ahead", type=boolean_string, default=False, help=argparse.SUPPRESS)
     p.add_argument("--persona_model_dir_or_name", default=None, help=argparse.SUPPRESS)
@@ -102,7 +97,7 @@ def save_conversation(output_dir, record, args=None):
 
 def shown_persona(persona):
     """The persona as a reader wants it: its sentences, or (none) for the empty persona token."""
-    sentences = [s.strip() for s in persona.replace(EMPTY_PERSONA, "").split(PERSONA_TAG) if s.strip()]
+    sentences = [s.strip() for s in persona.replace(EMPTY_PERSONA, "").split(PERSONA_TOKEN) if s.strip()]
     return " ".join(sentences) if sentences else "(none)"
 
 
@@ -160,7 +155,6 @@ def main(argv=None):
     config = load_config(args.config_name)
     settings = settings_for(config, args.inputter_name, args.max_input_length, args.max_decoder_input_length,
                             use_all_persona=True)  # the persona of the current turn, supplied per reply
-    from transformers import set_seed
     set_seed(args.seed)
     toker, model = build_model(args.config_name, args.pretrained_model_path, args.load_checkpoint,
                                fusion_mask_padding=args.fusion_mask_padding, device=device,

@@ -18,16 +18,16 @@ all of ESConv takes seconds, as each utterance is tokenized once).
 import argparse
 import os
 
-from pal.checks import existing_file, output_dir, positive_int, require_output_dir
+from pal.checks import check_encode_context, existing_file, output_dir, positive_int, require_output_dir
 from pal.cli import ArgumentParser, UserError, boolean_string, run_main
 from pal.config import build_tokenizer, load_config, resolve_pretrained_path
 from pal.inputter import Featurizer, settings_for
-from pal.prepared import check_encode_context, default_prepared_dir, features_dir, write_prepared
+from pal.prepared import default_prepared_dir, features_dir, write_prepared
 
 
 def build_parser():
     p = ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--config_name", required=True, help="strat (PAL), strat_no_persona (Blender-Joint), vanilla")
     p.add_argument("--inputter_name", required=True, help="strat or vanilla")
     p.add_argument("--train_input_file", required=True, type=existing_file,

@@ -60,15 +60,16 @@ import sys
 import torch
 
 from pal.atomic import discard, side_paths
-from pal.checks import (argument_type, existing_dir, existing_file, int_range, non_negative_float, non_negative_int,
-                        output_dir, positive_int, require_dir)
+from pal.checks import (argument_type, check_encode_context, existing_dir, existing_file, int_range,
+                        non_negative_float, non_negative_int, output_dir, positive_int, require_dir)
 from pal.cli import ArgumentParser, UserError, boolean_string, run_main, write_json
 from pal.config import CONFIG_DIR, load_config, resolve_pretrained_path
 from pal.engine import Engine, note, resume_command, start_runtime
 from pal.inputter import BucketBatchSampler, Featurizer, settings_for
-from pal.model import build_model, unwrap_model
+from pal.checkpoint import unwrap_model
+from pal.model import build_model
 from pal.optim import build_optimizer
-from pal.prepared import check_encode_context, default_prepared_dir, load_prepared
+from pal.prepared import default_prepared_dir, load_prepared
 from pal.run_folder import parse_resume
 from pal.training import BUCKET_FACTOR, EVAL_LOG_COLUMNS, TRAIN_LOG_COLUMNS, PalTask
 

@@ -7,13 +7,14 @@
     extractor.persona_for_turn(seeker_utterances)
     # -> "<input>" while the seeker has spoken fewer than FIRST_PERSONA_TURN (3) times, else infer_persona(...)
 
-codes/interact.py and annotate_esconv.py (through extractor_annotation.py) use it. The text formats and filters
+pal.chat (interact.py, the human-eval app) and extractor_annotation.py use it. The text formats and filters
 are in persona_text.py, the tokenizer/model loading and the authors' encoding/decoding in modeling.py.
 """
 from pal.cli import resolve_device
 from persona_extractor.modeling import (MAX_INPUT_LENGTH, DecodingSettings, decode_like_authors, encode_texts,
                                         load_tokenizer_and_model, pad_batch)
-from persona_extractor.persona_text import FIRST_PERSONA_TURN, INPUT_TOKEN, extractor_input, persona_from_generation
+from pal.dialogues import INPUT_TOKEN
+from persona_extractor.persona_text import FIRST_PERSONA_TURN, extractor_input, persona_from_generation
 
 
 class PersonaExtractor:

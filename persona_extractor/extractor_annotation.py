@@ -26,8 +26,8 @@ import json
 import os
 
 from pal.cli import UserError, atomic_write
-from pal.dialogues import JSON_ARRAY, load_dialogues, normalise, turn_fields
-from persona_extractor.persona_text import INPUT_TOKEN, dialogue_inputs
+from pal.dialogues import INPUT_TOKEN, JSON_ARRAY, load_dialogues, normalise, turn_fields
+from persona_extractor.persona_text import dialogue_inputs
 
 ESCONV_HINT = "give the ESConv.json file with --input_file"
 

@@ -10,11 +10,9 @@
   piece after each removed one); the default follows the SPEC (every matching sentence dropped, words counted
   by whitespace).
 """
-from pal.dialogues import normalise
+from pal.dialogues import PERSONA_TOKEN, format_persona, normalise
 
-PERSONA_TOKEN = "<persona>"
 SEP_TOKEN = "<sep>"
-INPUT_TOKEN = "<input>"
 EXTRA_TOKENS = [PERSONA_TOKEN, SEP_TOKEN]  # added to BART's vocabulary, in this order (ids 50265, 50266)
 EOS_TEXT = "</s>"  # BART's eos as text; the authors append it to every extractor input and target
 FIRST_PERSONA_TURN = 3  # persona inference starts once the seeker has spoken this many times
@@ -41,11 +39,6 @@ def dialogue_inputs(seeker_utterances):
     whole = extractor_input(seeker_utterances) if n else None
     prefixes = [extractor_input(seeker_utterances[:k]) for k in range(FIRST_PERSONA_TURN, n + 1)]
     return whole, prefixes
-
-
-def format_persona(sentences):
-    """SPEC persona string: '<persona> s1 <persona> s2 <input>', or '<input>' when nothing is left."""
-    return " ".join(f"{PERSONA_TOKEN} {s}" for s in sentences) + (" " if sentences else "") + INPUT_TOKEN
 
 
 def split_generated(text):

@@ -24,6 +24,7 @@ from pal.checks import (existing_dir, existing_file, float_range, int_range, non
 from pal.cli import ArgumentParser, UserError, atomic_write, run_main
 from pal.run_folder import explicit_dests, parse_resume
 from persona_extractor.extractor import PersonaExtractor
+from persona_extractor.extractor_data import read_csv_frame
 from persona_extractor.extractor_training import SCHEDULER_INTERVALS, TrainConfig, train
 from persona_extractor.modeling import DEFAULT_MODEL, MAX_GEN_LENGTH, MAX_INPUT_LENGTH, NUM_BEAMS, DecodingSettings
 from persona_extractor.persona_text import persona_from_generation
@@ -130,7 +131,6 @@ def train_config(args):
 
 
 def run_infer(args):
-    import pandas as pd
     from tqdm import tqdm
     checkpoint = args.infer_checkpoint or os.path.join(args.output_dir, "best")
     infer_file = args.infer_file or os.path.join(args.train_dir, "test.csv")
@@ -138,10 +138,7 @@ def run_infer(args):
     stem = os.path.splitext(os.path.basename(infer_file))[0]
     out = require_output_file(args.infer_output or
                               os.path.join(args.output_dir, f"{stem}_gen_beams_{args.num_beams}.csv"))
-    try:
-        frame = pd.read_csv(infer_file, keep_default_na=False, dtype=str)
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as e:
-        raise UserError(f"{infer_file}: not a readable CSV ({str(e).splitlines()[0]})")
+    frame = read_csv_frame(infer_file)
     if "context" not in frame.columns or frame.empty:
         raise UserError(f"{infer_file}: no 'context' column or no rows; expected a CSV with a context column")
     frame = frame.drop(columns=[c for c in frame.columns if c.startswith("Unnamed: ")])

@@ -10,7 +10,8 @@ CARDS = [("anxiety", "job crisis", "My company is laying people off and I have t
 
 def make_study_inputs(root, tiny_blender_dir):
     """{"strat": ckpt, "strat_no_persona": ckpt, "test_file": path} under root (a pathlib.Path)."""
-    from pal.model import build_model, save_checkpoint
+    from pal.checkpoint import save_checkpoint
+    from pal.model import build_model
     out = {}
     for config in ("strat", "strat_no_persona"):
         _, model = build_model(config, pretrained_model_path=tiny_blender_dir)

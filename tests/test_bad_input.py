@@ -7,8 +7,6 @@ its imports; a subprocess per case would spend seconds importing torch, times ei
 test_scripts_reject_in_a_subprocess runs one case of every table as a user would, `python codes/X.py ...`.
 """
 import hashlib
-import importlib
-import importlib.util
 import json
 import os
 import shutil
@@ -22,7 +20,8 @@ import time
 import pytest
 
 from conftest import REPO_ROOT, load_script
-from pal.model import build_model, save_checkpoint
+from pal.checkpoint import save_checkpoint
+from pal.model import build_model
 from test_model import randomize, write_dialogues
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -179,6 +178,10 @@ def test_truncated_or_foreign_prepared_features_are_one_line(tmp_path, base):
     assert run_script("codes/prepare.py", *prepare_args(base, tmp_path)).returncode == 0
     write(out / "features" / "meta.json", "[1, 2")
     with pytest.raises(UserError, match="meta.json changed after the folder was committed"):
+        load_prepared(str(out), expected)
+    assert run_script("codes/prepare.py", *prepare_args(base, tmp_path)).returncode == 0
+    write(out / "features" / "manifest.json", '{"files": {"data.pkl": ')
+    with pytest.raises(UserError, match="manifest.json is unreadable"):
         load_prepared(str(out), expected)
 
 
@@ -376,100 +379,10 @@ def test_get_cos_similarity_rejects(case, tmp_path, tiny_bert):
     check_case(tmp_path, tiny_bert, "codes/get_cos_similarity.py", lambda t: COS_CASES[case](t, tiny_bert))
 
 
-# ---- plot_training.py ------------------------------------------------------------------------------------------------
-def run_folder(t, train="epoch,step,loss\n0,1,2.5\n0,2,2.0\n", eval_="epoch,eval_loss,eval_ppl\n0,2.1,8.2\n"):
-    write(t / "run" / "train_log.csv", train)
-    write(t / "run" / "eval_log.csv", eval_)
-    return str(t / "run")
-
-
-PLOT_CASES = {
-    "missing_run_dir": lambda t: ([str(t / "nope")], ["nope", "no such folder"]),
-    "output_is_a_folder": lambda t: ([run_folder(t), "--output", str(_mkdir(t / "out.png"))],
-                                     ["--output", "is a folder"]),
-    "output_under_a_file": lambda t: ([run_folder(t), "--output", str(t / "run" / "train_log.csv" / "x.png")],
-                                      ["--output", "train_log.csv is a file"]),
-    "missing_train_log": lambda t: ([run_folder(t), "--train_log", str(t / "nope.csv")], ["--train_log", "nope.csv"]),
-    "header_only_log": lambda t: ([run_folder(t, train="epoch,step,loss\n")], ["train_log.csv", "no data rows"]),
-    "loss_not_a_number": lambda t: ([run_folder(t, train="epoch,step,loss\n0,1,high\n")],
-                                    ["train_log.csv", "line 2", "loss"]),
-    "not_utf8": lambda t: ([_latin1_log(run_folder(t))], ["train_log.csv", "not UTF-8"]),
-}
-
-
-def _latin1_log(folder):
-    with open(os.path.join(folder, "train_log.csv"), "wb") as f:
-        f.write(b"epoch,loss\n0,\xff\n")
-    return folder
-
-
-@pytest.mark.parametrize("case", sorted(PLOT_CASES))
-def test_plot_training_rejects(case, tmp_path):
-    check_case(tmp_path, tmp_path, "codes/plot_training.py", PLOT_CASES[case])
-
-
-# ---- codes/_reformat/process.py ------------------------------------------------------------------------------------
-def esconv(t):
-    dialog = [{"speaker": "seeker", "content": "i feel sad"},
-              {"speaker": "supporter", "content": "why?", "annotation": {"strategy": "Question"}}]
-    record = {"emotion_type": "sadness", "problem_type": "job", "situation": "lost job", "dialog": dialog}
-    return write(t / "ESConv.json", json.dumps([record] * 10))
-
-
-PROCESS_CASES = {
-    "output_dir_is_a_file": lambda t: (["--add_persona", "False", "--input_file", esconv(t), "--output_dir",
-                                        write(t / "out", "x")], ["--output_dir", "is a file"]),
-    "train_txt_is_a_folder": lambda t: (["--add_persona", "False", "--input_file", esconv(t), "--output_dir",
-                                         str(os.path.dirname(_mkdir(t / "out" / "train.txt")))],
-                                        ["train.txt", "is a folder"]),
-    "missing_input": lambda t: (["--add_persona", "False", "--input_file", str(t / "nope.json")],
-                                ["nope.json", "no such file"]),
-    "empty_input": lambda t: (["--add_persona", "False", "--input_file", write(t / "e.json", "[]")],
-                              ["e.json", "no dialogues"]),
-}
-
-
-@pytest.mark.parametrize("case", sorted(PROCESS_CASES))
-def test_reformat_rejects(case, tmp_path):
-    check_case(tmp_path, tmp_path, "codes/_reformat/process.py", PROCESS_CASES[case])
-
-
-# ---- persona_extractor/process_bart_df.py --------------------------------------------------------------------------
-PARLAI = ("1 your persona: i like cats.\n2 partner's persona: i like dogs.\n3 hi there\thello! how are you?\n"
-          "4 i am fine\tgood to hear.\n")
-
-
-def personachat(t, train=PARLAI):
-    write(t / "pc" / "train_both_original.txt", train)
-    write(t / "pc" / "valid_both_original.txt", PARLAI)
-    return str(t / "pc")
-
-
-BART_DF_CASES = {
-    "empty_train_file": lambda t: (["--data_dir", personachat(t, train=""), "--output_dir", str(t / "out")],
-                                   ["train_both_original.txt", "no dialogues"]),
-    "output_dir_is_a_file": lambda t: (["--data_dir", personachat(t), "--output_dir", write(t / "out", "x")],
-                                       ["--output_dir", "is a file"]),
-    "train_csv_is_a_folder": lambda t: (["--data_dir", personachat(t), "--output_dir",
-                                         os.path.dirname(_mkdir(t / "out" / "train.csv"))], ["train.csv", "folder"]),
-    "missing_data_dir": lambda t: (["--data_dir", str(t / "nope"), "--output_dir", str(t / "out")],
-                                   ["--data_dir", "nope", "no such folder"]),
-    "data_dir_is_a_file": lambda t: (["--data_dir", write(t / "pc", "x"), "--output_dir", str(t / "out")],
-                                     ["--data_dir", "is a file"]),
-}
-
-
-@pytest.mark.parametrize("case", sorted(BART_DF_CASES))
-def test_process_bart_df_rejects(case, tmp_path):
-    check_case(tmp_path, tmp_path, "persona_extractor/process_bart_df.py", BART_DF_CASES[case])
-
-
-SUBPROCESS_CASES = [  # one case of every table, run as `python SCRIPT ...`
+SUBPROCESS_CASES = [  # one case of every table, run as `python SCRIPT ...` (data scripts: test_bad_input_data.py)
     ("codes/prepare.py", "tokenizer_without_vocab"), ("codes/infer.py", "top_p_1.5"),
     ("codes/infer.py", "text_file_named_epoch_bin"), ("codes/evaluate.py", "ead_vocab_size_0"),
     ("codes/get_EAD_score.py", "output_is_a_folder"), ("codes/get_cos_similarity.py", "persona_null"),
-    ("codes/plot_training.py", "output_is_a_folder"), ("codes/_reformat/process.py", "output_dir_is_a_file"),
-    ("persona_extractor/process_bart_df.py", "empty_train_file"),
 ]
 
 
@@ -478,19 +391,12 @@ def test_scripts_reject_in_a_subprocess(script, case, tmp_path, base, tiny_bert)
     builders = {"codes/prepare.py": lambda t: PREPARE_CASES[case](base, t),
                 "codes/infer.py": lambda t: INFER_CASES[case](base, t),
                 "codes/evaluate.py": EVALUATE_CASES.get(case), "codes/get_EAD_score.py": EAD_CASES.get(case),
-                "codes/get_cos_similarity.py": lambda t: COS_CASES[case](t, tiny_bert),
-                "codes/plot_training.py": PLOT_CASES.get(case), "codes/_reformat/process.py": PROCESS_CASES.get(case),
-                "persona_extractor/process_bart_df.py": BART_DF_CASES.get(case)}
+                "codes/get_cos_similarity.py": lambda t: COS_CASES[case](t, tiny_bert)}
     check_case(tmp_path, base["root"], script, builders[script], in_process=False)
 
 
 def test_baselines_succeed(tmp_path, tiny_bert):
     """The valid baselines the tables start from do run (so every rejection above is due to its one fault)."""
-    assert run_script("codes/_reformat/process.py", "--add_persona", "False", "--input_file", esconv(tmp_path),
-                      "--output_dir", tmp_path / "reformatted").returncode == 0
-    assert run_script("persona_extractor/process_bart_df.py", "--data_dir", personachat(tmp_path),
-                      "--output_dir", tmp_path / "csv").returncode == 0
-    assert run_script("codes/plot_training.py", run_folder(tmp_path)).returncode == 0
     result = run_script("codes/get_cos_similarity.py", *cos_args(tmp_path, tiny_bert))
     assert result.returncode == 0, result.stderr[-2000:]
     assert run_script("codes/evaluate.py", tmp_path / "res", "--ead_vocab_size", "100").returncode == 0

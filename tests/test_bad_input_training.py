@@ -78,12 +78,6 @@ def _resume_with(b, t, damage):
     return ["--resume", run, "--max_steps", "2", "--device", "cpu", "--pbar", "False"]  # the run keeps its arguments
 
 
-def _truncated_prepared(b, t):
-    prepared = copy_tree(b["prepared"], t / "prepared")
-    truncate(os.path.join(prepared, "data.pkl"))
-    return prepared
-
-
 TRAIN_CASES = {
     "output_dir_is_a_file": lambda b, t: (_targs(b, t, **{"--output_dir": write(t / "run", "x")}),
                                           ["--output_dir", "run", "is a file"]),
@@ -113,8 +107,6 @@ TRAIN_CASES = {
     "truncated_safetensors": lambda b, t: (
         _targs(b, t, **{"--pretrained_model_path": _with_truncated(b["model"], t / "m", "model.safetensors")}),
         ["model.safetensors", "truncated"]),
-    "truncated_data_pkl": lambda b, t: (_targs(b, t, **{"--prepared_dir": _truncated_prepared(b, t)}),
-                                        ["data.pkl", "truncated"]),
     "missing_prepared_dir": lambda b, t: (_targs(b, t, **{"--prepared_dir": str(t / "nope")}),
                                           ["--prepared_dir", "nope", "no such folder"]),
     "resume_missing_folder": lambda b, t: (_targs(b, t, "--resume", str(t / "nope")), ["--resume", "nope"]),

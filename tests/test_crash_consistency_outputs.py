@@ -9,7 +9,7 @@ import shutil
 import pytest
 
 from conftest import load_script
-from pal.atomic import POINTS, MANIFEST
+from pal.atomic import MANIFEST, POINTS, read_manifest
 from pal.cli import UserError
 from pal.prepared import features_dir, load_prepared
 from pal.results import check_result_folder
@@ -156,6 +156,18 @@ def test_readers_refuse_a_mixed_result_folder_in_one_line_and_evaluate_reseals_i
     (res / "gen.json").unlink()
     with pytest.raises(UserError, match="gen.json is missing"):
         check_result_folder(str(res))
+
+
+@pytest.mark.parametrize("manifest", ['{"files": {"gen.json"', "[]", '{"files": [1]}', '{"other": {}}'])
+def test_an_unreadable_manifest_is_a_mixed_folder_in_one_line_and_evaluate_rewrites_it(manifest, punkt, tmp_path):
+    res = _write_gen(tmp_path / "res", _records())
+    evaluate.main([str(res)])
+    good = (res / "metric.json").read_text()
+    (res / MANIFEST).write_text(manifest)
+    with pytest.raises(UserError, match=f"mixed result folder \\({MANIFEST} is unreadable\\)"):
+        check_result_folder(str(res))
+    evaluate.main([str(res)])  # the manifest vouches for nothing: rescores gen.json and writes a new manifest
+    assert "gen.json" in read_manifest(str(res)) and (res / "metric.json").read_text() == good
 
 
 def test_a_rerun_replaces_the_whole_folder_and_refuses_a_folder_that_is_not_a_result_folder(

@@ -8,8 +8,10 @@ import sys
 import pytest
 import torch
 
+from pal.chat import persona_string
+from pal.checkpoint import save_checkpoint
 from pal.cli import UserError
-from pal.model import build_model, save_checkpoint
+from pal.model import build_model
 from conftest import load_script
 from test_model import randomize, write_dialogues
 
@@ -112,7 +114,11 @@ def test_options_change_the_result_folder(run_dir, tiny_blender_dir):
     args = infer.build_parser().parse_args(infer_args(run_dir, tiny_blender_dir, extra=[
         "--strategy_alpha", "0", "--use_gold_strategy", "--fusion_mask_padding", "True"]))
     name = os.path.basename(infer.result_dir(args, "DATA/pesconv/test.txt"))
+    default = infer.build_parser().parse_args(infer_args(run_dir, tiny_blender_dir))
     assert name == "res_epoch-0.bin_test_k.10_p.0.9_b.1_t.0.5_lp.1.0_rp.1.03_ng.0_gold_alpha.0_fmask"
+    exact = infer.build_parser().parse_args(infer_args(run_dir, tiny_blender_dir, extra=[
+        "--contrastive_impl", "two_pass"]))
+    assert infer.result_dir(exact, "test.txt") == infer.result_dir(default, "test.txt") + "_impl.two_pass"
 
 
 def run_script(script, args, stdin=None):
@@ -200,9 +206,7 @@ def test_shown_persona():
 
 
 def test_persona_string_forms():
-    interact = load_script("codes/interact.py")
-    assert interact.persona_string("i am a nurse. i have a cat!") == \
-        "<persona> i am a nurse. <persona> i have a cat! <input>"
-    assert interact.persona_string("i like tea\ni run") == "<persona> i like tea <persona> i run <input>"
-    assert interact.persona_string("<persona> x. <input>") == "<persona> x. <input>"
-    assert interact.persona_string("  ") == "<input>"
+    assert persona_string("i am a nurse. i have a cat!") == "<persona> i am a nurse. <persona> i have a cat! <input>"
+    assert persona_string("i like tea\ni run") == "<persona> i like tea <persona> i run <input>"
+    assert persona_string("<persona> x. <input>") == "<persona> x. <input>"
+    assert persona_string("  ") == "<input>"

@@ -12,8 +12,8 @@ import torch.nn.functional as F
 
 from pal.cli import UserError
 from pal.config import STRATEGIES
-from pal.model import (PersonaFusionBlenderbotSmall, StrategyBlenderbotSmall, VanillaBlenderbotSmall, build_model,
-                       load_checkpoint, save_checkpoint)
+from pal.checkpoint import load_checkpoint, save_checkpoint
+from pal.model import PersonaFusionBlenderbotSmall, StrategyBlenderbotSmall, VanillaBlenderbotSmall, build_model
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -8,8 +8,9 @@ from conftest import shared_path
 from pal.cli import UserError
 from persona_extractor import process_bart_df
 from persona_extractor.modeling import clean_up_spaces, decode_like_authors, encode_texts
-from persona_extractor.persona_text import (EXTRA_TOKENS, INPUT_TOKEN, dialogue_inputs, extractor_input,
-                                            filter_sentences, format_persona, persona_from_generation)
+from pal.dialogues import INPUT_TOKEN, format_persona
+from persona_extractor.persona_text import (EXTRA_TOKENS, dialogue_inputs, extractor_input, filter_sentences,
+                                            persona_from_generation)
 from persona_extractor.personachat import read_personachat
 
 VALID = "data/personachat/valid_both_original_no_cands.txt"

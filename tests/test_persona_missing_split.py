@@ -9,7 +9,7 @@ import pytest
 
 from conftest import fake_venv
 from pal.cli import UserError
-from persona_extractor.extractor_training import read_pairs
+from persona_extractor.extractor_data import read_pairs
 
 REPO = Path(__file__).resolve().parents[1]
 

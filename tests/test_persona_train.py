@@ -15,8 +15,8 @@ from conftest import REPO_ROOT, SHARED
 from pal.cli import UserError
 from persona_extractor import train_bart
 from persona_extractor.extractor import PersonaExtractor
-from persona_extractor.extractor_training import (Trainer, TrainConfig, evaluate_loss, encode_pairs,
-                                                  total_training_steps, validation_every)
+from persona_extractor.extractor_data import encode_pairs, evaluate_loss, total_training_steps, validation_every
+from persona_extractor.extractor_training import Trainer, TrainConfig
 from persona_extractor.modeling import load_tokenizer_and_model
 
 

@@ -85,6 +85,19 @@ def test_help_shows_the_values_from_the_environment(fresh_clone):
     assert "--load_checkpoint 'DATA/strat.strat/<newest run>/epoch-<last>.bin'" in shown  # no checkpoint yet
     nproc = run_help(fresh_clone, "train_strat.sh", env={"NPROC": "2"})
     assert "torchrun --standalone --nproc_per_node 2 codes/train.py" in nproc.stdout.replace(" \\\n      ", " ")
+    assert "  python codes/train.py" in run_help(fresh_clone, "train_strat.sh", env={"NPROC": "1"}).stdout
+
+
+@pytest.mark.parametrize("script", ["train_strat.sh", "train_no_persona.sh", "train_vanilla.sh",
+                                    "train_persona_extractor.sh", "annotate_persona.sh"])
+@pytest.mark.parametrize("nproc", ["two", "0", "-1", "1.5", ""])
+def test_a_bad_nproc_is_one_line_and_exit_2(fresh_clone, script, nproc):
+    result = run_help(fresh_clone, script, env={"NPROC": nproc})
+    if nproc == "":  # set but empty: one process, as unset
+        assert result.returncode == 0 and "  python " in result.stdout
+        return
+    assert result.returncode == 2 and result.stderr == f"error: NPROC={nproc}: expected a positive integer " \
+        "(the number of processes, e.g. NPROC=2; unset: one)\n"
 
 
 def test_demo_refuses_arguments(fresh_clone):

@@ -9,7 +9,8 @@ from conftest import load_script
 
 from metric.result_folders import read_infos
 from pal.cli import UserError
-from pal.model import build_model, save_checkpoint
+from pal.checkpoint import save_checkpoint
+from pal.model import build_model
 from test_infer import FAST, run_infer
 from test_model import randomize, write_dialogues
 

@@ -15,13 +15,14 @@ from pathlib import Path
 
 from pal.checks import (DECODING_RANGES, existing_dir, existing_file, int_range, non_negative_float, non_negative_int,
                         output_file, positive_int)
+from pal.chat import DECODING_DEFAULTS
 from pal.cli import ArgumentParser, UserError, resolve_device, run_main
 
 from human_eval import tasks as task_builders
 from human_eval.admin import print_links
 from human_eval.app import Settings, create_app
 from human_eval.store import Store
-from human_eval.systems import DECODING_DEFAULTS, check_names, parse_system
+from human_eval.systems import check_names, parse_system
 
 CRITERIA = str(Path(__file__).with_name("criteria.json"))
 

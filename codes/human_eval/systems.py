@@ -5,15 +5,12 @@ import threading
 import zlib
 from dataclasses import dataclass
 
-from pal.chat import Chat, PersonaSource, load_extractor
+from pal.chat import DECODING_DEFAULTS, Chat, PersonaSource, load_extractor
 from pal.cli import UserError
 from pal.config import available_configs, load_config
 from pal.generation import decoding_options, parse_alpha
 from pal.inputter import PERSONA_MODEL_NAMES, Featurizer, settings_for
 
-# the authors' interaction settings (RUN/interact_strat.sh)
-DECODING_DEFAULTS = {"max_length": 50, "min_length": 10, "temperature": 0.7, "top_k": 30, "top_p": 0.9,
-                     "num_beams": 1, "repetition_penalty": 1.03, "no_repeat_ngram_size": 3, "length_penalty": 1.0}
 SPEC_KEYS = ("name", "config", "checkpoint", "alpha")
 
 

@@ -9,6 +9,11 @@
 - simcse.py: persona-response cosine similarity with a sentence encoder (imports torch only when used).
 - plots.py: confusion-matrix heat map and training curves (PNG).
 - paper.py: the paper's Table 3 and how each column is read from our metric files.
+- records.py: reading and checking gen.json records before any metric is computed.
+- summary.py: Table 3 from result folders (mean +- sd over training seeds, 95% intervals).
+- result_folders.py: finding result folders and grouping them into systems and checkpoint-selection rules.
+- example_stats.py: per-example statistics of a result folder (for paired tests).
+- significance.py: paired significance tests between systems.
 """
 from .evaluation import ead_metrics, evaluate_records, text_metrics
 from .text import EAD_VOCAB_SIZE

@@ -13,7 +13,6 @@ times each example is drawn; 0/1 for a permutation):
   weighted means. PPL: exp(sum w * loss * tokens / sum w * tokens), as records.corpus_perplexity.
 Values come out in metric.json's scales (percent for BLEU, Distinct, EAD, ROUGE-L; fraction for ACC).
 """
-import json
 import math
 import os
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from functools import cached_property
 
 import numpy as np
 
+from pal.checks import load_json
 from pal.cli import UserError
 
 from .records import all_or_none, check_records, first_text, load_gen_json
@@ -160,12 +160,14 @@ def _cos_similarity(folder, n, additive):
     path = os.path.join(folder, "cos_similarity_list.json")
     if not os.path.isfile(path):
         return
-    with open(path, encoding="utf-8") as f:
-        scores = json.load(f)
-    if not isinstance(scores, list) or len(scores) != n:
-        raise UserError(f"{path}: expected {n} per-example scores (one per gen.json record); rerun "
-                        "codes/get_cos_similarity.py on this folder")
-    additive["cos"] = np.array([float(s["generation"]) for s in scores])
+    rerun = "rerun codes/get_cos_similarity.py on this folder"
+    scores = load_json(path, expect=list, hint=rerun)
+    if len(scores) != n:
+        raise UserError(f"{path}: expected {n} per-example scores (one per gen.json record); {rerun}")
+    try:
+        additive["cos"] = np.array([float(s["generation"]) for s in scores])
+    except (KeyError, TypeError, ValueError):
+        raise UserError(f"{path}: expected a number under \"generation\" in every score; {rerun}")
 
 
 def folder_stats(folder, tokenizer, vocabularies):

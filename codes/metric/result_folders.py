@@ -11,18 +11,15 @@ Checkpoint-selection rules (summarize_results.py --select, compare_systems.py --
   best_ppl   per run, the decoded epoch with the lowest validation PPL in the run's eval_log.csv
   every      every epoch, one row each (summarize_results.py only)
 """
-import csv
-import json
 import os
 import re
 from dataclasses import dataclass, field
 
 from pal.atomic import restore
+from pal.checks import load_json, read_csv
 from pal.cli import UserError
 from pal.config import REPO_ROOT
 from pal.results import check_result_folder
-
-from .summary import load_json
 
 SYSTEM_LABELS = {"pal": "PAL", "pal_alpha0": "PAL α=0", "blender_joint": "Blender-Joint", "vanilla": "BlenderBot-small"}
 CONFIG_SYSTEMS = {"strat": "pal", "strat_no_persona": "blender_joint", "vanilla": "vanilla"}
@@ -129,8 +126,7 @@ def read_eval_log(run_dir):
     path = os.path.join(run_dir, "eval_log.csv")
     if not os.path.isfile(path):
         return {}
-    with open(path, newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
+    _, rows = read_csv(path)
     out = {}
     for line, row in enumerate(rows, start=2):
         try:
@@ -144,7 +140,7 @@ def read_folder_info(folder):
     infer_path = os.path.join(folder, "infer_args.json")
     if not os.path.isfile(infer_path):
         return FolderInfo(folder, system=None, described=False)
-    infer_args = load_json(infer_path)
+    infer_args = load_json(infer_path, expect=dict)
     info = FolderInfo(folder, system_of(infer_args), decode_seed=infer_args.get("seed"))
     info.settings = {k: infer_args.get(k) for k in DECODING_KEYS}
     info.settings["test file"] = os.path.basename(str((infer_args.get("infer_input_file") or [""])[0]))
@@ -155,7 +151,7 @@ def read_folder_info(folder):
         info.run_dir = os.path.dirname(checkpoint)
         args_path = os.path.join(info.run_dir, "args.json")
         if os.path.isfile(args_path):
-            train_args = load_json(args_path)
+            train_args = load_json(args_path, expect=dict)
             info.train_seed = train_args.get("seed")
             info.settings.update({f"training {k}": train_args.get(k) for k in TRAINING_KEYS})
         info.eval_ppl = read_eval_log(info.run_dir)

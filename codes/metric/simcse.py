@@ -16,6 +16,7 @@ import os
 import sys
 
 from pal.cli import UserError
+from pal.dialogues import INPUT_TOKEN, PERSONA_TOKEN
 
 DEFAULT_ENCODER = "princeton-nlp/sup-simcse-bert-base-uncased"
 GET_IT = (f"download {DEFAULT_ENCODER} (config, tokenizer files and weights) into a folder and pass --model DIR")
@@ -110,7 +111,7 @@ def persona_similarities(records, tokenizer, model, batch_size=64):
 
 def is_empty_persona(persona):
     """True for "" and for a persona of nothing but the extractor's tokens ("<input>")."""
-    return not str(persona).replace("<persona>", " ").replace("<input>", " ").strip()
+    return not str(persona).replace(PERSONA_TOKEN, " ").replace(INPUT_TOKEN, " ").strip()
 
 
 def _means(scores):

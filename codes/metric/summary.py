@@ -30,11 +30,6 @@ def t_quantile_975(df):
             + (79 * z ** 9 + 776 * z ** 7 + 1482 * z ** 5 - 1920 * z ** 3 - 945 * z) / (92160 * df ** 4))
 
 
-def load_json(path):
-    """A JSON object (the result and run files are all objects); anything else is a UserError naming the file."""
-    return checks.load_json(path, expect=dict)
-
-
 def metric_value(value, path, key):
     """A metric's number; a string or other non-number in a metric file is a UserError naming file and key."""
     checks.expect_type(value, (int, float), f"{path}: {key!r}",
@@ -54,7 +49,7 @@ def read_result_folder(folder, distinct="authors"):
         for filename, key, scale in sources[column]:
             path = os.path.join(folder, filename)
             if path not in cache:
-                cache[path] = load_json(path) if os.path.exists(path) else {}
+                cache[path] = checks.load_json(path, expect=dict) if os.path.exists(path) else {}
             if key in cache[path] and cache[path][key] is not None:
                 values[column] = metric_value(cache[path][key], path, key) * scale
                 break

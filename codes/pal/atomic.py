@@ -145,13 +145,23 @@ def folder_files(folder):
                   and os.path.isfile(os.path.join(folder, n)))
 
 
+class ManifestError(ValueError):
+    """A manifest.json that is not one seal() wrote (truncated, edited, another program's)."""
+
+
 def read_manifest(folder):
-    """{file name: digest} of a folder's manifest; None when it has none."""
+    """{file name: digest} of a folder's manifest; None when it has none; ManifestError when it is unreadable."""
     path = os.path.join(folder, MANIFEST)
     if not os.path.isfile(path):
         return None
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)["files"]
+    try:
+        with open(path, encoding="utf-8") as f:
+            files = json.load(f)["files"]
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as e:
+        raise ManifestError(f"{MANIFEST} is unreadable") from e
+    if not isinstance(files, dict) or not all(isinstance(d, dict) for d in files.values()):
+        raise ManifestError(f"{MANIFEST} is unreadable")
+    return files
 
 
 def seal(folder, names=None):
@@ -166,7 +176,10 @@ def seal(folder, names=None):
 def check_sealed(folder):
     """None when every file of `folder` is in its manifest with the recorded size and hash; otherwise a short
     reason ("not sealed (no manifest.json)", "X changed after ...", "X was not committed with ...")."""
-    files = read_manifest(folder)
+    try:
+        files = read_manifest(folder)
+    except ManifestError as e:
+        return str(e)
     if files is None:
         return f"not sealed (no {MANIFEST})"
     for name, digest in files.items():

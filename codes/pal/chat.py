@@ -8,12 +8,14 @@ import re
 from pal.checks import read_text
 from pal.cli import UserError
 from pal.config import STRATEGIES
-from pal.generation import generate
-from pal.dialogues import normalise
-from pal.inputter import EMPTY_PERSONA, collate
+from pal.generation import decode_text, generate
+from pal.dialogues import EMPTY_PERSONA, PERSONA_TOKEN, format_persona, normalise
+from pal.inputter import collate
 
-PERSONA_TAG = "<persona>"
 DUMMY_STRATEGY = STRATEGIES[-1]  # the reply being generated needs a strategy slot; only its labels use it
+# the authors' interaction settings (RUN/interact_strat.sh): the defaults of interact.py and the human-eval apps
+DECODING_DEFAULTS = {"max_length": 50, "min_length": 10, "temperature": 0.7, "top_k": 30, "top_p": 0.9,
+                     "num_beams": 1, "repetition_penalty": 1.03, "no_repeat_ngram_size": 3, "length_penalty": 1.0}
 
 
 # ---- persona --------------------------------------------------------------------------------------------------------
@@ -22,11 +24,10 @@ def persona_string(text):
     text = text.strip()
     if not text or text == EMPTY_PERSONA:
         return EMPTY_PERSONA
-    if PERSONA_TAG in text or text.endswith(EMPTY_PERSONA):
+    if PERSONA_TOKEN in text or text.endswith(EMPTY_PERSONA):
         return normalise(text)
     sentences = [normalise(s) for line in text.splitlines() for s in re.split(r"(?<=[.!?])\s+", line)]
-    sentences = [s for s in sentences if s]
-    return " ".join(f"{PERSONA_TAG} {s}" for s in sentences) + f" {EMPTY_PERSONA}"
+    return format_persona([s for s in sentences if s])
 
 
 class PersonaSource:
@@ -92,7 +93,7 @@ class Chat:
         self.personas.append(persona)
         batch = self.batch_for_reply(persona)
         out = generate(self.model, batch, self.toker, **vars(self.decoding))
-        text = normalise(self.toker.decode(out["sequences"][0], clean_up_tokenization_spaces=True))
+        text = decode_text(self.toker, out["sequences"][0])
         strategy = STRATEGIES[out["pred_strat_id"][0]] if "pred_strat_id" in out else None
         self.turns.append({"speaker": "sys", "text": text, "strategy": strategy})
         return text, strategy, persona

@@ -86,6 +86,13 @@ DECODING_RANGES = {"max_length": positive_int, "min_length": non_negative_int, "
                    "length_penalty": float_range()}
 
 
+def check_encode_context(value):
+    """prepare.py / train.py --encode_context: only True (the released scripts') is implemented."""
+    if not value:
+        raise UserError("--encode_context False (pre-tokenized utterances joined by eos) is not supported; PAL's "
+                        "released scripts use True")
+
+
 # ---- paths ---------------------------------------------------------------------------------------------------
 def _then(hint):
     """The '; what to do' tail of a message."""

@@ -29,6 +29,17 @@ def normalise(text):
     return " ".join(text.split())
 
 
+# ---- persona strings (SPEC "Data"): what the persona extractor writes, PAL reads and Cos-Sim scores ---------------
+PERSONA_TOKEN = "<persona>"  # precedes each persona sentence
+INPUT_TOKEN = "<input>"  # closes a persona string
+EMPTY_PERSONA = INPUT_TOKEN  # the persona string with no sentence
+
+
+def format_persona(sentences):
+    """SPEC persona string: '<persona> s1 <persona> s2 <input>', or '<input>' when nothing is left."""
+    return " ".join(f"{PERSONA_TOKEN} {s}" for s in sentences) + (" " if sentences else "") + INPUT_TOKEN
+
+
 @dataclass
 class DialogueFile:
     """The raw dialogue objects of one file. `line_numbers[i]` is dialogue i's line (JSON lines; None in an array)."""

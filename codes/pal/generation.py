@@ -52,6 +52,7 @@ from transformers.generation.logits_process import (ForcedEOSTokenLogitsProcesso
 
 from .beam_search import beam_search
 from .cli import UserError
+from .dialogues import normalise
 from .model import NUM_STRATEGIES, PersonaFusionBlenderbotSmall
 
 STRATEGY_CONTRAST = 0.075  # the authors' fixed contrast weight for the strategy step
@@ -97,6 +98,12 @@ class DecodingOptions:
                             f"got {self.contrastive_impl!r}")
         if self.sampling() and self.temperature <= 0:
             raise UserError(f"temperature must be > 0 when sampling, got {self.temperature}")
+
+
+def decode_text(toker, ids):
+    """The authors' reply text: transformers 4.x decode (clean_up_tokenization_spaces was True by default there;
+    transformers 5 defaults to False for this tokenizer), whitespace-normalised."""
+    return normalise(toker.decode(ids, clean_up_tokenization_spaces=True))
 
 
 def decoding_options(**options):

@@ -45,14 +45,13 @@ import torch
 
 from .cli import UserError
 from .config import STRATEGIES, STRATEGY_TOKENS
-from .dialogues import JSON_LINES, load_dialogues, normalise
+from .dialogues import EMPTY_PERSONA, JSON_LINES, load_dialogues, normalise
 
 INPUTTER_NAMES = ("strat", "vanilla")
 STAGES = ("training", "validation", "inference")
 SEEKER_PREFIX = "Persona:"  # the authors' prefix for the seeker (sic)
 SUPPORTER_PREFIX = "System:"
 CONTEXT_JOINER = "</s> <s>"
-EMPTY_PERSONA = "<input>"
 FIRST_PERSONA_SEEKER_TURN = 3  # persona_list[0] is inferred from the seeker's first 3 utterances
 # Model families (config "model_name") whose batches carry the persona tensors.
 PERSONA_MODEL_NAMES = {"strat_blenderbot_small"}

@@ -33,8 +33,7 @@ from transformers import BlenderbotSmallConfig, BlenderbotSmallForConditionalGen
 from transformers import initialization as hf_init
 from transformers.utils import ModelOutput
 
-from .checkpoint import (load_checkpoint, normalize_state_dict_keys, read_state_dict,  # noqa: F401 (re-exported)
-                         save_checkpoint, state_dict_mismatches, unwrap_model)
+from .checkpoint import load_checkpoint
 from .checks import check_model_dir, is_local, load_json
 from .cli import UserError
 from .config import STRATEGY_TOKENS, WEIGHTS_HINT, build_tokenizer, load_config, resolve_pretrained_path

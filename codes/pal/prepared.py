@@ -11,7 +11,6 @@ set or the new one, never data.pkl of one beside meta.json of the other. The set
 manifest-only scheme (data.pkl's hash in meta.json, written last) would detect a kill between the two files but
 lose the earlier preparation. load_prepared checks the manifest too, so a set mixed by hand is refused in one line.
 """
-import json
 import os
 import pickle
 
@@ -32,12 +31,6 @@ def default_prepared_dir(inputter_name, config_name):
 
 def features_dir(prepared_dir):
     return os.path.join(prepared_dir, FEATURES_DIR)
-
-
-def check_encode_context(value):
-    if not value:
-        raise UserError("--encode_context False (pre-tokenized utterances joined by eos) is not supported; PAL's "
-                        "released scripts use True")
 
 
 def write_prepared(prepared_dir, features, meta):

@@ -16,8 +16,8 @@ import os
 import sys
 from contextlib import contextmanager
 
-from pal.atomic import (MANIFEST, check_sealed, commit_dir, file_digest, folder_files, read_manifest, restore, seal,
-                        update_dir)
+from pal.atomic import (MANIFEST, ManifestError, check_sealed, commit_dir, file_digest, folder_files, read_manifest,
+                        restore, seal, update_dir)
 from pal.cli import UserError
 
 GEN_FILE = "gen.json"
@@ -53,9 +53,17 @@ def new_result_folder(folder):
         seal(tmp)
 
 
+def _manifest(folder):
+    """The folder's manifest files; None without a manifest; {} (vouching for nothing) when it is unreadable."""
+    try:
+        return read_manifest(folder)
+    except ManifestError:
+        return {}
+
+
 def _verified(folder):
     """The files of the folder's manifest that still have their recorded size and hash."""
-    files = read_manifest(folder) or {}
+    files = _manifest(folder) or {}
     return {n for n, digest in files.items() if os.path.isfile(os.path.join(folder, n))
             and file_digest(os.path.join(folder, n)) == digest}
 
@@ -69,7 +77,7 @@ def updated_result_folder(folder):
     restore(folder)
     _check_replaceable(folder, "pass --output_file to write elsewhere, or move gen.json into a folder of its own")
     sealed = _verified(folder)
-    if read_manifest(folder) is None:  # unsealed: what infer.py writes together with gen.json came with it
+    if _manifest(folder) is None:  # unsealed: what infer.py writes together with gen.json came with it
         sealed |= {n for n in ("gen.txt", "infer_args.json") if os.path.isfile(os.path.join(folder, n))}
     before = {n: file_digest(os.path.join(folder, n)) for n in folder_files(folder)}
     with update_dir(folder, LABEL) as tmp:
@@ -99,9 +107,9 @@ def check_result_folder(folder, note_unsealed=True):
     problem = check_sealed(folder)
     if problem is None:
         return
-    if read_manifest(folder) is None:
+    if _manifest(folder) is None:
         if note_unsealed:
-                print(f"note: {folder}: {problem}: written by the authors' code or an older infer.py, so its files are "
+            print(f"note: {folder}: {problem}: written by the authors' code or an older infer.py, so its files are "
                   f"not known to describe its {GEN_FILE}; `python codes/evaluate.py {folder}` rescores and seals it",
                   file=sys.stderr)
         return

@@ -9,7 +9,7 @@ import torch
 
 from pal.engine import note, to_device
 from pal.inputter import BucketBatchSampler, collate, validation_batches
-from pal.model import save_checkpoint
+from pal.checkpoint import save_checkpoint
 
 BUCKET_FACTOR = 100  # the authors' bucket = 100 batches
 TRAIN_LOG_COLUMNS = ["epoch", "global_step", "step", "loss", "ppl", "mean_loss", "mean_ppl", "lr",

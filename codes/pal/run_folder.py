@@ -11,11 +11,11 @@ The trainers' `--resume RUN_DIR` uses the same mechanism through `parse_resume`:
 and an explicit one that would change the run is refused (codes/train.py, persona_extractor/train_bart.py).
 """
 import argparse
-import json
 import os
 import re
 import sys
 
+from .checks import load_json
 from .cli import UserError
 
 ARGS_FILE = "args.json"
@@ -60,15 +60,7 @@ def read_run_args(run_dir):
     path = os.path.join(run_dir, ARGS_FILE)
     if not os.path.isfile(path):
         return None
-    try:
-        with open(path, encoding="utf-8") as f:
-            recorded = json.load(f)
-    except json.JSONDecodeError as e:
-        raise UserError(f"{path}: invalid JSON at line {e.lineno}: {e.msg}; restore it from the run or remove it "
-                        "and pass every argument")
-    if not isinstance(recorded, dict):
-        raise UserError(f"{path}: not a JSON object of arguments; restore it or remove it and pass every argument")
-    return recorded
+    return load_json(path, expect=dict, hint="restore it from the run, or remove it and pass every argument")
 
 
 def check_recorded_pretrained_path(value, args_file):

@@ -259,9 +259,12 @@ def test_sigint_after_the_first_state_save_names_the_step_and_the_command(data, 
     import signal
     import time
     run = tmp_path / "run"
+    # SIG_DFL in the child: a test run started in the background by a shell inherits SIGINT ignored, and Python
+    # then installs no KeyboardInterrupt handler (as for any background job)
     process = subprocess.Popen([sys.executable, "codes/train.py", *train_args(data, tiny_blender_dir, run),
                                 "--num_epochs", "100", "--save_state_steps", "1"], cwd=REPO,
-                               stderr=subprocess.PIPE, text=True)
+                               stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     while not (run / train.STATE_DIR / "engine_state.pt").exists() and process.poll() is None and time.time() < deadline:
         time.sleep(0.05)
@@ -295,8 +298,12 @@ def test_ctrl_c_during_a_state_save_waits_for_the_commit():
     import signal
     from pal.engine import sigint_deferred
     finished = []
-    with pytest.raises(KeyboardInterrupt):
-        with sigint_deferred():
-            os.kill(os.getpid(), signal.SIGINT)
-            finished.append(True)  # the block (the commit) runs to its end
-    assert finished == [True] and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    outer = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a foreground run (not SIG_IGN)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with sigint_deferred():
+                os.kill(os.getpid(), signal.SIGINT)
+                finished.append(True)  # the block (the commit) runs to its end
+        assert finished == [True] and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, outer)

@@ -63,12 +63,12 @@ def esconv_trained(tiny_blender_dir):
     It starts from wide random weights (std 0.3): trained from the stock init for a few steps, a tiny model gives
     every context the same reply, which would make the comparison vacuous."""
     from conftest import load_script, shared_path
-    load_dialogues = load_script("codes/bench.py").load_dialogues
+    sample_dialogues = load_script("codes/bench.py").sample_dialogues
     from pal.config import load_config
     from pal.inputter import Featurizer, collate, settings_for
     from pal.model import build_model
     from pal.optim import HF4AdamW, parameter_groups
-    dialogues, _ = load_dialogues(N_DIALOGUES_TRAIN + N_DIALOGUES_EVAL, shared_path("data/esconv/ESConv.json"))
+    dialogues, _ = sample_dialogues(N_DIALOGUES_TRAIN + N_DIALOGUES_EVAL, shared_path("data/esconv/ESConv.json"))
     torch.manual_seed(0)
     toker, model = build_model("strat", pretrained_model_path=tiny_blender_dir)
     model = randomize(model, std=0.3)

@@ -37,7 +37,7 @@ if [ -f DATA/ESConv.json ]; then
   head_dialogues() {  # the first $1 dialogues of DATA/ESConv.json (either schema) as a JSON array in $2
     python - "$1" "$2" <<'PY'
 import json, sys
-from pal.cli import UserError
+from palkit.cli import UserError
 from pal.dialogues import load_dialogues
 n, out = int(sys.argv[1]), sys.argv[2]
 try:

@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-from pal.cli import run_main
+from palkit.cli import run_main
 
 from metric.example_stats import TABLE3_METRICS, ExampleStats, Tokenizer, text_stats
 from metric.significance import System, compare

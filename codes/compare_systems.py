@@ -15,8 +15,8 @@ scale); with more than one B, each key holds one such object per B, keyed by B's
 import argparse
 import sys
 
-from pal.checks import float_range, int_range, output_file, positive_int
-from pal.cli import ArgumentParser, UserError, atomic_write, run_main, write_json
+from palkit.checks import float_range, int_range, output_file, positive_int
+from palkit.cli import ArgumentParser, UserError, atomic_write, run_main, write_json
 
 from metric.example_stats import TABLE3_METRICS, Tokenizer, folder_stats
 from metric.result_folders import find_result_folders, parse_rule, read_infos, select, short_names

@@ -15,8 +15,8 @@ NLTK's English punkt_tab ships in codes/metric/nltk_data/ (used when NLTK finds 
 """
 import sys
 
-from pal.checks import existing_file, existing_path, int_range
-from pal.cli import ArgumentParser, UserError, run_main
+from palkit.checks import existing_file, existing_path, int_range
+from palkit.cli import ArgumentParser, UserError, run_main
 from pal.results import check_result_folder, result_folder_of, updated_result_folder
 
 from metric import EAD_VOCAB_SIZE, evaluate_records, require_punkt

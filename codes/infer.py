@@ -16,7 +16,7 @@ Usage (from the repository root; RUN/infer_strat.sh has the released settings):
   python codes/infer.py --config_name strat --inputter_name strat --load_checkpoint RUN_DIR/epoch-4.bin \
       --infer_input_file DATA/pesconv/test.txt
   python codes/infer.py --load_checkpoint RUN_DIR --infer_input_file DATA/pesconv/test.txt   # RUN_DIR's last epoch
-A checkpoint in a run folder brings the model's arguments from its args.json and config.json (pal.run_folder);
+A checkpoint in a run folder brings the model's arguments from its args.json and config.json (palkit.run_folder);
 explicit arguments win; infer_args.json in the result folder records what was used and where it came from.
 The seed is set before each file, so the same seed gives the same gen.json (sampling included).
 """
@@ -29,24 +29,24 @@ import sys
 import torch
 from transformers import set_seed  # the authors' call: python, numpy, torch and CUDA generators
 
-from pal.atomic import crash_point
-from pal.checks import (existing_file, existing_path, float_range, int_range, non_negative_int, output_dir,
-                        positive_float, positive_int, probability, require_output_dir, require_output_file)
-from pal.cli import ArgumentParser, UserError, boolean_string, resolve_device, run_main, write_json
+from palkit.atomic import crash_point
+from palkit.checks import (existing_file, existing_path, float_range, int_range, non_negative_int, output_dir,
+                           positive_float, positive_int, probability, require_output_dir, require_output_file)
+from palkit.cli import ArgumentParser, UserError, boolean_string, resolve_device, run_main, write_json
 from pal.config import REPO_ROOT, STRATEGY_TOKENS, load_config
-from pal.engine import to_device
+from palkit.engine import to_device
 from pal.generation import (CONTRASTIVE_IMPL_HELP, CONTRASTIVE_IMPLS, DecodingOptions, decode_text, decoding_options,
                             generate, parse_alpha)
 from pal.inputter import Featurizer, inference_batches, settings_for, validation_batches
 from pal.model import build_model
 from pal.results import LABEL, new_result_folder
-from pal.run_folder import model_config_dir, parse_with_run_folder
+from palkit.run_folder import model_config_dir, parse_with_run_folder
 
 DEFAULTS = DecodingOptions()
 NUM_STRATEGIES = len(STRATEGY_TOKENS)
 OUTPUT_FILES = ("gen.json", "gen.txt", "infer_args.json", "metric.json")
 
-# What describes the trained model, read from the checkpoint's run folder unless given (pal.run_folder). Not
+# What describes the trained model, read from the checkpoint's run folder unless given (palkit.run_folder). Not
 # --max_decoder_input_length: here it is the label length of the loss/PPL (15 in the released infer script, 50 in
 # training), an evaluation setting rather than the model's.
 RUN_FOLDER_KEYS = ("config_name", "inputter_name", "pretrained_model_path", "max_input_length", "use_all_persona",

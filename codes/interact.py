@@ -6,8 +6,8 @@
 Type the seeker's turns; an empty line is ignored, "/reset" starts a new conversation, end of input (Ctrl-D, or the
 end of piped input) saves the conversation as JSON (the file is named, interact_args.json beside it) and quits.
 A checkpoint in a run folder (or the folder itself: its last epoch) brings the model's arguments from its args.json
-(pal.run_folder), so `python codes/interact.py -c RUN_DIR` is enough. Lines are read from stdin, so the chat also runs
-non-interactively: `printf 'hi\\ni lost my job\\n' | python codes/interact.py ...`.
+(palkit.run_folder), so `python codes/interact.py -c RUN_DIR` is enough. Lines are read from stdin, so the chat also
+runs non-interactively: `printf 'hi\\ni lost my job\\n' | python codes/interact.py ...`.
 
 Persona (config strat only), as PAL sees it (SPEC Stage 3):
 - default: "<input>" (no persona);
@@ -23,18 +23,18 @@ import sys
 
 from transformers import set_seed  # the authors' call, as codes/infer.py
 
-from pal.checks import (DECODING_RANGES, existing_dir, existing_file, existing_path, int_range, output_dir,
-                        positive_int, require_output_dir)
-from pal.cli import ArgumentParser, boolean_string, resolve_device, run_main, write_json
+from palkit.checks import (DECODING_RANGES, existing_dir, existing_file, existing_path, int_range, output_dir,
+                           positive_int, require_output_dir)
+from palkit.cli import ArgumentParser, boolean_string, resolve_device, run_main, write_json
 from pal.chat import DECODING_DEFAULTS, Chat, PersonaSource
 from pal.config import REPO_ROOT, load_config
 from pal.generation import CONTRASTIVE_IMPL_HELP, CONTRASTIVE_IMPLS, DecodingOptions, decoding_options, parse_alpha
 from pal.dialogues import EMPTY_PERSONA, PERSONA_TOKEN, normalise
 from pal.inputter import Featurizer, settings_for
 from pal.model import build_model
-from pal.run_folder import model_config_dir, parse_with_run_folder
+from palkit.run_folder import model_config_dir, parse_with_run_folder
 
-# What describes the trained model, read from the checkpoint's run folder unless given (pal.run_folder).
+# What describes the trained model, read from the checkpoint's run folder unless given (palkit.run_folder).
 RUN_FOLDER_KEYS = ("config_name", "inputter_name", "pretrained_model_path", "max_input_length",
                    "max_decoder_input_length", "fusion_mask_padding")
 

@@ -8,8 +8,8 @@ may be absent (not both). --train_log / --eval_log point at files elsewhere.
 """
 import os
 
-from pal.checks import existing_dir, existing_file, output_file, require_output_file
-from pal.cli import ArgumentParser, UserError, run_main
+from palkit.checks import existing_dir, existing_file, output_file, require_output_file
+from palkit.cli import ArgumentParser, UserError, run_main
 
 from metric.plots import find_training_logs, plot_training_curves
 

@@ -17,8 +17,8 @@ one epoch, else best_ppl and every.
 """
 import argparse
 
-from pal.checks import output_file
-from pal.cli import ArgumentParser, UserError, atomic_write, run_main, write_json
+from palkit.checks import output_file
+from palkit.cli import ArgumentParser, UserError, atomic_write, run_main, write_json
 
 from metric.paper import COLUMNS, PAPER
 from metric.result_folders import find_result_folders, group_by_system, parse_rule, read_infos, select

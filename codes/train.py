@@ -13,7 +13,7 @@ DATA/{inputter}.{config}/<timestamp>.<lr>.<batch>.<n>gpu/ (the authors' name) wi
   eval_log.csv       one row per validation (after every epoch): epoch, global_step, eval_loss, eval_ppl, ...
   args.json          the arguments after presets, plus world size and step counts; custom_config.json, config.json
   training_state/    weights, optimizer, scheduler, RNG states of each process and data position for --resume,
-                     committed as one unit (pal.engine, pal.atomic); removed when the run completes all epochs
+                     committed as one unit (palkit.engine, palkit.atomic); removed when the run completes all epochs
 
 What the released code does and this script reproduces by default: seed 13; batches from the authors' bucketing
 sampler (pal.inputter.BucketBatchSampler, seeded, carried over epochs); transformers-4.x AdamW (eps 1e-6, bias
@@ -43,7 +43,7 @@ Documented choices where the released code cannot run or is ambiguous (each an o
                         a step are dropped.
   --max_steps           stop after this many optimizer steps (smoke tests, staged runs); the schedule stays that of
                         the full run, the partial epoch is checkpointed and validated, and --resume continues it.
-  --resume RUN_DIR      alone continues the run with the arguments recorded in RUN_DIR/args.json (pal.run_folder).
+  --resume RUN_DIR      alone continues the run with the arguments recorded in RUN_DIR/args.json (palkit.run_folder).
                         An explicit argument that would change the run is refused; those that change no number may
                         be given: --save_state_steps, --pbar, --device, --pretrained_model_path (the same
                         tokenizer folder moved), and --max_steps, which is never taken from the run (a resumed run
@@ -59,18 +59,18 @@ import sys
 
 import torch
 
-from pal.atomic import discard, side_paths
-from pal.checks import (argument_type, check_encode_context, existing_dir, existing_file, int_range,
-                        non_negative_float, non_negative_int, output_dir, positive_int, require_dir)
-from pal.cli import ArgumentParser, UserError, boolean_string, run_main, write_json
+from palkit.atomic import discard, side_paths
+from palkit.checks import (argument_type, check_encode_context, existing_dir, existing_file, int_range,
+                           non_negative_float, non_negative_int, output_dir, positive_int, require_dir)
+from palkit.cli import ArgumentParser, UserError, boolean_string, run_main, write_json
 from pal.config import CONFIG_DIR, load_config, resolve_pretrained_path
-from pal.engine import Engine, note, resume_command, start_runtime
+from palkit.engine import Engine, note, resume_command, start_runtime
 from pal.inputter import BucketBatchSampler, Featurizer, settings_for
 from pal.checkpoint import unwrap_model
 from pal.model import build_model
 from pal.optim import build_optimizer
 from pal.prepared import default_prepared_dir, load_prepared
-from pal.run_folder import parse_resume
+from palkit.run_folder import parse_resume
 from pal.training import BUCKET_FACTOR, EVAL_LOG_COLUMNS, TRAIN_LOG_COLUMNS, PalTask
 
 # ------------------------------------------------------------------------------------------- defaults in one place

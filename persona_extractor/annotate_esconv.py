@@ -18,8 +18,8 @@ Each saves its chunks to <output_file>.partial-<rank>-of-<N>; a resumed run need
 import datetime
 import os
 
-from pal.checks import argument_type, float_range, non_negative_int, output_file, positive_int, require_file
-from pal.cli import ArgumentParser, UserError, run_main
+from palkit.checks import argument_type, float_range, non_negative_int, output_file, positive_int, require_file
+from palkit.cli import ArgumentParser, UserError, run_main
 from persona_extractor.extractor import PersonaExtractor
 from persona_extractor.extractor_annotation import annotate_file
 from persona_extractor.modeling import MAX_GEN_LENGTH, MAX_INPUT_LENGTH, NUM_BEAMS, DecodingSettings

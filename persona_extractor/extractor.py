@@ -10,7 +10,7 @@
 pal.chat (interact.py, the human-eval app) and extractor_annotation.py use it. The text formats and filters
 are in persona_text.py, the tokenizer/model loading and the authors' encoding/decoding in modeling.py.
 """
-from pal.cli import resolve_device
+from palkit.cli import resolve_device
 from persona_extractor.modeling import (MAX_INPUT_LENGTH, DecodingSettings, decode_like_authors, encode_texts,
                                         load_tokenizer_and_model, pad_batch)
 from pal.dialogues import INPUT_TOKEN

@@ -25,7 +25,7 @@ import hashlib
 import json
 import os
 
-from pal.cli import UserError, atomic_write
+from palkit.cli import UserError, atomic_write
 from pal.dialogues import INPUT_TOKEN, JSON_ARRAY, load_dialogues, normalise, turn_fields
 from persona_extractor.persona_text import dialogue_inputs
 

@@ -4,8 +4,8 @@ import math
 import os
 from dataclasses import dataclass
 
-from pal.cli import UserError
-from pal.engine import to_device
+from palkit.cli import UserError
+from palkit.engine import to_device
 from persona_extractor.modeling import encode_texts
 
 

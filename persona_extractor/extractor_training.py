@@ -1,4 +1,4 @@
-"""The persona extractor's training on the shared engine (pal.engine); train_bart.py is its command line.
+"""The persona extractor's training on the shared engine (palkit.engine); train_bart.py is its command line.
 
 What it reproduces from the authors' PyTorch Lightning 1.x script (SPEC "Stage 1"):
 - inputs and targets tokenized to at most 128 tokens each (their slow tokenizer's ids, see modeling.encode_texts),
@@ -21,7 +21,7 @@ Under torchrun (N processes) each batch of train_batch_size rows is split across
 token mean over the whole batch, so N processes take the steps one process takes (the released script ran on one
 GPU); validation runs on the first process.
 
-Output folder (each checkpoint folder is committed as one unit, pal.atomic):
+Output folder (each checkpoint folder is committed as one unit, palkit.atomic):
   best/             model + tokenizer (with <persona>, <sep>) of the lowest validation loss
   last/             model + tokenizer + the engine's state (optimizer, scheduler, position, RNG of each process,
                     best loss, patience), saved at every validation, epoch end and stop
@@ -37,9 +37,9 @@ import shutil
 import time
 from dataclasses import asdict, dataclass
 
-from pal.atomic import commit_dir, crash_point, recover
-from pal.cli import UserError, write_json
-from pal.engine import Engine, note, resume_command, start_runtime
+from palkit.atomic import commit_dir, crash_point, recover
+from palkit.cli import UserError, write_json
+from palkit.engine import Engine, note, resume_command, start_runtime
 from persona_extractor.extractor_data import (batches_per_epoch, collate, encode_pairs, epoch_order, evaluate_loss,
                                               total_training_steps, validation_every)
 from persona_extractor.modeling import load_tokenizer_and_model

@@ -17,8 +17,8 @@ import os
 import re
 from dataclasses import dataclass
 
-from pal.checks import check_model_dir, check_tokenizer_dir
-from pal.cli import UserError
+from palkit.checks import check_model_dir, check_tokenizer_dir
+from palkit.cli import UserError
 from persona_extractor.persona_text import EXTRA_TOKENS
 
 DEFAULT_MODEL = "facebook/bart-large-cnn"

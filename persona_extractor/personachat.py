@@ -8,7 +8,7 @@ the response speaker's utterances -> their persona, then the partner's.
 import re
 from dataclasses import dataclass, field
 
-from pal.cli import UserError
+from palkit.cli import UserError
 from persona_extractor.persona_text import EOS_TEXT, join_persona, join_utterances
 
 

@@ -14,8 +14,8 @@ written.
 import os
 from contextlib import ExitStack
 
-from pal.checks import argument_type, output_dir, require_dir, require_output_file
-from pal.cli import ArgumentParser, UserError, atomic_write, run_main
+from palkit.checks import argument_type, output_dir, require_dir, require_output_file
+from palkit.cli import ArgumentParser, UserError, atomic_write, run_main
 from persona_extractor.persona_text import EOS_TEXT
 from persona_extractor.personachat import dialogue_examples, read_personachat
 

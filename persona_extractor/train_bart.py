@@ -13,16 +13,16 @@ Generate for a CSV (authors' infer step: 10 beams, max length 128, batches of 8,
 It reads the `context` column, writes the input CSV plus `infer_res` (the raw decoded generation, as the authors'
 CSV has it) and `persona_inferred` (the filtered SPEC persona string) to <output_dir>/<name>_gen_beams_<beams>.csv.
 
-Plain PyTorch + transformers on the shared engine (pal.engine), CPU or CUDA (picked automatically; --device to
+Plain PyTorch + transformers on the shared engine (palkit.engine), CPU or CUDA (picked automatically; --device to
 force). What the training reproduces from the authors' Lightning script is described in extractor_training.py.
 """
 import os
 import sys
 
-from pal.checks import (existing_dir, existing_file, float_range, int_range, non_negative_float, non_negative_int,
-                        output_dir, output_file, positive_int, require_dir, require_file, require_output_file)
-from pal.cli import ArgumentParser, UserError, atomic_write, run_main
-from pal.run_folder import explicit_dests, parse_resume
+from palkit.checks import (existing_dir, existing_file, float_range, int_range, non_negative_float, non_negative_int,
+                           output_dir, output_file, positive_int, require_dir, require_file, require_output_file)
+from palkit.cli import ArgumentParser, UserError, atomic_write, run_main
+from palkit.run_folder import explicit_dests, parse_resume
 from persona_extractor.extractor import PersonaExtractor
 from persona_extractor.extractor_data import read_csv_frame
 from persona_extractor.extractor_training import SCHEDULER_INTERVALS, TrainConfig, train
@@ -93,7 +93,7 @@ def folder_to_resume(args):
 
 
 def parse_args(argv=None):
-    """The command line; with --resume, the run's args.json fills what argv does not give (pal.run_folder)."""
+    """The command line; with --resume, the run's args.json fills what argv does not give (palkit.run_folder)."""
     parser = build_parser()
     args = parse_resume(parser, argv, folder_to_resume, CHANGEABLE_ON_RESUME)
     if args.resume:

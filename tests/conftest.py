@@ -88,7 +88,7 @@ def punkt():
     """Fail, naming the fix, when NLTK's punkt_tab cannot be found: the metrics ship its English tables, so a
     missing one is a broken checkout (or an NLTK_DATA folder with a partial punkt_tab), never a reason to skip."""
     from metric.tokens import require_punkt
-    from pal.cli import UserError
+    from palkit.cli import UserError
     try:
         require_punkt()
     except UserError as e:

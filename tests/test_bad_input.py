@@ -2,7 +2,7 @@
 
 Each case asserts: exit status 2, one line `error: ...` on stderr and no traceback, a message naming the file or
 option at fault, and no new or changed file anywhere under the case's folders (snapshotted before and after).
-The tables run each script's `main` through pal.cli.run_main in this process (what `python codes/X.py` runs after
+The tables run each script's `main` through palkit.cli.run_main in this process (what `python codes/X.py` runs after
 its imports; a subprocess per case would spend seconds importing torch, times eighty cases), and
 test_scripts_reject_in_a_subprocess runs one case of every table as a user would, `python codes/X.py ...`.
 """
@@ -88,7 +88,7 @@ def run_in_process(script, argv, cwd):
 
 def run_main_in_process(main, argv, cwd):
     """run_main(main, argv) in `cwd`: a CompletedProcess with its exit status and stderr."""
-    from pal.cli import run_main
+    from palkit.cli import run_main
     previous, captured = os.getcwd(), io.StringIO()
     os.chdir(cwd)
     try:
@@ -166,7 +166,7 @@ def test_prepare_rejects(case, tmp_path, base):
 def test_truncated_or_foreign_prepared_features_are_one_line(tmp_path, base):
     """train.py reads prepare.py's output through pal.prepared.load_prepared: a data.pkl or meta.json changed after
     the features were committed is one line naming it (the manifest no longer matches)."""
-    from pal.cli import UserError
+    from palkit.cli import UserError
     from pal.prepared import load_prepared
     out = tmp_path / "prepared"
     assert run_script("codes/prepare.py", *prepare_args(base, tmp_path)).returncode == 0

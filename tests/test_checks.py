@@ -1,4 +1,4 @@
-"""pal.checks and pal.checkpoint: the validators and safe loaders every entry point uses."""
+"""palkit.checks and pal.checkpoint: the validators and safe loaders every entry point uses."""
 import argparse
 import os
 import shutil
@@ -6,11 +6,11 @@ import shutil
 import pytest
 import torch
 
-from pal.checks import (check_model_dir, check_safetensors, check_tokenizer_dir, expect_type, float_range,
-                        int_range, load_json, load_jsonl, load_pickle, probability, read_csv, require_output_dir,
-                        require_output_file)
+from palkit.checks import (check_model_dir, check_safetensors, check_tokenizer_dir, expect_type, float_range,
+                           int_range, load_json, load_jsonl, load_pickle, probability, read_csv, require_output_dir,
+                           require_output_file)
 from pal.checkpoint import read_state_dict
-from pal.cli import ArgumentParser, UserError
+from palkit.cli import ArgumentParser, UserError
 
 
 @pytest.mark.parametrize("parse,good,bad", [

@@ -1,11 +1,11 @@
-"""pal.cli: the plumbing every script relies on for one-line errors and never-half-written outputs."""
+"""palkit.cli: the plumbing every script relies on for one-line errors and never-half-written outputs."""
 import os
 import stat
 
 import pytest
 import torch
 
-from pal.cli import UserError, atomic_write, resolve_device, write_json
+from palkit.cli import UserError, atomic_write, resolve_device, write_json
 
 
 def test_resolve_device_accepts_auto_and_cpu_and_rejects_bad_names():

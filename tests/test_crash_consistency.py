@@ -1,6 +1,6 @@
 """Crash consistency of the training states (issue 17): a SIGKILL at every boundary between two writes of a
 multi-file state leaves the previous state or the new one, and --resume then ends with the weights of an
-uninterrupted run. The killed runs are subprocesses that kill themselves at a named point (pal.atomic.crash_point,
+uninterrupted run. The killed runs are subprocesses that kill themselves at a named point (palkit.atomic.crash_point,
 PAL_CRASH_AT=<state>:<point>:<n>); the resumed runs and the references run in this process on one thread."""
 import csv
 import os
@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from conftest import REPO_ROOT, load_script
-from pal.atomic import CRASH_ENV, POINTS, commit_dir, recover
-from pal.cli import UserError
+from palkit.atomic import CRASH_ENV, POINTS, commit_dir, recover
+from palkit.cli import UserError
 from persona_extractor import train_bart
 from test_persona_train import pair_files, tiny_bart  # noqa: F401  (fixtures)
 from test_train import data, train_args  # noqa: F401  (fixture)

@@ -1,5 +1,5 @@
 """Crash consistency of the prepared features and the result folders (issue 17): a SIGKILL at every boundary between
-two writes (pal.atomic.crash_point, PAL_CRASH_AT=<label>:<point>) over an earlier output leaves exactly the earlier
+two writes (palkit.atomic.crash_point, PAL_CRASH_AT=<label>:<point>) over an earlier output leaves exactly the earlier
 set or the new one; readers refuse a mixed set in one line. The killed runs are subprocesses (killed_run)."""
 import json
 import os
@@ -9,8 +9,8 @@ import shutil
 import pytest
 
 from conftest import load_script
-from pal.atomic import MANIFEST, POINTS, read_manifest
-from pal.cli import UserError
+from palkit.atomic import MANIFEST, POINTS, read_manifest
+from palkit.cli import UserError
 from pal.prepared import features_dir, load_prepared
 from pal.results import check_result_folder
 from metric.result_folders import find_result_folders

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from pal.cli import UserError
+from palkit.cli import UserError
 from pal.generation import generate
 from test_model import CONTEXTS, PERSONAS, make_batch, tiny_model
 

@@ -78,6 +78,6 @@ def test_summarise_empty_and_bad_db(tmp_path, capsys):
     assert summarise([]) == {}
     (tmp_path / "bad.db").write_text("not sqlite at all, just text" * 10)
     with pytest.raises(SystemExit) as e:
-        from pal.cli import run_main
+        from palkit.cli import run_main
         run_main(analyze_main, [str(tmp_path / "bad.db")])
     assert e.value.code == 2 and capsys.readouterr().err.startswith("error: ")

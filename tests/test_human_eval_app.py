@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("flask", reason="the human-evaluation app needs flask (requirements.txt)")
 
-from pal.cli import UserError  # noqa: E402
+from palkit.cli import UserError  # noqa: E402
 from human_eval import serve  # noqa: E402
 from human_eval.app import create_app  # noqa: E402
 from human_eval.store import Store  # noqa: E402

@@ -10,7 +10,7 @@ import torch
 
 from pal.chat import persona_string
 from pal.checkpoint import save_checkpoint
-from pal.cli import UserError
+from palkit.cli import UserError
 from pal.model import build_model
 from conftest import load_script
 from test_model import randomize, write_dialogues

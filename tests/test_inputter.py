@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from conftest import load_script, shared_path
-from pal.cli import UserError
+from palkit.cli import UserError
 from pal.config import build_tokenizer, load_config
 from pal.reference_featurization import reference_strat, reference_vanilla
 from pal.inputter import (BucketBatchSampler, Featurizer, collate, inference_batches, read_dialogues,
@@ -370,7 +370,7 @@ def test_prepare_writes_the_features_and_refuses_bad_input(tmp_path, blender_tok
         load_prepared(str(out), {"max_input_length": 512})
     bad = write_lines(tmp_path / "bad.txt", ["{oops"])
     with pytest.raises(SystemExit) as e:
-        from pal.cli import run_main
+        from palkit.cli import run_main
         run_main(prepare.main, ["--config_name", "strat", "--inputter_name", "strat", "--train_input_file", bad,
                                 "--pretrained_model_path", blender_tokenizer_dir, "--output_dir", str(tmp_path / "no")])
     assert e.value.code == 2 and "bad.txt: dialogue 0 (line 1, column 2): invalid JSON" in capsys.readouterr().err

@@ -14,7 +14,7 @@ import pytest
 from conftest import REPO_ROOT, load_script
 from metric import evaluate_records
 from metric.records import with_gold_strategies
-from pal.cli import UserError
+from palkit.cli import UserError
 from pal.config import STRATEGIES
 
 evaluate = load_script("codes/evaluate.py")

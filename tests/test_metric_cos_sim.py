@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from conftest import load_script
-from pal.cli import UserError
+from palkit.cli import UserError
 
 get_cos_similarity = load_script("codes/get_cos_similarity.py")
 

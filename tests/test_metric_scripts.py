@@ -9,7 +9,7 @@ import nltk
 import pytest
 
 from conftest import REPO_ROOT, load_script
-from pal.cli import UserError
+from palkit.cli import UserError
 
 evaluate = load_script("codes/evaluate.py")
 get_EAD_score = load_script("codes/get_EAD_score.py")

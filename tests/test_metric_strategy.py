@@ -6,7 +6,7 @@ import pytest
 
 from metric import evaluate_records
 from metric.strategy import strategy_metrics, top_k_accuracies
-from pal.cli import UserError
+from palkit.cli import UserError
 
 GOLD = [0, 1, 2, 2]
 PRED = [0, 2, 2, 1]

@@ -10,7 +10,7 @@ from metric.records import corpus_perplexity
 from metric.text import (bleu, distinct_authors, distinct_standard, ead, lcs_length, rouge_l_per_example,
                          unigram_f1_per_example)
 from metric.tokens import metric_tokens, require_punkt
-from pal.cli import UserError
+from palkit.cli import UserError
 
 CAT_HYP = "The cat sat on the mat"
 CAT_REF = "the cat is on the mat"

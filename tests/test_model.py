@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pal.cli import UserError
+from palkit.cli import UserError
 from pal.config import STRATEGIES
 from pal.checkpoint import load_checkpoint, save_checkpoint
 from pal.model import PersonaFusionBlenderbotSmall, StrategyBlenderbotSmall, VanillaBlenderbotSmall, build_model

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from conftest import REPO_ROOT, SHARED, load_script, shared_path
-from pal.cli import UserError
+from palkit.cli import UserError
 from persona_extractor import annotate_esconv
 from persona_extractor.extractor import PersonaExtractor
 from persona_extractor.extractor_annotation import annotate_file, chunk_inputs, partial_path

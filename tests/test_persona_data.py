@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from conftest import shared_path
-from pal.cli import UserError
+from palkit.cli import UserError
 from persona_extractor import process_bart_df
 from persona_extractor.modeling import clean_up_spaces, decode_like_authors, encode_texts
 from pal.dialogues import INPUT_TOKEN, format_persona

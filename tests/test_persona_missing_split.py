@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from conftest import fake_venv
-from pal.cli import UserError
+from palkit.cli import UserError
 from persona_extractor.extractor_data import read_pairs
 
 REPO = Path(__file__).resolve().parents[1]

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from conftest import REPO_ROOT, SHARED
-from pal.cli import UserError
+from palkit.cli import UserError
 from persona_extractor import train_bart
 from persona_extractor.extractor import PersonaExtractor
 from persona_extractor.extractor_data import encode_pairs, evaluate_loss, total_training_steps, validation_every

@@ -1,4 +1,4 @@
-"""A run folder is enough to infer and interact from (pal.run_folder): train with overrides, then infer / interact
+"""A run folder is enough to infer and interact from (palkit.run_folder): train with overrides, then infer / interact
 with the run folder alone; explicit arguments win and are recorded; conflicts and stale paths are one-line errors."""
 import io
 import json
@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from conftest import fake_venv, load_script
-from pal.cli import UserError
-from pal.run_folder import explicit_dests
+from palkit.cli import UserError
+from palkit.run_folder import explicit_dests
 from test_train import SHORT, data, load, train_args  # noqa: F401  (data is a fixture)
 
 infer = load_script("codes/infer.py")
@@ -146,7 +146,7 @@ def test_run_scripts_infer_and_interact_from_the_run_folder_without_pretrained_p
 def test_apply_run_dir_for_a_resume_style_run_folder_argument(tmp_path):
     """The form train.py --resume RUN_DIR will use: the folder itself, every recorded argument not given."""
     import argparse
-    from pal.run_folder import apply_run_dir
+    from palkit.run_folder import apply_run_dir
     (tmp_path / "args.json").write_text(json.dumps({"config_name": "strat", "inputter_name": "strat",
                                                     "learning_rate": 3e-3, "max_steps": 5, "world_size": 1}))
     parser = argparse.ArgumentParser()
@@ -181,7 +181,7 @@ def interrupt_at(monkeypatch, step):
 
 def test_chain_train_interrupt_infer_interact_resume_without_repeated_arguments(data, tiny_blender_dir, tmp_path,
                                                                                  monkeypatch, capsys):
-    from pal.cli import run_main
+    from palkit.cli import run_main
     straight, staged = tmp_path / "straight", tmp_path / "staged"
     train.main(train_args(data, tiny_blender_dir, straight, *OVERRIDES))
     steps_per_epoch = json.loads((straight / "args.json").read_text())["steps_per_epoch"]
@@ -296,7 +296,7 @@ def read_csv_rows(path):
 
 def test_ctrl_c_during_a_state_save_waits_for_the_commit():
     import signal
-    from pal.engine import sigint_deferred
+    from palkit.engine import sigint_deferred
     finished = []
     outer = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a foreground run (not SIG_IGN)
     try:

@@ -13,7 +13,7 @@ from metric.example_stats import ExampleStats, Tokenizer, corpus_values, folder_
 from metric.significance import System, bootstrap_weights, compare, spread
 from metric.text import bleu, distinct_authors, ead, mean, rouge_l_per_example
 from metric.tokens import metric_tokens, sentence_word_tokens
-from pal.cli import UserError
+from palkit.cli import UserError
 
 compare_systems = load_script("codes/compare_systems.py")
 

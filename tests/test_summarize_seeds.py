@@ -8,7 +8,7 @@ import pytest
 from conftest import load_script
 
 from metric.summary import t_quantile_975
-from pal.cli import UserError
+from palkit.cli import UserError
 
 summarize_results = load_script("codes/summarize_results.py")
 

@@ -8,7 +8,7 @@ import pytest
 from conftest import load_script
 
 from metric.result_folders import read_infos
-from pal.cli import UserError
+from palkit.cli import UserError
 from pal.checkpoint import save_checkpoint
 from pal.model import build_model
 from test_infer import FAST, run_infer

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from conftest import REPO_ROOT, load_script
-from pal.cli import UserError
+from palkit.cli import UserError
 from pal.model import build_model
 from pal.optim import HF4AdamW, parameter_groups
 

@@ -40,8 +40,8 @@ import random
 from collections import Counter
 from contextlib import ExitStack
 
-from pal import checks
-from pal.cli import ArgumentParser, UserError, atomic_write, boolean_string, run_main
+from palkit import checks
+from palkit.cli import ArgumentParser, UserError, atomic_write, boolean_string, run_main
 from pal.dialogues import load_dialogues
 from pal.reformat import DATA_HINT, PERSONA_LIST_SOURCES, convert_all
 

@@ -1,4 +1,4 @@
-from pal.cli import run_main
+from palkit.cli import run_main
 
 from human_eval.serve import main
 

@@ -7,8 +7,8 @@
 import csv
 import os
 
-from pal.checks import output_dir, output_file
-from pal.cli import ArgumentParser, UserError, atomic_write, run_main, write_json
+from palkit.checks import output_dir, output_file
+from palkit.cli import ArgumentParser, UserError, atomic_write, run_main, write_json
 
 from human_eval.store import Store
 

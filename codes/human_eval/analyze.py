@@ -10,8 +10,8 @@ import os
 import sqlite3
 from collections import defaultdict
 
-from pal.checks import existing_file, output_dir, require_output_dir
-from pal.cli import ArgumentParser, UserError, atomic_write, run_main, write_json
+from palkit.checks import existing_file, output_dir, require_output_dir
+from palkit.cli import ArgumentParser, UserError, atomic_write, run_main, write_json
 
 from human_eval.agreement import fleiss_kappa, krippendorff_alpha, sign_test
 

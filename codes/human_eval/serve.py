@@ -13,10 +13,10 @@ import os
 import sys
 from pathlib import Path
 
-from pal.checks import (DECODING_RANGES, existing_dir, existing_file, int_range, non_negative_float, non_negative_int,
-                        output_file, positive_int)
+from palkit.checks import (DECODING_RANGES, existing_dir, existing_file, int_range, non_negative_float,
+                           non_negative_int, output_file, positive_int)
 from pal.chat import DECODING_DEFAULTS
-from pal.cli import ArgumentParser, UserError, resolve_device, run_main
+from palkit.cli import ArgumentParser, UserError, resolve_device, run_main
 
 from human_eval import tasks as task_builders
 from human_eval.admin import print_links

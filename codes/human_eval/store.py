@@ -8,7 +8,7 @@ import secrets
 import sqlite3
 import time
 
-from pal.cli import UserError
+from palkit.cli import UserError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);

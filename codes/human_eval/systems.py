@@ -6,7 +6,7 @@ import zlib
 from dataclasses import dataclass
 
 from pal.chat import DECODING_DEFAULTS, Chat, PersonaSource, load_extractor
-from pal.cli import UserError
+from palkit.cli import UserError
 from pal.config import available_configs, load_config
 from pal.generation import decoding_options, parse_alpha
 from pal.inputter import PERSONA_MODEL_NAMES, Featurizer, settings_for

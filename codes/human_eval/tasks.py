@@ -10,8 +10,8 @@ import os
 import random
 
 from metric.records import load_gen_json
-from pal.checks import load_json
-from pal.cli import UserError
+from palkit.checks import load_json
+from palkit.cli import UserError
 from pal.config import STRATEGIES
 from pal.inputter import read_dialogues
 

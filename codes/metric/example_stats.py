@@ -20,8 +20,8 @@ from functools import cached_property
 
 import numpy as np
 
-from pal.checks import load_json
-from pal.cli import UserError
+from palkit.checks import load_json
+from palkit.cli import UserError
 
 from .records import all_or_none, check_records, first_text, load_gen_json
 from .strategy import GOLD_KEY, PRED_KEY

@@ -2,8 +2,8 @@
 import math
 import os
 
-from pal.checks import load_json, require_path
-from pal.cli import UserError
+from palkit.checks import load_json, require_path
+from palkit.cli import UserError
 from pal.config import STRATEGIES
 
 GOLD_KEY, PRED_KEY = "cls_strat_id", "pred_strat_id"

@@ -15,9 +15,9 @@ import os
 import re
 from dataclasses import dataclass, field
 
-from pal.atomic import restore
-from pal.checks import load_json, read_csv
-from pal.cli import UserError
+from palkit.atomic import restore
+from palkit.checks import load_json, read_csv
+from palkit.cli import UserError
 from pal.config import REPO_ROOT
 from pal.results import check_result_folder
 

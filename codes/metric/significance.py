@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pal.cli import UserError
+from palkit.cli import UserError
 
 from .example_stats import corpus_values
 

@@ -15,7 +15,7 @@ cos_similarity.json reports it (num_empty_persona) beside the mean over the non-
 import os
 import sys
 
-from pal.cli import UserError
+from palkit.cli import UserError
 from pal.dialogues import INPUT_TOKEN, PERSONA_TOKEN
 
 DEFAULT_ENCODER = "princeton-nlp/sup-simcse-bert-base-uncased"

@@ -7,7 +7,7 @@ Inputs come from gen.json: `cls_strat_id` (gold id), `pred_strat_id`, and when p
 import numpy as np
 from sklearn.metrics import classification_report, confusion_matrix, f1_score
 
-from pal.cli import UserError
+from palkit.cli import UserError
 from pal.config import STRATEGIES
 
 from .records import GOLD_KEY, PRED_KEY

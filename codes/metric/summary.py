@@ -8,8 +8,8 @@ training seeds. `decoding_sd` is the pooled sd between decoding seeds of one tra
 import math
 import os
 
-from pal import checks
-from pal.cli import UserError
+from palkit import checks
+from palkit.cli import UserError
 
 from .paper import COLUMNS, DECIMALS, PAPER, PAPER_LABELS, PAPER_ROWS, SOURCES, STANDARD_DISTINCT
 

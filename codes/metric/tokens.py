@@ -15,7 +15,7 @@ from pathlib import Path
 
 import nltk
 
-from pal.cli import UserError
+from palkit.cli import UserError
 
 PUNKT_RESOURCE = "tokenizers/punkt_tab/english/"
 BUNDLED_NLTK_DATA = str(Path(__file__).resolve().parent / "nltk_data")

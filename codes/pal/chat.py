@@ -5,8 +5,8 @@ the turns; a caller that keeps the turns elsewhere (a database) rebuilds a sessi
 """
 import re
 
-from pal.checks import read_text
-from pal.cli import UserError
+from palkit.checks import read_text
+from palkit.cli import UserError
 from pal.config import STRATEGIES
 from pal.generation import decode_text, generate
 from pal.dialogues import EMPTY_PERSONA, PERSONA_TOKEN, format_persona, normalise

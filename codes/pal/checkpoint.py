@@ -1,13 +1,13 @@
 """Authors'-style checkpoints: `epoch-N.bin` is a plain `torch.save(model.state_dict())`.
 
 read_state_dict reads one (or a .safetensors file, or the "model" entry of a resumable training state) through
-pal.checks, so a text file named epoch-0.bin or a truncated file is one line naming it; load_checkpoint loads it
+palkit.checks, so a text file named epoch-0.bin or a truncated file is one line naming it; load_checkpoint loads it
 strictly after mapping the key names other transformers versions write; save_checkpoint writes atomically.
 """
 import torch
 
-from .checks import load_safetensors, load_torch_state
-from .cli import UserError, atomic_write
+from palkit.checks import load_safetensors, load_torch_state
+from palkit.cli import UserError, atomic_write
 
 CHECKPOINT_HINT = "pass --load_checkpoint DIR/epoch-N.bin written by train.py (or the authors' codes)"
 # Tensors that 4.x state_dicts hold under several names (tied embeddings): any one of them is enough.

@@ -13,8 +13,8 @@ import json
 import os
 from pathlib import Path
 
-from .checks import VOCAB_AND_MERGES, check_tokenizer_dir
-from .cli import UserError
+from palkit.checks import VOCAB_AND_MERGES, check_tokenizer_dir
+from palkit.cli import UserError
 
 CODES_DIR = Path(__file__).resolve().parents[1]
 REPO_ROOT = CODES_DIR.parent

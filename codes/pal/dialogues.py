@@ -15,8 +15,8 @@ line and column (1-based, like editors) and the turn.
 import json
 from dataclasses import dataclass
 
-from pal.checks import read_text
-from pal.cli import UserError
+from palkit.checks import read_text
+from palkit.cli import UserError
 
 JSON_ARRAY, JSON_LINES = "JSON array", "JSON lines"
 # Both speaker vocabularies map to the reformatted one; the text and strategy live in different keys.

@@ -51,7 +51,7 @@ from transformers.generation.logits_process import (ForcedEOSTokenLogitsProcesso
                                                     TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper)
 
 from .beam_search import beam_search
-from .cli import UserError
+from palkit.cli import UserError
 from .dialogues import normalise
 from .model import NUM_STRATEGIES, PersonaFusionBlenderbotSmall
 

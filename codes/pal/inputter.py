@@ -43,7 +43,7 @@ from typing import List, Optional
 
 import torch
 
-from .cli import UserError
+from palkit.cli import UserError
 from .config import STRATEGIES, STRATEGY_TOKENS
 from .dialogues import EMPTY_PERSONA, JSON_LINES, load_dialogues, normalise
 

@@ -34,8 +34,8 @@ from transformers import initialization as hf_init
 from transformers.utils import ModelOutput
 
 from .checkpoint import load_checkpoint
-from .checks import check_model_dir, is_local, load_json
-from .cli import UserError
+from palkit.checks import check_model_dir, is_local, load_json
+from palkit.cli import UserError
 from .config import STRATEGY_TOKENS, WEIGHTS_HINT, build_tokenizer, load_config, resolve_pretrained_path
 
 # Batch keys produced by the inputter that are not model inputs: forward() ignores them.
@@ -256,7 +256,7 @@ def build_model(config_name, pretrained_model_path=None, checkpoint=None, fusion
     Loads pretrained BlenderBot-small from the config's directory (or `pretrained_model_path`), adds the config's
     tokens, resizes the embeddings to len(tokenizer) and, when `checkpoint` (an `epoch-N.bin`) is given, loads it
     strictly. With a checkpoint the pretrained *weights* are not needed (only config.json and the tokenizer files):
-    every parameter comes from the checkpoint. `model_config_dir` (a run folder: pal.run_folder) holds the trained
+    every parameter comes from the checkpoint. `model_config_dir` (a run folder: palkit.run_folder) holds the trained
     model's config.json, which then gives the model's shape instead of the pretrained folder's.
     """
     config = load_config(config_name)

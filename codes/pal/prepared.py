@@ -3,8 +3,8 @@
 A preparation is one set of files in <prepared_dir>/features/:
   data.pkl       the training examples (a pickled list of pal.inputter.Feature, in file order)
   meta.json      the arguments and tokenizer they were made with (train.py refuses features made with others)
-  manifest.json  size and SHA-256 of both (pal.atomic.seal)
-The set is written into a fresh folder and committed as one unit (pal.atomic.commit_dir), the mechanism of the
+  manifest.json  size and SHA-256 of both (palkit.atomic.seal)
+The set is written into a fresh folder and committed as one unit (palkit.atomic.commit_dir), the mechanism of the
 training states and result folders: a prepare.py killed at any instant over an earlier preparation leaves the earlier
 set or the new one, never data.pkl of one beside meta.json of the other. The set has a subfolder of its own because
 <prepared_dir> (DATA/{inputter}.{config}/) also holds the training runs, so it cannot be swapped as a whole; a
@@ -14,9 +14,9 @@ lose the earlier preparation. load_prepared checks the manifest too, so a set mi
 import os
 import pickle
 
-from pal.atomic import check_sealed, commit_dir, crash_point, recover, seal
-from pal.checks import expect_type, load_json, load_pickle
-from pal.cli import UserError, write_json
+from palkit.atomic import check_sealed, commit_dir, crash_point, recover, seal
+from palkit.checks import expect_type, load_json, load_pickle
+from palkit.cli import UserError, write_json
 from pal.config import REPO_ROOT
 
 FEATURES_DIR = "features"

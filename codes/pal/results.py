@@ -1,4 +1,4 @@
-"""Result folders: gen.json and every file computed from it, committed as one unit (pal.atomic).
+"""Result folders: gen.json and every file computed from it, committed as one unit (palkit.atomic).
 
 codes/infer.py writes a whole result folder (gen.json, gen.txt, infer_args.json, metric.json, metric_list.json,
 metric_nlgeval*.json, the strategy confusion matrix and report) into a fresh folder, seals it (manifest.json: size
@@ -16,12 +16,12 @@ import os
 import sys
 from contextlib import contextmanager
 
-from pal.atomic import (MANIFEST, ManifestError, check_sealed, commit_dir, file_digest, folder_files, read_manifest,
-                        restore, seal, update_dir)
-from pal.cli import UserError
+from palkit.atomic import (MANIFEST, ManifestError, check_sealed, commit_dir, file_digest, folder_files, read_manifest,
+                           restore, seal, update_dir)
+from palkit.cli import UserError
 
 GEN_FILE = "gen.json"
-LABEL = "result"  # PAL_CRASH_AT=result:<point> (pal.atomic.POINTS)
+LABEL = "result"  # PAL_CRASH_AT=result:<point> (palkit.atomic.POINTS)
 # the script that (re)writes a file computed from gen.json, for the one-line advice on a mixed folder
 WRITERS = (("ead", "codes/get_EAD_score.py --input_file"), ("cos_similarity", "codes/get_cos_similarity.py "
                                                                                "--input_file"))

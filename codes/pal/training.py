@@ -1,4 +1,4 @@
-"""What PAL training adds to the engine (pal.engine): the authors' batch order, the loss and ppl, a log row per
+"""What PAL training adds to the engine (palkit.engine): the authors' batch order, the loss and ppl, a log row per
 optimizer step, epoch-N.bin and a validation after every epoch. codes/train.py is the command line."""
 import math
 import os
@@ -7,7 +7,7 @@ import time
 
 import torch
 
-from pal.engine import note, to_device
+from palkit.engine import note, to_device
 from pal.inputter import BucketBatchSampler, collate, validation_batches
 from pal.checkpoint import save_checkpoint
 

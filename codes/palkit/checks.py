@@ -3,14 +3,14 @@
 1. argparse `type=` helpers check each value when the command line is parsed, before any work:
    numeric ranges (`int_range`, `float_range`, `probability`, ...), input paths that must exist as a file or a
    folder (`existing_file`, `existing_dir`, `existing_path`) and output paths that must not exist as the other
-   kind (`output_dir`, `output_file`). With pal.cli.ArgumentParser a bad value is one line `error: argument
+   kind (`output_dir`, `output_file`). With palkit.cli.ArgumentParser a bad value is one line `error: argument
    --top_p: must be a number in [0, 1], got 1.5; ...` and exit 2.
    The same checks for paths an entry point derives itself (a default result folder): `require_file`,
-   `require_dir`, `require_output_dir`, `require_output_file`, raising pal.cli.UserError.
+   `require_dir`, `require_output_dir`, `require_output_file`, raising palkit.cli.UserError.
 2. Loaders of user-supplied files (`read_text`, `load_json`, `load_jsonl`, `read_csv`, `load_pickle`,
    `load_torch_state`, `load_safetensors`) and checks of model folders (`check_tokenizer_dir`,
    `check_model_dir`) turn a read or parse failure into a UserError naming the file, what is wrong and what to do
-   (pal.cli.run_main prints it as one line and exits 2). None of them falls back to anything else.
+   (palkit.cli.run_main prints it as one line and exits 2). None of them falls back to anything else.
 """
 import argparse
 import json

@@ -15,7 +15,7 @@ progress bar. A task object supplies what differs (the methods `Engine.fit` call
 
 Resumable state: one folder (`state_dir`) holding engine_state.pt (weights through save_model, optimizer, scheduler,
 scaler, position, the task's state, the settings) and rank_state_<r>.pt (each process' RNG states), written into a
-fresh folder and committed as one unit (pal.atomic), so a kill at any instant leaves the previous state or the new.
+fresh folder and committed as one unit (palkit.atomic), so a kill at any instant leaves the previous state or the new.
 """
 import os
 import random
@@ -29,10 +29,10 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from pal.atomic import commit, crash_point, fresh_dir, recover
+from palkit.atomic import commit, crash_point, fresh_dir, recover
 from pal.checkpoint import state_dict_mismatches
-from pal.checks import load_torch_state
-from pal.cli import UserError, atomic_write, resolve_device
+from palkit.checks import load_torch_state
+from palkit.cli import UserError, atomic_write, resolve_device
 
 ENGINE_STATE = "engine_state.pt"
 RESUME_HINT = "the saved training state is damaged: start the run again without --resume (or in a new folder)"
@@ -237,7 +237,7 @@ class Engine:
     def fit(self, task, num_epochs, last_step):
         """Train until num_epochs are done, last_step steps are taken, or the task stops; saves along the way.
 
-        Ctrl-C (KeyboardInterrupt) is re-raised with what interrupted_message() says (pal.cli.run_main prints it)."""
+        Ctrl-C (KeyboardInterrupt) is re-raised with what interrupted_message() says (palkit.cli.run_main prints it)."""
         if self.runtime.is_main and self.progress:
             from tqdm import tqdm
             self.bar = tqdm(total=last_step, initial=self.position.global_step, desc="training", unit="step",

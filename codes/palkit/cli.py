@@ -18,7 +18,7 @@ def run_main(main, argv=None):
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
-    except KeyboardInterrupt as e:  # a trainer's says where the run can resume (pal.engine.Engine.fit)
+    except KeyboardInterrupt as e:  # a trainer's says where the run can resume (palkit.engine.Engine.fit)
         print("interrupted" + (f" {e}" if str(e) else ""), file=sys.stderr)
         sys.exit(130)
     sys.exit(0 if result is None else result)
@@ -28,7 +28,7 @@ class ArgumentParser(argparse.ArgumentParser):
     """argparse whose errors are UserErrors: under run_main a bad argument is one line `error: argument --x: ...`
     and exit 2 (plain argparse prints its usage block first), and in-process callers of main() get a UserError.
 
-    The value checks themselves are argparse types in pal.checks (ranges, paths).
+    The value checks themselves are argparse types in palkit.checks (ranges, paths).
     """
 
     def error(self, message):

@@ -8,7 +8,7 @@ The new set is written into `.<name>.tmp` beside the final folder and moved into
 (final -> `.<name>.old`, tmp -> final; POSIX cannot rename a folder over a non-empty one), then the old set is
 removed. A process killed between the two renames leaves no final folder but a complete `.<name>.old`: `recover`
 (called by `commit_dir` and by readers before they look) moves it back, so readers always see a complete set, and
-removes stray temporary folders. Single-file outputs use pal.cli.atomic_write.
+removes stray temporary folders. Single-file outputs use palkit.cli.atomic_write.
 
 A committed set can carry a manifest (`seal`, written last into the temporary folder): the name, size and SHA-256
 of each file committed with it. Readers of folders that are also written by other programs, or by hand, check it

@@ -34,7 +34,8 @@ from pathlib import Path
 
 import torch
 
-from palkit.cli import UserError, resolve_device, run_main, write_json
+from palkit.cli import UserError, resolve_device, run_main
+from palkit.atomic import write_json
 from pal.config import REPO_ROOT, load_config, build_tokenizer
 from pal.dialogues import load_dialogues
 from pal.generation import generate

@@ -16,7 +16,8 @@ import argparse
 import sys
 
 from palkit.checks import float_range, int_range, output_file, positive_int
-from palkit.cli import ArgumentParser, UserError, atomic_write, run_main, write_json
+from palkit.cli import ArgumentParser, UserError, run_main
+from palkit.atomic import atomic_write, write_json
 
 from metric.example_stats import TABLE3_METRICS, Tokenizer, folder_stats
 from metric.result_folders import find_result_folders, parse_rule, read_infos, select, short_names

@@ -11,8 +11,9 @@ one unit and sealed with that gen.json (pal.results), so readers know which gene
 """
 import os
 
-from palkit.checks import existing_path, int_range, output_file, positive_int, require_output_file
-from palkit.cli import ArgumentParser, UserError, boolean_string, run_main, write_json
+from palkit.checks import boolean_string, existing_path, int_range, output_file, positive_int, require_output_file
+from palkit.cli import ArgumentParser, UserError, run_main
+from palkit.atomic import write_json
 from pal.results import result_folder_of, updated_result_folder
 
 from metric import EAD_VOCAB_SIZE, ead_metrics, require_punkt

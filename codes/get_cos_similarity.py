@@ -14,10 +14,10 @@ Beside a gen.json the files are committed into its result folder as one unit and
 """
 import os
 
-from palkit.checks import (ENCODER_TOKENIZER_FILES, check_model_dir, check_tokenizer_dir, existing_path, output_file,
-                           positive_int, require_output_file)
-from palkit.cli import ArgumentParser, UserError, boolean_string, resolve_device, run_main, write_json
-from palkit.atomic import crash_point
+from palkit.checks import (ENCODER_TOKENIZER_FILES, boolean_string, check_model_dir, check_tokenizer_dir, existing_path,
+                           output_file, positive_int, require_output_file)
+from palkit.cli import ArgumentParser, UserError, resolve_device, run_main
+from palkit.atomic import crash_point, write_json
 from pal.results import LABEL, result_folder_of, updated_result_folder
 
 from metric.records import check_records, load_gen_json

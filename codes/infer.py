@@ -29,10 +29,11 @@ import sys
 import torch
 from transformers import set_seed  # the authors' call: python, numpy, torch and CUDA generators
 
-from palkit.atomic import crash_point
-from palkit.checks import (existing_file, existing_path, float_range, int_range, non_negative_int, output_dir,
-                           positive_float, positive_int, probability, require_output_dir, require_output_file)
-from palkit.cli import ArgumentParser, UserError, boolean_string, resolve_device, run_main, write_json
+from palkit.atomic import crash_point, write_json
+from palkit.checks import (boolean_string, existing_file, existing_path, float_range, int_range, non_negative_int,
+                           output_dir, positive_float, positive_int, probability, require_output_dir,
+                           require_output_file)
+from palkit.cli import ArgumentParser, UserError, resolve_device, run_main
 from pal.config import REPO_ROOT, STRATEGY_TOKENS, load_config
 from palkit.engine import to_device
 from pal.generation import (CONTRASTIVE_IMPL_HELP, CONTRASTIVE_IMPLS, DecodingOptions, decode_text, decoding_options,

@@ -23,9 +23,10 @@ import sys
 
 from transformers import set_seed  # the authors' call, as codes/infer.py
 
-from palkit.checks import (DECODING_RANGES, existing_dir, existing_file, existing_path, int_range, output_dir,
-                           positive_int, require_output_dir)
-from palkit.cli import ArgumentParser, boolean_string, resolve_device, run_main, write_json
+from palkit.checks import (DECODING_RANGES, boolean_string, existing_dir, existing_file, existing_path, int_range,
+                           output_dir, positive_int, require_output_dir)
+from palkit.cli import ArgumentParser, resolve_device, run_main
+from palkit.atomic import write_json
 from pal.chat import DECODING_DEFAULTS, Chat, PersonaSource
 from pal.config import REPO_ROOT, load_config
 from pal.generation import CONTRASTIVE_IMPL_HELP, CONTRASTIVE_IMPLS, DecodingOptions, decoding_options, parse_alpha

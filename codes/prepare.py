@@ -18,8 +18,9 @@ all of ESConv takes seconds, as each utterance is tokenized once).
 import argparse
 import os
 
-from palkit.checks import check_encode_context, existing_file, output_dir, positive_int, require_output_dir
-from palkit.cli import ArgumentParser, UserError, boolean_string, run_main
+from palkit.checks import (boolean_string, check_encode_context, existing_file, output_dir, positive_int,
+                           require_output_dir)
+from palkit.cli import ArgumentParser, UserError, run_main
 from pal.config import build_tokenizer, load_config, resolve_pretrained_path
 from pal.inputter import Featurizer, settings_for
 from pal.prepared import default_prepared_dir, features_dir, write_prepared

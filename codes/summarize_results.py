@@ -18,7 +18,8 @@ one epoch, else best_ppl and every.
 import argparse
 
 from palkit.checks import output_file
-from palkit.cli import ArgumentParser, UserError, atomic_write, run_main, write_json
+from palkit.cli import ArgumentParser, UserError, run_main
+from palkit.atomic import atomic_write, write_json
 
 from metric.paper import COLUMNS, PAPER
 from metric.result_folders import find_result_folders, group_by_system, parse_rule, read_infos, select

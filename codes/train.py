@@ -59,10 +59,10 @@ import sys
 
 import torch
 
-from palkit.atomic import discard, side_paths
-from palkit.checks import (argument_type, check_encode_context, existing_dir, existing_file, int_range,
+from palkit.atomic import discard, side_paths, write_json
+from palkit.checks import (argument_type, boolean_string, check_encode_context, existing_dir, existing_file, int_range,
                            non_negative_float, non_negative_int, output_dir, positive_int, require_dir)
-from palkit.cli import ArgumentParser, UserError, boolean_string, run_main, write_json
+from palkit.cli import ArgumentParser, UserError, run_main
 from pal.config import CONFIG_DIR, load_config, resolve_pretrained_path
 from palkit.engine import Engine, note, resume_command, start_runtime
 from pal.inputter import BucketBatchSampler, Featurizer, settings_for

@@ -25,7 +25,8 @@ import hashlib
 import json
 import os
 
-from palkit.cli import UserError, atomic_write
+from palkit.cli import UserError
+from palkit.atomic import atomic_write
 from pal.dialogues import INPUT_TOKEN, JSON_ARRAY, load_dialogues, normalise, turn_fields
 from persona_extractor.persona_text import dialogue_inputs
 

@@ -37,8 +37,8 @@ import shutil
 import time
 from dataclasses import asdict, dataclass
 
-from palkit.atomic import commit_dir, crash_point, recover
-from palkit.cli import UserError, write_json
+from palkit.atomic import commit_dir, crash_point, recover, write_json
+from palkit.cli import UserError
 from palkit.engine import Engine, note, resume_command, start_runtime
 from persona_extractor.extractor_data import (batches_per_epoch, collate, encode_pairs, epoch_order, evaluate_loss,
                                               total_training_steps, validation_every)

@@ -15,7 +15,8 @@ import os
 from contextlib import ExitStack
 
 from palkit.checks import argument_type, output_dir, require_dir, require_output_file
-from palkit.cli import ArgumentParser, UserError, atomic_write, run_main
+from palkit.cli import ArgumentParser, UserError, run_main
+from palkit.atomic import atomic_write
 from persona_extractor.persona_text import EOS_TEXT
 from persona_extractor.personachat import dialogue_examples, read_personachat
 

@@ -21,7 +21,8 @@ import sys
 
 from palkit.checks import (existing_dir, existing_file, float_range, int_range, non_negative_float, non_negative_int,
                            output_dir, output_file, positive_int, require_dir, require_file, require_output_file)
-from palkit.cli import ArgumentParser, UserError, atomic_write, run_main
+from palkit.cli import ArgumentParser, UserError, run_main
+from palkit.atomic import atomic_write
 from palkit.run_folder import explicit_dests, parse_resume
 from persona_extractor.extractor import PersonaExtractor
 from persona_extractor.extractor_data import read_csv_frame

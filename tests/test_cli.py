@@ -5,7 +5,8 @@ import stat
 import pytest
 import torch
 
-from palkit.cli import UserError, atomic_write, resolve_device, write_json
+from palkit.cli import UserError, resolve_device
+from palkit.atomic import atomic_write, write_json
 
 
 def test_resolve_device_accepts_auto_and_cpu_and_rejects_bad_names():

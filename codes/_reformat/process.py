@@ -41,7 +41,9 @@ from collections import Counter
 from contextlib import ExitStack
 
 from palkit import checks
-from palkit.cli import ArgumentParser, UserError, atomic_write, boolean_string, run_main
+from palkit.cli import ArgumentParser, UserError, run_main
+from palkit.atomic import atomic_write
+from palkit.checks import boolean_string
 from pal.dialogues import load_dialogues
 from pal.reformat import DATA_HINT, PERSONA_LIST_SOURCES, convert_all
 

@@ -8,7 +8,8 @@ import csv
 import os
 
 from palkit.checks import output_dir, output_file
-from palkit.cli import ArgumentParser, UserError, atomic_write, run_main, write_json
+from palkit.cli import ArgumentParser, UserError, run_main
+from palkit.atomic import atomic_write, write_json
 
 from human_eval.store import Store
 

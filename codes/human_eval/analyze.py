@@ -11,7 +11,8 @@ import sqlite3
 from collections import defaultdict
 
 from palkit.checks import existing_file, output_dir, require_output_dir
-from palkit.cli import ArgumentParser, UserError, atomic_write, run_main, write_json
+from palkit.cli import ArgumentParser, UserError, run_main
+from palkit.atomic import atomic_write, write_json
 
 from human_eval.agreement import fleiss_kappa, krippendorff_alpha, sign_test
 

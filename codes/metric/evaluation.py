@@ -17,7 +17,8 @@ Files written into `save_dir` (all computed first, then written, so bad input le
 import os
 import sys
 
-from palkit.cli import UserError, write_json
+from palkit.cli import UserError
+from palkit.atomic import write_json
 
 from .plots import plot_confusion_matrix
 from .records import all_or_none, check_records, corpus_perplexity, first_text

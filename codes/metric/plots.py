@@ -11,7 +11,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from palkit.checks import read_csv
-from palkit.cli import UserError, atomic_write
+from palkit.cli import UserError
+from palkit.atomic import atomic_write
 
 # Column names accepted for each quantity, first match wins. Ours first, then the authors' train.py headers
 # (their eval_log.csv header says freq_loss/freq_ppl for what are validation loss/perplexity).

@@ -6,8 +6,9 @@ strictly after mapping the key names other transformers versions write; save_che
 """
 import torch
 
-from palkit.checks import load_safetensors, load_torch_state
-from palkit.cli import UserError, atomic_write
+from palkit.checks import load_safetensors, load_torch_state, state_dict_mismatches
+from palkit.cli import UserError
+from palkit.atomic import atomic_write
 
 CHECKPOINT_HINT = "pass --load_checkpoint DIR/epoch-N.bin written by train.py (or the authors' codes)"
 # Tensors that 4.x state_dicts hold under several names (tied embeddings): any one of them is enough.
@@ -61,21 +62,6 @@ def normalize_state_dict_keys(state, model):
     if "final_logits_bias" not in out and "model.shared.weight" in out:
         out["final_logits_bias"] = torch.zeros(1, out["model.shared.weight"].shape[0])
     return out
-
-
-def state_dict_mismatches(model, state, show=6):
-    """'' when keys and shapes match; else one line listing missing, unexpected and shape-mismatched keys."""
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    shapes = sorted(f"{k} {tuple(state[k].shape)} vs {tuple(expected[k].shape)}"
-                    for k in set(state) & set(expected) if state[k].shape != expected[k].shape)
-    parts = []
-    for label, items in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", shapes)):
-        if items:
-            more = f" and {len(items) - show} more" if len(items) > show else ""
-            parts.append(f"{label} {len(items)}: {', '.join(items[:show])}{more}")
-    return "; ".join(parts)
 
 
 def save_checkpoint(model, path):

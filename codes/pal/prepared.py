@@ -14,9 +14,9 @@ lose the earlier preparation. load_prepared checks the manifest too, so a set mi
 import os
 import pickle
 
-from palkit.atomic import check_sealed, commit_dir, crash_point, recover, seal
+from palkit.atomic import check_sealed, commit_dir, crash_point, recover, seal, write_json
 from palkit.checks import expect_type, load_json, load_pickle
-from palkit.cli import UserError, write_json
+from palkit.cli import UserError
 from pal.config import REPO_ROOT
 
 FEATURES_DIR = "features"

@@ -8,7 +8,7 @@ The new set is written into `.<name>.tmp` beside the final folder and moved into
 (final -> `.<name>.old`, tmp -> final; POSIX cannot rename a folder over a non-empty one), then the old set is
 removed. A process killed between the two renames leaves no final folder but a complete `.<name>.old`: `recover`
 (called by `commit_dir` and by readers before they look) moves it back, so readers always see a complete set, and
-removes stray temporary folders. Single-file outputs use palkit.cli.atomic_write.
+removes stray temporary folders. Single-file outputs use atomic_write.
 
 A committed set can carry a manifest (`seal`, written last into the temporary folder): the name, size and SHA-256
 of each file committed with it. Readers of folders that are also written by other programs, or by hand, check it
@@ -24,6 +24,7 @@ import json
 import os
 import shutil
 import signal
+import tempfile
 from contextlib import contextmanager
 
 CRASH_ENV = "PAL_CRASH_AT"
@@ -192,3 +193,35 @@ def check_sealed(folder):
     if foreign:
         return f"{', '.join(foreign)} {'was' if len(foreign) == 1 else 'were'} not committed with the other files"
     return None
+
+
+# ------------------------------------------------------------------------------------------- single files
+
+@contextmanager
+def atomic_write(path, mode="w", encoding="utf-8"):
+    """Write to a temporary file beside `path` and rename it into place only if the block succeeds."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix="-" + os.path.basename(path))
+    try:
+        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": encoding})) as f:
+            yield f
+        os.chmod(tmp, 0o666 & ~_current_umask())  # mkstemp makes 0600 files; give the usual permissions
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _current_umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_json(path, obj, indent=2):
+    """Atomically write `obj` as JSON (UTF-8, non-ASCII kept)."""
+    with atomic_write(path) as f:
+        json.dump(obj, f, ensure_ascii=False, indent=indent)
+        f.write("\n")

@@ -156,6 +156,13 @@ def require_output_file(path):
     return path
 
 
+def boolean_string(s):
+    """argparse type for the authors' `--flag True|False` style arguments."""
+    if str(s).lower() not in {"true", "false"}:
+        raise argparse.ArgumentTypeError(f"expected True or False, got {s!r}")
+    return str(s).lower() == "true"
+
+
 def argument_type(check, hint=None):
     """argparse type from a path check raising UserError; `hint` (what to do) is passed on to input checks.
     argparse prefixes the option's name: `error: argument --data_dir: x: no such folder; <hint>`."""
@@ -376,3 +383,18 @@ def check_weights_file(path, hint=""):
     except (zipfile.BadZipFile, OSError) as e:
         raise UserError(f"{path}: truncated or not a torch.save archive ({e}){_then(hint)}")
     return path
+
+
+def state_dict_mismatches(model, state, show=6):
+    """'' when keys and shapes match; else one line listing missing, unexpected and shape-mismatched keys."""
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    shapes = sorted(f"{k} {tuple(state[k].shape)} vs {tuple(expected[k].shape)}"
+                    for k in set(state) & set(expected) if state[k].shape != expected[k].shape)
+    parts = []
+    for label, items in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", shapes)):
+        if items:
+            more = f" and {len(items) - show} more" if len(items) > show else ""
+            parts.append(f"{label} {len(items)}: {', '.join(items[:show])}{more}")
+    return "; ".join(parts)

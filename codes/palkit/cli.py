@@ -1,10 +1,7 @@
-"""Command-line plumbing shared by every script: one-line errors, boolean flags, atomic writes."""
+"""Command-line plumbing shared by every script: one-line errors, the argument parser, the device."""
 import argparse
-import json
 import os
 import sys
-import tempfile
-from contextlib import contextmanager
 
 
 class UserError(Exception):
@@ -47,40 +44,3 @@ def resolve_device(name):
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UserError(f"--device {name}: CUDA is not available on this machine")
     return device
-
-
-def boolean_string(s):
-    """argparse type for the authors' `--flag True|False` style arguments."""
-    if str(s).lower() not in {"true", "false"}:
-        raise argparse.ArgumentTypeError(f"expected True or False, got {s!r}")
-    return str(s).lower() == "true"
-
-
-@contextmanager
-def atomic_write(path, mode="w", encoding="utf-8"):
-    """Write to a temporary file beside `path` and rename it into place only if the block succeeds."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix="-" + os.path.basename(path))
-    try:
-        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": encoding})) as f:
-            yield f
-        os.chmod(tmp, 0o666 & ~_current_umask())  # mkstemp makes 0600 files; give the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _current_umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def write_json(path, obj, indent=2):
-    """Atomically write `obj` as JSON (UTF-8, non-ASCII kept)."""
-    with atomic_write(path) as f:
-        json.dump(obj, f, ensure_ascii=False, indent=indent)
-        f.write("\n")

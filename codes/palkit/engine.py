@@ -29,10 +29,9 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from palkit.atomic import commit, crash_point, fresh_dir, recover
-from pal.checkpoint import state_dict_mismatches
-from palkit.checks import load_torch_state
-from palkit.cli import UserError, atomic_write, resolve_device
+from palkit.atomic import atomic_write, commit, crash_point, fresh_dir, recover
+from palkit.checks import load_torch_state, state_dict_mismatches
+from palkit.cli import UserError, resolve_device
 
 ENGINE_STATE = "engine_state.pt"
 RESUME_HINT = "the saved training state is damaged: start the run again without --resume (or in a new folder)"

@@ -34,6 +34,7 @@ from pal.dialogues import EMPTY_PERSONA, PERSONA_TOKEN, normalise
 from pal.inputter import Featurizer, settings_for
 from pal.model import build_model
 from palkit.run_folder import model_config_dir, parse_with_run_folder
+from persona_extractor.extractor import PersonaExtractor
 
 # What describes the trained model, read from the checkpoint's run folder unless given (palkit.run_folder).
 RUN_FOLDER_KEYS = ("config_name", "inputter_name", "pretrained_model_path", "max_input_length",
@@ -161,7 +162,9 @@ def main(argv=None):
                                fusion_mask_padding=args.fusion_mask_padding, device=device,
                                model_config_dir=model_config_dir(args))
     model.eval()
-    persona_source = PersonaSource.from_args(args, device)
+    live_persona = (PersonaExtractor.from_pretrained(args.persona_extractor, device=device)
+                    if args.persona_extractor is not None else None)
+    persona_source = PersonaSource.from_args(args, live_persona)
     if persona_source.extractor is not None and not settings.persona_in_batches:
         print(f"note: config {args.config_name} does not use a persona; the inferred persona is only shown",
               file=sys.stderr)

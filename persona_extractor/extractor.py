@@ -7,8 +7,8 @@
     extractor.persona_for_turn(seeker_utterances)
     # -> "<input>" while the seeker has spoken fewer than FIRST_PERSONA_TURN (3) times, else infer_persona(...)
 
-pal.chat (interact.py, the human-eval app) and extractor_annotation.py use it. The text formats and filters
-are in persona_text.py, the tokenizer/model loading and the authors' encoding/decoding in modeling.py.
+interact.py and the human-eval app (as pal.chat's LivePersona) and extractor_annotation.py use it. The text formats
+and filters are in persona_text.py, the tokenizer/model loading and the authors' encoding/decoding in modeling.py.
 """
 from palkit.cli import resolve_device
 from persona_extractor.modeling import (MAX_INPUT_LENGTH, DecodingSettings, decode_like_authors, encode_texts,

@@ -5,11 +5,12 @@ import threading
 import zlib
 from dataclasses import dataclass
 
-from pal.chat import DECODING_DEFAULTS, Chat, PersonaSource, load_extractor
+from pal.chat import DECODING_DEFAULTS, Chat, PersonaSource
 from palkit.cli import UserError
 from pal.config import available_configs, load_config
 from pal.generation import decoding_options, parse_alpha
 from pal.inputter import PERSONA_MODEL_NAMES, Featurizer, settings_for
+from persona_extractor.extractor import PersonaExtractor
 
 SPEC_KEYS = ("name", "config", "checkpoint", "alpha")
 
@@ -71,7 +72,7 @@ class Systems:
         self.specs = {s.name: s for s in specs}
         self.seed, self.device, self.lock = seed, device, threading.Lock()
         options = {**DECODING_DEFAULTS, **(decoding or {})}
-        extractor = load_extractor(persona_extractor, device) if persona_extractor else None
+        extractor = PersonaExtractor.from_pretrained(persona_extractor, device=device) if persona_extractor else None
         self.persona_source = PersonaSource(extractor=extractor)
         self.sessions = {}
         for spec in specs:

@@ -4,6 +4,7 @@ Shared by the terminal chat (codes/interact.py) and the browser apps (codes/huma
 the turns; a caller that keeps the turns elsewhere (a database) rebuilds a session with `Chat.restore`.
 """
 import re
+from typing import Protocol
 
 from palkit.checks import read_text
 from palkit.cli import UserError
@@ -30,15 +31,22 @@ def persona_string(text):
     return format_persona([s for s in sentences if s])
 
 
-class PersonaSource:
-    """What PAL sees as persona at each turn: fixed, or inferred live by the persona extractor."""
+class LivePersona(Protocol):
+    """A persona inferred live from what the seeker has said (persona_extractor.extractor.PersonaExtractor)."""
 
-    def __init__(self, fixed=EMPTY_PERSONA, extractor=None):
+    def persona_for_turn(self, seeker_utterances: list[str]) -> str: ...
+
+
+class PersonaSource:
+    """What PAL sees as persona at each turn: fixed, or inferred live (a LivePersona)."""
+
+    def __init__(self, fixed=EMPTY_PERSONA, extractor: LivePersona | None = None):
         self.fixed, self.extractor = fixed, extractor
 
     @classmethod
-    def from_args(cls, args, device):
-        """From interact.py's --persona / --persona_file / --persona_extractor (at most one is set)."""
+    def from_args(cls, args, live_persona=None):
+        """From interact.py's --persona / --persona_file, or `live_persona` (the caller loads --persona_extractor);
+        at most one is set."""
         if getattr(args, "persona", None) is not None:
             return cls(persona_string(args.persona))
         if getattr(args, "persona_file", None) is not None:
@@ -47,23 +55,12 @@ class PersonaSource:
                 raise UserError(f"{args.persona_file}: is empty; write the persona sentences into it, or drop "
                                 f"--persona_file to chat without a persona")
             return cls(persona_string(text))
-        if args.persona_extractor is not None:
-            return cls(extractor=load_extractor(args.persona_extractor, device))
-        return cls()
+        return cls(extractor=live_persona)
 
     def for_turn(self, seeker_utterances):
         if self.extractor is None:
             return self.fixed
         return self.extractor.persona_for_turn(seeker_utterances)
-
-
-def load_extractor(path, device):
-    """The fine-tuned persona extractor in `path` (persona_extractor/train_bart.py output)."""
-    try:
-        from persona_extractor.extractor import PersonaExtractor
-    except ImportError as e:
-        raise UserError(f"cannot import persona_extractor.extractor ({e}); install the project (pip install -e .)")
-    return PersonaExtractor.from_pretrained(path, device=device)
 
 
 # ---- one reply ------------------------------------------------------------------------------------------------------

@@ -36,7 +36,7 @@ import torch
 
 from palkit.cli import UserError, resolve_device, run_main
 from palkit.atomic import write_json
-from pal.config import REPO_ROOT, load_config, build_tokenizer
+from pal.config import build_tokenizer, load_config
 from pal.dialogues import load_dialogues
 from pal.generation import generate
 from pal.inputter import Featurizer, collate, settings_for
@@ -46,6 +46,7 @@ from pal.reference_featurization import reference_strat
 from pal.reformat import DATA_HINT, convert_dialogue
 from pal.tiny import make_tiny_blenderbot_dir
 
+REPO_ROOT = Path(__file__).resolve().parents[1]  # the checkout this script runs from
 SHARED = REPO_ROOT.parent / "shared"
 FULL_SIZE = dict(d_model=512, layers=8, heads=16, ffn=2048)  # facebook/blenderbot_small-90M
 SMALL_SIZE = dict(d_model=32, layers=2, heads=2, ffn=64)

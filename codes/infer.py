@@ -34,12 +34,13 @@ from palkit.checks import (boolean_string, existing_file, existing_path, float_r
                            output_dir, positive_float, positive_int, probability, require_output_dir,
                            require_output_file)
 from palkit.cli import ArgumentParser, UserError, resolve_device, run_main
-from pal.config import REPO_ROOT, STRATEGY_TOKENS, load_config
+from pal.config import STRATEGY_TOKENS, load_config
 from palkit.engine import to_device
 from pal.generation import (CONTRASTIVE_IMPL_HELP, CONTRASTIVE_IMPLS, DecodingOptions, decode_text, decoding_options,
                             generate, parse_alpha)
 from pal.inputter import Featurizer, inference_batches, settings_for, validation_batches
 from pal.model import build_model
+from pal.prepared import default_prepared_dir
 from pal.results import LABEL, new_result_folder
 from palkit.run_folder import model_config_dir, parse_with_run_folder
 
@@ -159,7 +160,7 @@ def result_dir(args, infer_file):
     if args.load_checkpoint:
         ckpt_dir, ckpt_name = os.path.split(os.path.abspath(args.load_checkpoint))
     else:
-        ckpt_dir, ckpt_name = str(REPO_ROOT / "DATA" / f"{args.inputter_name}.{args.config_name}"), "pretrained"
+        ckpt_dir, ckpt_name = default_prepared_dir(args.inputter_name, args.config_name), "pretrained"
     base = os.path.basename(infer_file)
     stem = ".".join(base.split(".")[:-1])  # the authors' expression ("test.txt" -> "test")
     name = (f"res_{ckpt_name}_{stem}_k.{args.top_k}_p.{args.top_p}_b.{args.num_beams}_t.{args.temperature}"

@@ -28,7 +28,7 @@ from palkit.checks import (DECODING_RANGES, boolean_string, existing_dir, existi
 from palkit.cli import ArgumentParser, resolve_device, run_main
 from palkit.atomic import write_json
 from pal.chat import DECODING_DEFAULTS, Chat, PersonaSource
-from pal.config import REPO_ROOT, load_config
+from pal.config import load_config
 from pal.generation import CONTRASTIVE_IMPL_HELP, CONTRASTIVE_IMPLS, DecodingOptions, decoding_options, parse_alpha
 from pal.dialogues import EMPTY_PERSONA, PERSONA_TOKEN, normalise
 from pal.inputter import Featurizer, settings_for
@@ -83,7 +83,7 @@ def default_output_dir(args):
     """The authors' <checkpoint>_interact_dialogs, or DATA/DEMO/<config> without a checkpoint."""
     if args.load_checkpoint:
         return args.load_checkpoint + "_interact_dialogs"
-    return str(REPO_ROOT / "DATA" / "DEMO" / args.config_name)
+    return os.path.abspath(os.path.join("DATA", "DEMO", args.config_name))
 
 
 def save_conversation(output_dir, record, args=None):

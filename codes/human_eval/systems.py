@@ -45,7 +45,7 @@ def parse_system(text):
         raise UserError(f"--system {text!r}: missing {', '.join(missing)}")
     if fields["config"] not in available_configs():
         raise UserError(f"--system {text!r}: unknown config {fields['config']!r}; known: "
-                        f"{', '.join(available_configs())} (codes/CONFIG/*.json)")
+                        f"{', '.join(available_configs())} (codes/pal/configs/*.json)")
     if not os.path.isfile(fields["checkpoint"]):
         raise UserError(f"{fields['checkpoint']}: checkpoint not found (--system {fields['name']}); train one with "
                         f"RUN/train_*.sh or build the demo models with bash RUN/demo.sh")

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from palkit.atomic import restore
 from palkit.checks import load_json, read_csv
 from palkit.cli import UserError
-from pal.config import REPO_ROOT
 from pal.results import check_result_folder
 
 SYSTEM_LABELS = {"pal": "PAL", "pal_alpha0": "PAL α=0", "blender_joint": "Blender-Joint", "vanilla": "BlenderBot-small"}
@@ -110,14 +109,12 @@ def system_of(infer_args):
 
 
 def _checkpoint_path(infer_args, folder):
-    """The checkpoint a folder was decoded from: absolute as recorded, else relative to the repository root (the
-    RUN scripts run there), else to the current directory."""
+    """The checkpoint a folder was decoded from: absolute as recorded, else relative to the current directory (the
+    RUN scripts run from the repository root)."""
     for key in ("checkpoint", "load_checkpoint"):
         path = infer_args.get(key)
-        if path:
-            for candidate in (path, os.path.join(REPO_ROOT, path)):
-                if os.path.isfile(candidate) or os.path.isdir(os.path.dirname(candidate)):
-                    return os.path.abspath(candidate)
+        if path and (os.path.isfile(path) or os.path.isdir(os.path.dirname(path))):
+            return os.path.abspath(path)
     return None
 
 

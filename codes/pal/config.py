@@ -1,4 +1,4 @@
-"""Model configurations (codes/CONFIG/*.json), pretrained-path resolution and the tokenizer.
+"""Model configurations (codes/pal/configs/*.json), pretrained-path resolution and the tokenizer.
 
 A config names the model family and the tokens added to BlenderBot-small's vocabulary (54,944 ids), as the
 authors' configs (chengjl19/PAL codes/CONFIG) do:
@@ -16,9 +16,8 @@ from pathlib import Path
 from palkit.checks import VOCAB_AND_MERGES, check_tokenizer_dir
 from palkit.cli import UserError
 
-CODES_DIR = Path(__file__).resolve().parents[1]
-REPO_ROOT = CODES_DIR.parent
-CONFIG_DIR = CODES_DIR / "CONFIG"
+# package data: found beside this module in an editable and a regular install alike
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
 # The 8 ESConv strategies, in id order (SPEC "Data"); their tokens are the last 8 ids of the vocabulary.
 STRATEGIES = [
@@ -36,7 +35,7 @@ def available_configs():
 
 
 def load_config(config_name):
-    """Read codes/CONFIG/<config_name>.json; unknown names raise a UserError listing the available ones."""
+    """Read codes/pal/configs/<config_name>.json; unknown names raise a UserError listing the available ones."""
     path = CONFIG_DIR / f"{config_name}.json"
     if not path.is_file():
         raise UserError(f"unknown --config_name {config_name!r}: no {path}; available: {', '.join(available_configs())}")
@@ -60,11 +59,11 @@ def resolve_pretrained_path(config, override=None):
     """The directory (or hub name) to load pretrained weights and tokenizer from.
 
     `override` (--pretrained_model_path) wins over the config. A relative path is looked up against the current
-    directory first, then the repository root (the configs say "Blenderbot_small-90M", which lives there).
+    directory (the configs say "Blenderbot_small-90M": the RUN scripts run from the repository root, where it lives).
     A value that is neither an existing directory nor shaped like a hub name ("org/name") is an error.
     """
     value = override or config["pretrained_model_path"]
-    candidates = [Path(value)] if os.path.isabs(value) else [Path.cwd() / value, REPO_ROOT / value]
+    candidates = [Path(value)] if os.path.isabs(value) else [Path.cwd() / value]
     for c in candidates:
         if c.is_dir():
             return str(c)

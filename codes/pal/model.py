@@ -1,6 +1,6 @@
 """The PAL model family on transformers 5 (SPEC "Stage 4").
 
-Three models, picked by the config's `model_name` (codes/CONFIG/*.json):
+Three models, picked by the config's `model_name` (codes/pal/configs/*.json):
 - `strat` -> `PersonaFusionBlenderbotSmall` (PAL): BlenderBot-small whose decoder cross-attends to the context
   encoder states fused with the persona encoder states; decoded with the contrastive rule in pal.generation.
 - `strat_no_persona` -> `StrategyBlenderbotSmall` (Blender-Joint): plain BlenderBot-small with the added tokens; the
@@ -251,7 +251,7 @@ MODEL_CLASSES = {
 # ---- building ---------------------------------------------------------------------------------------------------
 def build_model(config_name, pretrained_model_path=None, checkpoint=None, fusion_mask_padding=False,
                 new_embeddings_init="normal", device=None, model_config_dir=None):
-    """(tokenizer, model) for codes/CONFIG/<config_name>.json, as the authors' build_model does.
+    """(tokenizer, model) for codes/pal/configs/<config_name>.json, as the authors' build_model does.
 
     Loads pretrained BlenderBot-small from the config's directory (or `pretrained_model_path`), adds the config's
     tokens, resizes the embeddings to len(tokenizer) and, when `checkpoint` (an `epoch-N.bin`) is given, loads it

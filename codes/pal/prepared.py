@@ -17,7 +17,6 @@ import pickle
 from palkit.atomic import check_sealed, commit_dir, crash_point, recover, seal, write_json
 from palkit.checks import expect_type, load_json, load_pickle
 from palkit.cli import UserError
-from pal.config import REPO_ROOT
 
 FEATURES_DIR = "features"
 FEATURES_FILE = "data.pkl"
@@ -26,7 +25,7 @@ FORMAT_VERSION = 2  # 2: the files in features/ with a manifest; 1: data.pkl and
 
 
 def default_prepared_dir(inputter_name, config_name):
-    return str(REPO_ROOT / "DATA" / f"{inputter_name}.{config_name}")
+    return os.path.abspath(os.path.join("DATA", f"{inputter_name}.{config_name}"))
 
 
 def features_dir(prepared_dir):

@@ -27,7 +27,6 @@ import os
 import sys
 
 import torch
-from transformers import set_seed  # the authors' call: python, numpy, torch and CUDA generators
 
 from palkit.atomic import crash_point, write_json
 from palkit.checks import (boolean_string, existing_file, existing_path, float_range, int_range, non_negative_int,
@@ -35,7 +34,7 @@ from palkit.checks import (boolean_string, existing_file, existing_path, float_r
                            require_output_file)
 from palkit.cli import ArgumentParser, UserError, resolve_device, run_main
 from pal.config import STRATEGY_TOKENS, load_config
-from palkit.engine import to_device
+from palkit.engine import seed_everything, to_device
 from pal.generation import (CONTRASTIVE_IMPL_HELP, CONTRASTIVE_IMPLS, DecodingOptions, decode_text, decoding_options,
                             generate, parse_alpha)
 from pal.inputter import Featurizer, inference_batches, settings_for, validation_batches
@@ -271,7 +270,7 @@ def infer_file(path, args, toker, model, featurizer, decoding, device):
     pad, persona = toker.pad_token_id, featurizer.settings.persona_in_batches
     n_batches = math.ceil(n_examples / args.infer_batch_size)
     autocast = autocast_factory(args, device)
-    set_seed(args.seed)  # per file, as the authors: the same seed gives the same gen.json
+    seed_everything(args.seed)  # per file, as the authors: the same seed gives the same gen.json
     losses = None
     if not args.only_generate:
         losses = per_example_losses(model, validation_batches(dialogue_features, args.infer_batch_size, pad, persona),
@@ -301,7 +300,7 @@ def main(argv=None):
         metrics_scorer()
     device = resolve_device(args.device)
     decoding = decoding_from_args(args)
-    set_seed(args.seed)
+    seed_everything(args.seed)
     config = load_config(args.config_name)
     settings = settings_for(config, args.inputter_name, args.max_input_length, args.max_decoder_input_length,
                             args.use_all_persona)

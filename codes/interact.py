@@ -21,8 +21,6 @@ import datetime
 import os
 import sys
 
-from transformers import set_seed  # the authors' call, as codes/infer.py
-
 from palkit.checks import (DECODING_RANGES, boolean_string, existing_dir, existing_file, existing_path, int_range,
                            output_dir, positive_int, require_output_dir)
 from palkit.cli import ArgumentParser, resolve_device, run_main
@@ -33,6 +31,7 @@ from pal.generation import CONTRASTIVE_IMPL_HELP, CONTRASTIVE_IMPLS, DecodingOpt
 from pal.dialogues import EMPTY_PERSONA, PERSONA_TOKEN, normalise
 from pal.inputter import Featurizer, settings_for
 from pal.model import build_model
+from palkit.engine import seed_everything
 from palkit.run_folder import model_config_dir, parse_with_run_folder
 from persona_extractor.extractor import PersonaExtractor
 
@@ -157,7 +156,7 @@ def main(argv=None):
     config = load_config(args.config_name)
     settings = settings_for(config, args.inputter_name, args.max_input_length, args.max_decoder_input_length,
                             use_all_persona=True)  # the persona of the current turn, supplied per reply
-    set_seed(args.seed)
+    seed_everything(args.seed)
     toker, model = build_model(args.config_name, args.pretrained_model_path, args.load_checkpoint,
                                fusion_mask_padding=args.fusion_mask_padding, device=device,
                                model_config_dir=model_config_dir(args))

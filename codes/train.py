@@ -64,13 +64,13 @@ from palkit.checks import (argument_type, boolean_string, check_encode_context, 
                            non_negative_float, non_negative_int, output_dir, positive_int, require_dir)
 from palkit.cli import ArgumentParser, UserError, run_main
 from pal.config import CONFIG_DIR, load_config, resolve_pretrained_path
-from palkit.engine import Engine, note, resume_command, start_runtime
+from palkit.engine import Engine, ModelDiffers, ResumeError, note, seed_everything, start_runtime
 from pal.inputter import BucketBatchSampler, Featurizer, settings_for
 from pal.checkpoint import unwrap_model
 from pal.model import build_model
 from pal.optim import build_optimizer
 from pal.prepared import default_prepared_dir, load_prepared
-from palkit.run_folder import parse_resume
+from palkit.run_folder import parse_resume, resume_command
 from pal.training import BUCKET_FACTOR, EVAL_LOG_COLUMNS, TRAIN_LOG_COLUMNS, PalTask
 
 # ------------------------------------------------------------------------------------------- defaults in one place
@@ -189,12 +189,6 @@ def gpu_count_for_name(runtime):
     return torch.cuda.device_count() if runtime.device.type == "cuda" else 0
 
 
-def set_seed(seed):
-    """python, numpy and torch generators (what the authors' transformers.set_seed call does)."""
-    from transformers import set_seed as hf_set_seed
-    hf_set_seed(seed)
-
-
 def new_run_dir(args, prepared_dir, runtime, micro_batch):
     if args.output_dir:
         run_dir = args.output_dir
@@ -241,7 +235,7 @@ def main(argv=None):
 def train(args, runtime):
     if args.precision == "fp16" and runtime.device.type != "cuda":
         raise UserError("--precision fp16 needs CUDA; use bf16 or fp32 on CPU")
-    set_seed(args.seed)
+    seed_everything(args.seed)
     config = load_config(args.config_name)
     settings = settings_for(config, args.inputter_name, args.max_input_length, args.max_decoder_input_length,
                             args.use_all_persona)
@@ -257,8 +251,9 @@ def train(args, runtime):
 
     micro = args.train_batch_size // args.gradient_accumulation_steps
     global_micro = micro * runtime.world_size
-    batches = BucketBatchSampler([f.bucket_length for f in features], global_micro, args.seed, BUCKET_FACTOR)
-    steps_per_epoch = batches.batches_per_epoch() // args.gradient_accumulation_steps
+    # the one sampler of the run: global micro-batches (all processes; each takes its slice)
+    sampler = BucketBatchSampler([f.bucket_length for f in features], global_micro, args.seed, BUCKET_FACTOR)
+    steps_per_epoch = sampler.batches_per_epoch() // args.gradient_accumulation_steps
     if steps_per_epoch == 0:
         raise UserError(f"{len(features)} training examples do not fill one optimizer step of "
                         f"{args.train_batch_size * runtime.world_size} examples; lower --train_batch_size")
@@ -278,19 +273,20 @@ def train(args, runtime):
     run_dir = args.resume or new_run_dir(args, prepared_dir, runtime, micro)
     if args.resume:
         check_resumable(run_dir)
+    continue_with = resume_command(os.path.relpath(__file__), run_dir, runtime)
     engine = Engine(model, optimizer, scheduler, runtime, os.path.join(run_dir, STATE_DIR),
-                    {k: args_dict[k] for k in RESUME_INVARIANTS}, precision=args.precision,
-                    max_grad_norm=args.max_grad_norm, progress=args.pbar,
-                    resume_command=resume_command(os.path.relpath(__file__), run_dir, runtime))
-    task = PalTask(args, runtime, features, eval_features, toker.pad_token_id, settings.persona_in_batches,
-                   run_dir, steps_per_epoch)
+                    {k: args_dict[k] for k in RESUME_INVARIANTS}, continue_with, precision=args.precision,
+                    max_grad_norm=args.max_grad_norm, progress=args.pbar)
+    saved = None
     if args.resume:
-        engine.resume(task)
+        saved = resume_engine(engine)
         check_steps_left(args, engine)
     elif runtime.is_main:
         write_run_files(run_dir, args_dict, model)
-    task.train_log = engine.open_log(os.path.join(run_dir, "train_log.csv"), TRAIN_LOG_COLUMNS, "global_step")
-    task.eval_log = engine.open_log(os.path.join(run_dir, "eval_log.csv"), EVAL_LOG_COLUMNS, "global_step")
+    task = PalTask(args, runtime, sampler, features, eval_features, toker.pad_token_id, settings.persona_in_batches,
+                   run_dir, steps_per_epoch,
+                   engine.open_log(os.path.join(run_dir, "train_log.csv"), TRAIN_LOG_COLUMNS, "global_step"),
+                   engine.open_log(os.path.join(run_dir, "eval_log.csv"), EVAL_LOG_COLUMNS, "global_step"), saved)
     note(runtime, f"{len(features)} examples, {steps_per_epoch} steps per epoch, schedule over {num_training_steps} "
                   f"steps, {runtime.world_size} process(es) on {runtime.device}; run folder {run_dir}")
     try:
@@ -304,6 +300,17 @@ def train(args, runtime):
                       f"{engine.resume_command} (to its end; --max_steps N: to step N)")
     note(runtime, f"done: {engine.position.global_step} steps; checkpoints and logs in {run_dir}")
     return None
+
+
+def resume_engine(engine):
+    """engine.resume() with its ResumeError phrased for this command line; returns the task's saved state."""
+    try:
+        return engine.resume()
+    except ModelDiffers as e:
+        raise UserError(f"--resume {engine.state_dir}: {e}; resume with the run's --config_name and "
+                        "--pretrained_model_path (its args.json records both)")
+    except ResumeError as e:
+        raise UserError(f"--resume {engine.state_dir}: {e}")
 
 
 def check_steps_left(args, engine):

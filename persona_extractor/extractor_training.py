@@ -39,7 +39,8 @@ from dataclasses import asdict, dataclass
 
 from palkit.atomic import commit_dir, crash_point, recover, write_json
 from palkit.cli import UserError
-from palkit.engine import Engine, note, resume_command, start_runtime
+from palkit.engine import Engine, ResumeError, Task, note, seed_everything, start_runtime
+from palkit.run_folder import resume_command
 from persona_extractor.extractor_data import (batches_per_epoch, collate, encode_pairs, epoch_order, evaluate_loss,
                                               total_training_steps, validation_every)
 from persona_extractor.modeling import load_tokenizer_and_model
@@ -135,21 +136,19 @@ def prepare_output_dir(config):
     os.makedirs(config.output_dir, exist_ok=True)
 
 
-class ExtractorTask:
-    """The engine's hooks for the extractor: shuffled batches, validation at Lightning's points, best/, patience."""
+class ExtractorTask(Task):
+    """The engine's hooks for the extractor: shuffled batches, validation at Lightning's points, best/, patience.
+    `log`: the train log (None on the processes other than rank 0); `saved`: what Engine.resume returned."""
 
-    def __init__(self, trainer):
+    def __init__(self, trainer, log, saved=None):
         self.t, self.runtime, self.config = trainer, trainer.runtime, trainer.config
-        self.state = TrainState()
-        self.log = None
-        self.started = time.time()
+        self.log = log
+        self.state = TrainState(**saved) if saved else TrainState()
+        self.started = time.time() - self.state.elapsed_s
+        self.step_tokens = None  # the current batch's label tokens over all processes (micro_batches, DDP only)
 
     def state_dict(self):
         return {**asdict(self.state), "train_loss_sum": float(self.state.train_loss_sum)}
-
-    def load_state_dict(self, saved):
-        self.state = TrainState(**saved)
-        self.started = time.time() - self.state.elapsed_s
 
     def should_stop(self):
         return self.state.stopped_early
@@ -239,7 +238,7 @@ class Trainer:
         if self.runtime.is_main:
             check_output_dir(config)
         self.runtime.barrier()
-        torch.manual_seed(config.seed)
+        seed_everything(config.seed)
         last = os.path.join(config.output_dir, "last")
         if config.resume and not os.path.isdir(last):
             started = os.path.exists(os.path.join(config.output_dir, "train_log.csv"))
@@ -259,18 +258,21 @@ class Trainer:
             optimizer, num_warmup_steps=config.warmup_steps,
             num_training_steps=total_training_steps(len(self.train), config.train_batch_size, config.num_epochs))
         self.engine = Engine(self.model, optimizer, scheduler, self.runtime, last, settings(config, len(self.train)),
-                             scheduler_interval=config.scheduler_interval, progress=config.progress, label="last",
-                             resume_command=resume_command("persona_extractor/train_bart.py", config.output_dir,
-                                                            self.runtime))
+                             resume_command("persona_extractor/train_bart.py", config.output_dir, self.runtime),
+                             scheduler_interval=config.scheduler_interval, progress=config.progress, label="last")
         self.optimizer, self.scheduler = optimizer, scheduler
-        self.task = ExtractorTask(self)
+        saved = None
         if config.resume:
-            self.engine.resume(self.task, load_model=False)  # the weights were loaded from last/ above
+            try:
+                saved = self.engine.resume(load_model=False)  # the weights were loaded from last/ above
+            except ResumeError as e:
+                raise UserError(f"--resume {last}: {e}")
+        log = None
         if self.runtime.is_main:
             prepare_output_dir(config)
-            self.task.log = self.engine.open_log(os.path.join(config.output_dir, "train_log.csv"), LOG_COLUMNS,
-                                                 "step")
+            log = self.engine.open_log(os.path.join(config.output_dir, "train_log.csv"), LOG_COLUMNS, "step")
             write_json(os.path.join(config.output_dir, "args.json"), asdict(config))
+        self.task = ExtractorTask(self, log, saved)
 
     def run(self):
         """Train until the epochs run out, early stopping triggers, or max_steps is reached."""

@@ -7,8 +7,8 @@ import time
 
 import torch
 
-from palkit.engine import note, to_device
-from pal.inputter import BucketBatchSampler, collate, validation_batches
+from palkit.engine import Task, note, to_device
+from pal.inputter import collate, validation_batches
 from pal.checkpoint import save_checkpoint
 
 BUCKET_FACTOR = 100  # the authors' bucket = 100 batches
@@ -39,28 +39,24 @@ def evaluate(engine, eval_features, args, pad_id, persona_in_batches):
     return loss, math.exp(min(loss, 50.0)), int(total_tokens), n_examples
 
 
-class PalTask:
-    """The engine's hooks for PAL (see the module docstring)."""
+class PalTask(Task):
+    """The engine's hooks for PAL (see the module docstring). `sampler` draws the global micro-batches (all
+    processes; each takes its slice); `saved` is the state Engine.resume returned (None for a new run)."""
 
-    def __init__(self, args, runtime, features, eval_features, pad_id, with_persona, run_dir, steps_per_epoch):
+    def __init__(self, args, runtime, sampler, features, eval_features, pad_id, with_persona, run_dir,
+                 steps_per_epoch, train_log, eval_log, saved=None):
         self.args, self.runtime, self.features, self.eval_features = args, runtime, features, eval_features
         self.pad_id, self.with_persona, self.run_dir = pad_id, with_persona, run_dir
-        self.steps_per_epoch = steps_per_epoch
-        self.micro = args.train_batch_size // args.gradient_accumulation_steps
-        # one sampler over global micro-batches (all processes); each process takes its slice
-        self.sampler = BucketBatchSampler([f.bucket_length for f in features], self.micro * runtime.world_size,
-                                          args.seed, BUCKET_FACTOR)
-        self.sampler_rng = self.sampler.rng.getstate()  # at the start of the current epoch
-        self.micro_steps = 0
-        self.counters = new_counters()
-        self.train_log = self.eval_log = None
+        self.steps_per_epoch, self.sampler = steps_per_epoch, sampler
+        self.train_log, self.eval_log = train_log, eval_log  # None on the processes other than rank 0
+        saved = saved or {"sampler_rng": sampler.rng.getstate(), "micro_steps": 0, "counters": new_counters()}
+        self.sampler_rng = saved["sampler_rng"]  # at the start of the current epoch
+        self.micro_steps, self.counters = saved["micro_steps"], saved["counters"]
+        self.next_epoch_rng = self.epoch_start = None  # set by epoch_plan
+        self.step_tokens = self.step_inputs = self.n_micro = None  # the current step's counts (micro_batches)
 
     def state_dict(self):
         return {"sampler_rng": self.sampler_rng, "micro_steps": self.micro_steps, "counters": dict(self.counters)}
-
-    def load_state_dict(self, state):
-        self.sampler_rng, self.micro_steps, self.counters = state["sampler_rng"], state["micro_steps"], \
-            state["counters"]
 
     def should_stop(self):
         return False

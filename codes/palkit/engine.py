@@ -2,16 +2,9 @@
 
 Nothing here is specific to a model. The engine owns the run position, the optimizer step (autocast, gradient
 accumulation under DDP, GradScaler, clipping, scheduler), the resumable state, the CSV logs, processes/devices and the
-progress bar. A task object supplies what differs (the methods `Engine.fit` calls):
-
-    epoch_plan(engine)        one entry per optimizer step of the epoch (e.g. the example indices of the step)
-    micro_batches(entry)      this process' micro-batches of that step (CPU tensors)
-    loss(model, batch, n_micro) (loss to backpropagate, detached float64 device tensor of statistics to sum)
-    on_step_end(engine, stats, lr) -> True when this is a point to save the state (a validation, every N steps)
-    on_epoch_end(engine, complete) validation/checkpoints at the end of an epoch (or of a run stopped mid-epoch)
-    should_stop()             early stopping
-    state_dict()/load_state_dict(d) the task's own resumable values (picklable)
-    save_model(model, dir)    optional: how the weights go into the state folder (default model.pt, a state_dict)
+progress bar. A task (the `Task` protocol: its hooks are the methods `Engine.fit` calls) supplies what differs;
+it is built after `Engine.resume`, from the task state that returns. The engine names no command-line option: what
+cannot be resumed is a `ResumeError`, which the scripts phrase.
 
 Resumable state: one folder (`state_dir`) holding engine_state.pt (weights through save_model, optimizer, scheduler,
 scaler, position, the task's state, the settings) and rank_state_<r>.pt (each process' RNG states), written into a
@@ -24,6 +17,7 @@ import sys
 import threading
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -31,10 +25,60 @@ import torch.distributed as dist
 
 from palkit.atomic import atomic_write, commit, crash_point, fresh_dir, recover
 from palkit.checks import load_torch_state, state_dict_mismatches
-from palkit.cli import UserError, resolve_device
+from palkit.cli import resolve_device
 
 ENGINE_STATE = "engine_state.pt"
-RESUME_HINT = "the saved training state is damaged: start the run again without --resume (or in a new folder)"
+DAMAGED_HINT = "the saved training state is damaged: start the run again (not resumed, or in a new folder)"
+
+
+class Task(Protocol):
+    """What a training run adds to the engine: the hooks `Engine.fit` calls, in the order of a step."""
+
+    def epoch_plan(self, engine) -> list:
+        """One entry per optimizer step of the epoch (e.g. the example indices of the step)."""
+
+    def micro_batches(self, entry) -> list:
+        """This process' micro-batches of that step (CPU tensors)."""
+
+    def loss(self, model, batch, n_micro):
+        """(loss to backpropagate, detached float64 device tensor of statistics to sum over processes)."""
+
+    def on_step_end(self, engine, stats, lr) -> bool:
+        """True when this is a point to save the state (a validation, every N steps)."""
+
+    def on_epoch_end(self, engine, complete) -> None:
+        """Validation/checkpoints at the end of an epoch (or of a run stopped mid-epoch)."""
+
+    def should_stop(self) -> bool:
+        """Early stopping."""
+        return False
+
+    def state_dict(self) -> dict:
+        """The task's own resumable values (picklable); `Engine.resume` returns them to build the task again."""
+
+    def save_model(self, model, directory) -> None:
+        """How the weights go into the state folder: by default model.pt, a state_dict."""
+        save_state_dict(model, directory)
+
+
+class ResumeError(Exception):
+    """A saved state that cannot be resumed; the message names no command-line option (the scripts add them)."""
+
+
+class NoSavedState(ResumeError):
+    """Nothing to resume in the state folder."""
+
+
+class SettingsDiffer(ResumeError):
+    """The run was started with other settings."""
+
+
+class ProcessCountDiffers(ResumeError):
+    """The run was saved by another number of processes."""
+
+
+class ModelDiffers(ResumeError):
+    """The model built now does not have the saved weights' keys and shapes."""
 
 
 # ------------------------------------------------------------------------------------------- processes and devices
@@ -107,6 +151,14 @@ def autocast_context(precision, device):
     return torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
 
 
+def seed_everything(seed):
+    """The python, numpy and torch (CPU and every GPU) generators, as transformers.set_seed (the authors' call)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.cuda.manual_seed_all(seed)
+
+
 def rng_states(device):
     states = {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": np.random.get_state()}
     if device.type == "cuda":
@@ -167,9 +219,8 @@ class Engine:
     (PyTorch Lightning 1.x's default for a scheduler returned without an interval).
     """
 
-    def __init__(self, model, optimizer, scheduler, runtime, state_dir, settings, precision="fp32",
-                 max_grad_norm=None, scheduler_interval="step", progress=True, label="training_state",
-                 resume_command=None):
+    def __init__(self, model, optimizer, scheduler, runtime, state_dir, settings, resume_command, precision="fp32",
+                 max_grad_norm=None, scheduler_interval="step", progress=True, label="training_state"):
         self.raw_model = model
         self.model = model
         if runtime.distributed:
@@ -181,8 +232,8 @@ class Engine:
         self.precision, self.max_grad_norm = precision, max_grad_norm
         self.scheduler_interval, self.progress = scheduler_interval, progress
         self.position = Position()
-        self.saved_step = None  # global_step of the last committed state (what --resume continues from)
-        self.resume_command = resume_command
+        self.saved_step = None  # global_step of the last committed state (what resume_command continues from)
+        self.resume_command = resume_command  # the command line that continues the run (said on Ctrl-C)
         self.bar = None
         self.resumed = False
         self.logs = []
@@ -257,7 +308,7 @@ class Engine:
             return (f"at step {p.global_step}, before the run's first saved state ({self.state_dir}): nothing to "
                     "resume; start the run again")
         return (f"at step {p.global_step}; the run resumes from step {self.saved_step} (its last saved state, "
-                f"{self.state_dir}) with: {self.resume_command or '--resume'}")
+                f"{self.state_dir}) with: {self.resume_command}")
 
     def _fit(self, task, num_epochs, last_step):
         p = self.position
@@ -307,8 +358,7 @@ class Engine:
         crash_point(self.label, "partial")
         runtime.barrier()
         if runtime.is_main:
-            save_model = getattr(task, "save_model", None) or save_state_dict
-            save_model(self.raw_model, tmp)
+            task.save_model(self.raw_model, tmp)
             torch.save({"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                         "scaler": self.scaler.state_dict() if self.scaler else None,
                         "position": asdict(self.position), "task": task.state_dict(), "settings": self.settings,
@@ -318,27 +368,26 @@ class Engine:
 
     def load_saved_weights(self, path):
         """The saved model weights; a model built with another shape (e.g. another pretrained folder's vocabulary)
-        is a one-line UserError, not a traceback."""
-        weights = load_torch_state(path, RESUME_HINT)
+        is a ModelDiffers, not a traceback."""
+        weights = load_torch_state(path, DAMAGED_HINT)
         problems = state_dict_mismatches(self.raw_model, weights)
         if problems:
-            raise UserError(f"--resume {self.state_dir}: the model built now does not match the saved one "
-                            f"({problems}); resume with the run's --config_name and --pretrained_model_path "
-                            "(its args.json records both)")
+            raise ModelDiffers(f"the model built now does not match the saved one ({problems})")
         self.raw_model.load_state_dict(weights)
 
-    def resume(self, task, load_model=True):
-        """Restore everything save() wrote; a missing or foreign state is a one-line UserError."""
+    def resume(self, load_model=True):
+        """Restore everything save() wrote and return the task's saved state (to build the task from); a missing
+        or foreign state is a ResumeError, a damaged file a one-line UserError naming it."""
         state = self.read_state()
         differing = differing_settings(state["settings"], self.settings)
         if differing:
-            raise UserError(f"--resume {self.state_dir}: settings differ from the saved run's "
-                            f"({'; '.join(differing)}); resume with the same arguments or start a new run")
+            raise SettingsDiffer(f"settings differ from the saved run's ({'; '.join(differing)}); resume with the "
+                                 "same arguments or start a new run")
         rank_path = os.path.join(self.state_dir, f"rank_state_{self.runtime.rank}.pt")
         if state["world_size"] != self.runtime.world_size or not os.path.isfile(rank_path):
-            raise UserError(f"--resume {self.state_dir}: saved by {state['world_size']} process(es), now "
-                            f"{self.runtime.world_size}; resume with the same number of processes")
-        rank_state = load_torch_state(rank_path, RESUME_HINT, weights_only=False)
+            raise ProcessCountDiffers(f"saved by {state['world_size']} process(es), now {self.runtime.world_size}; "
+                                      "resume with the same number of processes")
+        rank_state = load_torch_state(rank_path, DAMAGED_HINT, weights_only=False)
         if load_model:
             self.load_saved_weights(os.path.join(self.state_dir, "model.pt"))
         self.optimizer.load_state_dict(state["optimizer"])
@@ -346,10 +395,10 @@ class Engine:
         if self.scaler:
             self.scaler.load_state_dict(state["scaler"])
         self.position = Position(**state["position"])
-        task.load_state_dict(state["task"])
         restore_rng(rank_state, self.runtime.device)
         self.resumed = True
         self.saved_step = self.position.global_step
+        return state["task"]
 
     def read_state(self):
         path = os.path.join(self.state_dir, ENGINE_STATE)
@@ -357,8 +406,8 @@ class Engine:
             recover(self.state_dir)  # a kill between the two renames of a commit: back to the last complete state
         self.runtime.barrier()
         if not os.path.isfile(path):
-            raise UserError(f"--resume: {path} not found; nothing to resume (drop --resume to start a new run)")
-        return load_torch_state(path, RESUME_HINT, weights_only=False)
+            raise NoSavedState(f"{path} not found; nothing to resume (start a new run)")
+        return load_torch_state(path, DAMAGED_HINT, weights_only=False)
 
 
 @contextmanager
@@ -380,12 +429,6 @@ def sigint_deferred():
 def save_state_dict(model, directory):
     """The default save_model: the weights as one state_dict (tied weights stay one storage)."""
     torch.save(model.state_dict(), os.path.join(directory, "model.pt"))
-
-
-def resume_command(script, run_dir, runtime):
-    """The command that continues a run (printed on Ctrl-C and when --max_steps stops it)."""
-    launch = f"torchrun --nproc_per_node {runtime.world_size}" if runtime.distributed else "python"
-    return f"{launch} {script} --resume {run_dir}"
 
 
 def note(runtime, message):

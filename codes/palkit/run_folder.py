@@ -172,3 +172,9 @@ def model_config_dir(args):
     """The run folder when it holds the trained model's config.json (the model is built from it), else None."""
     run = getattr(args, "run_folder", None)
     return run["path"] if run and run["model_config"] else None
+
+
+def resume_command(script, run_dir, runtime):
+    """The command that continues a run (printed on Ctrl-C and when --max_steps stops it)."""
+    launch = f"torchrun --nproc_per_node {runtime.world_size}" if runtime.distributed else "python"
+    return f"{launch} {script} --resume {run_dir}"

@@ -45,6 +45,7 @@ from pal.optim import HF4AdamW, parameter_groups
 from pal.reference_featurization import reference_strat
 from pal.reformat import DATA_HINT, convert_dialogue
 from pal.tiny import make_tiny_blenderbot_dir
+from palkit.options import add_device_argument
 
 REPO_ROOT = Path(__file__).resolve().parents[1]  # the checkout this script runs from
 SHARED = REPO_ROOT.parent / "shared"
@@ -66,7 +67,7 @@ def build_parser():
     p.add_argument("--rounds", type=int, default=3, help="PAL and vanilla alternate this many times; fastest kept")
     p.add_argument("--max_input_length", type=int, default=512)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    add_device_argument(p)
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast for training steps and decoding")
     p.add_argument("--output", default=None, help="also write the results as JSON here")
     p.add_argument("--memory_probe", choices=[PAL, VANILLA], help=argparse.SUPPRESS)  # internal: subprocess mode

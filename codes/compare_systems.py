@@ -15,13 +15,14 @@ scale); with more than one B, each key holds one such object per B, keyed by B's
 import argparse
 import sys
 
-from palkit.checks import float_range, int_range, output_file, positive_int
+from palkit.checks import float_range, output_file, positive_int
 from palkit.cli import ArgumentParser, UserError, run_main
 from palkit.atomic import atomic_write, write_json
 
 from metric.example_stats import TABLE3_METRICS, Tokenizer, folder_stats
 from metric.result_folders import find_result_folders, parse_rule, read_infos, select, short_names
 from metric.significance import System, compare
+from palkit.options import add_seed_argument
 
 
 def parse_args(argv=None):
@@ -32,8 +33,7 @@ def parse_args(argv=None):
     p.add_argument("--select", default="given", help="checkpoint rule within each system: given (default), "
                    "best_ppl (per training run, the decoded epoch with the lowest validation PPL) or epoch:N")
     p.add_argument("--resamples", type=positive_int, default=10000, help="bootstrap and permutation resamples")
-    p.add_argument("--seed", type=int_range(0, 2**32 - 1), default=0,
-                   help="seed of the resampling (same seed, same numbers)")
+    add_seed_argument(p, 0, "seed of the resampling (same seed, same numbers)")
     p.add_argument("--confidence", type=float_range(0, 1, lo_open=True, hi_open=True), default=0.95,
                    help="level of the bootstrap interval")
     p.add_argument("--metrics", nargs="+", default=list(TABLE3_METRICS), choices=list(TABLE3_METRICS),

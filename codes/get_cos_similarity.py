@@ -22,6 +22,7 @@ from pal.results import LABEL, result_folder_of, updated_result_folder
 
 from metric.records import check_records, load_gen_json
 from metric.simcse import DEFAULT_ENCODER, load_encoder, persona_similarities, summarize_similarities
+from palkit.options import add_device_argument
 
 
 def parse_args(argv=None):
@@ -30,7 +31,7 @@ def parse_args(argv=None):
                         help="gen.json written by codes/infer.py (or its folder)")
     parser.add_argument("--model", default=DEFAULT_ENCODER, help="encoder directory or hub name (default: %(default)s)")
     parser.add_argument("--batch_size", type=positive_int, default=64, help="examples per forward pass")
-    parser.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
+    add_device_argument(parser, None)
     parser.add_argument("--output_file", default=None, type=output_file,
                         help="default: cos_similarity.json beside the input")
     parser.add_argument("--annotate_input", type=boolean_string, default=False,

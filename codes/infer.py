@@ -42,6 +42,8 @@ from pal.model import build_model
 from pal.prepared import default_prepared_dir
 from pal.results import LABEL, new_result_folder
 from palkit.run_folder import model_config_dir, parse_with_run_folder
+from pal.options import add_length_arguments, add_model_arguments, add_persona_argument, add_pretrained_argument
+from palkit.options import add_device_argument, add_seed_argument
 
 DEFAULTS = DecodingOptions()
 NUM_STRATEGIES = len(STRATEGY_TOKENS)
@@ -57,26 +59,19 @@ RUN_FOLDER_KEYS = ("config_name", "inputter_name", "pretrained_model_path", "max
 def build_parser():
     p = ArgumentParser(description=__doc__.split("\n\n")[0],
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--config_name", default=None,
-                   help="strat (PAL), strat_no_persona (Blender-Joint), vanilla; default: the run folder's")
-    p.add_argument("--inputter_name", default=None, help="strat or vanilla; default: the run folder's")
-    p.add_argument("--seed", type=int_range(0, 2**32 - 1), default=0)
+    add_model_arguments(p, from_run_folder=True)
+    add_seed_argument(p, 0)
     p.add_argument("--load_checkpoint", "-c", default=None, type=existing_path,
                    help="an epoch-N.bin (ours or the authors'), or a run folder (then its last epoch); the model's "
                         "arguments (config, inputter, pretrained path, max input length, persona and fusion "
                         "options) default to the run folder's args.json")
-    p.add_argument("--pretrained_model_path", default=None,
-                   help="overrides the config's pretrained path (a directory or hub name); with a checkpoint only "
-                        "its config.json and tokenizer files are read")
+    add_pretrained_argument(p)
     p.add_argument("--fp16", type=boolean_string, default=False, help="float16 autocast (CUDA only)")
-    p.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda, cuda:N")
-    p.add_argument("--max_input_length", type=positive_int, default=512)
-    p.add_argument("--max_decoder_input_length", type=positive_int, default=15,
-                   help="label length for the loss/PPL; the released infer script used 15")
+    add_device_argument(p)
+    add_length_arguments(p, 15, "label length for the loss/PPL; the released infer script used 15")
     p.add_argument("--infer_batch_size", type=positive_int, default=128)
     p.add_argument("--infer_input_file", nargs="+", required=True, type=existing_file)
-    p.add_argument("--use_all_persona", type=boolean_string, default=False,
-                   help="True: every example uses the dialogue's overall persona instead of persona_list")
+    add_persona_argument(p)
     p.add_argument("--only_generate", action="store_true", help="no loss, no metrics")
     p.add_argument("--add_nlg_eval", action="store_true", help="also pycocoevalcap BLEU/METEOR/ROUGE-L/CIDEr")
     p.add_argument("--save_dir", default=None, type=output_dir, help="write here instead of the authors' result folder")

@@ -21,8 +21,8 @@ import datetime
 import os
 import sys
 
-from palkit.checks import (DECODING_RANGES, boolean_string, existing_dir, existing_file, existing_path, int_range,
-                           output_dir, positive_int, require_output_dir)
+from palkit.checks import (DECODING_RANGES, boolean_string, existing_dir, existing_file, existing_path, output_dir,
+                           positive_int, require_output_dir)
 from palkit.cli import ArgumentParser, resolve_device, run_main
 from palkit.atomic import write_json
 from pal.chat import DECODING_DEFAULTS, Chat, PersonaSource
@@ -34,6 +34,8 @@ from pal.model import build_model
 from palkit.engine import seed_everything
 from palkit.run_folder import model_config_dir, parse_with_run_folder
 from persona_extractor.extractor import PersonaExtractor
+from pal.options import add_length_arguments, add_model_arguments, add_pretrained_argument
+from palkit.options import add_device_argument, add_seed_argument
 
 # What describes the trained model, read from the checkpoint's run folder unless given (palkit.run_folder).
 RUN_FOLDER_KEYS = ("config_name", "inputter_name", "pretrained_model_path", "max_input_length",
@@ -43,18 +45,16 @@ RUN_FOLDER_KEYS = ("config_name", "inputter_name", "pretrained_model_path", "max
 def build_parser():
     p = ArgumentParser(description=__doc__.split("\n\n")[0],
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--config_name", default=None, help="default: the run folder's (args.json)")
-    p.add_argument("--inputter_name", default=None, help="default: the run folder's (args.json)")
+    add_model_arguments(p, from_run_folder=True)
     p.add_argument("--load_checkpoint", "-c", default=None, type=existing_path,
                    help="an epoch-N.bin, or a run folder (then its last epoch); the model's arguments default to the "
                         "run folder's args.json")
-    p.add_argument("--pretrained_model_path", default=None)
-    p.add_argument("--seed", type=int_range(0, 2**32 - 1), default=0)
+    add_pretrained_argument(p)
+    add_seed_argument(p, 0)
     p.add_argument("--fp16", type=boolean_string, default=False, help="accepted; interaction runs in float32")
-    p.add_argument("--device", default="auto")
+    add_device_argument(p)
     p.add_argument("--use_gpu", action="store_true", help="the authors' flag; --device auto already prefers CUDA")
-    p.add_argument("--max_input_length", type=positive_int, default=512)
-    p.add_argument("--max_decoder_input_length", type=positive_int, default=50)
+    add_length_arguments(p)
     p.add_argument("--single_turn", action="store_true", help="one seeker turn per conversation")
     p.add_argument("--output_dir", default=None, type=output_dir,
                    help="where conversations are saved (default: <checkpoint>_interact_dialogs, as the authors)")

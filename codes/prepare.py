@@ -18,27 +18,23 @@ all of ESConv takes seconds, as each utterance is tokenized once).
 import argparse
 import os
 
-from palkit.checks import (boolean_string, check_encode_context, existing_file, output_dir, positive_int,
-                           require_output_dir)
+from palkit.checks import boolean_string, check_encode_context, existing_file, output_dir, require_output_dir
 from palkit.cli import ArgumentParser, UserError, run_main
 from pal.config import build_tokenizer, load_config, resolve_pretrained_path
 from pal.inputter import Featurizer, settings_for
 from pal.prepared import default_prepared_dir, features_dir, write_prepared
+from pal.options import add_length_arguments, add_model_arguments, add_persona_argument, add_pretrained_argument
 
 
 def build_parser():
     p = ArgumentParser(description=__doc__.split("\n\n")[0],
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--config_name", required=True, help="strat (PAL), strat_no_persona (Blender-Joint), vanilla")
-    p.add_argument("--inputter_name", required=True, help="strat or vanilla")
+    add_model_arguments(p)
     p.add_argument("--train_input_file", required=True, type=existing_file,
                    help="train.txt written by codes/_reformat/process.py")
-    p.add_argument("--max_input_length", type=positive_int, default=512, help="context ids kept (the last ones)")
-    p.add_argument("--max_decoder_input_length", type=positive_int, default=50, help="reply ids kept")
-    p.add_argument("--use_all_persona", type=boolean_string, default=False,
-                   help="True: every example uses the dialogue's overall 'persona' instead of persona_list[k-3]")
-    p.add_argument("--pretrained_model_path", default=None,
-                   help="where the tokenizer files are (overrides the config; a directory or hub name)")
+    add_length_arguments(p)
+    add_persona_argument(p)
+    add_pretrained_argument(p)
     p.add_argument("--output_dir", default=None, type=output_dir, help="default: DATA/{inputter_name}.{config_name}")
     p.add_argument("--pbar", type=boolean_string, default=True, help="progress bar")
     accepted = p.add_argument_group("accepted for the authors' scripts")

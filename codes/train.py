@@ -63,7 +63,9 @@ from palkit.atomic import discard, side_paths, write_json
 from palkit.checks import (argument_type, boolean_string, check_encode_context, existing_dir, existing_file, int_range,
                            non_negative_float, non_negative_int, output_dir, positive_int, require_dir)
 from palkit.cli import ArgumentParser, UserError, run_main
-from pal.config import CONFIG_DIR, load_config, resolve_pretrained_path
+from pal.config import CONFIG_DIR, PAPER_HPARAMS, RELEASED, load_config, resolve_pretrained_path
+from pal.options import add_length_arguments, add_model_arguments, add_persona_argument, add_pretrained_argument
+from palkit.options import add_device_argument, add_seed_argument
 from palkit.engine import Engine, ModelDiffers, ResumeError, note, seed_everything, start_runtime
 from pal.inputter import BucketBatchSampler, Featurizer, settings_for
 from pal.checkpoint import unwrap_model
@@ -74,12 +76,6 @@ from palkit.run_folder import parse_resume, resume_command
 from pal.training import BUCKET_FACTOR, EVAL_LOG_COLUMNS, TRAIN_LOG_COLUMNS, PalTask
 
 # ------------------------------------------------------------------------------------------- defaults in one place
-# The released chengjl19/PAL codes/RUN/train_strat.sh (RUN/train_*.sh pass the same values visibly).
-RELEASED = dict(seed=13, max_input_length=512, max_decoder_input_length=50, train_batch_size=4,
-                gradient_accumulation_steps=1, eval_batch_size=16, learning_rate=1.5e-5, num_epochs=10,
-                warmup_steps=0, max_grad_norm=1.0, weight_decay=0.01, use_all_persona=False)
-# The paper's stated values (Cheng et al. 2023, implementation details), applied by --paper_hparams True.
-PAPER_HPARAMS = dict(learning_rate=2.5e-5, warmup_steps=100)
 STATE_DIR = "training_state"
 # Arguments that must be the same when a run is resumed (the others, e.g. --max_steps, may change).
 RESUME_INVARIANTS = ("config_name", "inputter_name", "seed", "max_input_length", "max_decoder_input_length",
@@ -96,21 +92,19 @@ CHANGEABLE_ON_RESUME = ("max_steps", "save_state_steps", "pbar", "device", "pret
 def build_parser():
     p = ArgumentParser(description=__doc__.split("\n\n")[0],
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--config_name", required=True, help="strat (PAL), strat_no_persona (Blender-Joint), vanilla")
-    p.add_argument("--inputter_name", required=True, help="strat or vanilla")
+    add_model_arguments(p)
     p.add_argument("--eval_input_file", required=True, type=existing_file,
                    help="valid.txt written by codes/_reformat/process.py")
-    p.add_argument("--seed", type=int_range(0, 2**32 - 1), default=RELEASED["seed"])
+    add_seed_argument(p, RELEASED["seed"])
     p.add_argument("--load_checkpoint", "-c", default=None, type=existing_file,
                    help="start from this epoch-N.bin instead of pretrained")
-    p.add_argument("--pretrained_model_path", default=None, help="overrides the config's path (directory/hub name)")
+    add_pretrained_argument(p)
     p.add_argument("--prepared_dir", default=None, type=argument_type(require_dir, "make it with codes/prepare.py"),
                    help="prepare.py output; default DATA/{inputter}.{config}")
     p.add_argument("--output_dir", default=None, type=output_dir,
                    help="the run folder; default <prepared_dir>/<timestamp>.<lr>.<batch>.<n>gpu")
-    p.add_argument("--max_input_length", type=positive_int, default=RELEASED["max_input_length"])
-    p.add_argument("--max_decoder_input_length", type=positive_int, default=RELEASED["max_decoder_input_length"])
-    p.add_argument("--use_all_persona", type=boolean_string, default=RELEASED["use_all_persona"])
+    add_length_arguments(p)
+    add_persona_argument(p)
     p.add_argument("--train_batch_size", type=positive_int, default=RELEASED["train_batch_size"],
                    help="examples per optimizer step and process")
     p.add_argument("--gradient_accumulation_steps", type=positive_int, default=RELEASED["gradient_accumulation_steps"])
@@ -139,7 +133,7 @@ def build_parser():
     p.add_argument("--fp16", type=boolean_string, default=False, help="the authors' flag: same as --precision fp16")
     p.add_argument("--fusion_mask_padding", type=boolean_string, default=False,
                    help="PAL: mask padding in the fusion attentions (not the authors' behaviour)")
-    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
+    add_device_argument(p)
     p.add_argument("--resume", default=None, type=existing_dir, metavar="RUN_DIR", help="continue the run in RUN_DIR")
     p.add_argument("--save_state_steps", type=non_negative_int, default=1000,
                    help="also write the resumable state every this many optimizer steps (0: only after each epoch)")

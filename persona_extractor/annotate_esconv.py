@@ -23,6 +23,7 @@ from palkit.cli import ArgumentParser, UserError, run_main
 from persona_extractor.extractor import PersonaExtractor
 from persona_extractor.extractor_annotation import annotate_file
 from persona_extractor.modeling import MAX_GEN_LENGTH, MAX_INPUT_LENGTH, NUM_BEAMS, DecodingSettings
+from palkit.options import add_device_argument
 
 
 ESCONV_FILE_HINT = "give ESConv.json (thu-coai's Emotional-Support-Conversation repository) with --input_file"
@@ -51,7 +52,7 @@ def build_parser():
     p.add_argument("--max_dialogues", type=positive_int, default=None,
                    help="annotate only the first N conversations (a partial PESConv, e.g. to try the pipeline)")
     p.add_argument("--resume", action="store_true", help="continue from <output_file>.partial")
-    p.add_argument("--device", default=None, help="cpu, cuda, ... (default: CUDA when available)")
+    add_device_argument(p, None)
     p.add_argument("--no_progress", action="store_true")
     return p
 

@@ -14,6 +14,7 @@ import sys
 import tempfile
 
 from persona_extractor.modeling import add_extractor_tokens
+from palkit.options import add_seed_argument
 
 COMMON_WORDS = ["i", "am", "a", "the", "my", "have", "like", "to", "and", "is", "job", "feel", "you", "it", "do",
                 "not", "so", "love", "work", "kids", "dog", "sad", "friend", "persona", "sep"]
@@ -102,7 +103,7 @@ def main(argv=None):
                         help="copy the vocabulary from this BART tokenizer folder (default: a tiny byte-level BPE)")
     parser.add_argument("--d_model", type=int, default=32)
     parser.add_argument("--layers", type=int, default=1)
-    parser.add_argument("--seed", type=int, default=0)
+    add_seed_argument(parser, 0)
     args = parser.parse_args(argv)
     make_tiny_bart_dir(args.out_dir, args.tokenizer_dir, seed=args.seed, d_model=args.d_model, layers=args.layers)
     print(f"tiny BART written to {args.out_dir}")

@@ -19,8 +19,8 @@ force). What the training reproduces from the authors' Lightning script is descr
 import os
 import sys
 
-from palkit.checks import (existing_dir, existing_file, float_range, int_range, non_negative_float, non_negative_int,
-                           output_dir, output_file, positive_int, require_dir, require_file, require_output_file)
+from palkit.checks import (existing_dir, existing_file, float_range, non_negative_float, non_negative_int, output_dir,
+                           output_file, positive_int, require_dir, require_file, require_output_file)
 from palkit.cli import ArgumentParser, UserError, run_main
 from palkit.atomic import atomic_write
 from palkit.run_folder import explicit_dests, parse_resume
@@ -29,6 +29,7 @@ from persona_extractor.extractor_data import read_csv_frame
 from persona_extractor.extractor_training import SCHEDULER_INTERVALS, TrainConfig, train
 from persona_extractor.modeling import DEFAULT_MODEL, MAX_GEN_LENGTH, MAX_INPUT_LENGTH, NUM_BEAMS, DecodingSettings
 from persona_extractor.persona_text import persona_from_generation
+from palkit.options import add_device_argument, add_seed_argument
 
 
 def build_parser():
@@ -57,7 +58,7 @@ def build_parser():
                    help="validate every int(batches_per_epoch * this) batches (0.25: 4 times per epoch)")
     p.add_argument("--patience", type=positive_int, default=5,
                    help="stop after this many validations without improvement")
-    p.add_argument("--seed", type=int_range(0, 2**32 - 1), default=42)
+    add_seed_argument(p, 42)
     p.add_argument("--scheduler_interval", choices=SCHEDULER_INTERVALS, default="epoch",
                    help="epoch: step the learning-rate schedule once per epoch, as the authors' Lightning 1.x run did "
                         "(lr 0 in epoch 0 with 100 warmup steps); step: after every batch, as the paper describes")
@@ -66,7 +67,7 @@ def build_parser():
     p.add_argument("--resume", nargs="?", const=True, default=None, metavar="OUTPUT_DIR",
                    help="continue the run in OUTPUT_DIR (bare: in --output_dir) with the arguments of its args.json")
     p.add_argument("--overwrite_output_dir", action="store_true", help="start over in an --output_dir with a run")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: CUDA when available)")
+    add_device_argument(p, None)
     p.add_argument("--no_progress", action="store_true", help="no progress bars")
     # inference
     p.add_argument("--infer_checkpoint", default=None, type=existing_dir,

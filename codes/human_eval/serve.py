@@ -23,6 +23,8 @@ from human_eval.admin import print_links
 from human_eval.app import Settings, create_app
 from human_eval.store import Store
 from human_eval.systems import check_names, parse_system
+from pal.options import add_pretrained_argument
+from palkit.options import add_device_argument, add_seed_argument
 
 CRITERIA = str(Path(__file__).with_name("criteria.json"))
 
@@ -43,13 +45,13 @@ def build_parser():
     p.add_argument("--criteria", default=CRITERIA, type=existing_file, help="criteria JSON file")
     p.add_argument("--annotators", default="", help="comma-separated names to create (existing ones are kept)")
     p.add_argument("--annotators_per_task", type=non_negative_int, default=0, help="0: no limit")
-    p.add_argument("--seed", type=int_range(0, 2**32 - 1), default=13, help="A/B order per task and reply sampling")
+    add_seed_argument(p, 13, "A/B order per task and reply sampling")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int_range(0, 65535), default=5000)
-    p.add_argument("--pretrained_model_path", default=None)
+    add_pretrained_argument(p)
     p.add_argument("--persona_extractor", default=None, type=existing_dir,
                    help="a persona extractor directory: live persona")
-    p.add_argument("--device", default="auto")
+    add_device_argument(p)
     p.add_argument("--show_strategy", action="store_true", help="show strategies and persona (demos, not studies)")
     p.add_argument("--min_turns", type=positive_int, default=3)
     p.add_argument("--max_turns", type=positive_int, default=20)

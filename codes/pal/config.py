@@ -25,6 +25,13 @@ STRATEGIES = [
     "Affirmation and Reassurance", "Providing Suggestions", "Information", "Others",
 ]
 STRATEGY_TOKENS = [f"[{s}]" for s in STRATEGIES]
+# The released chengjl19/PAL codes/RUN/train_strat.sh: the defaults of train.py and prepare.py (RUN/train_*.sh and
+# RUN/prepare_*.sh pass the same values visibly; tests/test_released_settings.py holds them equal).
+RELEASED = dict(seed=13, max_input_length=512, max_decoder_input_length=50, train_batch_size=4,
+                gradient_accumulation_steps=1, eval_batch_size=16, learning_rate=1.5e-5, num_epochs=10,
+                warmup_steps=0, max_grad_norm=1.0, weight_decay=0.01, use_all_persona=False)
+# The paper's stated values (Cheng et al. 2023, implementation details), applied by --paper_hparams True.
+PAPER_HPARAMS = dict(learning_rate=2.5e-5, warmup_steps=100)
 WEIGHTS_HINT = ("download facebook/blenderbot_small-90M (config.json, vocab.json, merges.txt, "
                 "pytorch_model.bin or model.safetensors) into Blenderbot_small-90M/ at the repository root "
                 "(see Blenderbot_small-90M/README.md), or pass --pretrained_model_path DIR")

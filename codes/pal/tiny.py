@@ -10,6 +10,8 @@ import string
 import torch
 from transformers import BlenderbotSmallConfig, BlenderbotSmallForConditionalGeneration
 
+from palkit.options import add_seed_argument
+
 SPECIAL_TOKENS = ["__null__", "__start__", "__end__", "__unk__"]  # pad, bos, eos, unk: ids 0-3 as in the real vocab
 # A few whole words so that tiny models see multi-character tokens too; everything else falls back to characters.
 COMMON_WORDS = ["i", "you", "the", "a", "to", "and", "my", "is", "it", "that", "feel", "am", "are", "do", "have",
@@ -107,7 +109,7 @@ def main(argv=None):
     p.add_argument("out_dir")
     p.add_argument("--tokenizer_dir", default=None,
                    help="blenderbot: copy the tokenizer files from here (default: a tiny character-level one)")
-    p.add_argument("--seed", type=int, default=0)
+    add_seed_argument(p, 0)
     args = p.parse_args(argv)
     if args.kind == "blenderbot":
         make_tiny_blenderbot_dir(args.out_dir, tokenizer_dir=args.tokenizer_dir, seed=args.seed)

@@ -1,6 +1,5 @@
 """Command-line plumbing shared by every script: one-line errors, the argument parser, the device."""
 import argparse
-import os
 import sys
 
 
@@ -25,11 +24,38 @@ class ArgumentParser(argparse.ArgumentParser):
     """argparse whose errors are UserErrors: under run_main a bad argument is one line `error: argument --x: ...`
     and exit 2 (plain argparse prints its usage block first), and in-process callers of main() get a UserError.
 
-    The value checks themselves are argparse types in palkit.checks (ranges, paths).
+    The value checks themselves are argparse types in palkit.checks (ranges, paths). `options` lists every option
+    added (also through groups), in order: what the run-folder replay reads (palkit.run_folder.parse_resume).
     """
+
+    def __init__(self, *args, **kwargs):
+        self.options = []
+        super().__init__(*args, **kwargs)
 
     def error(self, message):
         raise UserError(f"{message}; see {self.prog} --help")
+
+    def add_argument(self, *args, **kwargs):
+        action = super().add_argument(*args, **kwargs)
+        self.options.append(action)
+        return action
+
+    def add_argument_group(self, *args, **kwargs):
+        return self._recording(super().add_argument_group(*args, **kwargs))
+
+    def add_mutually_exclusive_group(self, **kwargs):
+        return self._recording(super().add_mutually_exclusive_group(**kwargs))
+
+    def _recording(self, group):
+        """The group, its add_argument also recording into self.options."""
+        add = group.add_argument
+
+        def add_argument(*args, **kwargs):
+            action = add(*args, **kwargs)
+            self.options.append(action)
+            return action
+        group.add_argument = add_argument
+        return group
 
 
 def resolve_device(name):

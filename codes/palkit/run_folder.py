@@ -26,14 +26,19 @@ CHECKPOINT_FIX = "drop --{key} or use the RUN script for {run_value}"
 RESUME_FIX = "drop --{key}: a resumed run keeps its arguments (start a new run to change it)"
 
 
-def explicit_dests(parser, argv):
-    """The `dest` names of the options present in argv (as opposed to left at their defaults).
+class _OnlyGiven(argparse.Namespace):
+    """A namespace that answers every option's name, so argparse presets no default into it: what it holds after
+    parsing is what the command line gave."""
 
-    Parsed a second time into a namespace whose every attribute is preset: argparse then sets only what it saw."""
-    unset = object()
-    namespace = argparse.Namespace(**{a.dest: unset for a in parser._actions})
-    parser.parse_args(argv, namespace=namespace)
-    return {dest for dest, value in vars(namespace).items() if value is not unset}
+    def __getattr__(self, name):
+        if name.startswith("_"):  # argparse's own bookkeeping attributes
+            raise AttributeError(name)
+        return None
+
+
+def explicit_dests(parser, argv):
+    """The `dest` names of the options present in argv (as opposed to left at their defaults)."""
+    return set(vars(parser.parse_args(argv, namespace=_OnlyGiven())))
 
 
 def last_epoch_checkpoint(run_dir):
@@ -134,9 +139,10 @@ def parse_resume(parser, argv, run_dir_of, changeable, per_invocation=("max_step
     its args.json and argv does not give is taken from it (so the script's required options are not required);
     an explicit value that differs from the run's is refused in one line, except the `changeable` ones (progress
     bars, device: they do not change what is computed), which are noted. `per_invocation` options (--max_steps: where
-    this invocation stops) are never taken: a resumed run goes to its end unless given again. Sets args.run_folder."""
+    this invocation stops) are never taken: a resumed run goes to its end unless given again. Sets args.run_folder.
+    `parser` is a palkit.cli.ArgumentParser (its `options` list the options)."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    required = [a for a in parser._actions if a.required]
+    required = [a for a in parser.options if a.required]
     for action in required:  # a resumed run has them in its args.json; checked below
         action.required = False
     args = parser.parse_args(argv)
@@ -149,7 +155,7 @@ def parse_resume(parser, argv, run_dir_of, changeable, per_invocation=("max_step
     if recorded is None:
         raise UserError(f"--resume {run_dir}: no {ARGS_FILE} there; nothing to resume (pass the folder of a run this "
                         "script started, or drop --resume to start a new run)")
-    keys = [a.dest for a in parser._actions
+    keys = [a.dest for a in parser.options
             if a.dest in recorded and a.dest not in (resume_dest, *per_invocation) and a.default is not argparse.SUPPRESS]
     must_match = set(keys) - set(changeable)
     apply_run_dir(args, explicit_dests(parser, argv), keys, run_dir, "--resume", must_match, RESUME_FIX,

@@ -21,11 +21,10 @@ import datetime
 import os
 import sys
 
-from palkit.checks import (DECODING_RANGES, boolean_string, existing_dir, existing_file, existing_path, output_dir,
-                           positive_int, require_output_dir)
+from palkit.checks import boolean_string, existing_dir, existing_file, existing_path, output_dir, require_output_dir
 from palkit.cli import ArgumentParser, resolve_device, run_main
 from palkit.atomic import write_json
-from pal.chat import DECODING_DEFAULTS, Chat, PersonaSource
+from pal.chat import Chat, PersonaSource
 from pal.config import load_config
 from pal.generation import CONTRASTIVE_IMPL_HELP, CONTRASTIVE_IMPLS, DecodingOptions, decoding_options, parse_alpha
 from pal.dialogues import EMPTY_PERSONA, PERSONA_TOKEN, normalise
@@ -34,7 +33,8 @@ from pal.model import build_model
 from palkit.engine import seed_everything
 from palkit.run_folder import model_config_dir, parse_with_run_folder
 from persona_extractor.extractor import PersonaExtractor
-from pal.options import add_length_arguments, add_model_arguments, add_pretrained_argument
+from pal.options import (add_chat_decoding_arguments, add_length_arguments, add_model_arguments,
+                         add_pretrained_argument)
 from palkit.options import add_device_argument, add_seed_argument
 
 # What describes the trained model, read from the checkpoint's run folder unless given (palkit.run_folder).
@@ -63,9 +63,7 @@ def build_parser():
     persona.add_argument("--persona_file", default=None, type=existing_file, help="a file holding the fixed persona")
     persona.add_argument("--persona_extractor", default=None, type=existing_dir,
                          help="a persona extractor directory (train_bart.py output): live persona inference")
-    g = p.add_argument_group("decoding (defaults: the authors' RUN/interact_strat.sh)")
-    for name, value in DECODING_DEFAULTS.items():
-        g.add_argument(f"--{name}", type=DECODING_RANGES[name], default=value)
+    g = add_chat_decoding_arguments(p)
     g.add_argument("--strategy_alpha", default=None,
                    help="override the per-strategy alpha: one number (e.g. 0) or 8 comma-separated")
     g.add_argument("--fusion_mask_padding", type=boolean_string, default=False)

@@ -18,12 +18,13 @@ all of ESConv takes seconds, as each utterance is tokenized once).
 import argparse
 import os
 
-from palkit.checks import boolean_string, check_encode_context, existing_file, output_dir, require_output_dir
+from palkit.checks import boolean_string, existing_file, output_dir, require_output_dir
 from palkit.cli import ArgumentParser, UserError, run_main
 from pal.config import build_tokenizer, load_config, resolve_pretrained_path
 from pal.inputter import Featurizer, settings_for
 from pal.prepared import default_prepared_dir, features_dir, write_prepared
-from pal.options import add_length_arguments, add_model_arguments, add_persona_argument, add_pretrained_argument
+from pal.options import (add_length_arguments, add_model_arguments, add_persona_argument, add_pretrained_argument,
+                         check_encode_context)
 
 
 def build_parser():

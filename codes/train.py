@@ -60,11 +60,12 @@ import sys
 import torch
 
 from palkit.atomic import discard, side_paths, write_json
-from palkit.checks import (argument_type, boolean_string, check_encode_context, existing_dir, existing_file, int_range,
-                           non_negative_float, non_negative_int, output_dir, positive_int, require_dir)
+from palkit.checks import (argument_type, boolean_string, existing_dir, existing_file, int_range, non_negative_float,
+                           non_negative_int, output_dir, positive_int, require_dir)
 from palkit.cli import ArgumentParser, UserError, run_main
 from pal.config import CONFIG_DIR, PAPER_HPARAMS, RELEASED, load_config, resolve_pretrained_path
-from pal.options import add_length_arguments, add_model_arguments, add_persona_argument, add_pretrained_argument
+from pal.options import (add_length_arguments, add_model_arguments, add_persona_argument, add_pretrained_argument,
+                         check_encode_context)
 from palkit.options import add_device_argument, add_seed_argument
 from palkit.engine import Engine, ModelDiffers, ResumeError, note, seed_everything, start_runtime
 from pal.inputter import BucketBatchSampler, Featurizer, settings_for

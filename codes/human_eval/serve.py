@@ -13,8 +13,8 @@ import os
 import sys
 from pathlib import Path
 
-from palkit.checks import (DECODING_RANGES, existing_dir, existing_file, int_range, non_negative_float,
-                           non_negative_int, output_file, positive_int)
+from palkit.checks import (existing_dir, existing_file, int_range, non_negative_float, non_negative_int, output_file,
+                           positive_int)
 from pal.chat import DECODING_DEFAULTS
 from palkit.cli import ArgumentParser, UserError, resolve_device, run_main
 
@@ -23,7 +23,7 @@ from human_eval.admin import print_links
 from human_eval.app import Settings, create_app
 from human_eval.store import Store
 from human_eval.systems import check_names, parse_system
-from pal.options import add_pretrained_argument
+from pal.options import add_chat_decoding_arguments, add_pretrained_argument
 from palkit.options import add_device_argument, add_seed_argument
 
 CRITERIA = str(Path(__file__).with_name("criteria.json"))
@@ -57,9 +57,7 @@ def build_parser():
     p.add_argument("--max_turns", type=positive_int, default=20)
     p.add_argument("--max_message_chars", type=positive_int, default=500)
     p.add_argument("--min_seconds_between_messages", type=non_negative_float, default=1.0)
-    g = p.add_argument_group("decoding (defaults: the authors' RUN/interact_strat.sh)")
-    for name, value in DECODING_DEFAULTS.items():
-        g.add_argument(f"--{name}", type=DECODING_RANGES[name], default=value)
+    add_chat_decoding_arguments(p)
     return p
 
 

@@ -1,7 +1,16 @@
 """PAL's model options, each declared once for every command line that takes it (prepare, train, infer, interact,
 the human-evaluation server): the config and inputter, the pretrained folder, the input lengths and the persona."""
-from palkit.checks import boolean_string, positive_int
+from palkit.checks import (boolean_string, float_range, non_negative_int, positive_float, positive_int,
+                           probability)
+from palkit.cli import UserError
+from pal.chat import DECODING_DEFAULTS
 from pal.config import RELEASED
+
+# The valid range of each decoding option (pal.generation.decoding_options), for entry points that add them by name.
+DECODING_RANGES = {"max_length": positive_int, "min_length": non_negative_int, "temperature": positive_float,
+                   "top_k": non_negative_int, "top_p": probability, "num_beams": positive_int,
+                   "repetition_penalty": positive_float, "no_repeat_ngram_size": non_negative_int,
+                   "length_penalty": float_range()}
 
 FROM_RUN_FOLDER = "; default: the run folder's (args.json)"
 
@@ -32,3 +41,19 @@ def add_length_arguments(parser, max_decoder_input_length=RELEASED["max_decoder_
 def add_persona_argument(parser):
     parser.add_argument("--use_all_persona", type=boolean_string, default=RELEASED["use_all_persona"],
                         help="True: every example uses the dialogue's overall persona instead of persona_list[k-3]")
+
+
+def add_chat_decoding_arguments(parser):
+    """The chat front ends' decoding options (interact.py, the human-evaluation server), defaulting to the authors'
+    interaction settings; returns their group, for more."""
+    group = parser.add_argument_group("decoding (defaults: the authors' RUN/interact_strat.sh)")
+    for name, value in DECODING_DEFAULTS.items():
+        group.add_argument(f"--{name}", type=DECODING_RANGES[name], default=value)
+    return group
+
+
+def check_encode_context(value):
+    """prepare.py / train.py --encode_context: only True (the released scripts') is implemented."""
+    if not value:
+        raise UserError("--encode_context False (pre-tokenized utterances joined by eos) is not supported; PAL's "
+                        "released scripts use True")

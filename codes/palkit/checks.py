@@ -79,18 +79,6 @@ non_negative_int = int_range(0)
 positive_float = float_range(0, lo_open=True)
 non_negative_float = float_range(0)
 probability = float_range(0, 1)
-# The valid range of each decoding option (pal.generation.decoding_options), for entry points that add them by name.
-DECODING_RANGES = {"max_length": positive_int, "min_length": non_negative_int, "temperature": positive_float,
-                   "top_k": non_negative_int, "top_p": probability, "num_beams": positive_int,
-                   "repetition_penalty": positive_float, "no_repeat_ngram_size": non_negative_int,
-                   "length_penalty": float_range()}
-
-
-def check_encode_context(value):
-    """prepare.py / train.py --encode_context: only True (the released scripts') is implemented."""
-    if not value:
-        raise UserError("--encode_context False (pre-tokenized utterances joined by eos) is not supported; PAL's "
-                        "released scripts use True")
 
 
 # ---- paths ---------------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Crash consistency of the training states (issue 17): a SIGKILL at every boundary between two writes of a
+"""Crash consistency of the training states: a SIGKILL at every boundary between two writes of a
 multi-file state leaves the previous state or the new one, and --resume then ends with the weights of an
 uninterrupted run. The killed runs are subprocesses that kill themselves at a named point (pal.atomic.crash_point,
 PAL_CRASH_AT=<state>:<point>:<n>); the resumed runs and the references run in this process on one thread."""

@@ -1,4 +1,4 @@
-"""Crash consistency of the prepared features and the result folders (issue 17): a SIGKILL at every boundary between
+"""Crash consistency of the prepared features and the result folders: a SIGKILL at every boundary between
 two writes (pal.atomic.crash_point, PAL_CRASH_AT=<label>:<point>) over an earlier output leaves exactly the earlier
 set or the new one; readers refuse a mixed set in one line. The killed runs are subprocesses (killed_run)."""
 import json

@@ -113,7 +113,7 @@ def tiny_model(tiny_blender_dir, config="strat", std=0.5, **options):
 
 # ---- fusion -------------------------------------------------------------------------------------------------------
 def direct_fusion(model, h_c, h_p):
-    """SPEC Stage 4 written per example with plain matmuls (the authors' loop form)."""
+    """The fusion of docs/reproduction.md#model written per example with plain matmuls (the authors' loop form)."""
     theta = model.persona_context_w
     w = [torch.exp(theta[i]) / torch.sum(torch.exp(theta)) for i in range(3)]
     out = []

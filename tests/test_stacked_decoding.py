@@ -52,7 +52,7 @@ def test_stacked_with_one_stream_equals_two_pass(tiny_blender_dir, config, alpha
         assert_same(two_pass, stacked)
 
 
-# ---- the issue-14 rule: a tiny model trained on real ESConv ---------------------------------------------------------
+# ---- the acceptance rule: a tiny model trained on real ESConv -------------------------------------------------------
 N_DIALOGUES_TRAIN, N_DIALOGUES_EVAL, EVAL_EXAMPLES = 40, 40, 200
 
 

@@ -20,7 +20,7 @@ CODES_DIR = Path(__file__).resolve().parents[1]
 REPO_ROOT = CODES_DIR.parent
 CONFIG_DIR = CODES_DIR / "CONFIG"
 
-# The 8 ESConv strategies, in id order (SPEC "Data"); their tokens are the last 8 ids of the vocabulary.
+# The 8 ESConv strategies, in id order (docs/reproduction.md#data); their tokens are the last 8 ids of the vocabulary.
 STRATEGIES = [
     "Question", "Restatement or Paraphrasing", "Reflection of feelings", "Self-disclosure",
     "Affirmation and Reassurance", "Providing Suggestions", "Information", "Others",

@@ -4,34 +4,20 @@ uninterrupted run. The killed runs are subprocesses that kill themselves at a na
 PAL_CRASH_AT=<state>:<point>:<n>); the resumed runs and the references run in this process on one thread."""
 import csv
 import os
-import signal
-import subprocess
-import sys
 
 import pytest
 import torch
 
-from conftest import REPO_ROOT, load_script
-from pal.atomic import CRASH_ENV, POINTS, commit_dir, recover
+from helpers.crash import killed_run, strays
+from helpers.paths import load_script
+from helpers.training import train_args
+from pal.atomic import POINTS, commit_dir, recover
 from pal.cli import UserError
 from persona_extractor import train_bart
-from test_persona_train import pair_files, tiny_bart  # noqa: F401  (fixtures)
-from test_train import data, train_args  # noqa: F401  (fixture)
 
 train = load_script("codes/train.py")
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-def killed_run(script, args, crash_at):
-    env = dict(os.environ, OMP_NUM_THREADS="1", **{CRASH_ENV: crash_at})
-    result = subprocess.run([sys.executable, str(REPO_ROOT / script), *args], cwd=REPO_ROOT, env=env,
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == -signal.SIGKILL, result.stderr[-2000:]
-
-
-def strays(folder):
-    return sorted(n for n in os.listdir(folder) if n.startswith("."))
 
 
 def csv_rows(path, drop):

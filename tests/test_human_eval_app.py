@@ -12,7 +12,7 @@ from pal.cli import UserError  # noqa: E402
 from human_eval import serve  # noqa: E402
 from human_eval.app import create_app  # noqa: E402
 from human_eval.store import Store  # noqa: E402
-from human_eval_setup import FAST_DECODING, make_study_inputs, system_args  # noqa: E402
+from helpers.human_eval import FAST_DECODING, make_study_inputs, system_args  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

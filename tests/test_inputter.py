@@ -13,7 +13,7 @@ import random
 import pytest
 import torch
 
-from conftest import load_script, shared_path
+from helpers.paths import load_script, shared_path
 from pal.cli import UserError
 from pal.config import build_tokenizer, load_config
 from pal.reference_featurization import reference_strat, reference_vanilla

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from conftest import REPO_ROOT, load_script
+from helpers.paths import REPO_ROOT, load_script
 from metric import evaluate_records
 from metric.records import with_gold_strategies
 from pal.cli import UserError

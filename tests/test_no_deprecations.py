@@ -5,8 +5,8 @@ transformers only logs)."""
 import subprocess
 import sys
 
-from conftest import REPO_ROOT
-from test_model import write_dialogues
+from helpers.paths import REPO_ROOT
+from helpers.pal_models import write_dialogues
 
 TRAIN_STEP_AND_GENERATE = """
 import sys

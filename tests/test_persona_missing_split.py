@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import fake_venv
+from helpers.paths import fake_venv
 from pal.cli import UserError
 from persona_extractor.extractor_data import read_pairs
 

@@ -9,7 +9,7 @@ from functools import lru_cache
 
 import pytest
 
-from conftest import REPO_ROOT
+from helpers.paths import REPO_ROOT
 
 
 def run(cmd, env=None, timeout=900):

@@ -20,7 +20,7 @@ from helpers.bad_input import (ENV, GEN_RECORDS, check_case, copy_with_truncated
                                snapshot, truncate, write)
 from helpers.paths import REPO_ROOT
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = [pytest.mark.robustness, pytest.mark.usefixtures("one_torch_thread")]
 
 FAST_INFER = ["--max_length", "6", "--min_length", "2", "--infer_batch_size", "4", "--max_input_length", "64"]
 

@@ -10,6 +10,8 @@ import pytest
 
 from helpers.bad_input import check_case, make_dir, run_script, write
 
+pytestmark = pytest.mark.robustness
+
 
 # ---- plot_training.py ------------------------------------------------------------------------------------------------
 def run_folder(t, train="epoch,step,loss\n0,1,2.5\n0,2,2.0\n", eval_="epoch,eval_loss,eval_ppl\n0,2.1,8.2\n"):

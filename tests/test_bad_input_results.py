@@ -11,7 +11,7 @@ import pytest
 from helpers.bad_input import (GEN_RECORDS, assert_rejected, check_case, flat, make_dir, run_main_in_process, run_ok,
                                snapshot, write)
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = [pytest.mark.robustness, pytest.mark.usefixtures("one_torch_thread")]
 
 
 # ---- codes/summarize_results.py, codes/compare_systems.py ----------------------------------------------------------

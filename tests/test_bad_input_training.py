@@ -22,7 +22,7 @@ from helpers.bad_input import (ENV, check_case, copy_with_truncated, copy_withou
                                write)
 from helpers.paths import REPO_ROOT, load_script
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = [pytest.mark.robustness, pytest.mark.usefixtures("one_torch_thread")]
 BART_TOKENIZER_FILES = ("vocab.json", "merges.txt", "tokenizer.json")
 
 

@@ -17,7 +17,7 @@ from persona_extractor import train_bart
 
 train = load_script("codes/train.py")
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = [pytest.mark.robustness, pytest.mark.usefixtures("one_torch_thread")]
 
 
 def csv_rows(path, drop):

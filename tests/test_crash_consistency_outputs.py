@@ -23,7 +23,7 @@ prepare = load_script("codes/prepare.py")
 evaluate = load_script("codes/evaluate.py")
 get_EAD_score = load_script("codes/get_EAD_score.py")
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = [pytest.mark.robustness, pytest.mark.usefixtures("one_torch_thread")]
 # which set a kill at each point leaves: before the swap the earlier one (put back after `old_moved`), then the new
 LEFT = {"partial": "old", "complete": "old", "old_moved": "old", "swapped": "new"}
 

@@ -11,6 +11,8 @@ from helpers.paths import fake_venv
 from pal.cli import UserError
 from persona_extractor.extractor_data import read_pairs
 
+pytestmark = pytest.mark.robustness
+
 REPO = Path(__file__).resolve().parents[1]
 
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up the environment (first run only) and run the test suite.
 #   bash RUN/test.sh          the fast loop: every test except those marked slow (a few minutes on 2 cores)
+#   bash RUN/test.sh --fast   the model-work inner loop: neither slow nor robustness (bad-input, crash tables)
 #   bash RUN/test.sh --all    every test, slow ones included (what CI runs: .ci/run)
 # Other arguments go to pytest, e.g. `bash RUN/test.sh -k reformat -x` or `bash RUN/test.sh --all -m slow`.
 # pytest's own options: python -m pytest --help (in the environment of RUN/setup_env.sh).
@@ -10,7 +11,10 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$ROOT/RUN/setup_env.sh"
 cd "$ROOT"
 SELECT=(-m "not slow")
-if [ "${1:-}" = "--all" ]; then SELECT=(); shift; fi
+case "${1:-}" in
+    --all) SELECT=(); shift ;;
+    --fast) SELECT=(-m "not slow and not robustness"); shift ;;
+esac
 set +e
 python -m pytest "${SELECT[@]}" "$@"
 rc=$?

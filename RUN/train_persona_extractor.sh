@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# PAL stage 1b: fine-tune BART on the PersonaChat pairs with the authors' hyperparameters (SPEC "Stage 1").
+# PAL stage 1b: fine-tune BART on the PersonaChat pairs with the authors' hyperparameters
+# (docs/reproduction.md#persona-extractor).
 # Usage: bash RUN/train_persona_extractor.sh [more train_bart.py arguments, which override the ones below]
 #   Reads $PERSONA_CSV_DIR/{train,valid,test}.csv (default DATA/persona_extractor, from RUN/prepare_persona_data.sh);
 #   writes $EXTRACTOR_DIR (default DATA/persona_extractor/bart-large-cnn): best/ (lowest validation loss),

@@ -4,22 +4,13 @@
     python codes/bench.py --small             # a tiny config: seconds, for a smoke run
     python codes/bench.py --output bench.json --bf16   # also write JSON; bfloat16 autocast for the model passes
 
-Each row is a ratio of two measurements taken here, now, on this machine: absolute times vary between machines and
-runs, the ratios much less. Rows and targets (full-size config; issue 14):
-  featurization    examples/s, pal.inputter vs the authors' per-example re-tokenization   target >= 6x, identical ids
-  train step       seconds per optimizer step (forward, backward, clip, HF4AdamW), PAL vs vanilla   target <= 2.0x
-  greedy / sampled seconds per batch of replies, PAL (default stacked decoder) vs vanilla   greedy target <= 1.4x
-  PAL decoder      stacked (one decoder call on both streams) vs two_pass (the released computation), with the
-                   share of identical replies and strategies
-  peak memory      peak memory of a training step over the loaded model, PAL vs vanilla      target <= 2x
-"Vanilla" is plain BlenderBot-small fed the same batches (the Blender-Joint network with PAL's 12 added tokens,
-config strat_no_persona_12tok, so that PAL's batches fit it; no persona fusion); its decoding runs one decoder
-stream where PAL's contrastive rule runs two.
-Data: ESConv from ../shared (or DATA/ESConv.json) when present, else the bundled demo sample.
-Timing synchronises CUDA before reading the clock. A row whose target is not met is followed by a torch.profiler
-table (top operators by self time) of one PAL and one vanilla run of it, so the report shows where the time goes.
-Peak memory on CPU is the process's peak resident set (VmHWM, reset before the step), measured in a fresh
-subprocess per model so that one model's freed memory cannot hide the other's; on CUDA, max_memory_allocated.
+Each row is a ratio of two measurements taken here, now (absolute times vary between machines, ratios much less):
+featurization (pal.inputter vs per-example re-tokenization, identical ids), train step, greedy / sampled decoding
+(PAL vs vanilla), PAL's stacked vs two_pass decoder (with the share of identical replies), peak memory of a
+training step; the targets are in TARGETS. "Vanilla" is the Blender-Joint network with PAL's 12 added tokens
+(config strat_no_persona_12tok) fed the same batches. A row that misses its target is followed by a
+torch.profiler table of both sides. Timing synchronises CUDA; peak memory is measured in a fresh subprocess per
+model (CPU: the peak resident set, VmHWM; CUDA: max_memory_allocated). README "Benchmarks" reads the results.
 """
 import argparse
 import json
@@ -52,7 +43,7 @@ SHARED = REPO_ROOT.parent / "shared"
 FULL_SIZE = dict(d_model=512, layers=8, heads=16, ffn=2048)  # facebook/blenderbot_small-90M
 SMALL_SIZE = dict(d_model=32, layers=2, heads=2, ffn=64)
 TARGETS = {"featurization": (">=", 6.0), "train_step": ("<=", 2.0), "greedy": ("<=", 1.4),
-           "peak_memory": ("<=", 2.0)}  # issue 14 (peak memory: kept from the first benchmark)
+           "peak_memory": ("<=", 2.0)}  # the project's speed targets (peak memory: kept from the first benchmark)
 PAL, VANILLA = "strat", "strat_no_persona_12tok"  # one tokenizer, so both models take the same batches
 
 

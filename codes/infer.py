@@ -1,24 +1,17 @@
-"""Generate replies for a test file and score them (the authors' codes/infer.py, SPEC Stage 4 + "Metrics").
+"""Generate replies for a test file and score them (the authors' codes/infer.py; docs/reproduction.md).
 
-For each --infer_input_file:
-1. featurize it (pal.inputter, inference examples: supporter turns right after a seeker turn);
-2. unless --only_generate: per-example loss with the validation batching of batch size --infer_batch_size
-   (gen.json's loss/ppl, metric.json's perplexity), as the authors do;
-3. generate with inference batches of exactly --infer_batch_size examples (pal.generation: strategy step, then
-   the contrastive reply decoding of PAL);
-4. write gen.json and gen.txt into <checkpoint dir>/res_<checkpoint>_<file>_k.<top_k>_p.<top_p>_b.<beams>
-   _t.<temperature>_lp.<length_penalty>_rp.<repetition_penalty>_ng.<no_repeat_ngram_size> (the authors' name;
-   options that change the decoding beyond theirs add a suffix), then metric.evaluate_records writes metric.json.
-   The folder is written into a fresh folder and replaces an earlier one as one unit (pal.results): a run killed
-   at any instant leaves the earlier complete folder or the new one.
+For each --infer_input_file: featurize it (inference examples: supporter turns right after a seeker turn); unless
+--only_generate, the per-example loss with the validation batching (gen.json's loss/ppl, metric.json's perplexity);
+generate with batches of exactly --infer_batch_size examples (pal.generation); write gen.json and gen.txt into
+<checkpoint dir>/res_<checkpoint>_<file>_k.._p.._b.._t.._lp.._rp.._ng.. (the authors' name; options beyond theirs
+add a suffix) and score them (metric.evaluate_records). The folder replaces an earlier one as one unit (pal.results).
 
 Usage (from the repository root; RUN/infer_strat.sh has the released settings):
   python codes/infer.py --config_name strat --inputter_name strat --load_checkpoint RUN_DIR/epoch-4.bin \
       --infer_input_file DATA/pesconv/test.txt
   python codes/infer.py --load_checkpoint RUN_DIR --infer_input_file DATA/pesconv/test.txt   # RUN_DIR's last epoch
-A checkpoint in a run folder brings the model's arguments from its args.json and config.json (palkit.run_folder);
-explicit arguments win; infer_args.json in the result folder records what was used and where it came from.
-The seed is set before each file, so the same seed gives the same gen.json (sampling included).
+A run folder's checkpoint brings the model's arguments from its args.json and config.json (palkit.run_folder);
+explicit arguments win; infer_args.json records what was used. The seed is set before each file.
 """
 import argparse
 import json
@@ -81,7 +74,8 @@ def build_parser():
 
 
 def _add_decoding_arguments(p):
-    g = p.add_argument_group("decoding (SPEC Stage 4; defaults: the released RUN/infer_strat.sh)")
+    g = p.add_argument_group("decoding (defaults: the released RUN/infer_strat.sh; "
+                             "docs/reproduction.md#contrastive-decoding)")
     g.add_argument("--max_length", type=positive_int, default=DEFAULTS.max_length,
                    help="reply tokens (prefix not counted)")
     g.add_argument("--min_length", type=non_negative_int, default=DEFAULTS.min_length,

@@ -9,12 +9,9 @@ A checkpoint in a run folder (or the folder itself: its last epoch) brings the m
 (palkit.run_folder), so `python codes/interact.py -c RUN_DIR` is enough. Lines are read from stdin, so the chat also
 runs non-interactively: `printf 'hi\\ni lost my job\\n' | python codes/interact.py ...`.
 
-Persona (config strat only), as PAL sees it (SPEC Stage 3):
-- default: "<input>" (no persona);
-- --persona / --persona_file: a fixed persona, either already in PESConv form ("<persona> ... <input>") or plain
-  sentences (one per line, or separated by . ! ?), which are put into that form;
-- --persona_extractor DIR: a fine-tuned persona extractor (persona_extractor/train_bart.py) infers the persona
-  live from everything the seeker said, from the seeker's 3rd turn on ("<input>" before), and prints it.
+Persona (config strat only; docs/reproduction.md#featurization): "<input>" (none) by default; --persona /
+--persona_file a fixed one, in PESConv form ("<persona> ... <input>") or plain sentences (one per line, or split
+at . ! ?); --persona_extractor DIR infers it live from the seeker's turns (from the 3rd on) and prints it.
 """
 import argparse
 import datetime

@@ -1,4 +1,5 @@
-"""Featurize a training file once and cache it for train.py (the authors' codes/prepare.py, SPEC "Stage 3").
+"""Featurize a training file once and cache it for train.py (the authors' codes/prepare.py;
+docs/reproduction.md#featurization).
 
 Writes DATA/{inputter_name}.{config_name}/features/ (or <--output_dir>/features/), committed as one unit
 (pal.prepared: a kill at any instant leaves the earlier preparation or the new one):
@@ -9,11 +10,8 @@ Writes DATA/{inputter_name}.{config_name}/features/ (or <--output_dir>/features/
 Usage (from the repository root; RUN/prepare_strat.sh has the released settings):
   python codes/prepare.py --config_name strat --inputter_name strat --train_input_file DATA/pesconv/train.txt \
       --max_input_length 512 --max_decoder_input_length 50 --use_all_persona False
-
-Differences from the authors' script: the output folder is DATA/{inputter}.{config} (theirs carried a
-"_persona_attention_final_rebuttal" suffix that their train.py did not read back); the tokenizer is not pickled
-(train.py rebuilds it from the config and checks its size against meta.json); one process is used (featurizing
-all of ESConv takes seconds, as each utterance is tokenized once).
+Differences from the authors' script, none changing an id: the output folder name (theirs had a suffix their
+train.py did not read back); the tokenizer is rebuilt from the config, not pickled; one process is used.
 """
 import argparse
 import os

@@ -5,15 +5,13 @@ a 95% confidence interval per cell, beside the paper's rows.
         [--names A B] [--compare_to pal|pal_alpha0|blender_joint|none ...] [--output FILE.md] [--json FILE.json]
         [--plot FILE.png]
 
-A RESULT_DIR is a folder written by codes/infer.py or a folder holding such folders (e.g. DATA/table3). Each
-folder's system (PAL, PAL α=0, Blender-Joint), decoding seed and checkpoint are read from its infer_args.json, the
-training seed and validation PPL from the checkpoint's run folder (args.json, eval_log.csv); a folder without
-infer_args.json is a system of its own. Values: metric.json (ACC, PPL, B-2, B-4, D-1, D-2, E-1, E-2, R-L; E-1/E-2
-else from ead.json) and cos_similarity.json (Cos-Sim); "–" where absent. Under each row: its 95% CI (t interval over
-training seeds, when there are several) and Δ = ours minus the system's own paper row.
-Rules (--select, several allowed): given (folders as given), epoch:N, best_ppl (per training run, the decoded epoch
-with the lowest validation PPL), every (one table per system, a row per epoch). Default: given when every run has
-one epoch, else best_ppl and every.
+A RESULT_DIR is a folder written by codes/infer.py or a folder holding such folders (e.g. DATA/table3). System,
+decoding seed and checkpoint come from each folder's infer_args.json, training seed and validation PPL from the
+checkpoint's run folder (args.json, eval_log.csv). Values: metric.json (E-1/E-2 else ead.json) and
+cos_similarity.json; "–" where absent. Under each row: its 95% CI (t interval over training seeds) and Δ = ours
+minus the system's own paper row. Rules (--select, several allowed): given (folders as given), epoch:N, best_ppl
+(per training run, the decoded epoch with the lowest validation PPL), every (a row per epoch). Default: given when
+every run has one epoch, else best_ppl and every.
 """
 import argparse
 

@@ -1,54 +1,17 @@
 """Fine-tune PAL / Blender-Joint / vanilla BlenderBot-small on prepared features (the authors' codes/train.py).
 
 Usage (from the repository root; RUN/train_strat.sh has the released settings):
-  python codes/prepare.py --config_name strat --inputter_name strat --train_input_file DATA/pesconv/train.txt
   python codes/train.py --config_name strat --inputter_name strat --eval_input_file DATA/pesconv/valid.txt
   torchrun --nproc_per_node 2 codes/train.py ...             # DistributedDataParallel (nccl on GPUs, gloo on CPU)
   python codes/train.py --resume DATA/strat.strat/RUN        # continue a stopped run exactly where it stopped
 
-Reads DATA/{inputter}.{config}/features/ (codes/prepare.py) and writes a run folder
-DATA/{inputter}.{config}/<timestamp>.<lr>.<batch>.<n>gpu/ (the authors' name) with
-  epoch-N.bin        model.state_dict() after epoch N (N from 0), loadable by the authors' code and ours
-  train_log.csv      one row per optimizer step: epoch, global_step, step, loss, ppl, mean_loss, mean_ppl, lr, ...
-  eval_log.csv       one row per validation (after every epoch): epoch, global_step, eval_loss, eval_ppl, ...
-  args.json          the arguments after presets, plus world size and step counts; custom_config.json, config.json
-  training_state/    weights, optimizer, scheduler, RNG states of each process and data position for --resume,
-                     committed as one unit (palkit.engine, palkit.atomic); removed when the run completes all epochs
-
-What the released code does and this script reproduces by default: seed 13; batches from the authors' bucketing
-sampler (pal.inputter.BucketBatchSampler, seeded, carried over epochs); transformers-4.x AdamW (eps 1e-6, bias
-correction applied to the step size, decoupled weight decay after the update); weight decay 0.01; linear schedule
-over num_epochs * ceil(examples / batch) steps (the authors' count; the sampler drops the incomplete batch, so the
-learning rate ends slightly above 0); gradient clipping at 1.0; validation loss = total token loss / total tokens
-on the validation file batched as the authors do; a checkpoint and a validation after every epoch.
-
-Documented choices where the released code cannot run or is ambiguous (each an option):
-  --weight_decay_rule   spec (default): no decay on biases and LayerNorm weights (SPEC). authors: the released
-                        name patterns ('bias', 'ln', 'LayerNorm.weight'), which on BlenderBot-small's parameter names
-                        exempt only biases, so LayerNorm weights are decayed.
-  --optimizer           hf4_adamw (default, the authors' transformers-4.x AdamW) or torch_adamw (torch.optim.AdamW,
-                        eps 1e-8, epsilon outside the bias correction).
-  --loss_averaging      micro_batch (default, the authors'): each micro-batch's loss is its token mean and a step
-                        averages micro-batches (gradient accumulation; processes under DDP). optimizer_step: the
-                        token mean over the whole step's batch, so the update does not depend on how the batch is
-                        split into micro-batches or processes. Both are the same with one process and no accumulation.
-  multi-process         the released script summed per-process gradients after clipping each (nccl only); here
-                        DistributedDataParallel averages them and clipping sees the averaged gradient. The global
-                        batch of train_batch_size * world_size examples is drawn by the same sampler as a
-                        single-process run with that batch size and split across processes, so both runs see the
-                        same data.
-  gradient accumulation --train_batch_size is per process and optimizer step (the authors': micro-batches hold
-                        train_batch_size / gradient_accumulation_steps examples); the schedule counts optimizer steps
-                        (the released code counted micro-batches) and an epoch's last micro-batches that do not fill
-                        a step are dropped.
-  --max_steps           stop after this many optimizer steps (smoke tests, staged runs); the schedule stays that of
-                        the full run, the partial epoch is checkpointed and validated, and --resume continues it.
-  --resume RUN_DIR      alone continues the run with the arguments recorded in RUN_DIR/args.json (palkit.run_folder).
-                        An explicit argument that would change the run is refused; those that change no number may
-                        be given: --save_state_steps, --pbar, --device, --pretrained_model_path (the same
-                        tokenizer folder moved), and --max_steps, which is never taken from the run (a resumed run
-                        goes to its end unless given). Ctrl-C says the step the run resumes from (its last saved
-                        state) and the command.
+Reads DATA/{inputter}.{config}/features/ (codes/prepare.py) and writes the run folder
+DATA/{inputter}.{config}/<timestamp>.<lr>.<batch>.<n>gpu/: epoch-N.bin (a plain state_dict after epoch N, from 0),
+train_log.csv (one row per optimizer step), eval_log.csv (validation loss/PPL after every epoch), args.json,
+config.json, and training_state/ for --resume (committed as one unit; removed when all epochs are done).
+The defaults are the released ones (RELEASED below); what they are, why, and every option that departs from the
+released code (--paper_hparams, --weight_decay_rule, --optimizer, --loss_averaging, processes, accumulation,
+--max_steps, --resume): docs/reproduction.md#training.
 """
 import argparse
 import datetime

@@ -1,15 +1,13 @@
-"""ESConv.json -> PESConv.json with the trained persona extractor (SPEC "Data" and "Stage 1").
+"""ESConv.json -> PESConv.json with the trained persona extractor (docs/reproduction.md#pesconv-annotation).
 
-    python persona_extractor/annotate_esconv.py --model_dir runs/bart_persona_extractor/best \\
+    python persona_extractor/annotate_esconv.py --model_dir runs/bart_persona_extractor/best \
         --input_file ESConv.json --output_file PESConv.json [--resume]
 
-Adds to every conversation `persona` (inferred from all of the seeker's utterances) and `persona_list` (one entry
-per seeker turn from the 3rd on, each inferred from the seeker's utterances up to that turn), as
-"<persona> ... <persona> ... <input>" strings with the SPEC's filters. Generation: 10 beams, max length 128,
-inputs cut to 512 tokens (the authors' infer settings). Progress is saved after every chunk of conversations to
-<output_file>.partial; --resume continues from it (with the same arguments). --max_dialogues N annotates only the
-first N conversations (a partial PESConv; the settings recorded for --resume include N). The output is written atomically when all are done and feeds
-`codes/_reformat/process.py --add_persona True` unchanged. Details: extractor_annotation.py.
+Adds to every conversation `persona` (from all of the seeker's utterances) and `persona_list` (one entry per seeker
+turn from the 3rd on), as filtered "<persona> ... <input>" strings. Generation: 10 beams, max length 128, inputs
+cut to 512 tokens (the authors' infer settings). Progress is saved after every chunk to <output_file>.partial;
+--resume continues from it (same arguments). --max_dialogues N annotates only the first N conversations. The
+output is written atomically when all are done. Details: extractor_annotation.py.
 
 Several processes (one per GPU, or CPU processes) share the conversations and give the same file as one process:
     torchrun --standalone --nproc_per_node N persona_extractor/annotate_esconv.py ... [--resume]

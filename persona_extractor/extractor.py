@@ -59,7 +59,7 @@ class PersonaExtractor:
         return results
 
     def personas_for_inputs(self, texts, batch_size=8, progress=None):
-        """SPEC persona strings for extractor input texts."""
+        """Persona strings (docs/reproduction.md#data) for extractor input texts."""
         raw = self.generate_raw(texts, batch_size=batch_size, progress=progress)
         return [persona_from_generation(r, self.authors_quirks) for r in raw]
 

@@ -1,24 +1,16 @@
-"""ESConv -> PESConv: add the inferred `persona` and `persona_list` to every conversation (SPEC "Data").
+"""ESConv -> PESConv: add the inferred `persona` and `persona_list` to every conversation
+(docs/reproduction.md#pesconv-annotation).
 
-For a conversation whose seeker speaks n times (u1..un, whitespace-normalised):
-  persona         = persona inferred from u1..un ("<input>" when n == 0)
-  persona_list[i] = persona inferred from u1..u(i+3), for i = 0 .. n-3   (so len == max(0, n - 2))
-Each conversation is copied unchanged otherwise, so the result feeds codes/_reformat/process.py --add_persona True.
-Both ESConv schemas are accepted (a JSON array with seeker/supporter turns and `content`, or JSON lines with
-usr/sys turns and `text`); the output keeps the input's container and schema.
+For a seeker who speaks n times (u1..un, whitespace-normalised): persona is inferred from u1..un ("<input>" when
+n == 0) and persona_list[i] from u1..u(i+3), i = 0 .. n-3. Everything else is copied unchanged, in the input's
+container and schema, so the result feeds codes/_reformat/process.py --add_persona True.
 
-Work goes in chunks of consecutive conversations. Within a chunk every distinct input text is generated once,
-longest first, in batches. After each chunk its annotations are appended (flushed, fsynced) to
-`<output>.partial`; `resume=True` reuses them after checking that they belong to the same conversations and
-settings, so an interrupted run finishes with the same file as an uninterrupted one (the batches of a chunk do
-not depend on where a run started). The output itself is written atomically at the end and the partial file
-removed.
-
-Several processes (`torchrun --nproc_per_node N annotate_esconv.py ...`) share the chunks round-robin: process r
-takes chunks r, r + N, r + 2N, ... and saves them to its own `<output>.partial-<r>-of-<N>`, resumable like the
-one-process file. Once every process has finished (a barrier), process 0 merges the parts in conversation order
-and writes the output. A chunk is batched the same whichever process takes it, so the output is byte-identical
-to a one-process run's.
+Work goes in chunks of consecutive conversations; within a chunk each distinct input is generated once, longest
+first, in batches. Each finished chunk is appended (flushed, fsynced) to `<output>.partial`; `resume=True` reuses
+it after checking conversations and settings. Several processes (torchrun) take chunks round-robin (rank r: r,
+r + N, ...), each into `<output>.partial-<r>-of-<N>`, and process 0 merges them in conversation order. A chunk is
+batched the same whichever run or process takes it, so every way gives the byte-identical output of one
+uninterrupted process; the output is written atomically at the end.
 """
 import glob
 import hashlib

@@ -1,5 +1,5 @@
 """The persona extractor's training data: the context/persona CSVs (process_bart_df.py), their token ids, batches
-and the validation loss (the data half of extractor_training.py; SPEC "Stage 1")."""
+and the validation loss (the data half of extractor_training.py; docs/reproduction.md#persona-extractor)."""
 import math
 import os
 from dataclasses import dataclass

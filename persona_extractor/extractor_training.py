@@ -1,34 +1,17 @@
 """The persona extractor's training on the shared engine (palkit.engine); train_bart.py is its command line.
 
-What it reproduces from the authors' PyTorch Lightning 1.x script (SPEC "Stage 1"):
-- inputs and targets tokenized to at most 128 tokens each (their slow tokenizer's ids, see modeling.encode_texts),
-  target padding ignored by the loss; the model's mean token cross-entropy is the loss;
-- AdamW (torch defaults besides the learning rate, so weight decay 0.01 on every parameter), a linear schedule with
-  100 warmup steps over (rows // batch_size + 1) * epochs steps, no gradient clipping;
-- the schedule stepped once per EPOCH (`scheduler_interval="epoch"`, the default): their configure_optimizers
-  returned the scheduler without an "interval", which Lightning 1.x steps at the end of every epoch. With 100 warmup
-  steps their learning rate was 0 throughout epoch 0 and k * 1e-7 in epoch k (their checkpoint epoch=7-step=8384
-  was trained so). `scheduler_interval="step"` steps it after every batch, as the paper's text describes warmup;
-- shuffled batches of 16, up to 10 epochs;
-- validation 4 times per epoch as Lightning's val_check_interval=0.25 does it: every int(batches_per_epoch * 0.25)
-  batches (so 5 times when that division leaves enough over); validation loss = batch-size-weighted mean of the
-  per-batch losses, as Lightning averages a logged value;
-- the checkpoint with the lowest validation loss is kept (`best/`), and training stops after 5 validations in a
-  row without a strictly lower loss (EarlyStopping(patience=5)).
-Differences, all without effect on the numbers: batches are padded to their longest member instead of to 128
-(padding is masked in the encoder and ignored by the loss); checkpoints are plain `save_pretrained` folders.
-Under torchrun (N processes) each batch of train_batch_size rows is split across the processes and the loss is the
-token mean over the whole batch, so N processes take the steps one process takes (the released script ran on one
-GPU); validation runs on the first process.
+It reproduces the authors' PyTorch Lightning 1.x run (docs/reproduction.md#persona-extractor): inputs and targets
+cut to 128 tokens, AdamW lr 1e-5, batch 16, 100 warmup steps over (rows // batch_size + 1) * epochs steps, the
+schedule stepped once per EPOCH as Lightning 1.x did (`scheduler_interval="step"` steps it per batch), validation
+4 times per epoch, the lowest validation loss kept in `best/`, early stopping after 5 validations without a
+strictly lower loss. Under torchrun each batch is split across the processes and the loss is the token mean over
+the whole batch, so N processes take the steps one process takes; validation runs on the first process.
 
-Output folder (each checkpoint folder is committed as one unit, palkit.atomic):
-  best/             model + tokenizer (with <persona>, <sep>) of the lowest validation loss
-  last/             model + tokenizer + the engine's state (optimizer, scheduler, position, RNG of each process,
-                    best loss, patience), saved at every validation, epoch end and stop
-  train_log.csv     one row per validation: epoch, step, train_loss, val_loss, best_val_loss, improved, ...
-  args.json, results.json (best validation loss and step, test loss of best/ when a test file is given)
-`resume=True` continues from last/ and gives the same weights as an uninterrupted run: the batch order of an
-epoch comes from a generator seeded with (seed, epoch), and the RNG states (dropout) are restored.
+Output folder (each checkpoint folder is committed as one unit, palkit.atomic): best/ (model + tokenizer of the
+lowest validation loss), last/ (model + tokenizer + the engine's state, saved at every validation, epoch end and
+stop), train_log.csv (one row per validation), args.json, results.json. `resume=True` continues from last/ and
+gives the same weights as an uninterrupted run (an epoch's batch order comes from a generator seeded with
+(seed, epoch); the RNG states are restored).
 """
 import json
 import math

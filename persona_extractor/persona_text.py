@@ -1,4 +1,4 @@
-"""The persona extractor's text formats and the persona filters (SPEC "Data" / "Stage 1").
+"""The persona extractor's text formats and the persona filters (docs/reproduction.md#persona-extractor).
 
 - extractor input: the seeker's utterances (whitespace-normalised) joined by " <sep> ", followed by "</s>"
   (the authors' live-inference input; their PersonaChat training contexts end in " </s>" too).
@@ -7,7 +7,7 @@
 - filters on inferred sentences: drop those containing "my favorite color is" or "my favorite band" (any case),
   or with fewer than 2 or more than 25 words. `authors_quirks=True` reproduces the authors' filter loop exactly
   (it counts words with split(' ') on unstripped pieces, so surrounding spaces count as words, and it skips the
-  piece after each removed one); the default follows the SPEC (every matching sentence dropped, words counted
+  piece after each removed one); the default follows the stated rule (every matching sentence dropped, words counted
   by whitespace).
 """
 from pal.dialogues import PERSONA_TOKEN, format_persona, normalise
@@ -54,7 +54,7 @@ def has_banned_phrase(sentence):
 
 
 def keep_sentence(sentence):
-    """SPEC filter for one stripped sentence."""
+    """The persona filter for one stripped sentence (True: keep it)."""
     return not has_banned_phrase(sentence) and MIN_WORDS <= len(sentence.split()) <= MAX_WORDS
 
 
@@ -83,5 +83,5 @@ def filter_sentences(pieces, authors_quirks=False):
 
 
 def persona_from_generation(text, authors_quirks=False):
-    """Decoded extractor output -> SPEC persona string."""
+    """Decoded extractor output -> persona string."""
     return format_persona(filter_sentences(split_generated(text), authors_quirks))

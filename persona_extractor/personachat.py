@@ -1,4 +1,4 @@
-"""PersonaChat in ParlAI's text format -> the extractor's (context, persona) training pairs (SPEC "Data").
+"""PersonaChat in ParlAI's text format -> the extractor's (context, persona) training pairs (docs/reproduction.md#data).
 
 A `*_both_original.txt` file holds numbered lines; numbering restarts at 1 for each dialogue. Persona lines
 ("your persona: ..." / "partner's persona: ...") come first, then utterance lines

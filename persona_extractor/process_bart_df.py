@@ -1,4 +1,5 @@
-"""PersonaChat (ParlAI text format) -> train.csv, valid.csv, test.csv for the persona extractor (SPEC "Data").
+"""PersonaChat (ParlAI text format) -> train.csv, valid.csv, test.csv for the persona extractor
+(docs/reproduction.md#data).
 
     python persona_extractor/process_bart_df.py [--data_dir Persona_chat/personachat] [--output_dir .]
 

@@ -1,7 +1,8 @@
-"""Fine-tune BART as the persona extractor, and/or generate personas for a CSV (SPEC "Stage 1").
+"""Fine-tune BART as the persona extractor, and/or generate personas for a CSV
+(docs/reproduction.md#persona-extractor).
 
-Train (defaults = the authors' hyperparameters):
-    python persona_extractor/train_bart.py --train_dir data/both_original --output_dir runs/bart \\
+Train (defaults = the authors' hyperparameters; what the training reproduces: extractor_training.py):
+    python persona_extractor/train_bart.py --train_dir data/both_original --output_dir runs/bart \
         [--model_name_or_path facebook/bart-large-cnn] [--learning_rate 1e-5] [--train_batch_size 16] ...
 Continue an interrupted run:      python persona_extractor/train_bart.py --resume runs/bart
     (the arguments recorded in runs/bart/args.json are used; an explicit one that would change the run is refused,
@@ -10,11 +11,7 @@ Several processes (DistributedDataParallel; nccl on GPUs, gloo on CPU; each batc
     torchrun --nproc_per_node 2 persona_extractor/train_bart.py --train_dir ... --output_dir ...
 Generate for a CSV (authors' infer step: 10 beams, max length 128, batches of 8, inputs cut to 512 tokens):
     python persona_extractor/train_bart.py --do_infer --output_dir runs/bart [--infer_file data/test.csv]
-It reads the `context` column, writes the input CSV plus `infer_res` (the raw decoded generation, as the authors'
-CSV has it) and `persona_inferred` (the filtered SPEC persona string) to <output_dir>/<name>_gen_beams_<beams>.csv.
-
-Plain PyTorch + transformers on the shared engine (palkit.engine), CPU or CUDA (picked automatically; --device to
-force). What the training reproduces from the authors' Lightning script is described in extractor_training.py.
+It writes the input CSV plus `infer_res` (raw generation) and `persona_inferred` (the filtered persona string).
 """
 import os
 import sys

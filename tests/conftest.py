@@ -1,62 +1,14 @@
-"""Shared test fixtures.
+"""Shared test fixtures (builders shared by several modules are plain functions in tests/helpers/).
 
-Tests that need the reference material in ../shared call `shared_path(...)`, which skips the test with a
-reason naming the missing path, so the suite passes on a fresh clone without ../shared.
+Tests that need the reference material in ../shared call `helpers.paths.shared_path(...)`, which skips the test
+with a reason naming the missing path, so the suite passes on a fresh clone without ../shared.
 Everything else builds its own tiny data and random-weight models.
 The packages (pal, metric, persona_extractor) come from the project's editable install (RUN/setup_env.sh); the
-entry scripts of codes/ are loaded by path with `load_script`.
+entry scripts of codes/ are loaded by path with `helpers.paths.load_script`.
 """
-import importlib.util
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED = REPO_ROOT.parent / "shared"
-
-
-def load_script(relative_path):
-    """An entry script such as "codes/train.py" as a module, to call its functions in-process.
-
-    The scripts are not part of the installed packages (users run them by path), so they are loaded from their
-    file, once per test session, under their file name (as `python codes/train.py` would see them)."""
-    path = REPO_ROOT / relative_path
-    name = path.stem
-    loaded = sys.modules.get(name)
-    if loaded is not None and getattr(loaded, "__file__", None) == str(path):
-        return loaded
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses and pickling look their module up by name
-    spec.loader.exec_module(module)
-    return module
-
-
-def fake_venv(venv, root):
-    """A .venv for RUN/setup_env.sh that is this test's interpreter (up to date: nothing to install). It refuses
-    pip, so that a setup_env.sh that wants to install fails this test instead of changing the test's environment."""
-    if sys.prefix == sys.base_prefix:
-        pytest.skip("needs the tests to run in a virtual environment")
-    (venv / "bin").mkdir(parents=True)
-    (venv / "bin" / "python").write_text(
-        '#!/bin/sh\ncase "$*" in *"-m pip"*) echo "fake venv: no pip" >&2; exit 1 ;; esac\n'
-        f'exec {sys.executable} "$@"\n')
-    (venv / "bin" / "python").chmod(0o755)
-    env = {k: v for k, v in os.environ.items() if k != "PAL_LOCK"}
-    stamp = subprocess.run(["bash", str(root / "RUN" / "setup_env.sh")], env=dict(env, PAL_PRINT_STAMP="1"),
-                           capture_output=True, text=True, check=True).stdout
-    (venv / ".requirements.sha256").write_text(stamp)
-
-
-def shared_path(rel):
-    """Path of `rel` inside ../shared, or skip the calling test naming the missing path."""
-    path = SHARED / rel
-    if not path.exists():
-        pytest.skip(f"needs {path} (reference material from ../shared is absent)")
-    return path
+from helpers.paths import SHARED, shared_path
 
 
 @pytest.fixture(scope="session")
@@ -106,3 +58,39 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+# ---- set-ups shared by several test modules (module scope: each module builds its own; heavy imports inside) ----
+@pytest.fixture(scope="module")
+def data(tmp_path_factory, tiny_blender_dir):
+    """PAL training data: train/valid files and strat.strat features prepared from them."""
+    from helpers.training import make_train_data
+    return make_train_data(tmp_path_factory.mktemp("train_data"), tiny_blender_dir)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory, tiny_blender_dir):
+    """A training-run folder with epoch-0.bin of each config and a data file."""
+    from helpers.infer import make_infer_run_dir
+    return make_infer_run_dir(tmp_path_factory.mktemp("infer"), tiny_blender_dir)
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory, tiny_blender_dir):
+    """The bad-input tables' valid baseline: a run folder with a strat epoch-0.bin, a data file, the tiny model."""
+    from helpers.bad_input import make_bad_input_base
+    return make_bad_input_base(tmp_path_factory.mktemp("bad_input_base"), tiny_blender_dir)
+
+
+@pytest.fixture(scope="module")
+def tiny_bart(tmp_path_factory):
+    """Random tiny BART with the real BART vocabulary when ../shared has it, else the tiny byte-level one."""
+    from helpers.extractor import make_tiny_bart
+    return make_tiny_bart(tmp_path_factory.mktemp("tiny_bart"))
+
+
+@pytest.fixture(scope="module")
+def pair_files(tmp_path_factory):
+    """The extractor's train/valid/test CSVs of (context, persona) pairs."""
+    from helpers.extractor import make_pair_files
+    return make_pair_files(tmp_path_factory.mktemp("pairs"))

@@ -6,12 +6,9 @@ The tables run each script's `main` through palkit.cli.run_main in this process 
 its imports; a subprocess per case would spend seconds importing torch, times eighty cases), and
 test_scripts_reject_in_a_subprocess runs one case of every table as a user would, `python codes/X.py ...`.
 """
-import hashlib
 import json
 import os
 import shutil
-import io
-import contextlib
 import signal
 import subprocess
 import sys
@@ -19,109 +16,18 @@ import time
 
 import pytest
 
-from conftest import REPO_ROOT, load_script
-from pal.checkpoint import save_checkpoint
-from pal.model import build_model
-from test_model import randomize, write_dialogues
+from helpers.bad_input import (ENV, GEN_RECORDS, check_case, copy_with_truncated, copy_without, make_dir, run_script,
+                               snapshot, truncate, write)
+from helpers.paths import REPO_ROOT
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = [pytest.mark.robustness, pytest.mark.usefixtures("one_torch_thread")]
 
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
 FAST_INFER = ["--max_length", "6", "--min_length", "2", "--infer_batch_size", "4", "--max_input_length", "64"]
 
 
 # ---- helpers ---------------------------------------------------------------------------------------------------
-def run_script(script, *args, cwd=None, timeout=300):
-    return subprocess.run([sys.executable, str(REPO_ROOT / script), *map(str, args)], cwd=cwd, env=ENV,
-                          capture_output=True, text=True, timeout=timeout)
-
-
-def snapshot(*roots):
-    """{path: content hash, or 'dir'} of everything under the roots."""
-    state = {}
-    for root in roots:
-        for folder, dirs, files in os.walk(root):
-            state[folder] = "dir"
-            for name in files:
-                path = os.path.join(folder, name)
-                with open(path, "rb") as f:
-                    state[path] = hashlib.sha1(f.read()).hexdigest()
-    return state
-
-
-def assert_rejected(result, before, roots, needles):
-    err = result.stderr
-    assert result.returncode == 2, (result.returncode, err[-2000:])
-    assert "Traceback" not in err, err[-2000:]
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert lines and lines[-1].startswith("error: "), err[-2000:]
-    assert all(line.startswith("error: ") for line in lines if "error" in line.lower()), err[-2000:]
-    for needle in needles:
-        assert needle in lines[-1], (needle, lines[-1])
-    assert snapshot(*roots) == before, "a rejected run changed or created files"
-
-
-def copy_without(src, dst, *names):
-    shutil.copytree(src, dst)
-    for name in names:
-        os.remove(os.path.join(dst, name))
-    return str(dst)
-
-
-def truncate(path, keep=0.5):
-    with open(path, "r+b") as f:
-        f.truncate(int(os.path.getsize(path) * keep))
-    return str(path)
-
-
-def write(path, text):
-    os.makedirs(os.path.dirname(str(path)), exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(text)
-    return str(path)
-
-
-def run_in_process(script, argv, cwd):
-    """What `python SCRIPT ARGV` does after its imports: run_main(main) (its exit status and stderr)."""
-    return run_main_in_process(load_script(script).main, argv, cwd)
-
-
-def run_main_in_process(main, argv, cwd):
-    """run_main(main, argv) in `cwd`: a CompletedProcess with its exit status and stderr."""
-    from palkit.cli import run_main
-    previous, captured = os.getcwd(), io.StringIO()
-    os.chdir(cwd)
-    try:
-        with contextlib.redirect_stderr(captured), contextlib.redirect_stdout(io.StringIO()):
-            run_main(main, [str(a) for a in argv])
-        code = 0
-    except SystemExit as e:
-        code = e.code
-    finally:
-        os.chdir(previous)
-    return subprocess.CompletedProcess(argv, code, "", captured.getvalue())
-
-
-def check_case(tmp_path, base_root, script, build, in_process=True):
-    """Build the faulty arguments, snapshot, run, and assert the rejection."""
-    argv, needles = build(tmp_path)
-    roots = [str(tmp_path), str(base_root)]
-    before = snapshot(*roots)
-    result = run_in_process(script, argv, tmp_path) if in_process else run_script(script, *argv, cwd=tmp_path)
-    assert_rejected(result, before, roots, needles)
-
 
 # ---- prepare.py --------------------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def base(tmp_path_factory, tiny_blender_dir):
-    """A run folder with a strat epoch-0.bin, a data file and the tiny pretrained folder."""
-    root = tmp_path_factory.mktemp("bad_input_base")
-    _, model = build_model("strat", pretrained_model_path=tiny_blender_dir)
-    save_checkpoint(randomize(model), str(root / "epoch-0.bin"))
-    write_dialogues(root / "test.txt")
-    return {"root": root, "model": tiny_blender_dir, "ckpt": str(root / "epoch-0.bin"),
-            "data": str(root / "test.txt")}
-
 
 def prepare_args(b, tmp, **change):
     args = {"--config_name": "strat", "--inputter_name": "strat", "--train_input_file": b["data"],
@@ -147,15 +53,9 @@ PREPARE_CASES = {
         prepare_args(b, t, **{"--pretrained_model_path": copy_without(b["model"], t / "m", "merges.txt")}),
         [str(t / "m"), "merges.txt"]),
     "vocab_json_truncated": lambda b, t: (
-        prepare_args(b, t, **{"--pretrained_model_path": _with_truncated(b["model"], t / "m", "vocab.json")}),
+        prepare_args(b, t, **{"--pretrained_model_path": copy_with_truncated(b["model"], t / "m", "vocab.json")}),
         ["vocab.json", "invalid JSON"]),
 }
-
-
-def _with_truncated(src, dst, name):
-    shutil.copytree(src, dst)
-    truncate(os.path.join(dst, name))
-    return str(dst)
 
 
 @pytest.mark.parametrize("case", sorted(PREPARE_CASES))
@@ -233,10 +133,10 @@ INFER_CASES = {
         ["merges.txt"]),
     "truncated_safetensors": lambda b, t: (
         infer_args(b, t, drop=["--load_checkpoint"],  # without a checkpoint the pretrained weights are read
-                   **{"--pretrained_model_path": _with_truncated(b["model"], t / "m", "model.safetensors")}),
+                   **{"--pretrained_model_path": copy_with_truncated(b["model"], t / "m", "model.safetensors")}),
         ["model.safetensors", "truncated"]),
     "config_json_truncated": lambda b, t: (
-        infer_args(b, t, **{"--pretrained_model_path": _with_truncated(b["model"], t / "m", "config.json")}),
+        infer_args(b, t, **{"--pretrained_model_path": copy_with_truncated(b["model"], t / "m", "config.json")}),
         ["config.json", "invalid JSON"]),
 }
 
@@ -280,13 +180,6 @@ def kill_infer_when(tmp_path, argv, marker, timeout=240):
 
 
 # ---- evaluate.py, get_EAD_score.py, get_cos_similarity.py ------------------------------------------------------------
-GEN_RECORDS = [
-    {"sample_id": 0, "post": "", "response": "I am sorry to hear that.", "generation": "I am sad. I am sad.",
-     "persona": "i lost my job.", "cls_strat_id": 2, "pred_strat_id": 2, "token_num": 4, "loss": 1.0, "ppl": 2.7},
-    {"sample_id": 1, "post": "", "response": "Have you told a friend?", "generation": "i am happy",
-     "persona": "i lost my job.", "cls_strat_id": 0, "pred_strat_id": 5, "token_num": 4, "loss": 2.0, "ppl": 7.4},
-]
-
 
 def gen_folder(t, records=GEN_RECORDS, text=None):
     path = write(t / "res" / "gen.json", json.dumps(records) if text is None else text)
@@ -325,16 +218,11 @@ EAD_CASES = {
     **{f"gen_{k}": (lambda f: lambda t: (["--input_file", f[0](t)], f[1]))(f) for k, f in GEN_FAULTS.items()},
     "vocab_size_0": lambda t: (["--input_file", gen_folder(t), "--vocab_size", "0"], ["--vocab_size", "0"]),
     "n_0": lambda t: (["--input_file", gen_folder(t), "--n", "1", "0"], ["--n", "0"]),
-    "output_is_a_folder": lambda t: (["--input_file", gen_folder(t), "--output_file", str(_mkdir(t / "out"))],
+    "output_is_a_folder": lambda t: (["--input_file", gen_folder(t), "--output_file", str(make_dir(t / "out"))],
                                      ["--output_file", "is a folder"]),
     "generation_is_a_number": lambda t: (["--input_file", gen_folder(t, with_record(generation=3))],
                                          ["record 1", "generation", "int"]),
 }
-
-
-def _mkdir(path):
-    os.makedirs(path)
-    return path
 
 
 @pytest.mark.parametrize("case", sorted(EVALUATE_CASES))
@@ -364,11 +252,11 @@ COS_CASES = {
     "persona_a_number": lambda t, bert: (cos_args(t, bert, gen_folder(t, [dict(GEN_RECORDS[0], persona=1)])),
                                         ["record 0", "persona", "int"]),
     "batch_size_0": lambda t, bert: (cos_args(t, bert, None, "--batch_size", "0"), ["--batch_size", "0"]),
-    "output_is_a_folder": lambda t, bert: (cos_args(t, bert, None, "--output_file", str(_mkdir(t / "out"))),
+    "output_is_a_folder": lambda t, bert: (cos_args(t, bert, None, "--output_file", str(make_dir(t / "out"))),
                                            ["--output_file", "is a folder"]),
     "encoder_without_vocab": lambda t, bert: (cos_args(t, copy_without(bert, t / "enc", "vocab.txt", "tokenizer.json")),
                                               ["enc", "incomplete tokenizer folder"]),
-    "encoder_truncated_weights": lambda t, bert: (cos_args(t, _with_truncated(bert, t / "enc", "model.safetensors")),
+    "encoder_truncated_weights": lambda t, bert: (cos_args(t, copy_with_truncated(bert, t / "enc", "model.safetensors")),
                                                   ["model.safetensors", "truncated"]),
     "device_bogus": lambda t, bert: (cos_args(t, bert, None, "--device", "bogus"), ["--device", "bogus"]),
 }

@@ -8,7 +8,9 @@ import os
 
 import pytest
 
-from test_bad_input import _mkdir, check_case, run_script, write
+from helpers.bad_input import check_case, make_dir, run_script, write
+
+pytestmark = pytest.mark.robustness
 
 
 # ---- plot_training.py ------------------------------------------------------------------------------------------------
@@ -20,7 +22,7 @@ def run_folder(t, train="epoch,step,loss\n0,1,2.5\n0,2,2.0\n", eval_="epoch,eval
 
 PLOT_CASES = {
     "missing_run_dir": lambda t: ([str(t / "nope")], ["nope", "no such folder"]),
-    "output_is_a_folder": lambda t: ([run_folder(t), "--output", str(_mkdir(t / "out.png"))],
+    "output_is_a_folder": lambda t: ([run_folder(t), "--output", str(make_dir(t / "out.png"))],
                                      ["--output", "is a folder"]),
     "output_under_a_file": lambda t: ([run_folder(t), "--output", str(t / "run" / "train_log.csv" / "x.png")],
                                       ["--output", "train_log.csv is a file"]),
@@ -55,7 +57,7 @@ PROCESS_CASES = {
     "output_dir_is_a_file": lambda t: (["--add_persona", "False", "--input_file", esconv(t), "--output_dir",
                                         write(t / "out", "x")], ["--output_dir", "is a file"]),
     "train_txt_is_a_folder": lambda t: (["--add_persona", "False", "--input_file", esconv(t), "--output_dir",
-                                         str(os.path.dirname(_mkdir(t / "out" / "train.txt")))],
+                                         str(os.path.dirname(make_dir(t / "out" / "train.txt")))],
                                         ["train.txt", "is a folder"]),
     "missing_input": lambda t: (["--add_persona", "False", "--input_file", str(t / "nope.json")],
                                 ["nope.json", "no such file"]),
@@ -86,7 +88,7 @@ BART_DF_CASES = {
     "output_dir_is_a_file": lambda t: (["--data_dir", personachat(t), "--output_dir", write(t / "out", "x")],
                                        ["--output_dir", "is a file"]),
     "train_csv_is_a_folder": lambda t: (["--data_dir", personachat(t), "--output_dir",
-                                         os.path.dirname(_mkdir(t / "out" / "train.csv"))], ["train.csv", "folder"]),
+                                         os.path.dirname(make_dir(t / "out" / "train.csv"))], ["train.csv", "folder"]),
     "missing_data_dir": lambda t: (["--data_dir", str(t / "nope"), "--output_dir", str(t / "out")],
                                    ["--data_dir", "nope", "no such folder"]),
     "data_dir_is_a_file": lambda t: (["--data_dir", write(t / "pc", "x"), "--output_dir", str(t / "out")],

@@ -8,11 +8,10 @@ import json
 
 import pytest
 
-from test_bad_input import base  # noqa: F401 (the fixture: tiny BlenderBot folder, strat checkpoint, dialogues)
-from test_bad_input import GEN_RECORDS, _mkdir, assert_rejected, check_case, run_main_in_process, snapshot, write
-from test_bad_input_training import flat, run_ok
+from helpers.bad_input import (GEN_RECORDS, assert_rejected, check_case, flat, make_dir, run_main_in_process, run_ok,
+                               snapshot, write)
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = [pytest.mark.robustness, pytest.mark.usefixtures("one_torch_thread")]
 
 
 # ---- codes/summarize_results.py, codes/compare_systems.py ----------------------------------------------------------
@@ -38,12 +37,12 @@ SUMMARIZE_CASES = {
                                            ["metric.json", "perplexity", "got str"]),
     "metric_json_invalid": lambda t: ([result_folder(t, text='{"acc": ')], ["metric.json", "invalid JSON"]),
     "ead_json_is_a_list": lambda t: ([_with_ead_json(t, "[]")], ["ead.json", "expected a JSON object"]),
-    "output_is_a_folder": lambda t: ([result_folder(t), "--output", str(_mkdir(t / "table.md"))],
+    "output_is_a_folder": lambda t: ([result_folder(t), "--output", str(make_dir(t / "table.md"))],
                                      ["--output", "is a folder"]),
     "json_under_a_file": lambda t: ([result_folder(t), "--json", str(t / "res" / "metric.json" / "x.json")],
                                     ["--json", "metric.json is a file"]),
     "missing_result_dir": lambda t: ([str(t / "nope")], ["nope", "no such folder"]),
-    "empty_result_dir": lambda t: ([str(_mkdir(t / "empty"))], ["empty", "no result folder"]),
+    "empty_result_dir": lambda t: ([str(make_dir(t / "empty"))], ["empty", "no result folder"]),
 }
 
 
@@ -67,7 +66,7 @@ COMPARE_CASES = {
     "confidence_1": lambda t: (_two(t) + ["--confidence", "1"], ["--confidence", "1"]),
     "confidence_nan": lambda t: (_two(t) + ["--confidence", "nan"], ["--confidence", "nan"]),
     "negative_seed": lambda t: (_two(t) + ["--seed", "-1"], ["--seed", "-1"]),
-    "output_is_a_folder": lambda t: (_two(t) + ["--output", str(_mkdir(t / "o.json"))], ["--output", "is a folder"]),
+    "output_is_a_folder": lambda t: (_two(t) + ["--output", str(make_dir(t / "o.json"))], ["--output", "is a folder"]),
     "markdown_under_a_file": lambda t: (_two(t) + ["--markdown", str(t / "a" / "metric.json" / "m.md")],
                                         ["--markdown", "is a file"]),
     "missing_system": lambda t: ([str(t / "nope"), scored_folder(t, "a")], ["nope", "no such folder"]),
@@ -83,7 +82,7 @@ def test_compare_systems_rejects(case, tmp_path):
 @pytest.fixture(scope="module")
 def study_base(base):
     """base, with a test file that has the seeker cards (emotion, problem, situation) of a reformatted test.txt."""
-    from human_eval_setup import make_study_inputs
+    from helpers.human_eval import make_study_inputs
     return dict(base, cards=make_study_inputs(base["root"] / "study", base["model"])["test_file"])
 
 
@@ -110,7 +109,7 @@ SERVE_CASES = {
                                         ["c.json", "criteria"]),
     "missing_test_file": lambda b, t: (serve_args(b, t, **{"--test_file": str(t / "nope.txt")}),
                                        ["--test_file", "nope.txt"]),
-    "db_is_a_folder": lambda b, t: (serve_args(b, t, **{"--db": str(_mkdir(t / "s.db"))}), ["--db", "is a folder"]),
+    "db_is_a_folder": lambda b, t: (serve_args(b, t, **{"--db": str(make_dir(t / "s.db"))}), ["--db", "is a folder"]),
     "db_is_not_sqlite": lambda b, t: (serve_args(b, t, **{"--db": write(t / "s.db", "not a database " * 40)}),
                                       ["s.db", "not a human-evaluation database"]),
     "missing_persona_extractor": lambda b, t: (serve_args(b, t, "--persona_extractor", str(t / "ex")),
@@ -136,7 +135,7 @@ def _text_db(t):
 
 
 ADMIN_CASES = {
-    "db_is_a_folder": lambda t: (["--db", str(_mkdir(t / "s.db")), "links"], ["--db", "is a folder"]),
+    "db_is_a_folder": lambda t: (["--db", str(make_dir(t / "s.db")), "links"], ["--db", "is a folder"]),
     "missing_db": lambda t: (["--db", str(t / "s.db"), "links"], ["s.db", "no such database"]),
     "db_is_not_sqlite": lambda t: (["--db", _text_db(t), "links"], ["study.db", "not a human-evaluation database"]),
     "export_dir_is_a_file": lambda t: (["--db", _text_db(t), "export", write(t / "out", "x")],

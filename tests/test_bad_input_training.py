@@ -18,16 +18,12 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import REPO_ROOT, load_script
-from test_bad_input import base  # noqa: F401 (the fixture: tiny BlenderBot folder, strat checkpoint, dialogues)
-from test_bad_input import ENV, _mkdir, _with_truncated, check_case, copy_without, truncate, write
+from helpers.bad_input import (ENV, check_case, copy_with_truncated, copy_without, flat, make_dir, run_ok, truncate,
+                               write)
+from helpers.paths import REPO_ROOT, load_script
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = [pytest.mark.robustness, pytest.mark.usefixtures("one_torch_thread")]
 BART_TOKENIZER_FILES = ("vocab.json", "merges.txt", "tokenizer.json")
-
-
-def flat(args, drop=()):
-    return [x for k, v in args.items() if k not in drop for x in ((k,) if v is None else (k, v))]
 
 
 def copy_tree(src, dst):
@@ -105,7 +101,7 @@ TRAIN_CASES = {
         _targs(b, t, **{"--pretrained_model_path": copy_without(b["model"], t / "m", "merges.txt")}),
         ["merges.txt"]),
     "truncated_safetensors": lambda b, t: (
-        _targs(b, t, **{"--pretrained_model_path": _with_truncated(b["model"], t / "m", "model.safetensors")}),
+        _targs(b, t, **{"--pretrained_model_path": copy_with_truncated(b["model"], t / "m", "model.safetensors")}),
         ["model.safetensors", "truncated"]),
     "missing_prepared_dir": lambda b, t: (_targs(b, t, **{"--prepared_dir": str(t / "nope")}),
                                           ["--prepared_dir", "nope", "no such folder"]),
@@ -216,7 +212,7 @@ BART_CASES = {
         _bargs(b, t, **{"--model_name_or_path": without_tokenizer(b["model"], t / "m")}),
         [str(t / "m"), "incomplete tokenizer folder"]),
     "truncated_safetensors": lambda b, t: (
-        _bargs(b, t, **{"--model_name_or_path": _with_truncated(b["model"], t / "m", "model.safetensors")}),
+        _bargs(b, t, **{"--model_name_or_path": copy_with_truncated(b["model"], t / "m", "model.safetensors")}),
         ["model.safetensors", "truncated"]),
     "missing_train_file": lambda b, t: (_bargs(b, t, **{"--train_file": str(t / "nope.csv")}),
                                         ["--train_file", "nope.csv"]),
@@ -234,7 +230,7 @@ BART_CASES = {
         _bart_resume_with(b, t, lambda d: [os.remove(os.path.join(d, n)) for n in BART_TOKENIZER_FILES
                                           if os.path.exists(os.path.join(d, n))]),
         ["last", "incomplete tokenizer folder"]),
-    "infer_output_is_a_folder": lambda b, t: (_infer_args(b, t, **{"--infer_output": str(_mkdir(t / "g.csv"))}),
+    "infer_output_is_a_folder": lambda b, t: (_infer_args(b, t, **{"--infer_output": str(make_dir(t / "g.csv"))}),
                                               ["--infer_output", "is a folder"]),
     "infer_missing_file": lambda b, t: (_infer_args(b, t, **{"--infer_file": str(t / "nope.csv")}),
                                         ["--infer_file", "nope.csv"]),
@@ -268,7 +264,7 @@ def annotate_args(b, t, **change):
 
 
 ANNOTATE_CASES = {
-    "output_file_is_a_folder": lambda b, t: (annotate_args(b, t, **{"--output_file": str(_mkdir(t / "P.json"))}),
+    "output_file_is_a_folder": lambda b, t: (annotate_args(b, t, **{"--output_file": str(make_dir(t / "P.json"))}),
                                              ["--output_file", "is a folder"]),
     "output_under_a_file": lambda b, t: (annotate_args(b, t, **{"--output_file": str(t / "ESConv.json" / "P.json")}),
                                          ["--output_file", "is a file"]),
@@ -284,7 +280,7 @@ ANNOTATE_CASES = {
         annotate_args(b, t, **{"--model_dir": without_tokenizer(b["model"], t / "m")}),
         [str(t / "m"), "incomplete tokenizer folder"]),
     "model_truncated_safetensors": lambda b, t: (
-        annotate_args(b, t, **{"--model_dir": _with_truncated(b["model"], t / "m", "model.safetensors")}),
+        annotate_args(b, t, **{"--model_dir": copy_with_truncated(b["model"], t / "m", "model.safetensors")}),
         ["model.safetensors", "truncated"]),
     "missing_model_dir": lambda b, t: (annotate_args(b, t, **{"--model_dir": str(t / "nomodel")}), ["nomodel"]),
 }
@@ -379,13 +375,6 @@ def _ckpt_with_file_beside(b, t):
 @pytest.mark.parametrize("case", sorted(INTERACT_CASES))
 def test_interact_rejects(case, tmp_path, base):
     check_case(tmp_path, base["root"], "codes/interact.py", lambda t: INTERACT_CASES[case](base, t))
-
-
-def run_ok(script, *args, stdin=""):
-    result = subprocess.run([sys.executable, str(REPO_ROOT / script), *map(str, args)], input=stdin, env=ENV,
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-2000:]
-    return result
 
 
 @pytest.mark.slow

@@ -1,37 +1,23 @@
-"""Crash consistency of the training states (issue 17): a SIGKILL at every boundary between two writes of a
+"""Crash consistency of the training states: a SIGKILL at every boundary between two writes of a
 multi-file state leaves the previous state or the new one, and --resume then ends with the weights of an
 uninterrupted run. The killed runs are subprocesses that kill themselves at a named point (palkit.atomic.crash_point,
 PAL_CRASH_AT=<state>:<point>:<n>); the resumed runs and the references run in this process on one thread."""
 import csv
 import os
-import signal
-import subprocess
-import sys
 
 import pytest
 import torch
 
-from conftest import REPO_ROOT, load_script
-from palkit.atomic import CRASH_ENV, POINTS, commit_dir, recover
+from helpers.crash import killed_run, strays
+from helpers.paths import load_script
+from helpers.training import train_args
+from palkit.atomic import POINTS, commit_dir, recover
 from palkit.cli import UserError
 from persona_extractor import train_bart
-from test_persona_train import pair_files, tiny_bart  # noqa: F401  (fixtures)
-from test_train import data, train_args  # noqa: F401  (fixture)
 
 train = load_script("codes/train.py")
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-def killed_run(script, args, crash_at):
-    env = dict(os.environ, OMP_NUM_THREADS="1", **{CRASH_ENV: crash_at})
-    result = subprocess.run([sys.executable, str(REPO_ROOT / script), *args], cwd=REPO_ROOT, env=env,
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == -signal.SIGKILL, result.stderr[-2000:]
-
-
-def strays(folder):
-    return sorted(n for n in os.listdir(folder) if n.startswith("."))
+pytestmark = [pytest.mark.robustness, pytest.mark.usefixtures("one_torch_thread")]
 
 
 def csv_rows(path, drop):

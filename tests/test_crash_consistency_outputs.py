@@ -1,4 +1,4 @@
-"""Crash consistency of the prepared features and the result folders (issue 17): a SIGKILL at every boundary between
+"""Crash consistency of the prepared features and the result folders: a SIGKILL at every boundary between
 two writes (palkit.atomic.crash_point, PAL_CRASH_AT=<label>:<point>) over an earlier output leaves exactly the earlier
 set or the new one; readers refuse a mixed set in one line. The killed runs are subprocesses (killed_run)."""
 import json
@@ -8,22 +8,22 @@ import shutil
 
 import pytest
 
-from conftest import load_script
 from palkit.atomic import MANIFEST, POINTS, read_manifest
 from palkit.cli import UserError
 from pal.prepared import features_dir, load_prepared
 from pal.results import check_result_folder
 from metric.result_folders import find_result_folders
-from test_crash_consistency import killed_run, strays
-from test_infer import infer_args, run_dir, run_infer  # noqa: F401  (fixture)
-from test_metric_scripts import _records, _write_gen
-from test_train import SHORT, data  # noqa: F401  (fixture)
+from helpers.crash import killed_run, strays
+from helpers.infer import infer_args, run_infer
+from helpers.metric_files import sample_gen_records, write_gen_json
+from helpers.paths import load_script
+from helpers.training import SHORT
 
 prepare = load_script("codes/prepare.py")
 evaluate = load_script("codes/evaluate.py")
 get_EAD_score = load_script("codes/get_EAD_score.py")
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = [pytest.mark.robustness, pytest.mark.usefixtures("one_torch_thread")]
 # which set a kill at each point leaves: before the swap the earlier one (put back after `old_moved`), then the new
 LEFT = {"partial": "old", "complete": "old", "old_moved": "old", "swapped": "new"}
 
@@ -90,7 +90,7 @@ def folder_files(folder):
 
 def assert_metrics_describe_gen_json(folder, tmp_path):
     """metric.json equals a fresh scoring of the folder's own gen.json."""
-    again = _write_gen(tmp_path / "rescored", json.loads((folder / "gen.json").read_text()))
+    again = write_gen_json(tmp_path / "rescored", json.loads((folder / "gen.json").read_text()))
     evaluate.main([str(again)])
     assert (folder / "metric.json").read_bytes() == (again / "metric.json").read_bytes()
     shutil.rmtree(again)
@@ -123,7 +123,7 @@ def test_infer_rerun_killed_at_each_boundary_leaves_the_earlier_or_the_new_folde
 
 @pytest.mark.parametrize("point", ["complete", "old_moved", "swapped"])
 def test_ead_killed_at_each_boundary_leaves_the_folder_sealed_with_or_without_ead_json(point, punkt, tmp_path):
-    res = _write_gen(tmp_path / "res", _records())
+    res = write_gen_json(tmp_path / "res", sample_gen_records())
     evaluate.main([str(res)])
     before = {n: (res / n).read_bytes() for n in os.listdir(res)}
     killed_run("codes/get_EAD_score.py", ["--input_file", str(res / "gen.json"), "--vocab_size", "100"],
@@ -136,7 +136,7 @@ def test_ead_killed_at_each_boundary_leaves_the_folder_sealed_with_or_without_ea
 
 
 def test_readers_refuse_a_mixed_result_folder_in_one_line_and_evaluate_reseals_it(punkt, tmp_path, capsys):
-    res = _write_gen(tmp_path / "res", _records())
+    res = write_gen_json(tmp_path / "res", sample_gen_records())
     evaluate.main([str(res)])
     get_EAD_score.main(["--input_file", str(res), "--vocab_size", "100"])
     check_result_folder(str(res))  # sealed with both
@@ -148,7 +148,7 @@ def test_readers_refuse_a_mixed_result_folder_in_one_line_and_evaluate_reseals_i
     evaluate.main([str(res)])  # rescores gen.json and seals the folder again
     assert "mixed result folder" in capsys.readouterr().err and (res / "metric.json").read_text() == good
     shutil.copy(res / "ead.json", tmp_path / "ead.json")
-    other = _write_gen(tmp_path / "other", _records()[:1])
+    other = write_gen_json(tmp_path / "other", sample_gen_records()[:1])
     shutil.copy(tmp_path / "ead.json", other / "ead.json")  # an ead.json of another gen.json, copied in
     evaluate.main([str(other)])
     with pytest.raises(UserError, match="ead.json was not committed with the other files.*get_EAD_score.py"):
@@ -160,7 +160,7 @@ def test_readers_refuse_a_mixed_result_folder_in_one_line_and_evaluate_reseals_i
 
 @pytest.mark.parametrize("manifest", ['{"files": {"gen.json"', "[]", '{"files": [1]}', '{"other": {}}'])
 def test_an_unreadable_manifest_is_a_mixed_folder_in_one_line_and_evaluate_rewrites_it(manifest, punkt, tmp_path):
-    res = _write_gen(tmp_path / "res", _records())
+    res = write_gen_json(tmp_path / "res", sample_gen_records())
     evaluate.main([str(res)])
     good = (res / "metric.json").read_text()
     (res / MANIFEST).write_text(manifest)

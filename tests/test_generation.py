@@ -4,17 +4,9 @@ import torch
 
 from palkit.cli import UserError
 from pal.generation import generate
-from test_model import CONTEXTS, PERSONAS, make_batch, tiny_model
+from helpers.pal_models import CONTEXTS, GREEDY, PERSONAS, batch_for, tiny_model
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-GREEDY = dict(top_k=0, top_p=1.0, repetition_penalty=1.0, min_length=0, max_length=10)
-
-
-def batch_for(toker, config, contexts=CONTEXTS, personas=PERSONAS, strategies=(0, 4, 2)):
-    return make_batch(toker, contexts, personas if config == "strat" else None, None,
-                      list(strategies) if config != "vanilla" else None) | (
-        {"strat_id": torch.tensor(strategies)} if config != "vanilla" else {})
 
 
 def one_by_one(model, toker, config, **options):

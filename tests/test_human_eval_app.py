@@ -12,7 +12,7 @@ from palkit.cli import UserError  # noqa: E402
 from human_eval import serve  # noqa: E402
 from human_eval.app import create_app  # noqa: E402
 from human_eval.store import Store  # noqa: E402
-from human_eval_setup import FAST_DECODING, make_study_inputs, system_args  # noqa: E402
+from helpers.human_eval import FAST_DECODING, make_study_inputs, system_args  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -235,7 +235,8 @@ def test_chat_mode_with_live_persona_extractor(inputs, tmp_path, tiny_blender_di
         chat(client, url, "A", text)
     personas = [r[0] for r in sqlite3.connect(args.db).execute(
         "SELECT persona FROM messages WHERE speaker = 'sys' ORDER BY id")]
-    assert personas[:2] == ["<input>", "<input>"]  # inferred from the seeker's 3rd turn on (SPEC stage 3)
+    # the persona is inferred from the seeker's 3rd turn on (docs/reproduction.md#featurization)
+    assert personas[:2] == ["<input>", "<input>"]
     assert len(personas) == 3 and personas[2].endswith("<input>")
 
 

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from human_eval_setup import FAST_DECODING, make_study_inputs, system_args
+from helpers.human_eval import FAST_DECODING, make_study_inputs, system_args
 
 pytestmark = pytest.mark.slow
 

@@ -9,39 +9,14 @@ import pytest
 import torch
 
 from pal.chat import persona_string
-from pal.checkpoint import save_checkpoint
 from palkit.cli import UserError
 from pal.model import build_model
-from conftest import load_script
-from test_model import randomize, write_dialogues
+from helpers.infer import infer_args, run_infer
+from helpers.paths import load_script
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FAST = ["--max_length", "8", "--min_length", "3", "--infer_batch_size", "2", "--max_input_length", "64"]
-
-
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory, tiny_blender_dir):
-    """A training-run folder with epoch-0.bin of each config and a data file."""
-    root = tmp_path_factory.mktemp("infer")
-    for config in ("strat", "strat_no_persona", "vanilla"):
-        _, model = build_model(config, pretrained_model_path=tiny_blender_dir)
-        os.makedirs(root / config)
-        save_checkpoint(randomize(model), str(root / config / "epoch-0.bin"))
-    write_dialogues(root / "test.txt")
-    return root
-
-
-def infer_args(run_dir, tiny_blender_dir, config="strat", inputter="strat", extra=()):
-    return ["--config_name", config, "--inputter_name", inputter, "--pretrained_model_path", tiny_blender_dir,
-            "--load_checkpoint", str(run_dir / config / "epoch-0.bin"), "--infer_input_file",
-            str(run_dir / "test.txt"), *FAST, *extra]
-
-
-def run_infer(argv):
-    infer = load_script("codes/infer.py")
-    infer.main(argv)
 
 
 def test_same_seed_gives_byte_identical_gen_json(run_dir, tiny_blender_dir):

@@ -1,10 +1,10 @@
-"""Featurization (SPEC Stage 3) and batching: pal.inputter and codes/prepare.py.
+"""Featurization (docs/reproduction.md#featurization) and batching: pal.inputter and codes/prepare.py.
 
 The central check: the fast featurizer (each dialogue's history tokenized once, ids assembled) gives exactly the ids
 of the straightforward form the authors use (re-tokenize the joined history string for every example), on real
 ESConv dialogues and on a self-made sample with awkward texts, for PAL's 12-token vocabulary and Blender-Joint's
 10-token one (where "</s> <s>" is plain text). The reference (pal.reference_featurization) is written independently
-of pal.inputter, from SPEC Stage 3.
+of pal.inputter, from the documented rule.
 """
 import json
 import pickle
@@ -13,7 +13,7 @@ import random
 import pytest
 import torch
 
-from conftest import load_script, shared_path
+from helpers.paths import load_script, shared_path
 from palkit.cli import UserError
 from pal.config import build_tokenizer, load_config
 from pal.reference_featurization import reference_strat, reference_vanilla
@@ -163,7 +163,7 @@ def test_exact_ids_of_a_hand_written_dialogue(real_toker):
 
 def test_exact_ids_with_the_blender_joint_vocabulary(joint_toker):
     """The authors' strat_no_persona.json adds 10 tokens (vocabulary 54,954); their inputter tokenizes the joined
-    history, in which "</s> <s>" is text: 46 context ids for this 4-turn dialogue (issue 11's measurement)."""
+    history, in which "</s> <s>" is text: 46 context ids for this 4-turn dialogue (measured on this dialogue)."""
     t = joint_toker
     data = {"dialog": [turn("usr", "I lost my job."), turn("sys", "How do you feel?", "Question"),
                        turn("usr", "Sad."), turn("sys", "That sounds hard.", "Reflection of feelings")]}

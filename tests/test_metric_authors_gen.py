@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from conftest import REPO_ROOT, load_script
+from helpers.paths import REPO_ROOT, load_script
 from metric import evaluate_records
 from metric.records import with_gold_strategies
 from palkit.cli import UserError
@@ -83,7 +83,8 @@ ZCJ_PREDS = [0, 7, 0, 2, 0]     # right, right, wrong, right, wrong: accuracy 3/
 
 # ---- without gold labels --------------------------------------------------------------------------------------------
 def test_evaluate_cli_scores_the_authors_gen_json(punkt, tmp_path):
-    """Done-when of issue 11: metric.json with every text metric, exit 0, one line saying why there is no accuracy."""
+    """A gen.json without gold strategies: metric.json with every text metric, exit 0, one line saying why there is
+    no accuracy."""
     folder = write_gen(tmp_path / "res", authors_records(PAL_SAMPLES, PAL_PREDS))
     proc = subprocess.run([sys.executable, str(REPO_ROOT / "codes" / "evaluate.py"), str(folder)],
                           capture_output=True, text=True, env=dict(os.environ))

@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import load_script
+from helpers.paths import load_script
 from palkit.cli import UserError
 
 get_cos_similarity = load_script("codes/get_cos_similarity.py")

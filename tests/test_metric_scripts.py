@@ -8,7 +8,8 @@ import sys
 import nltk
 import pytest
 
-from conftest import REPO_ROOT, load_script
+from helpers.metric_files import sample_gen_records, write_gen_json
+from helpers.paths import REPO_ROOT, load_script
 from palkit.cli import UserError
 
 evaluate = load_script("codes/evaluate.py")
@@ -19,23 +20,8 @@ plot_training = load_script("codes/plot_training.py")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def _write_gen(folder, records):
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "gen.json").write_text(json.dumps(records))
-    return folder
-
-
-def _records():
-    return [
-        {"sample_id": 0, "post": "", "response": "I am sorry to hear that.", "generation": "I am sad. I am sad.",
-         "persona": "i lost my job.", "cls_strat_id": 2, "pred_strat_id": 2, "token_num": 4, "loss": 1.0, "ppl": 0},
-        {"sample_id": 1, "post": "", "response": "Have you told a friend?", "generation": "i am happy",
-         "persona": "i lost my job.", "cls_strat_id": 0, "pred_strat_id": 5, "token_num": 4, "loss": 2.0, "ppl": 0},
-    ]
-
-
 def test_evaluate_rescores_gen_json(punkt, tmp_path):
-    folder = _write_gen(tmp_path / "res", _records())
+    folder = write_gen_json(tmp_path / "res", sample_gen_records())
     evaluate.main([str(folder), "--ead_vocab_size", "100"])
     metric = json.loads((folder / "metric.json").read_text())
     assert metric["perplexity"] == pytest.approx(math.exp(1.5))
@@ -46,7 +32,7 @@ def test_evaluate_rescores_gen_json(punkt, tmp_path):
 
 
 def test_evaluate_stops_without_punkt(tmp_path, monkeypatch):
-    folder = _write_gen(tmp_path / "res", _records())
+    folder = write_gen_json(tmp_path / "res", sample_gen_records())
     monkeypatch.setattr(nltk.data, "path", [str(tmp_path)])
     with pytest.raises(UserError, match="punkt_tab"):
         evaluate.main([str(folder)])
@@ -54,9 +40,9 @@ def test_evaluate_stops_without_punkt(tmp_path, monkeypatch):
 
 
 def test_evaluate_cli_bad_input_is_one_line(punkt, tmp_path):
-    records = _records()
+    records = sample_gen_records()
     del records[1]["generation"]
-    folder = _write_gen(tmp_path / "res", records)
+    folder = write_gen_json(tmp_path / "res", records)
     proc = subprocess.run([sys.executable, str(REPO_ROOT / "codes" / "evaluate.py"), str(folder)],
                           capture_output=True, text=True, env=dict(os.environ))
     assert proc.returncode == 2
@@ -65,7 +51,7 @@ def test_evaluate_cli_bad_input_is_one_line(punkt, tmp_path):
 
 
 def test_ead_script_scores_generations_only(punkt, tmp_path, capsys):
-    folder = _write_gen(tmp_path / "res", _records())
+    folder = write_gen_json(tmp_path / "res", sample_gen_records())
     get_EAD_score.main(["--input_file", str(folder / "gen.json"), "--vocab_size", "100"])
     saved = json.loads((folder / "ead.json").read_text())
     # only the two generations count (the responses/personas would add n-grams if whole records were scored)
@@ -74,13 +60,13 @@ def test_ead_script_scores_generations_only(punkt, tmp_path, capsys):
     assert "EAD-1:" in capsys.readouterr().out
     # a JSON list of plain strings (the authors' input) gives the same numbers
     strings = tmp_path / "hyps.json"
-    strings.write_text(json.dumps([r["generation"] for r in _records()]))
+    strings.write_text(json.dumps([r["generation"] for r in sample_gen_records()]))
     get_EAD_score.main(["--input_file", str(strings), "--vocab_size", "100", "--output_file", str(tmp_path / "e.json")])
     assert json.loads((tmp_path / "e.json").read_text())["ead-1"] == pytest.approx(saved["ead-1"])
 
 
 def test_ead_default_vocabulary_is_54956(punkt, tmp_path):
-    folder = _write_gen(tmp_path / "res", _records())
+    folder = write_gen_json(tmp_path / "res", sample_gen_records())
     get_EAD_score.main(["--input_file", str(folder / "gen.json"), "--n", "1"])
     saved = json.loads((folder / "ead.json").read_text())
     v = 54956
@@ -126,7 +112,7 @@ def test_summarize_needs_metric_json(tmp_path):
 
 
 def test_summarize_runs_on_evaluated_folder(punkt, tmp_path, capsys):
-    folder = _write_gen(tmp_path / "res", _records())
+    folder = write_gen_json(tmp_path / "res", sample_gen_records())
     evaluate.main([str(folder)])
     get_EAD_score.main(["--input_file", str(folder / "gen.json")])
     summarize_results.main([str(folder), "--names", "tiny"])

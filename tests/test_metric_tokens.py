@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from conftest import REPO_ROOT, shared_path
+from helpers.paths import REPO_ROOT, shared_path
 from metric.tokens import BUNDLED_NLTK_DATA
 
 PUNKT = "tokenizers/punkt_tab"

@@ -1,12 +1,12 @@
-"""Issue 9's second done-when, as a user would check it: `python -W error::FutureWarning` on a tiny PAL training
+"""No deprecation warnings, checked as a user would: `python -W error::FutureWarning` on a tiny PAL training
 step and a cached generation raises nothing (pytest.ini makes deprecations errors inside the suite too; this runs a
 plain interpreter, so warnings raised once per process, at import, count as well, and so do the deprecations that
 transformers only logs)."""
 import subprocess
 import sys
 
-from conftest import REPO_ROOT
-from test_model import write_dialogues
+from helpers.paths import REPO_ROOT
+from helpers.pal_models import write_dialogues
 
 TRAIN_STEP_AND_GENERATE = """
 import sys

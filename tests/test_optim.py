@@ -6,7 +6,7 @@ import torch
 
 from pal.model import build_model
 from pal.optim import HF4AdamW, parameter_groups
-from test_model import CONTEXTS, PERSONAS, RESPONSES, make_batch, randomize
+from helpers.pal_models import CONTEXTS, PERSONAS, RESPONSES, make_batch, randomize
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -7,7 +7,8 @@ import sys
 
 import pytest
 
-from conftest import REPO_ROOT, SHARED, load_script, shared_path
+from helpers.extractor import make_tiny_bart
+from helpers.paths import REPO_ROOT, load_script, shared_path
 from palkit.cli import UserError
 from persona_extractor import annotate_esconv
 from persona_extractor.extractor import PersonaExtractor
@@ -38,10 +39,8 @@ CRAFTED = [conversation(SEEKER_TEXTS[:n], lead_supporter=n % 2 == 0) for n in (0
 
 @pytest.fixture(scope="module")
 def tiny_bart(tmp_path_factory):
-    from persona_extractor.tiny_bart import make_tiny_bart_dir
-    real = SHARED / "models" / "bart-base"
-    return make_tiny_bart_dir(str(tmp_path_factory.mktemp("tiny_bart")), seed=3,
-                              tokenizer_dir=str(real) if real.is_dir() else None)
+    """This module's own tiny BART (another seed than conftest's)."""
+    return make_tiny_bart(tmp_path_factory.mktemp("tiny_bart"), seed=3)
 
 
 @pytest.fixture(scope="module")

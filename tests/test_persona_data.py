@@ -4,7 +4,7 @@ import os
 import pandas as pd
 import pytest
 
-from conftest import shared_path
+from helpers.paths import shared_path
 from palkit.cli import UserError
 from persona_extractor import process_bart_df
 from persona_extractor.modeling import clean_up_spaces, decode_like_authors, encode_texts

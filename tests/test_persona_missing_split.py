@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import fake_venv
+from helpers.paths import fake_venv
 from palkit.cli import UserError
 from persona_extractor.extractor_data import read_pairs
+
+pytestmark = pytest.mark.robustness
 
 REPO = Path(__file__).resolve().parents[1]
 

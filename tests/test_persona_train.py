@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import REPO_ROOT, SHARED
+from helpers.extractor import write_pairs
+from helpers.paths import REPO_ROOT, SHARED
 from palkit.cli import UserError
 from persona_extractor import train_bart
 from persona_extractor.extractor import PersonaExtractor
@@ -21,35 +22,6 @@ from persona_extractor.modeling import load_tokenizer_and_model
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-PERSONAS = ["i like cats.", "i am a nurse.", "i run marathons.", "i have two kids.", "i love pizza.",
-            "my dog is old.", "i work at a bank.", "i play the guitar."]
-
-
-@pytest.fixture(scope="module")
-def tiny_bart(tmp_path_factory):
-    """Random tiny BART with the real BART vocabulary when ../shared has it, else the tiny byte-level one."""
-    from persona_extractor.tiny_bart import make_tiny_bart_dir
-    real = SHARED / "models" / "bart-base"
-    return make_tiny_bart_dir(str(tmp_path_factory.mktemp("tiny_bart")),
-                              tokenizer_dir=str(real) if real.is_dir() else None)
-
-
-def write_pairs(path, n, offset=0):
-    rows = []
-    for i in range(n):
-        a, b = PERSONAS[(i + offset) % 8], PERSONAS[(i + offset + 3) % 8]
-        rows.append({"context": f"hi <sep> so {a[:-1]} <sep> yes and {b[:-1]} </s>",
-                     "persona": f"{a} <persona> {b} </s>"})
-    pd.DataFrame(rows).to_csv(path)
-    return str(path)
-
-
-@pytest.fixture(scope="module")
-def pair_files(tmp_path_factory):
-    d = tmp_path_factory.mktemp("pairs")
-    return {"train": write_pairs(d / "train.csv", 32), "valid": write_pairs(d / "valid.csv", 8, offset=1),
-            "test": write_pairs(d / "test.csv", 8, offset=2)}
 
 
 def config(tiny_bart, pair_files, out, **overrides):

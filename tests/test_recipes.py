@@ -1,4 +1,4 @@
-"""The user-facing recipes of issue 6: RUN/reproduce_table3.sh (dry run), codes/bench.py (--small) and RUN/demo.sh."""
+"""The user-facing recipes: RUN/reproduce_table3.sh (dry run), codes/bench.py (--small) and RUN/demo.sh."""
 import json
 import os
 import re
@@ -9,7 +9,7 @@ from functools import lru_cache
 
 import pytest
 
-from conftest import REPO_ROOT
+from helpers.paths import REPO_ROOT
 
 
 def run(cmd, env=None, timeout=900):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO_ROOT, shared_path
+from helpers.paths import REPO_ROOT, shared_path
 
 SCRIPT = REPO_ROOT / "codes" / "_reformat" / "process.py"
 OUTPUTS = ("train.txt", "valid.txt", "test.txt")

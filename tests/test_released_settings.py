@@ -1,14 +1,12 @@
 """The released hyperparameters live in one place (pal.config.RELEASED): the defaults of train.py and prepare.py
 come from it, and every RUN/train_*.sh and RUN/prepare_*.sh passes exactly its values."""
 import shlex
-from pathlib import Path
 
 import pytest
 
-from conftest import load_script
+from helpers.paths import REPO_ROOT, load_script
 from pal.config import RELEASED
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = ("strat", "no_persona", "vanilla")
 # what the authors' train_strat.sh passes (max_grad_norm and weight_decay were their code's defaults)
 TRAIN_KEYS = set(RELEASED) - {"max_grad_norm", "weight_decay"}

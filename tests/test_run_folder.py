@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import fake_venv, load_script
+from helpers.paths import fake_venv, load_script
+from helpers.training import SHORT, load, train_args
 from palkit.cli import UserError
 from palkit.run_folder import explicit_dests
-from test_train import SHORT, data, load, train_args  # noqa: F401  (data is a fixture)
 
 infer = load_script("codes/infer.py")
 interact = load_script("codes/interact.py")

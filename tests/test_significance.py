@@ -6,7 +6,7 @@ import random
 import numpy as np
 import pytest
 
-from conftest import load_script
+from helpers.paths import load_script
 
 from metric import evaluate_records
 from metric.example_stats import ExampleStats, Tokenizer, corpus_values, folder_stats, text_stats

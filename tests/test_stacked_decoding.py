@@ -4,8 +4,7 @@ import pytest
 import torch
 
 from pal.generation import generate
-from test_generation import GREEDY, batch_for
-from test_model import randomize, tiny_model
+from helpers.pal_models import GREEDY, batch_for, randomize, tiny_model
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -52,7 +51,7 @@ def test_stacked_with_one_stream_equals_two_pass(tiny_blender_dir, config, alpha
         assert_same(two_pass, stacked)
 
 
-# ---- the issue-14 rule: a tiny model trained on real ESConv ---------------------------------------------------------
+# ---- the acceptance rule: a tiny model trained on real ESConv -------------------------------------------------------
 N_DIALOGUES_TRAIN, N_DIALOGUES_EVAL, EVAL_EXAMPLES = 40, 40, 200
 
 
@@ -62,7 +61,7 @@ def esconv_trained(tiny_blender_dir):
 
     It starts from wide random weights (std 0.3): trained from the stock init for a few steps, a tiny model gives
     every context the same reply, which would make the comparison vacuous."""
-    from conftest import load_script, shared_path
+    from helpers.paths import load_script, shared_path
     sample_dialogues = load_script("codes/bench.py").sample_dialogues
     from pal.config import load_config
     from pal.inputter import Featurizer, collate, settings_for

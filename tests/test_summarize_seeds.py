@@ -5,7 +5,7 @@ import statistics
 
 import pytest
 
-from conftest import load_script
+from helpers.paths import load_script
 
 from metric.summary import t_quantile_975
 from palkit.cli import UserError

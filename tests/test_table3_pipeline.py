@@ -5,14 +5,14 @@ import os
 
 import pytest
 
-from conftest import load_script
+from helpers.infer import FAST, run_infer
+from helpers.paths import load_script
+from helpers.pal_models import randomize, write_dialogues
 
 from metric.result_folders import read_infos
 from palkit.cli import UserError
 from pal.checkpoint import save_checkpoint
 from pal.model import build_model
-from test_infer import FAST, run_infer
-from test_model import randomize, write_dialogues
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread", "punkt")
 summarize_results = load_script("codes/summarize_results.py")

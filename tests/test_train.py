@@ -13,7 +13,8 @@ import sys
 import pytest
 import torch
 
-from conftest import REPO_ROOT, load_script
+from helpers.paths import REPO_ROOT, load_script
+from helpers.training import load, train_args
 from palkit.cli import UserError
 from pal.model import build_model
 from pal.optim import HF4AdamW, parameter_groups
@@ -21,49 +22,10 @@ from pal.optim import HF4AdamW, parameter_groups
 prepare = load_script("codes/prepare.py")
 train = load_script("codes/train.py")
 
-SHORT = ["--max_input_length", "48", "--max_decoder_input_length", "12"]
-STRATEGIES = ["Question", "Reflection of feelings", "Providing Suggestions", "Affirmation and Reassurance"]
-
-
-def dialogue(n, seed):
-    words = ["i", "feel", "sad", "job", "friend", "help", "you", "can", "so", "what", "how", "sorry", "hear", "that"]
-    pick = lambda k, m: " ".join(words[(seed * 7 + k * 3 + j) % len(words)] for j in range(m)) + "."
-    dialog = []
-    for k in range(n):
-        dialog.append({"text": pick(k, 4 + k % 3), "speaker": "usr"})
-        dialog.append({"text": pick(k + 1, 3 + (k + seed) % 4), "speaker": "sys",
-                       "strategy": STRATEGIES[(k + seed) % len(STRATEGIES)]})
-    seeker = max(0, n - 2)
-    return {"dialog": dialog, "persona_list": [f"<persona> i am number {seed} {j} . <input>" for j in range(seeker)],
-            "persona": "<persona> all <input>"}
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory, tiny_blender_dir):
-    """train/valid files and strat.strat features prepared from them."""
-    root = tmp_path_factory.mktemp("train_data")
-    for name, seeds, turns in (("train.txt", range(8), 4), ("valid.txt", range(100, 103), 3)):
-        (root / name).write_text("".join(json.dumps(dialogue(turns, s)) + "\n" for s in seeds), encoding="utf-8")
-    prepared = root / "prepared"
-    prepare.main(["--config_name", "strat", "--inputter_name", "strat", "--train_input_file", str(root / "train.txt"),
-                  "--pretrained_model_path", tiny_blender_dir, "--output_dir", str(prepared), "--pbar", "False",
-                  *SHORT])
-    return root
-
-
-def train_args(data, model_dir, out, *extra):
-    return ["--config_name", "strat", "--inputter_name", "strat", "--eval_input_file", str(data / "valid.txt"),
-            "--pretrained_model_path", model_dir, "--prepared_dir", str(data / "prepared"), "--output_dir", str(out),
-            "--pbar", "False", *SHORT, *extra]
-
 
 def read_csv(path):
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
-
-
-def load(path):
-    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def test_training_writes_checkpoints_and_logs_and_the_loss_goes_down(data, tiny_blender_dir, tmp_path):

@@ -1,4 +1,4 @@
-"""Stage 2 of PAL: reformat ESConv / PESConv into train.txt, valid.txt and test.txt (SPEC "Stage 2").
+"""Stage 2 of PAL: reformat ESConv / PESConv into train.txt, valid.txt and test.txt (docs/reproduction.md#reformat).
 
 Usage (like the authors' script, run inside the folder that holds the data):
 
@@ -6,33 +6,12 @@ Usage (like the authors' script, run inside the folder that holds the data):
     python codes/_reformat/process.py --add_persona True      # reads ./PESConv.json
     python codes/_reformat/process.py --add_persona False --input_file DATA/ESConv.json --output_dir DATA
 
-Input: either the original ESConv schema (a JSON array of conversations whose turns are
-`{"speaker": "seeker"|"supporter", "content", "annotation": {"strategy"}}`) or the already reformatted
-schema circulating as JSON lines (turns `{"text", "speaker": "usr"|"sys", "strategy"}`). The container is
-detected from the first character ("[" = JSON array, otherwise one JSON object per line) and each turn
-from its speaker (both read by pal.dialogues), so both schemas give byte-identical output for the same
-conversations.
-
-Output: one JSON object per line and dialogue, with the authors' keys in the authors' order:
-`emotion_type`, `problem_type`, [`persona`, `persona_list` with --add_persona True], `situation`, `dialog`;
-each turn is `{"text", "speaker": "usr"|"sys"}` plus `"strategy"` on supporter turns. Utterances get their
-whitespace collapsed; every other string (situation, persona, strategies) is copied unchanged.
-
-Split (the authors' recipe): `random.seed(13); random.shuffle(data)`; n = int(0.1 * len(data));
-test = data[n:2n]; valid = data[:n] + data[2n:3n]; train = data[3n:] -> 910/260/130 on the 1,300 dialogues.
-
-persona_list (--add_persona True):
-- `--persona_list_source inferred` (default, the paper's semantics): keep PESConv's inferred `persona_list`
-  (persona_list[i] is inferred from the seeker's first i + 3 utterances).
-- `--persona_list_source raw_utterances` reproduces a bug of the released script: it throws the inferred
-  list away and sets `persona_list` to ALL of the seeker's (whitespace-normalised) utterances, in order. The
-  inputter then reads persona_list[k - 3], so the model's "persona" becomes the seeker's (k-2)-th raw utterance.
-  Use it only to reproduce the released code's numbers.
-
-Bad input stops the script before any file is written, with one line on stderr:
-`error: <file>: dialogue <i>[: turn <j>]: <what is wrong>` (dialogue and turn numbers are 0-based positions,
-line and column numbers 1-based like editors), exit status 2. The three outputs are renamed into place together
-only after every dialogue validated, so a failed run never leaves partial or mixed files.
+Both ESConv schemas (JSON array, seeker/supporter turns; JSON lines, usr/sys turns) give byte-identical output:
+one JSON dialogue per line with the authors' keys in their order. Split: random.seed(13), shuffle, 7:2:1
+(910/260/130). --persona_list_source raw_utterances reproduces the released script's overwrite of persona_list
+(a bug; docs/reproduction.md#reformat). Bad input stops the script before any file is written, with one line
+`error: <file>: dialogue <i>[: turn <j>]: <what is wrong>` (0-based positions), exit status 2; the three outputs
+are renamed into place together only after every dialogue validated.
 """
 import json
 import os

@@ -1,4 +1,4 @@
-"""Evaluation suite for PAL (SPEC "Metrics", paper Table 3).
+"""Evaluation suite for PAL (paper Table 3; docs/reproduction.md#metrics, keys and scales in README.md here).
 
 - `evaluate_records(records, save_dir, add_nlg_eval=False)`: text, perplexity and strategy metrics of gen.json
   records -> metric.json (+ metric_nlgeval.json, confusion matrix JSON/PNG, strategy report); see evaluation.py.
@@ -7,13 +7,10 @@
 - nlgeval.py: BLEU/METEOR/ROUGE-L/CIDEr through pycocoevalcap (METEOR needs Java).
 - strategy.py: accuracy, top-k accuracy, F1, per-strategy report, confusion matrix.
 - simcse.py: persona-response cosine similarity with a sentence encoder (imports torch only when used).
-- plots.py: confusion-matrix heat map and training curves (PNG).
+- plots.py: confusion-matrix heat map and training curves (PNG). records.py: reading and checking gen.json.
 - paper.py: the paper's Table 3 and how each column is read from our metric files.
-- records.py: reading and checking gen.json records before any metric is computed.
-- summary.py: Table 3 from result folders (mean +- sd over training seeds, 95% intervals).
-- result_folders.py: finding result folders and grouping them into systems and checkpoint-selection rules.
-- example_stats.py: per-example statistics of a result folder (for paired tests).
-- significance.py: paired significance tests between systems.
+- summary.py, result_folders.py: Table 3 from result folders (mean +- sd over training seeds, 95% intervals).
+- example_stats.py, significance.py: per-example statistics of a result folder and paired tests between systems.
 """
 from .evaluation import ead_metrics, evaluate_records, text_metrics
 from .text import EAD_VOCAB_SIZE

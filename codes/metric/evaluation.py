@@ -4,8 +4,7 @@ Files written into `save_dir` (all computed first, then written, so bad input le
 - metric.json: the authors' keys and scales, sorted by key like theirs:
   perplexity; bleu-1..bleu-4, dist-1..dist-3 (the authors' off-by-one Distinct), f1, rouge-l: percent (x100);
   length: mean reply length in tokens; acc_cls_strat_id(_top1/_top3), f1_micro_cls_strat_id, f1_macro_cls_strat_id:
-  fractions. New keys: dist-1-standard..dist-3-standard (percent), ead-1, ead-2 (percent, the paper's E-1/E-2) and
-  ead_vocab_size (the V used).
+  fractions. New: dist-1-standard..dist-3-standard, ead-1, ead-2 (percent; E-1/E-2), ead_vocab_size (the V used).
 - metric_list.json: per-example f1, rouge-l and strategy hits (the authors' file of the same name).
 - with add_nlg_eval: metric_nlgeval.json (Bleu_1..4, METEOR, ROUGE_L, CIDEr; fractions) and metric_nlgeval_list.json.
 - with gold and predicted strategies: confusion_matrix_cls_strat_id.json (the authors' nested list),

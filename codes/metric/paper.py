@@ -6,7 +6,7 @@ E-1/E-2 are stored as percentages by us; PPL and Cos-Sim are raw values.
 """
 COLUMNS = ["ACC", "PPL", "B-2", "B-4", "D-1", "D-2", "E-1", "E-2", "R-L", "Cos-Sim"]
 
-# (row key, row label, values in COLUMNS order), from SPEC.md "Metrics".
+# (row key, row label, values in COLUMNS order), from the paper's Table 3.
 PAPER_ROWS = [
     ("pal", "PAL (paper)", [34.51, 15.92, 8.75, 2.66, 5.00, 30.27, 6.73, 41.82, 18.06, 0.244]),
     ("pal_alpha0", "PAL α=0 (paper)", [34.25, 15.92, 9.28, 2.90, 4.72, 25.56, 5.87, 33.05, 18.27, 0.229]),

@@ -9,7 +9,8 @@ import warnings
 
 from nltk.translate.bleu_score import SmoothingFunction, corpus_bleu
 
-# Vocabulary size in the EAD expectation: BlenderBot-small's 54,944 tokens + PAL's 12 added tokens (SPEC "Metrics").
+# Vocabulary size in the EAD expectation: BlenderBot-small's 54,944 tokens + PAL's 12 added tokens
+# (docs/reproduction.md#metrics).
 EAD_VOCAB_SIZE = 54956
 
 

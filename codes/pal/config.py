@@ -19,7 +19,7 @@ from palkit.cli import UserError
 # package data: found beside this module in an editable and a regular install alike
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
-# The 8 ESConv strategies, in id order (SPEC "Data"); their tokens are the last 8 ids of the vocabulary.
+# The 8 ESConv strategies, in id order (docs/reproduction.md#data); their tokens are the last 8 ids of the vocabulary.
 STRATEGIES = [
     "Question", "Restatement or Paraphrasing", "Reflection of feelings", "Self-disclosure",
     "Affirmation and Reassurance", "Providing Suggestions", "Information", "Others",

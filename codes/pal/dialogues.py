@@ -1,4 +1,4 @@
-"""ESConv dialogues on disk: the one reader and the one whitespace normalisation (SPEC "Data").
+"""ESConv dialogues on disk: the one reader and the one whitespace normalisation (docs/reproduction.md#data).
 
 Used by the reformat (codes/_reformat/process.py), featurization (pal.inputter) and persona annotation
 (persona_extractor/extractor_annotation.py).
@@ -29,14 +29,14 @@ def normalise(text):
     return " ".join(text.split())
 
 
-# ---- persona strings (SPEC "Data"): what the persona extractor writes, PAL reads and Cos-Sim scores ---------------
+# ---- persona strings (docs/reproduction.md#data): what the persona extractor writes, PAL reads, Cos-Sim scores
 PERSONA_TOKEN = "<persona>"  # precedes each persona sentence
 INPUT_TOKEN = "<input>"  # closes a persona string
 EMPTY_PERSONA = INPUT_TOKEN  # the persona string with no sentence
 
 
 def format_persona(sentences):
-    """SPEC persona string: '<persona> s1 <persona> s2 <input>', or '<input>' when nothing is left."""
+    """The persona string: '<persona> s1 <persona> s2 <input>', or '<input>' when nothing is left."""
     return " ".join(f"{PERSONA_TOKEN} {s}" for s in sentences) + (" " if sentences else "") + INPUT_TOKEN
 
 

@@ -1,45 +1,17 @@
-"""Decoding for the PAL family (SPEC Stage 4 "Generation") on transformers 5, without GenerationMixin.
+"""Decoding for the PAL family on transformers 5, without GenerationMixin (docs/reproduction.md#contrastive-decoding).
 
-`generate(model, batch, toker, **options)` reproduces what the authors' model.generate + transformers 4.x generate did:
-
-1. Strategy (PAL and Blender-Joint): one decoder step on [bos]. PAL: logits (1 + 0.075) z_p - 0.075 z_c, z_p from the
-   fused encoder states, z_c from the plain context states; Blender-Joint: the plain logits. The strategy is the
-   argmax over the 8 strategy-token logits, or the gold `strat_id` with use_gold_strategy. Also returned:
-   top-1, "top-3" and the softmax over the 8 logits. The authors' "top3" field holds the top **5** ids
-   (torch.topk(k=5)); `strategy_top3_k` (default 5) keeps that, set 3 for a true top-3.
-2. Reply: decoder prefix [bos, strategy] ([bos] for vanilla), then step by step the logits
-   (1 + a_s) z_p - a_s z_c with a_s = model.strategy_alpha[s] (PAL; override with `strategy_alpha`, e.g. 0 for
-   "PAL alpha=0"); z_c runs the same decoder on the context states with its own KV cache. Blender-Joint and
-   vanilla use the plain logits.
-3. The logits go through transformers' LogitsProcessor classes in the order transformers 4.x generate applied
-   them: repetition penalty, no-repeat n-gram, banned added tokens, min length; then (sampling) temperature,
-   top-k, top-p; then softmax + torch.multinomial (or argmax). The same seed therefore consumes the RNG as 4.x did.
-   - max_length counts reply tokens (the authors add the prefix length); min_length counts the prefix too;
-     the repetition penalty and no_repeat_ngram_size see the whole decoder sequence, prefix included.
-   - forced eos: BlenderbotSmallConfig defaults forced_eos_token_id to eos (2) in transformers 4.x and 5, and
-     4.x generate read it from the config, so at the last allowed step eos is forced: a reply that hits the limit
-     holds max_length - 1 tokens plus eos (cut off like any eos).
-   - do_sample defaults to the authors' rule: top_k > 0 or top_p < 1.
-   - encoder_no_repeat_ngram_size is accepted and bans nothing: the authors pass it, but their generate call only
-     sees placeholder encoder ids (the context arrives as encoder states), so it never matched anything.
-   - Rows that finished (eos) keep being fed pad like transformers 4.x, so batch composition affects nothing else.
-4. num_beams > 1: beam search (beam sampling with do_sample) over the same combined logits with 4.x's rules
-   (log-softmax, processors, 2 * num_beams candidates, hypotheses scored sum_logprobs / length ** length_penalty,
-   early_stopping false by default). The authors' code could not run beams with batch > 1 (their per-row alpha
-   did not broadcast over beams); here each beam uses its example's alpha.
-
-Two implementations of the contrastive decoder (`contrastive_impl`):
-- "two_pass" (the released computation, exact): one decoder call per stream per step, each stream with its own
-  EncoderDecoderCache; the strategy step runs [bos] without a cache and the reply's first call recomputes
-  [bos, strategy].
-- "stacked" (default, faster): both streams in ONE decoder call on a [2B, L, d] batch (fused states on top of the
-  context states) with one cache; the contrast is taken on the two halves of the decoder's output states before
-  the linear lm_head (so the 54,956-way lm_head runs on B rows, not 2B); the strategy step's cache is kept and the
-  reply starts from it. The same arithmetic in another order: logits differ from two_pass at float rounding only.
-  tests/test_stacked_decoding.py checks identical greedy replies and strategies against two_pass on a tiny model
-  trained on real ESConv (the issue-14 rule: >= 99% of examples), and equal tokens for sampling and beams.
-use_cache=False recomputes the full prefix at every step (same tokens; a test checks it). Caches are transformers'
-`cache` argument/output (>= 5.24), not the deprecated past_key_values.
+`generate(model, batch, toker, **options)` reproduces what the authors' model.generate on transformers 4.x did:
+1. strategy step (PAL, Blender-Joint): one decoder step on [bos]; PAL's logits are (1 + 0.075) z_p - 0.075 z_c
+   (z_p from the fused encoder states, z_c from the plain context states); the strategy is the argmax over the 8
+   strategy tokens, or the gold one; the authors' "top3" field holds 5 ids (`strategy_top3_k`);
+2. reply: prefix [bos, strategy], then at every step (1 + a_s) z_p - a_s z_c with a_s = the checkpoint's
+   strategy_alpha[s] (override with `strategy_alpha`, 0 for "PAL alpha=0"); z_c has its own KV cache;
+3. transformers' LogitsProcessor classes in 4.x's order (repetition penalty, n-gram ban, banned added tokens, min
+   length; temperature, top-k, top-p), 4.x's forced eos and length rules, the same RNG use for a seed;
+4. num_beams > 1: beam search over the same combined logits (pal.beam_search).
+`contrastive_impl`: "two_pass" is the released computation, exact; "stacked" (default) runs both streams as one
+decoder call on a [2B, L, d] batch with one cache and one lm_head (logits differ at float rounding only;
+tests/test_stacked_decoding.py). Caches are transformers' `cache` argument/output (>= 5.24).
 """
 from dataclasses import dataclass, fields
 
@@ -56,7 +28,7 @@ from .dialogues import normalise
 from .model import NUM_STRATEGIES, PersonaFusionBlenderbotSmall
 
 STRATEGY_CONTRAST = 0.075  # the authors' fixed contrast weight for the strategy step
-CONTRASTIVE_IMPLS = ("stacked", "two_pass")  # module docstring
+CONTRASTIVE_IMPLS = ("stacked", "two_pass")  # docs/reproduction.md#contrastive-decoding
 CONTRASTIVE_IMPL_HELP = ("PAL's contrastive decoder: stacked (default, faster) runs both streams as one decoder call, "
                          "one lm_head, and reuses the strategy step's cache; two_pass is the released computation, "
                          "exact (stacked logits differ at float rounding; same replies in our tests)")
@@ -64,7 +36,7 @@ CONTRASTIVE_IMPL_HELP = ("PAL's contrastive decoder: stacked (default, faster) r
 
 @dataclass
 class DecodingOptions:
-    """Defaults: SPEC "Training and inference defaults" (the released RUN/infer_strat.sh)."""
+    """Defaults: the released RUN/infer_strat.sh (docs/reproduction.md#defaults)."""
     max_length: int = 50
     min_length: int = 10
     do_sample: bool | None = None  # None: the authors' rule, top_k > 0 or top_p < 1
@@ -76,14 +48,14 @@ class DecodingOptions:
     early_stopping: bool = False
     repetition_penalty: float = 1.03
     no_repeat_ngram_size: int = 0
-    encoder_no_repeat_ngram_size: int = 0  # accepted for the authors' scripts; bans nothing (module docstring)
+    encoder_no_repeat_ngram_size: int = 0  # accepted; bans nothing (docs/reproduction.md#contrastive-decoding)
     num_return_sequences: int = 1
     use_gold_strategy: bool = False
     strategy_alpha: float | list | None = None  # None: the checkpoint's 8 values; a number or 8 numbers override
     strategy_contrast: float = STRATEGY_CONTRAST
-    strategy_top3_k: int = 5  # the authors' "top3" is a top-5 (module docstring)
+    strategy_top3_k: int = 5  # the authors' "top3" is a top-5 (docs/reproduction.md#contrastive-decoding)
     use_cache: bool = True
-    contrastive_impl: str = "stacked"  # or "two_pass", the exact released computation (module docstring)
+    contrastive_impl: str = "stacked"  # or "two_pass", the exact released computation (see CONTRASTIVE_IMPLS)
 
     def sampling(self):
         return bool(self.do_sample) if self.do_sample is not None else (self.top_k > 0 or self.top_p < 1)
@@ -153,7 +125,7 @@ class EncoderStream:
 
 
 def encoder_streams(model, batch):
-    """[fused, context] for PAL, [context] otherwise; both use the context mask (SPEC Stage 4)."""
+    """[fused, context] for PAL, [context] otherwise; both use the context mask (docs/reproduction.md#model)."""
     ids, mask = batch["input_ids"], batch["attention_mask"]
     if isinstance(model, PersonaFusionBlenderbotSmall):
         fused, context = model.fused_and_context_states(ids, mask, batch.get("persona_input_ids"),
@@ -325,7 +297,7 @@ def logits_processors(opts, toker, device, max_total=None, forced_eos_token_id=N
         procs.append(RepetitionPenaltyLogitsProcessor(penalty=float(opts.repetition_penalty)))
     if opts.no_repeat_ngram_size and opts.no_repeat_ngram_size > 0:
         procs.append(NoRepeatNGramLogitsProcessor(int(opts.no_repeat_ngram_size)))
-    # encoder_no_repeat_ngram_size: deliberately nothing (module docstring).
+    # encoder_no_repeat_ngram_size: deliberately nothing (docs/reproduction.md#contrastive-decoding).
     banned = added_token_ids(toker)
     if banned:
         procs.append(NoBadWordsLogitsProcessor([[i] for i in banned], eos_token_id=toker.eos_token_id))

@@ -1,38 +1,17 @@
-"""Featurization and batching (SPEC "Stage 3"): dialogues -> token ids -> batches.
+"""Featurization and batching (docs/reproduction.md#featurization): dialogues -> token ids -> batches.
 
-Two inputters, as in the authors' code (chengjl19/PAL `inputters/strat.py`, thu-coai `codes_zcj/inputters/vanilla.py`):
+Two inputters, as in the authors' code: `strat` (configs `strat` = PAL and `strat_no_persona` = Blender-Joint)
+walks a dialogue with "Persona:"/"System:[strategy]" context strings and emits one example per supporter turn
+(input_ids: the last max_input_length ids of the joined context; persona_input_ids: the persona known at that
+turn; labels: strategy token, reply, eos); `vanilla` joins the utterances' ids by eos, without strategy token.
+Each dialogue's history is tokenized once, in the pieces between strategy tokens, and each example's ids are
+assembled from those pieces: exactly the ids of re-tokenizing the joined history per example (the authors' way,
+pal.reference_featurization), for both vocabularies; why that holds: docs/reproduction.md#featurization.
 
-* `strat` (configs `strat` = PAL and `strat_no_persona` = Blender-Joint). Walking a dialogue, the context is a list
-  of strings: a seeker turn adds `"Persona:" + text` (sic), a supporter turn `"System:" + "[strategy]" + text`.
-  An example is emitted at a supporter turn (never a dialogue's first turn; when training at every one, when
-  validating/inferring only right after a seeker turn) from the context before the turn:
-    input_ids         = ids("</s> <s>".join(context + ["System:"]))[-max_input_length:]
-    persona_input_ids = ids(persona_list[k - 3]) after the seeker's k-th turn (k >= 3), else ids("<input>");
-                        ids(dialogue["persona"]) with use_all_persona (never truncated, as the authors do)
-    labels            = ([id("[strategy]")] + ids(response) + [eos])[:max_decoder_input_length + 1]
-    decoder_input_ids = [bos] + labels[:-1]
-* `vanilla` (config `vanilla`): no prefixes and no strategy token; the context is the utterances' ids joined by
-  eos, labels = (ids(response) + [eos])[:max_decoder_input_length] (zcj's vanilla inputter; PAL released no source
-  for its own). Emission follows the same train/validation rule as `strat`, so every configuration is evaluated on
-  the same examples (zcj's vanilla inputter emitted every supporter turn at inference too).
-
-Speed: the authors re-tokenize the whole joined history for every example. Here each dialogue's history is
-tokenized once, in the pieces between strategy tokens, and each example's ids are assembled from those pieces.
-That is exact for every strat config, as it assumes only that the tokenizer cuts the text at added tokens (every
-strat config adds the strategy tokens) and tokenizes each piece on its own; no whitespace touches a strategy token
-("System:" before it, normalised text after it), so stripping around added tokens changes nothing. The context
-before supporter turn i, `"</s> <s>".join(context + ["System:"])`, is the history string up to turn i's
-`[strategy]` token, so its pieces are exactly the history's pieces before that token; the last one,
-`text_of_previous_supporter_turn</s> <s>Persona:...</s> <s>System:`, is tokenized whole. Nothing is assumed about
-the joiner: with PAL's vocabulary `</s>` and `<s>` are added tokens, but Blender-Joint's (the authors'
-strat_no_persona.json) does not add them, so BPE splits `"</s> <s>"` and merges pieces across it (`"job.</s>"`
-is not ids("job.") + ids("</s>")); tokenizing utterances separately would be wrong there.
-tests/test_inputter.py checks the ids against the straightforward re-tokenization on real dialogues, for both.
-
-Batching (the unmasked persona fusion makes PAL's outputs depend on padding, so batching is part of
-faithfulness): training batches come from `BucketBatchSampler` (the authors' bucketing); validation batches
-hold whole dialogues in file order, emitted once at least `batch_size` examples are pending; inference batches are
-exactly `batch_size` consecutive examples in file order (the last one shorter).
+Batching is part of faithfulness, since PAL's unmasked fusion makes outputs depend on padding
+(docs/reproduction.md#batching): training batches come from `BucketBatchSampler` (the authors' bucketing),
+validation batches hold whole dialogues in file order, inference batches are exactly `batch_size` consecutive
+examples.
 """
 import math
 import os
@@ -223,7 +202,7 @@ class Featurizer:
                        labels=labels, persona_input_ids=persona, strat_id=strat_index)
 
     def persona_source(self, data, where):
-        """A function: number of seeker turns so far -> persona text (SPEC stage 3)."""
+        """A function: number of seeker turns so far -> persona text (docs/reproduction.md#featurization)."""
         if self.settings.use_all_persona:
             persona = data.get("persona")
             if persona is None:

@@ -1,4 +1,4 @@
-"""The PAL model family on transformers 5 (SPEC "Stage 4").
+"""The PAL model family on transformers 5 (docs/reproduction.md#model).
 
 Three models, picked by the config's `model_name` (codes/pal/configs/*.json):
 - `strat` -> `PersonaFusionBlenderbotSmall` (PAL): BlenderBot-small whose decoder cross-attends to the context
@@ -6,22 +6,12 @@ Three models, picked by the config's `model_name` (codes/pal/configs/*.json):
 - `strat_no_persona` -> `StrategyBlenderbotSmall` (Blender-Joint): plain BlenderBot-small with the added tokens; the
   reply starts with a strategy token.
 - `vanilla` -> `VanillaBlenderbotSmall`: plain BlenderBot-small, no added tokens.
-
-All three subclass transformers' `BlenderbotSmallForConditionalGeneration`, so `state_dict()` uses the authors' key
-names (`model.encoder...`, `lm_head.weight`, `final_logits_bias`, plus PAL's `persona_norm.*`, `context_norm.*`,
-`persona_context_w`, `strategy_alpha`) and `torch.save(model.state_dict())` is an authors'-style `epoch-N.bin`.
-
-`model(**batch)` takes the batch dict of the contract. Keys that are not model inputs (`strat_id`, `meta`, ...) are
-accepted and ignored (see NON_MODEL_BATCH_KEYS); any other unknown key is a TypeError so typos do not pass silently.
-
-Two places where transformers 5 differs from the 4.x release the authors ran, both reproduced here by default:
-- the decoder of transformers 5.23 no longer multiplies token embeddings by sqrt(d_model) before its
-  `layernorm_embedding`; 4.x did. Mathematically the LayerNorm cancels the factor except through its eps, which then
-  acts as eps / d_model: a small but real numeric difference. We scale as 4.x did (`hf4_decoder_embed_scale`, on by
-  default).
-- `resize_token_embeddings` in transformers 5 initialises new rows with the mean/covariance of the old ones; 4.x drew
-  them from the model's init, normal(0, init_std). We pass `mean_resizing=False`, which gives the 4.x init
-  (`new_embeddings_init="normal"`; "mean" is the documented alternative).
+All three subclass `BlenderbotSmallForConditionalGeneration`, so `state_dict()` has the authors' key names and
+`torch.save(model.state_dict())` is an authors'-style `epoch-N.bin`. `model(**batch)` ignores the batch keys that
+are not model inputs (NON_MODEL_BATCH_KEYS); any other unknown key is a TypeError, so typos do not pass silently.
+Two transformers-5 changes are undone by default, as 4.x behaved (docs/reproduction.md#transformers-5): decoder
+embeddings scaled by sqrt(d_model) (`hf4_decoder_embed_scale`), and new embedding rows drawn from N(0, init_std)
+(`new_embeddings_init="normal"`, `mean_resizing=False`; "mean" is the alternative).
 """
 import os
 from dataclasses import dataclass
@@ -150,7 +140,7 @@ class StrategyBlenderbotSmall(_BlenderbotSmallBase):
 
 
 class PersonaFusionBlenderbotSmall(_BlenderbotSmallBase):
-    """PAL (config `strat`): persona/context fusion of SPEC Stage 4 plus the per-strategy contrast weights.
+    """PAL (config `strat`): persona/context fusion (docs/reproduction.md#model) plus the per-strategy contrast weights.
 
     fusion_mask_padding (off by default, as the authors): mask padded keys in both fusion attentions so outputs
     no longer depend on how examples are batched.

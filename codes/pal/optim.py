@@ -9,7 +9,7 @@ import math
 import torch
 
 HF4_ADAMW = dict(betas=(0.9, 0.999), eps=1e-6)  # transformers 4.x AdamW defaults, as the authors called it
-SPEC_NO_DECAY_TYPES = (torch.nn.LayerNorm,)
+NO_DECAY_TYPES = (torch.nn.LayerNorm,)
 AUTHORS_NO_DECAY_PATTERNS = ("bias", "ln", "LayerNorm.weight")
 
 
@@ -89,7 +89,7 @@ def parameter_groups(model, weight_decay, rule):
     else:
         exempt = {n for n, _ in model.named_parameters() if n.endswith("bias")}
         for module_name, module in model.named_modules():
-            if isinstance(module, SPEC_NO_DECAY_TYPES):
+            if isinstance(module, NO_DECAY_TYPES):
                 exempt |= {f"{module_name}.{n}" if module_name else n for n, _ in module.named_parameters()}
     trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     return [{"params": [p for n, p in trainable if n not in exempt], "weight_decay": weight_decay},

@@ -1,8 +1,9 @@
-"""The straightforward featurization of SPEC Stage 3, kept as an executable specification.
+"""The straightforward featurization (docs/reproduction.md#featurization), kept as an executable statement.
 
 This is the authors' way: build each example's strings and tokenize the whole joined history again for every
 example. pal.inputter does the same work tokenizing each utterance once; tests/test_inputter.py checks that both give
-identical ids, and codes/bench.py measures the speed-up. Written from the SPEC, independently of pal.inputter.
+identical ids, and codes/bench.py measures the speed-up. Written from the documented rule, independently of
+pal.inputter.
 Each example is a dict of the Feature fields it defines, plus `turn_index`.
 """
 from .config import STRATEGIES
@@ -13,7 +14,7 @@ def ids(toker, text):
 
 
 def reference_strat(data, toker, stage, max_in=512, max_dec=50, use_all_persona=False):
-    """SPEC Stage 3, the straightforward way: build each example's strings, tokenize them whole."""
+    """The featurization rule, the straightforward way: build each example's strings, tokenize them whole."""
     examples, context, seeker_turns = [], [], 0
     dialog = data["dialog"]
     for i, turn in enumerate(dialog):

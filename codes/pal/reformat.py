@@ -1,5 +1,5 @@
-"""One ESConv / PESConv dialogue -> one reformatted record, validated (SPEC "Stage 2"); codes/_reformat/process.py
-is the command line (split and write) and its docstring describes the format and --persona_list_source."""
+"""One ESConv / PESConv dialogue -> one reformatted record, validated (docs/reproduction.md#reformat);
+codes/_reformat/process.py is the command line (split and write)."""
 from palkit.cli import UserError
 from pal.config import STRATEGIES
 from pal.dialogues import normalise, turn_fields

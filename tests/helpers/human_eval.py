@@ -1,7 +1,7 @@
 """Shared set-up of the human-evaluation tests: tiny PAL / Blender-Joint checkpoints and a small test file."""
 import os
 
-from test_model import DIALOGUES, randomize, write_dialogues
+from helpers.pal_models import DIALOGUES, randomize, write_dialogues
 
 CARDS = [("anxiety", "job crisis", "My company is laying people off and I have two kids."),
          ("sadness", "ongoing depression", "My friend <b>stopped</b> talking to me."),

@@ -13,7 +13,7 @@ import uuid
 
 from pal.cli import UserError
 
-from chat_systems.endpoint import EXTRA_FIELD
+from chat_systems.endpoint import EXTRA_FIELD, SERVER_OWNER
 from chat_systems.reply import check_messages
 
 MAX_BODY_BYTES = 1 << 20
@@ -99,7 +99,7 @@ def create_app(system, max_body_bytes=MAX_BODY_BYTES):
     @app.get("/v1/models")
     def models():
         return jsonify({"object": "list", "data": [{"id": system.name, "object": "model", "created": 0,
-                                                   "owned_by": "pal-reproduction", "kind": system.kind}]})
+                                                   "owned_by": SERVER_OWNER, "kind": system.kind}]})
 
     @app.post("/v1/chat/completions")
     def chat_completions():

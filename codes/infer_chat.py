@@ -25,7 +25,8 @@ from pal.inputter import checked_turns, read_dialogues
 from pal.results import new_result_folder
 
 from chat_systems import load_system, parse_system_spec
-from chat_systems.supporter import ASK_STRATEGY_PROMPTS, StrategyPrompts, ask_strategy_replies, supporter_messages
+from chat_systems.supporter import (ASK_STRATEGY_PROMPTS, StrategyPrompts, ask_strategy_replies, supporter_messages,
+                                    turn_messages)
 
 PPL_NOT_AVAILABLE = "perplexity: not available ({why}); metric.json has no perplexity for this folder"
 
@@ -103,17 +104,18 @@ def records_for(system, batch, args, prompts, supporter_prompt):
     """gen.json records (strategy fields added later) of a batch of examples."""
     decoding = {"seed": args.seed, "temperature": args.temperature, "top_p": args.top_p, "max_tokens": args.max_tokens}
     if prompts is not None:
-        replies = ask_strategy_replies(system, [supporter_messages(h)[1:] for _, h, _ in batch], prompts, **decoding)
+        pairs = ask_strategy_replies(system, [turn_messages(h) for _, h, _ in batch], prompts, **decoding)
     else:
         replies = system.reply_batch([supporter_messages(h, prompt=supporter_prompt) for _, h, _ in batch],
                                      **decoding)
+        pairs = [(reply, None) for reply in replies]
     records = []
-    for (sample_id, history, gold), reply in zip(batch, replies):
+    for (sample_id, history, gold), (reply, strategy_answer) in zip(batch, pairs):
         record = {"sample_id": sample_id, "post": history[-1]["text"], "response": gold["text"],
                   "generation": reply.text, "persona": reply.persona or "", "strategy": reply.strategy,
                   "gold_strategy": gold["strategy"]}
-        if "strategy_answer" in reply.usage:
-            record["strategy_answer"] = reply.usage["strategy_answer"]
+        if strategy_answer is not None:
+            record["strategy_answer"] = strategy_answer
         if system.kind == "llm":
             messages = supporter_messages(history, prompt=supporter_prompt)
             loss_sum, count = system.reference_nll(messages, gold["text"])

@@ -60,7 +60,7 @@ def main(argv=None):
         print(f"ready: {base_url} serves {spec.name!r} ({spec.kind}); POST {base_url}/chat/completions, "
               f"GET {base_url}/models; Ctrl-C stops", flush=True)
 
-    serve(app, args.host, args.port, args.threads, on_ready=ready)
+    serve(app, args.host, args.port, args.threads, args.max_body_bytes, on_ready=ready)
 
 
 if __name__ == "__main__":

@@ -113,11 +113,13 @@ def create_app(system, max_body_bytes=MAX_BODY_BYTES):
     return app
 
 
-def serve(app, host, port, threads=8, on_ready=None):
-    """Serve `app` with waitress until interrupted; on_ready(base_url) once listening."""
+def serve(app, host, port, threads=8, max_body_bytes=MAX_BODY_BYTES, on_ready=None):
+    """Serve `app` with waitress until interrupted; on_ready(base_url) once listening. waitress buffers a body
+    before the app sees it: one over 4 x max_body_bytes is cut off there (a plain-text 413), a smaller oversized
+    one gets the app's JSON 413."""
     from waitress import create_server
     try:
-        server = create_server(app, host=host, port=port, threads=threads, max_request_body_size=MAX_BODY_BYTES * 4)
+        server = create_server(app, host=host, port=port, threads=threads, max_request_body_size=4 * max_body_bytes)
     except OSError as e:
         raise UserError(f"cannot listen on {host}:{port} ({e.strerror}); pass another --port")
     if on_ready:

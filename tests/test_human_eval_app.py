@@ -462,3 +462,28 @@ def test_chat_mode_reaches_every_system_and_counts_own_conversations(inputs, tmp
     assert "Your conversations so far: 1." in other.get("/home").get_data(as_text=True)
     login(client, tokens["ann1"])
     assert "Your conversations so far: 2." in client.get("/home").get_data(as_text=True)
+
+
+def test_printed_links_use_a_reachable_address(tmp_path):
+    parse = serve.build_parser().parse_args
+    assert serve.public_base_url(parse(["--host", "127.0.0.1"]), 5005) == "http://127.0.0.1:5005"
+    wildcard = serve.public_base_url(parse(["--host", "0.0.0.0"]), 5005)
+    assert "0.0.0.0" not in wildcard and wildcard.endswith(":5005")  # this machine's address instead
+    assert serve.public_base_url(parse(["--host", "0.0.0.0", "--base_url", "https://eval.example.org/study/"]),
+                                 5005) == "https://eval.example.org/study"
+    with pytest.raises(UserError, match="expected http://HOST:PORT"):
+        parse(["--base_url", "eval.example.org"])
+
+
+def test_static_mode_shows_and_asks_about_the_persona_where_known(inputs, tmp_path):
+    for name in ("one", "two"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "gen.json").write_text(json.dumps(
+            [{"sample_id": 0, "response": "r", "generation": f"{name} says hi", "persona": persona}
+             for persona in ("<input> i am a nurse. <input>", "")]))
+    args = serve.build_parser().parse_args(["--mode", "static", "--db", str(tmp_path / "s.db"), "--results",
+                                            f"one={tmp_path / 'one'}", "--results", f"two={tmp_path / 'two'}"])
+    criteria = serve.task_builders.load_criteria(args.criteria)
+    tasks = serve.build_tasks(args, criteria)
+    assert [t["content"]["persona"] for t in tasks] == ["i am a nurse.", None]
+    assert ["Personalisation" in t["content"]["criteria"] for t in tasks] == [True, False]

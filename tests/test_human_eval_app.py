@@ -250,7 +250,7 @@ def test_admin_links_and_export(inputs, tmp_path, tiny_blender_dir, capsys):
         admin.main(["--db", args.db, "add", "ann4"])  # neither --base_url nor a server that recorded its address
     with pytest.raises(UserError, match="already exists"):
         admin.main(["--db", args.db, "--base_url", "http://127.0.0.1:5001", "add", "ann3"])
-    for blank in ("", " ", "\u200b x "):
+    for blank in ("", " ", "\u200b", "\u200b x "):
         with pytest.raises(UserError, match="non-blank"):
             admin.main(["--db", args.db, "--base_url", "http://127.0.0.1:5001", "add", blank])
     url = task_url(client, tokens["ann1"])

@@ -16,7 +16,7 @@ from pal.checks import output_dir, output_file
 from pal.cli import ArgumentParser, UserError, atomic_write, run_main, write_json
 
 from human_eval.store import Store
-from human_eval.text import export_value, spreadsheet_cell
+from human_eval.text import export_value, has_visible, spreadsheet_cell
 
 TABLES = ("judgments", "messages", "assignments", "tasks")
 
@@ -81,22 +81,22 @@ def main(argv=None):
     sub.add_parser("new-link").add_argument("name")
     sub.add_parser("export").add_argument("out_dir", type=output_dir)
     args = p.parse_args(argv)
+    names = args.names if args.command == "add" else [args.name] if args.command == "new-link" else []
+    blank = [n for n in names if not has_visible(n) or n != n.strip()]
+    if blank:
+        raise UserError(f"annotator names must be non-blank without surrounding spaces, got {blank}")
     store = open_store(args.db, must_exist=args.command != "add")
     try:
-        if args.command in ("add", "new-link"):
+        if names:
             base = args.base_url or recorded_base_url(store, args.db)
             make = store.add_annotator if args.command == "add" else store.new_token
-            names = args.names if args.command == "add" else [args.name]
-            blank = [n for n in names if not n.strip() or n != n.strip()]
-            if blank:
-                raise UserError(f"annotator names must be non-blank without surrounding spaces, got {blank}")
             for name in names:  # each link printed as soon as it exists (a later refused name loses none)
                 try:
                     print(f"  {name}: {base}/a/{make(name)}/")
                 except ValueError as e:
                     raise UserError(f"{args.db}: {e}")
         elif args.command == "links":
-            print_links(store, args.base_url or recorded_base_url(store, args.db), {})
+            print_links(store, args.base_url, {})
         else:
             export(store, args.out_dir)
     finally:

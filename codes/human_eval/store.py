@@ -13,6 +13,8 @@ import time
 
 from pal.cli import UserError
 
+from human_eval.text import has_visible
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS annotators (
@@ -119,7 +121,7 @@ class Store:
 
     def add_annotator(self, name):
         """The new annotator's access token (only its hash is stored); the name must be new and not blank."""
-        if not name or not name.strip() or name != name.strip():
+        if not has_visible(name) or name != name.strip():
             raise ValueError(f"annotator name {name!r}: names must be non-blank without surrounding spaces")
         token = secrets.token_urlsafe(18)
         try:

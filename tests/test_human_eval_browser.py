@@ -5,6 +5,7 @@
 - The whole task at 390x844 (a phone) and 1280x800: no horizontal scrolling on any page, every control inside the
   screen and clicked, the newest message in view, typed text kept after a refused send.
 - A form on another origin (a second server on another port) records nothing; a framed page does not render.
+- Chat mode: the annotator picks each of two systems in turn and talks to it.
 Skipped, with the reason, where Chromium, chromedriver or selenium is missing (RUN/install_browser.sh).
 """
 import http.server
@@ -367,3 +368,30 @@ def test_forms_from_another_origin_and_framing_record_nothing(browser, study_ser
     finally:
         evil.close()
     assert token_of(study_server["links"]["forged"]) not in open(study_server["log"]).read()
+
+
+def test_chat_mode_reaches_both_systems(browser, tmp_path, tiny_blender_dir):
+    """Chat mode with two systems: the annotator picks each in turn and talks to it; only their conversations count."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+    inputs = make_study_inputs(tmp_path, tiny_blender_dir)
+    argv = ["--mode", "chat", "--db", str(tmp_path / "chat.db"), "--annotators", "ann1", "--port", str(free_port()),
+            "--pretrained_model_path", tiny_blender_dir, "--device", "cpu", "--min_seconds_between_messages", "0",
+            *FAST_DECODING, *system_args(inputs)]
+    server, links = start_server(argv, tmp_path / "chat.log")
+    try:
+        browser.get(links["ann1"])
+        for system in ("pal", "joint"):
+            Select(browser.find_element(By.ID, "system")).select_by_value(system)
+            browser.find_element(By.ID, "new-conversation").click()
+            wait_for(lambda: f"chat with {system}" in browser.find_element(By.TAG_NAME, "header").text)
+            send(browser, "A", f"hello {system}")
+            assert browser.find_elements(By.CSS_SELECTOR, "#chat-A .strategy")  # chat mode shows the strategy
+        browser.find_element(By.LINK_TEXT, "home").click()
+        wait_for(lambda: "Your conversations so far: 2." in browser.find_element(By.ID, "progress").text)
+    finally:
+        server.terminate()
+        server.wait()
+    con = sqlite3.connect(tmp_path / "chat.db")
+    assert con.execute("SELECT system, text FROM messages WHERE speaker = 'usr' ORDER BY id").fetchall() == [
+        ("pal", "hello pal"), ("joint", "hello joint")]

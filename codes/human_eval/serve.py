@@ -170,7 +170,8 @@ def serve(app, args, store, created):
         server = create_server(app, host=args.host, port=args.port, threads=args.threads, ident="human_eval")
     except OSError as e:
         raise UserError(f"cannot listen on {args.host}:{args.port} ({e.strerror}); pass another --port")
-    base_url = public_base_url(args, server.effective_port)
+    port = getattr(server, "effective_port", None) or server.effective_listen[0][1]  # several sockets: "localhost"
+    base_url = public_base_url(args, port)
     store.set_meta("server", {"base_url": base_url})  # admin prints links with this address
     print(f"{args.mode} study, {store.task_count()} tasks, database {args.db}")
     print_links(store, base_url, created)

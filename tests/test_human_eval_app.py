@@ -5,7 +5,6 @@ import json
 import re
 import sqlite3
 import threading
-import time
 
 import pytest
 

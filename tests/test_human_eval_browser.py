@@ -166,7 +166,7 @@ def test_browser_walks_a_task_and_survives_a_server_kill(browser, tmp_path, tiny
                                                        else (0, 0, 1))
 
 
-# ---- layouts, forged forms, framing (one server for all) ---------------------------------------------------------------
+# ---- layouts, forged forms, framing (one server for all) ----------------------------------------------------------
 LAYOUT_MIN_TURNS = 2
 VIEWPORTS = {"phone": (390, 844), "desktop": (1280, 800)}
 

@@ -14,7 +14,7 @@ import secrets
 import time
 from dataclasses import dataclass
 
-from flask import Flask, abort, g, redirect, render_template, request, session, url_for
+from flask import Flask, g, redirect, render_template, request, session, url_for
 from werkzeug.exceptions import HTTPException
 
 from human_eval.store import AlreadyJudged, HistoryChanged, Store

@@ -47,7 +47,7 @@ def build_parser():
     p.add_argument("--annotators", default="", help="comma-separated names to create (existing ones are kept)")
     p.add_argument("--annotators_per_task", type=non_negative_int, default=0, help="0: no limit")
     p.add_argument("--assignment_timeout", type=positive_float, default=30.0, metavar="MINUTES",
-                   help="with --annotators_per_task: an opened task without activity for this long is offered to others")
+                   help="with --annotators_per_task: a task opened but idle this long is offered to others")
     p.add_argument("--seed", type=int_range(0, 2**32 - 1), default=13, help="A/B order per task and reply sampling")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int_range(0, 65535), default=5000)

@@ -298,6 +298,10 @@ def test_forged_and_unsafe_requests_change_nothing(inputs, tmp_path, tiny_blende
     client, tokens, args = study(inputs, tmp_path, tiny_blender_dir)
     response = login(client, tokens["ann1"])
     assert "HttpOnly" in response.headers["Set-Cookie"] and "SameSite=Lax" in response.headers["Set-Cookie"]
+    assert "Secure" not in response.headers["Set-Cookie"]  # plain http on 127.0.0.1; behind HTTPS it is Secure:
+    https, https_tokens, _ = study(inputs, tmp_path, tiny_blender_dir, "--base_url", "https://eval.example.org",
+                                   db=tmp_path / "https.db")
+    assert "Secure" in login(https, https_tokens["ann1"]).headers["Set-Cookie"]
     for name, value in {"Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY",
                         "X-Content-Type-Options": "nosniff"}.items():
         assert response.headers[name] == value

@@ -45,6 +45,7 @@ class Settings:
     annotators_per_task: int = 0       # 0: every annotator may do every task
     assignment_timeout: float = 1800   # seconds without activity after which an open task no longer holds its place
     show_strategy: bool = False        # show each reply's strategy and the persona (demos; always in chat mode)
+    https: bool = False                # annotators reach the server over HTTPS (a proxy): the cookie is Secure
 
 
 class HttpError(Exception):
@@ -87,7 +88,7 @@ def create_app(db_path, settings, criteria, systems=None):
     app.secret_key = store.secret("session_secret")  # in the database: a restart keeps everyone's session
     store.close()
     app.config.update(MAX_CONTENT_LENGTH=64 * 1024, SESSION_COOKIE_NAME="pal_eval", SESSION_COOKIE_HTTPONLY=True,
-                      SESSION_COOKIE_SAMESITE="Lax")
+                      SESSION_COOKIE_SAMESITE="Lax", SESSION_COOKIE_SECURE=settings.https)
     questions = {mode: {c["name"]: c["questions"][mode] for c in criteria} for mode in ("interactive", "static")}
 
     @app.before_request

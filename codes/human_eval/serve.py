@@ -127,7 +127,7 @@ def settings_from(args):
                     max_message_chars=args.max_message_chars,
                     min_seconds_between_messages=args.min_seconds_between_messages,
                     annotators_per_task=args.annotators_per_task, assignment_timeout=60 * args.assignment_timeout,
-                    show_strategy=args.show_strategy)
+                    show_strategy=args.show_strategy, https=(args.base_url or "").startswith("https://"))
 
 
 def main(argv=None):

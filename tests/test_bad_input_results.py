@@ -100,6 +100,10 @@ SERVE_CASES = {
     "num_dialogues_0": lambda b, t: (serve_args(b, t, "--num_dialogues", "0"), ["--num_dialogues", "0"]),
     "top_p_1.5": lambda b, t: (serve_args(b, t, "--top_p", "1.5"), ["--top_p", "1.5"]),
     "temperature_0": lambda b, t: (serve_args(b, t, "--temperature", "0"), ["--temperature", "0"]),
+    "assignment_timeout_0": lambda b, t: (serve_args(b, t, "--assignment_timeout", "0"),
+                                          ["--assignment_timeout", "0"]),
+    "base_url_without_scheme": lambda b, t: (serve_args(b, t, "--base_url", "eval.example.org"),
+                                             ["--base_url", "eval.example.org"]),
     "negative_wait": lambda b, t: (serve_args(b, t, "--min_seconds_between_messages", "-1"),
                                    ["--min_seconds_between_messages", "-1"]),
     "min_turns_above_max": lambda b, t: (serve_args(b, t, "--min_turns", "9", "--max_turns", "3"),
@@ -138,6 +142,8 @@ ADMIN_CASES = {
     "db_is_a_folder": lambda t: (["--db", str(make_dir(t / "s.db")), "links"], ["--db", "is a folder"]),
     "missing_db": lambda t: (["--db", str(t / "s.db"), "links"], ["s.db", "no such database"]),
     "db_is_not_sqlite": lambda t: (["--db", _text_db(t), "links"], ["study.db", "not a human-evaluation database"]),
+    "blank_name": lambda t: (["--db", str(t / "s.db"), "--base_url", "http://127.0.0.1:5000", "add", " "],
+                             ["non-blank"]),
     "export_dir_is_a_file": lambda t: (["--db", _text_db(t), "export", write(t / "out", "x")],
                                        ["out_dir", "is a file"]),
 }
@@ -172,7 +178,7 @@ def test_results_baselines_succeed(tmp_path, study_base, monkeypatch, punkt):
     run_ok("codes/summarize_results.py", result_folder(tmp_path, "s"), "--output", tmp_path / "t.md")
     run_ok("codes/compare_systems.py", *_two(tmp_path), "--resamples", "20", "--output", tmp_path / "c.json")
     serve = importlib.import_module("human_eval.serve")
-    monkeypatch.setattr(serve, "serve", lambda app, args, store: store.close())  # everything but the HTTP server
+    monkeypatch.setattr(serve, "serve", lambda app, args, store, created: store.close())  # everything but the HTTP server
     db = tmp_path / "study" / "study.db"
     argv = serve_args(study_base, tmp_path, "--annotators", "x")
     assert run_main_in_process(serve.main, argv, tmp_path).returncode == 0

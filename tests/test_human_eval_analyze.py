@@ -47,7 +47,7 @@ def make_db(path, judgments):
         if name not in ids:
             store.add_annotator(name)
             ids[name] = len(ids) + 1
-        store.db.execute("INSERT INTO assignments VALUES (?, ?, 0, NULL)", (t, ids[name]))
+        store.db.execute("INSERT INTO assignments (task_id, annotator_id, started_at) VALUES (?, ?, 0)", (t, ids[name]))
         store.judge(store.task(t), ids[name], choices)
     store.close()
 

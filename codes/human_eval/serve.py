@@ -7,19 +7,22 @@
     python -m human_eval --mode chat --system name=pal,config=strat,checkpoint=... --persona_extractor DIR
 
 Restarting with the same database resumes the study (its setup must be the same); nothing submitted is lost.
+The app is served by waitress (a production WSGI server) on every host; the access log names no access token.
 """
 import argparse
+import logging
 import os
+import socket
 import sys
 from pathlib import Path
 
 from palkit.checks import (existing_dir, existing_file, int_range, non_negative_float, non_negative_int, output_file,
-                           positive_int)
+                           positive_float, positive_int)
 from pal.chat import DECODING_DEFAULTS
 from palkit.cli import ArgumentParser, UserError, resolve_device, run_main
 
 from human_eval import tasks as task_builders
-from human_eval.admin import print_links
+from human_eval.admin import check_base_url, print_links
 from human_eval.app import Settings, create_app
 from human_eval.store import Store
 from human_eval.systems import check_names, parse_system
@@ -47,9 +50,15 @@ def build_parser():
     p.add_argument("--criteria", default=CRITERIA, type=existing_file, help="criteria JSON file")
     p.add_argument("--annotators", default="", help="comma-separated names to create (existing ones are kept)")
     p.add_argument("--annotators_per_task", type=non_negative_int, default=0, help="0: no limit")
+    p.add_argument("--assignment_timeout", type=positive_float, default=30.0, metavar="MINUTES",
+                   help="with --annotators_per_task: a task opened but idle this long is offered to others")
     add_seed_argument(p, 13, "A/B order per task and reply sampling")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int_range(0, 65535), default=5000)
+    p.add_argument("--base_url", default=None, type=check_base_url,
+                   help="the address annotators reach the server at, for the printed links (e.g. behind a proxy); "
+                        "default: http://HOST:PORT, with this machine's address for --host 0.0.0.0")
+    p.add_argument("--threads", type=positive_int, default=8, help="requests served at the same time")
     add_pretrained_argument(p)
     p.add_argument("--persona_extractor", default=None, type=existing_dir,
                    help="a persona extractor directory: live persona")
@@ -96,6 +105,7 @@ def system_record(spec):
 
 
 def open_study(args, criteria, tasks):
+    """(store, {name: token} of the annotators created now); only they get a link printed (tokens are stored hashed)."""
     os.makedirs(os.path.dirname(os.path.abspath(args.db)), exist_ok=True)
     store = Store(args.db)
     setup = setup_record(args, criteria)
@@ -106,10 +116,11 @@ def open_study(args, criteria, tasks):
         raise UserError(f"{args.db}: this database holds a study with another setup ({store.get_meta('setup')}); "
                         f"pass a new --db for a new study, or the same arguments to resume")
     existing = {a["name"] for a in store.annotators()}
+    created = {}
     for name in filter(None, (n.strip() for n in args.annotators.split(","))):
-        if name not in existing:
-            store.add_annotator(name)
-    return store
+        if name not in existing and name not in created:
+            created[name] = store.add_annotator(name)
+    return store, created
 
 
 def load_systems(args):
@@ -125,7 +136,8 @@ def settings_from(args):
     return Settings(mode=args.mode, min_turns=args.min_turns, max_turns=args.max_turns,
                     max_message_chars=args.max_message_chars,
                     min_seconds_between_messages=args.min_seconds_between_messages,
-                    annotators_per_task=args.annotators_per_task, show_strategy=args.show_strategy)
+                    annotators_per_task=args.annotators_per_task, assignment_timeout=60 * args.assignment_timeout,
+                    show_strategy=args.show_strategy, https=(args.base_url or "").startswith("https://"))
 
 
 def main(argv=None):
@@ -137,29 +149,53 @@ def main(argv=None):
     criteria = task_builders.load_criteria(args.criteria)
     tasks = build_tasks(args, criteria)
     systems = load_systems(args)
-    store = open_study(args, criteria, tasks)
+    store, created = open_study(args, criteria, tasks)
     app = create_app(args.db, settings_from(args), criteria, systems)
-    serve(app, args, store)
+    serve(app, args, store, created)
 
 
-def serve(app, args, store):
-    from werkzeug.serving import make_server
+def machine_address():
+    """This machine's address on its default route (no packet is sent), else its host name's; for printed links."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("192.0.2.1", 9))  # a documentation address: only selects the outgoing interface
+            return s.getsockname()[0]
+        except OSError:
+            return socket.gethostbyname(socket.gethostname())
+
+
+def public_base_url(args, port):
+    if args.base_url:
+        return args.base_url
+    host = machine_address() if args.host in ("0.0.0.0", "::", "") else args.host
+    return f"http://{f'[{host}]' if ':' in host else host}:{port}"
+
+
+def serve(app, args, store, created):
+    """Serve with waitress until Ctrl-C; print the links of the annotators created now and record the address."""
+    from waitress import create_server
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    logging.getLogger("waitress").setLevel(logging.WARNING)  # its "Serving on" line; ours says where to go
     try:
-        server = make_server(args.host, args.port, app, threaded=True)
+        server = create_server(app, host=args.host, port=args.port, threads=args.threads, ident="human_eval")
     except OSError as e:
         raise UserError(f"cannot listen on {args.host}:{args.port} ({e.strerror}); pass another --port")
-    base_url = f"http://{args.host}:{server.server_port}"
-    print(f"{args.mode} study, {store.task_count()} tasks, database {args.db}; annotator links:")
-    print_links(store, base_url)
+    port = getattr(server, "effective_port", None) or server.effective_listen[0][1]  # several sockets: "localhost"
+    base_url = public_base_url(args, port)
+    store.set_meta("server", {"base_url": base_url})  # admin prints links with this address
+    print(f"{args.mode} study, {store.task_count()} tasks, database {args.db}")
+    print_links(store, base_url, created)
     store.close()
     if args.host not in ("127.0.0.1", "localhost", "::1"):
-        print(f"warning: listening on {args.host}: anyone who can reach this machine and has a link can annotate",
-              file=sys.stderr)
+        print(f"warning: listening on {args.host}: anyone who can reach this machine and has a link can annotate "
+              f"(serve it behind HTTPS for a study over the internet)", file=sys.stderr)
     print(f"ready: {base_url}/ (Ctrl-C stops; restarting with the same arguments resumes)", flush=True)
     try:
-        server.serve_forever()
+        server.run()
     except KeyboardInterrupt:
         print("stopped; every submitted judgment is in", args.db)
+    finally:
+        server.close()
 
 
 if __name__ == "__main__":

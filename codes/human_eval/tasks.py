@@ -16,15 +16,27 @@ from pal.config import STRATEGIES
 from pal.inputter import read_dialogues
 
 
+QUESTION_MODES = ("interactive", "static")
+
+
 def load_criteria(path):
-    """[{"name", "question", "persona_only"}] from a criteria JSON file; a bad file is one UserError line."""
+    """[{"name", "question", "questions", "persona_only"}] from a criteria JSON file; a bad file is one UserError line.
+
+    A criterion's "question" is one string for every mode or {"interactive": ..., "static": ...}; "questions" is
+    always the per-mode dict, "question" the interactive wording."""
     data = load_json(path, hint="give --criteria a JSON file like codes/human_eval/criteria.json")
     criteria = data.get("criteria") if isinstance(data, dict) else None
     if not isinstance(criteria, list) or not criteria:
         raise UserError(f'{path}: expected {{"criteria": [{{"name": ..., "question": ...}}, ...]}}')
     for i, c in enumerate(criteria):
-        if not isinstance(c, dict) or not isinstance(c.get("name"), str) or not isinstance(c.get("question"), str):
-            raise UserError(f"{path}: criteria[{i}] needs a string 'name' and a string 'question'")
+        question = c.get("question") if isinstance(c, dict) else None
+        if isinstance(question, str):
+            question = dict.fromkeys(QUESTION_MODES, question)
+        if (not isinstance(c, dict) or not isinstance(c.get("name"), str) or not isinstance(question, dict)
+                or not all(isinstance(question.get(m), str) for m in QUESTION_MODES)):
+            raise UserError(f"{path}: criteria[{i}] needs a string 'name' and a 'question': a string, or one string "
+                            f"per mode ({', '.join(QUESTION_MODES)})")
+        c.update(questions=question, question=question["interactive"])
         c.setdefault("persona_only", False)
     names = [c["name"] for c in criteria]
     if len(set(names)) != len(names):
@@ -101,18 +113,24 @@ def static_tasks(first, second, criteria, test_file, seed):
     if contexts is not None and [c["sample_id"] for c in contexts] != [r.get("sample_id") for r in recs1]:
         raise UserError(f"{test_file}: its {len(contexts)} contexts do not match the {len(recs1)} records of {path1}; "
                         f"pass the --infer_input_file the results were made from")
-    with_persona = any(r.get("persona") for r in recs1 + recs2)
     rng = random.Random(seed)
     tasks = []
     for i, (r1, r2) in enumerate(zip(recs1, recs2)):
         swap = rng.random() < 0.5
         (na, ra), (nb, rb) = ((name2, r2), (name1, r1)) if swap else ((name1, r1), (name2, r2))
         history = contexts[i]["history"] if contexts else [{"speaker": "usr", "text": r1.get("post", "")}]
+        persona = shown_persona(r1) or shown_persona(r2)  # the persona is shown, and asked about, where known
         tasks.append({"mode": "static", "source": f"{path1}#{i} | {path2}#{i}", "system_a": na, "system_b": nb,
                       "content": {"history": history, "reply_a": ra["generation"], "reply_b": rb["generation"],
                                   "strategy_a": strategy_name(ra), "strategy_b": strategy_name(rb),
-                                  "criteria": criteria_for(criteria, with_persona)}})
+                                  "persona": persona, "criteria": criteria_for(criteria, bool(persona))}})
     return tasks
+
+
+def shown_persona(record):
+    """The seeker's persona sentences of a gen.json record, readable ("<input>" separators and placeholders out)."""
+    sentences = [p.strip() for p in str(record.get("persona") or "").split("<input>")]
+    return " ".join(p for p in sentences if p) or None
 
 
 def strategy_name(record):

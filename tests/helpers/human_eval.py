@@ -29,3 +29,27 @@ def system_args(inputs):
 
 
 FAST_DECODING = ["--max_length", "6", "--min_length", "2"]
+
+
+# ---- a browser's requests through Flask's test client --------------------------------------------------------
+def login(client, token):
+    """Open a personal link: a session for its annotator, and a redirect to a page without the token."""
+    response = client.get(f"/a/{token}/")
+    assert response.status_code == 303 and response.headers["Location"] == "/home"
+    return response
+
+
+def post(client, url, data=None, **kwargs):
+    """A form post as the annotator's page sends it (with the session's CSRF token)."""
+    with client.session_transaction() as session:
+        token = session.get("csrf", "")
+    return client.post(url, data={"csrf_token": token, **(data or {})}, **kwargs)
+
+
+def task_url(client, token=None):
+    """The annotator's current or next task (after logging in with `token` when given)."""
+    if token is not None:
+        login(client, token)
+    response = post(client, "/next")
+    assert response.status_code == 303, response.get_data(as_text=True)
+    return response.headers["Location"]

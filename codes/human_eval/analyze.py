@@ -3,7 +3,8 @@
     python -m human_eval.analyze DB [--output_dir DIR]
 
 Writes human_eval.md (the table, also printed), human_eval.json (every number) and human_eval.png (bar chart) to
---output_dir (default: the database's folder). A pair (X, Y) is ordered by name; "X wins" counts judgments that
+--output_dir (default: the database's folder), and judge_eval.{md,json,png} when an LLM judge (human_eval.auto_eval)
+has judged tasks of the study. A pair (X, Y) is ordered by name; "X wins" counts judgments that
 preferred X. Agreement is computed over tasks judged by two or more annotators, on the labels X / tie / Y.
 """
 import os
@@ -14,6 +15,7 @@ from pal.checks import existing_file, output_dir, require_output_dir
 from pal.cli import ArgumentParser, UserError, atomic_write, run_main, write_json
 
 from human_eval.agreement import fleiss_kappa, krippendorff_alpha, sign_test
+from human_eval.auto_analysis import judge_report
 
 
 def read_judgments(db_path):
@@ -113,7 +115,8 @@ def main(argv=None):
     p.add_argument("--output_dir", default=None, type=output_dir, help="default: the database's folder")
     args = p.parse_args(argv)
     rows = read_judgments(args.db)
-    summary = summarise(rows, criteria_from_db(args.db))
+    criteria = criteria_from_db(args.db)
+    summary = summarise(rows, criteria)
     out_dir = require_output_dir(args.output_dir or os.path.dirname(os.path.abspath(args.db)))
     table = markdown(summary)
     with atomic_write(os.path.join(out_dir, "human_eval.md")) as f:
@@ -125,6 +128,7 @@ def main(argv=None):
         bar_chart(summary, os.path.join(out_dir, "human_eval.png"))
     print(table, end="")
     print(f"wrote {out_dir}/human_eval.md, human_eval.json" + (", human_eval.png" if summary else ""))
+    judge_report(args.db, out_dir, criteria)  # an LLM judge's verdicts (human_eval.auto_eval), when there are any
 
 
 if __name__ == "__main__":

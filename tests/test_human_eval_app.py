@@ -147,7 +147,7 @@ def test_other_setup_on_same_db_is_refused(inputs, tmp_path, tiny_blender_dir):
 @pytest.mark.parametrize("bad,match", [
     (["--system", "name=x,config=strat,checkpoint=/nope/epoch-1.bin"], "checkpoint not found"),
     (["--system", "name=x,config=nosuch,checkpoint=CKPT"], "unknown config"),
-    (["--system", "config=strat"], "missing name, checkpoint"),
+    (["--system", "config=strat"], "missing key 'name'"),
     (["--criteria", "CRIT"], "crit.json: invalid JSON at line 1"),
 ])
 def test_setup_errors_are_one_line_before_serving(inputs, tmp_path, tiny_blender_dir, capsys, bad, match):

@@ -34,7 +34,9 @@ def build_parser():
     p.add_argument("--db", default="DATA/human_eval/study.db", type=output_file,
                    help="the SQLite database (created when absent)")
     p.add_argument("--system", action="append", default=[], type=parse_system, metavar="SPEC",
-                   help="name=NAME,config=CONFIG,checkpoint=FILE[,alpha=A] (interactive: 2 or more; chat: 1 or more)")
+                   help="a system: name=NAME,config=CONFIG,checkpoint=FILE[,alpha=A], name=NAME,llm=smollm2|DIR|HUB_NAME or "
+                        "name=NAME,endpoint=URL,model=M (README \"Comparing PAL with an LLM\"; interactive: 2 or "
+                        "more; chat: 1 or more)")
     p.add_argument("--results", action="append", default=[], type=task_builders.parse_results, metavar="NAME=DIR",
                    help="static mode: two result folders with gen.json")
     p.add_argument("--test_file", default=None, type=existing_file,
@@ -80,9 +82,17 @@ def build_tasks(args, criteria):
 def setup_record(args, criteria):
     """What the study is; a database made for another setup is refused (a new study needs a new --db)."""
     return {"mode": args.mode, "criteria": [c["name"] for c in criteria], "seed": args.seed,
-            "systems": [[s.name, s.config, os.path.abspath(s.checkpoint), s.alpha] for s in args.system],
+            "systems": [system_record(s) for s in args.system],
             "results": [[name, os.path.abspath(path)] for name, path, _ in args.results],
             "test_file": args.test_file and os.path.abspath(args.test_file), "num_dialogues": args.num_dialogues}
+
+
+def system_record(spec):
+    """A PAL checkpoint keeps the record of earlier studies (their databases still resume); other kinds record
+    what identifies them."""
+    if spec.kind == "pal":
+        return [spec.name, spec.config, os.path.abspath(spec.checkpoint), spec.alpha]
+    return spec.identity()
 
 
 def open_study(args, criteria, tasks):

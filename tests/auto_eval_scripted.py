@@ -4,8 +4,8 @@ DIR and SIGKILLs itself at the KILL_AT-th model call (0: never), as a crash woul
 import os
 import signal
 import sys
-from dataclasses import dataclass, field
 
+from chat_systems import Reply
 from human_eval import auto_eval, judge as judging, role_cards
 from human_eval.tasks import load_criteria
 from human_eval_setup import CARDS
@@ -18,14 +18,6 @@ CALLS = {"n": 0, "kill_at": 0}
 def write_test_file(tmp_path):
     dialogues = [{**d, "emotion_type": e, "problem_type": p, "situation": s} for d, (e, p, s) in zip(DIALOGUES, CARDS)]
     return write_dialogues(tmp_path / "test.txt", dialogues)
-
-
-@dataclass
-class Reply:  # TEMPORARY until the system layer is merged
-    text: str
-    strategy: object = None
-    persona: object = None
-    usage: dict = field(default_factory=dict)
 
 
 # ---- scripted systems -------------------------------------------------------------------------------------------

@@ -90,7 +90,7 @@ def test_simulated_conversations_in_the_study_schema(tmp_path):
     seeds = {}
     for system in systems.values():
         for messages, seed in system.calls:
-            seeds.setdefault((system.name, messages[0]["content"], len(messages)), set()).add(seed)
+            seeds.setdefault((system.name, messages[1]["content"], len(messages)), set()).add(seed)
     assert all(len(s) == 1 for s in seeds.values())
 
 

@@ -18,9 +18,11 @@ import random
 import time
 from collections import Counter
 
-from pal.checks import existing_file, int_range, output_file, positive_int
+from pal.checks import existing_dir, existing_file, int_range, non_negative_float, output_file, positive_int
 from pal.cli import ArgumentParser, UserError, resolve_device, run_main
 
+from chat_systems import parse_system_spec
+from chat_systems.supporter import supporter_messages
 from human_eval import auto_store, judge as judging, role_cards
 from human_eval.tasks import criteria_for, load_criteria
 
@@ -28,11 +30,15 @@ CRITERIA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "criteria.js
 
 
 # ---- systems --------------------------------------------------------------------------------------------------------
-def load_systems(texts, device):
-    """{spec text: loaded system}; one load per distinct spec (a seeker that is also the judge is loaded once)."""
-    from chat_systems import load_system, parse_system_spec
-    specs = {text: parse_system_spec(text) for text in dict.fromkeys(texts)}
-    return {text: load_system(spec, device=device) for text, spec in specs.items()}
+def load_models(specs, device):
+    """[loaded system] for specs of the seeker / judge; a spec given twice (a seeker that judges) is loaded once."""
+    from chat_systems import load_system
+    loaded = {}
+    for spec in specs:
+        key = canonical(spec.identity())
+        if key not in loaded:
+            loaded[key] = load_system(spec, device=device)
+    return [loaded[canonical(spec.identity())] for spec in specs]
 
 
 # ---- the simulated seeker -------------------------------------------------------------------------------------------
@@ -45,10 +51,6 @@ def seeker_system_message(prompt, card):
 def seeker_view(history):
     """The conversation from the seeker's side: its own turns are 'assistant', the supporter's 'user'."""
     return [{"role": "assistant" if m["speaker"] == "usr" else "user", "content": m["text"]} for m in history]
-
-
-def supporter_view(history):
-    return [{"role": "user" if m["speaker"] == "usr" else "assistant", "content": m["text"]} for m in history]
 
 
 def role_break(text, prompt):
@@ -109,7 +111,7 @@ def simulate(store, tasks, systems, seeker, seeker_model, prompt, turns, seed, p
                     text, record = seeker_turn(seeker, prompt, card, history,
                                                judging.unit_seed(seed, card["id"], system, turn, "seeker"))
                 start = time.perf_counter()
-                reply = systems[system].reply(supporter_view(history) + [{"role": "user", "content": text}],
+                reply = systems[system].reply(supporter_messages(history, text),
                                               seed=judging.unit_seed(seed, card["id"], system, turn, "supporter"))
                 supporter = {"usage": numeric(reply.usage), "seconds": time.perf_counter() - start}
                 auto_store.add_turn(store, task["id"], annotator, side, turn, system, seeker_model, text, reply,
@@ -207,22 +209,24 @@ def cards_for(args):
 def run(args):
     if len(args.system) < 2:
         raise UserError(f"run needs at least two --system (got {len(args.system)})")
+    names = [s.name for s in args.system]
+    if len(set(names)) != len(names):
+        raise UserError(f"--system names must differ, got {names}")
     criteria = load_criteria(args.criteria)
     prompt = judging.load_seeker_prompt(args.seeker_prompt)
     judge_prompt = judging.load_prompt(args.judge_prompt, judging.JUDGE_FIELDS)
     cards, source = cards_for(args)
-    systems = load_systems(args.system + [args.seeker, args.judge], resolve_device(args.device))
-    names = [systems[s].name for s in args.system]
-    if len(set(names)) != len(names):
-        raise UserError(f"--system names must differ, got {names} (give each a name=...)")
-    seeker, judge = systems[args.seeker], systems[args.judge]
-    setup = {"mode": "simulated", "criteria": [c["name"] for c in criteria], "systems": args.system,
-             "seeker": args.seeker, "turns": args.turns, "seed": args.seed, "cards": cards,
+    setup = {"mode": "simulated", "criteria": [c["name"] for c in criteria],
+             "systems": [s.identity() for s in args.system], "seeker": args.seeker.identity(), "turns": args.turns,
+             "seed": args.seed, "cards": cards,
              "seeker_prompt": {k: v for k, v in prompt.items() if k not in ("compiled", "strip")}}
     store = open_study(args.db, setup, simulation_tasks(cards, names, criteria, args.seed, source))
     try:
-        by_name = {systems[s].name: systems[s] for s in args.system}
-        simulate(store, interactive_tasks_in(store), by_name, seeker, seeker.name, prompt, args.turns, args.seed,
+        from human_eval.systems import Systems
+        device = resolve_device(args.device)
+        supporters = Systems(args.system, args.pretrained_model_path, args.persona_extractor, device=device).systems
+        seeker, judge = load_models([args.seeker, args.judge], device)
+        simulate(store, interactive_tasks_in(store), supporters, seeker, seeker.name, prompt, args.turns, args.seed,
                  not args.no_progress)
         judge_study(store, judge, judge.name, judge_prompt, criteria, args.seed, args.judge_temperature,
                     not args.no_progress)
@@ -252,7 +256,7 @@ def judge_only(args):
 
 
 def judge_existing(args, criteria, judge_prompt):
-    judge = load_systems([args.judge], resolve_device(args.device))[args.judge]
+    judge, = load_models([args.judge], resolve_device(args.device))
     store = auto_store.open_store(args.db)
     try:
         judge_study(store, judge, judge.name, judge_prompt, criteria, args.seed, args.judge_temperature,
@@ -281,10 +285,12 @@ def build_parser():
 
     def common(q):
         q.add_argument("--db", required=True, type=output_file, help="the study database (created when absent)")
-        q.add_argument("--judge", required=True, metavar="SPEC", help="the judge's system spec, e.g. llm=smollm2")
+        q.add_argument("--judge", required=True, type=parse_system_spec, metavar="SPEC",
+                       help="the judge's system spec, e.g. name=smollm2,llm=smollm2")
         q.add_argument("--criteria", default=CRITERIA, type=existing_file, help="the human study's criteria file")
         q.add_argument("--judge_prompt", default=judging.JUDGE_PROMPT, type=existing_file)
-        q.add_argument("--judge_temperature", type=float, default=None, help="default: the judge system's own")
+        q.add_argument("--judge_temperature", type=non_negative_float, default=0.0,
+                       help="0: greedy (an order effect is then not sampling noise)")
         q.add_argument("--seed", type=int_range(0, 2**31 - 1), default=13,
                        help="A/B order per task and every seeded call")
         q.add_argument("--device", default="auto")
@@ -293,8 +299,15 @@ def build_parser():
     r = sub.add_parser("run", help="simulate the conversations, then judge them",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     common(r)
-    r.add_argument("--system", action="append", default=[], metavar="SPEC", help="a supporter (2 or more)")
-    r.add_argument("--seeker", required=True, metavar="SPEC", help="the simulated help-seeker, e.g. llm=smollm2")
+    r.add_argument("--system", action="append", default=[], type=parse_system_spec, metavar="SPEC",
+                   help="a supporter (2 or more): name=NAME,checkpoint=...|llm=...|endpoint=... (README \"Comparing PAL "
+                        "with an LLM\")")
+    r.add_argument("--seeker", required=True, type=parse_system_spec, metavar="SPEC",
+                   help="the simulated help-seeker, e.g. name=smollm2,llm=smollm2")
+    r.add_argument("--pretrained_model_path", default=None, help="PAL systems: the tokenizer folder (default: the "
+                                                                 "run's)")
+    r.add_argument("--persona_extractor", default=None, type=existing_dir,
+                   help="PAL systems: a persona extractor directory (live persona)")
     r.add_argument("--cards", default=None, type=existing_file, help="a role-card file (see the cards command)")
     r.add_argument("--test_file", default=None, type=existing_file,
                    help="without --cards: make the cards from this file (written to cards.json beside --db)")

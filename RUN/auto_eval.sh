@@ -5,7 +5,8 @@
 # Usage: bash RUN/auto_eval.sh [python -m human_eval.auto_eval run arguments, which override the ones below]
 #   With no --system the study runs on the demo models of RUN/demo.sh (demo_out/): PAL against PAL alpha=0 (the
 #   same checkpoint, contrastive decoding off), SmolLM2-135M-Instruct (llm=smollm2) as seeker and judge, 4 role
-#   cards from demo_out/pesconv/test.txt (written to demo_out/auto_eval/cards.json), 3 turns, database
+#   cards from demo_out/pesconv/valid.txt (the demo sample's test split has 2 dialogues; its validation split, also
+#   unseen in training, has 4), written to demo_out/auto_eval/cards.json, 3 turns, database
 #   demo_out/auto_eval/study.db, live persona from the demo extractor. A few minutes on a CPU. Killed, the same
 #   command finishes the study (nothing repeated).
 # Environment: SEEKER, JUDGE (system specs), NUM_CARDS, TURNS, CRITERIA (a criteria JSON file),
@@ -27,7 +28,7 @@ if [[ " $* " != *" --system "* ]]; then
          "SPEC twice" >&2
     exit 2
   fi
-  DEFAULTS=(--db "$DEMO/auto_eval/study.db" --test_file "$DEMO/pesconv/test.txt"
+  DEFAULTS=(--db "$DEMO/auto_eval/study.db" --test_file "$DEMO/pesconv/valid.txt"
             --system "name=pal,config=strat,checkpoint=$CKPT" --system "name=pal_alpha0,config=strat,checkpoint=$CKPT,alpha=0")
   if [ -d "$DEMO/persona_extractor/model/best" ]; then DEFAULTS+=(--persona_extractor "$DEMO/persona_extractor/model/best"); fi
 fi

@@ -225,9 +225,10 @@ def usage_markdown(db):
         return ""
     keys = sorted({k for *_, usage in rows for k in usage})
     lines = ["| model | role | calls | seconds | " + " | ".join(keys) + " |", "|---" * (4 + len(keys)) + "|"]
-    lines += [f"| {m} | {r} | {c} | {s:.1f} | " + " | ".join(str(u.get(k, 0)) for k in keys) + " |"
+    lines += [f"| {m} | {r} | {c} | {s:.1f} | " + " | ".join(str(u.get(k, "–")) for k in keys) + " |"
               for m, r, c, s, u in rows]
-    return "\n".join(["Tokens and seconds per model (model calls, wall seconds inside them):", ""] + lines) + "\n"
+    return "\n".join(["Tokens and seconds per model (model calls, wall seconds inside them; – where the system does "
+                      "not report that count):", ""] + lines) + "\n"
 
 
 def judge_report(db_path, out_dir, criteria_order=None):

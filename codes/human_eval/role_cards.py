@@ -1,5 +1,6 @@
 """Role cards for a simulated help-seeker: emotion, problem, situation, the seeker's first utterance and (optionally)
-the seeker's persona sentences, taken from a reformatted ESConv/PESConv test file and kept in an editable JSON file:
+the seeker's persona sentences, taken from an ESConv/PESConv file (a reformatted test.txt or the JSON array) and kept
+in an editable JSON file:
 
     {"source": "DATA/pesconv/test.txt", "cards": [{"id": "test.txt#0", "emotion": "anxiety", "problem": "job crisis",
       "situation": "...", "first_utterance": "...", "persona": ["i have two kids."]}, ...]}
@@ -8,8 +9,7 @@ import os
 
 from pal.checks import load_json
 from pal.cli import UserError, write_json
-from pal.dialogues import INPUT_TOKEN, PERSONA_TOKEN
-from pal.inputter import read_dialogues
+from pal.dialogues import INPUT_TOKEN, PERSONA_TOKEN, load_dialogues, normalise, turn_fields
 
 CARD_FIELDS = ("emotion", "problem", "situation", "first_utterance")
 CARD_HINT = "write cards like those of python -m human_eval.auto_eval cards (README \"Automatic evaluation\")"
@@ -22,28 +22,36 @@ def persona_sentences(persona):
 
 
 def cards_from_test_file(test_file, num_cards, with_persona=True):
-    """Cards of the first `num_cards` dialogues of a reformatted test file (a dialogue without a seeker turn is
-    skipped: it has no first utterance); persona sentences only when `with_persona` and the file is PESConv."""
+    """Cards of the first `num_cards` dialogues of a dialogue file: a reformatted test.txt (JSON lines) or an
+    ESConv/PESConv JSON array. A dialogue without a seeker turn is skipped (it has no first utterance); persona
+    sentences only when `with_persona` and the file has them (PESConv)."""
+    found = load_dialogues(test_file, "give a reformatted test.txt (codes/_reformat/process.py) or ESConv.json")
     cards = []
     name = os.path.basename(test_file)
-    for index, (line, d) in enumerate(read_dialogues(test_file)):
+    for index, (line, d) in enumerate(zip(found.line_numbers, found.dialogues)):
         if len(cards) == num_cards:
             break
-        where = f"{test_file}:{line}"
+        where = f"{test_file}:{line}" if line is not None else f"{test_file}: dialogue {index}"
+        if not isinstance(d, dict):
+            raise UserError(f"{where}: expected a JSON object")
         missing = [k for k in ("emotion_type", "problem_type", "situation") if not isinstance(d.get(k), str)]
         if missing or not isinstance(d.get("dialog"), list):
-            raise UserError(f"{where}: no {', '.join(missing) or 'dialog'} (reformat ESConv with "
-                            f"codes/_reformat/process.py)")
-        first = next((t.get("text") for t in d["dialog"] if isinstance(t, dict) and t.get("speaker") == "usr"), None)
-        if not isinstance(first, str) or not first.strip():
+            raise UserError(f"{where}: no {', '.join(missing) or 'dialog'} (an ESConv dialogue has emotion_type, "
+                            f"problem_type, situation and dialog)")
+        turns = [turn_fields(t, f"{where}: turn {j}") for j, t in enumerate(d["dialog"])]
+        first = next((normalise(text) for role, text, _ in turns if role == "usr" and text.strip()), None)
+        if first is None:
             continue
         card = {"id": f"{name}#{index}", "emotion": d["emotion_type"], "problem": d["problem_type"],
-                "situation": " ".join(d["situation"].split()), "first_utterance": " ".join(first.split())}
+                "situation": normalise(d["situation"]), "first_utterance": first}
         if with_persona and isinstance(d.get("persona"), str):
             card["persona"] = persona_sentences(d["persona"])
         cards.append(card)
     if not cards:
         raise UserError(f"{test_file}: no dialogue with a seeker turn")
+    if len(cards) < num_cards:
+        print(f"note: {test_file} has {len(cards)} dialogues with a seeker turn, fewer than the {num_cards} cards "
+              f"asked for")
     return cards
 
 

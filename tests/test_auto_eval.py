@@ -35,7 +35,7 @@ def test_role_cards_from_test_file_and_back(tmp_path):
     assert cards[0] == {"id": "test.txt#0", "emotion": "anxiety", "problem": "job crisis",
                         "situation": CARDS[0][2], "first_utterance": "hi, i have been really worried lately.",
                         "persona": ["i have two kids.", "i work at a company."]}
-    assert "persona" not in role_cards.cards_from_test_file(write_test_file(tmp_path), 1, with_persona=False)[0]
+    assert role_cards.cards_from_test_file(write_test_file(tmp_path), 1, with_persona=False)[0]["persona"] == []
     original = [{"emotion_type": d["emotion_type"], "problem_type": d["problem_type"], "situation": d["situation"],
                  "dialog": [{"speaker": {"usr": "seeker", "sys": "supporter"}[t["speaker"]], "content": t["text"],
                              "annotation": {}} for t in d["dialog"]]}
@@ -45,7 +45,7 @@ def test_role_cards_from_test_file_and_back(tmp_path):
     def without(c):
         return {k: v for k, v in c.items() if k not in ("id", "persona")}
     assert [without(c) for c in from_esconv] == [without(c) for c in cards]  # the ESConv form gives the same cards
-    assert not any("persona" in c for c in from_esconv) and from_esconv[0]["id"] == "ESConv.json#0"
+    assert all(c["persona"] == [] for c in from_esconv) and from_esconv[0]["id"] == "ESConv.json#0"
     path = tmp_path / "cards.json"
     auto_eval.main(["cards", "--test_file", write_test_file(tmp_path), "--num_cards", "2", "--output", str(path)])
     data = json.loads(path.read_text())

@@ -44,8 +44,7 @@ def cards_from_test_file(test_file, num_cards, with_persona=True):
             continue
         card = {"id": f"{name}#{index}", "emotion": d["emotion_type"], "problem": d["problem_type"],
                 "situation": normalise(d["situation"]), "first_utterance": first}
-        if with_persona and isinstance(d.get("persona"), str):
-            card["persona"] = persona_sentences(d["persona"])
+        card["persona"] = persona_sentences(d["persona"]) if with_persona and isinstance(d.get("persona"), str) else []
         cards.append(card)
     if not cards:
         raise UserError(f"{test_file}: no dialogue with a seeker turn")

@@ -21,6 +21,7 @@ from pal.cli import UserError
 from human_eval import auto_analysis, auto_eval, auto_store, judge as judging, role_cards
 from human_eval.agreement import cohen_kappa, percent_agreement
 from human_eval.analyze import main as analyze_main
+from human_eval.app import Settings, create_app
 from auto_eval_scripted import CRITERIA, better_judge, judge_with, make_study, summary_of, write_test_file
 from human_eval_setup import CARDS
 from test_model import DIALOGUES
@@ -91,6 +92,11 @@ def test_simulated_conversations_in_the_study_schema(tmp_path):
     rows = store.db.execute("SELECT turn, seeker_calls, role_break IS NOT NULL FROM auto_turns ORDER BY task_id, "
                             "side, turn").fetchall()
     assert [tuple(r) for r in rows[:4]] == [(0, 0, 0), (1, 1, 0), (2, 2, 0), (3, 2, 1)]
+    # the human study's app shows the simulated conversations through the seeker annotator's link
+    token = next(a["token"] for a in store.annotators() if a["name"] == "seeker:scripted-seeker")
+    client = create_app(store.path, Settings(), CRITERIA).test_client()
+    page = client.get(f"/a/{token}/task/{tasks[0]['id']}").get_data(as_text=True)
+    assert "I still feel bad (2)" in page and "good answers" in page and "bad answers" in page
     # the seeker's view: the role card as system message, its own turns 'assistant', the supporter's 'user'
     messages, _ = seeker.calls[0]
     assert messages[0]["role"] == "system" and "job crisis" in messages[0]["content"]

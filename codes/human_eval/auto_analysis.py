@@ -170,32 +170,13 @@ def agreement_cell(a, suffix):
 
 
 def bar_chart(summary, path):
-    """One panel per judge and pair: a stacked bar per criterion (X wins / tie / Y wins / invalid, % of units),
-    the position consistency written beside it."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    panels = list(summary.items())
-    height = 0.5 + 0.45 * sum(len(c) for _, c in panels) + 0.7 * len(panels)
-    fig, axes = plt.subplots(len(panels), 1, figsize=(9, height), squeeze=False)
-    for ax, ((judge, x, y), by_criterion) in zip(axes[:, 0], panels):
-        names = list(by_criterion)[::-1]
-        left = [0.0] * len(names)
-        for key, label, color in (("wins", f"{x} wins", "#3b7dd8"), ("ties", "tie", "#c9c9c9"),
-                                  ("losses", f"{y} wins", "#e07b39"), ("invalid", "invalid", "#8c564b")):
-            share = [100 * by_criterion[c][key] / max(by_criterion[c]["units"], 1) for c in names]
-            ax.barh(names, share, left=left, color=color, label=label)
-            left = [a + b for a, b in zip(left, share)]
-        for i, c in enumerate(names):
-            ax.text(101, i, f"consistency {pct(by_criterion[c]['position_consistency'])}", va="center", fontsize=8)
-        ax.set_xlim(0, 100)
-        ax.set_xlabel("% of judged pairs (both orders)")
-        ax.set_title(f"judge {judge}: {x} vs {y}")
-        ax.legend(loc="center left", bbox_to_anchor=(1.2, 0.5), fontsize=8, frameon=False)
-    fig.tight_layout()
-    with atomic_write(path, "wb") as f:
-        fig.savefig(f, format="png", dpi=100)
-    plt.close(fig)
+    """One panel per judge and pair: a stacked bar per criterion (X wins / tie / Y wins / invalid, % of the pairs
+    judged in both orders), its position consistency beside it."""
+    from human_eval.analyze import stacked_bar_chart, win_tie_loss
+    invalid = [("invalid", "invalid", "#8c564b")]
+    stacked_bar_chart([(f"judge {judge}: {x} vs {y}", by_criterion, win_tie_loss(x, y) + invalid, "units")
+                       for (judge, x, y), by_criterion in summary.items()], path, "% of pairs judged in both orders",
+                      note=lambda s: f"consistency {pct(s['position_consistency'])}")
 
 
 def usage_rows(db):

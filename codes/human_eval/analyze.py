@@ -104,7 +104,7 @@ def stacked_bar_chart(panels, path, xlabel, note=None):
         ax.set_xlim(0, 100)
         ax.set_xlabel(xlabel)
         ax.set_title(title)
-        ax.legend(loc="center left", bbox_to_anchor=(1.25 if note else 1.01, 0.5), fontsize=8, frameon=False)
+        ax.legend(loc="center left", bbox_to_anchor=(1.2 if note else 1.01, 0.5), fontsize=8, frameon=False)
     fig.tight_layout()
     with atomic_write(path, "wb") as f:
         fig.savefig(f, format="png", dpi=100)

@@ -157,7 +157,8 @@ def test_criterion_wording_per_mode():
 
 def test_verdict_parsing():
     cases = {"A": "A", "B.": "B", "**Tie**": "tie", "Answer: B": "B", "The answer is A": "A", "Supporter A is better":
-             "A", "It's a tie": "tie", "A good supporter listens": None, "Neither": None, "": None, "AB": None}
+             "A", "It's a tie": "tie", "A good supporter listens": None, "Neither": None, "": None, "AB": None, "A, B or tie.": None,
+             "A or B": None, "A/B": None, "A, because B repeats itself": "A", "B, or so": "B"}
     assert {text: judging.parse_verdict(text) for text in cases} == cases
 
 

@@ -27,6 +27,8 @@ _VERDICT = re.compile(r"^[\W_]*(?:(?:the\s+)?(?:answer|verdict|judge?ment)(?:\s+
                       r"option)\s+)?(?:(?P<tie>(?:it'?s\s+)?(?:a\s+)?tie)\b|(?P<side>[ab])(?=\s*(?:$|[^\w\s]|(?:is|"
                       r"was|wins|seems|because|better)\b)))", re.IGNORECASE)
 
+_OPTIONS = re.compile(r"\s*(?:,|/|\bor\b)\s*(?:or\s+)?(?:a|b|tie)\b", re.IGNORECASE)
+
 JUDGE_FIELDS = {"system": (), "conversations": ("emotion", "problem", "situation", "transcript_a", "transcript_b"),
                 "replies": ("history", "reply_a", "reply_b"), "question": ("question",), "retry": (),
                 "seeker": (), "supporter": ()}
@@ -75,9 +77,10 @@ def question_text(criterion, mode):
 
 
 def parse_verdict(text):
-    """'A', 'B' or 'tie' from the start of a judge's answer; None when it says none of them plainly."""
+    """'A', 'B' or 'tie' from the start of a judge's answer; None when it says none of them plainly, or lists the
+    options ("A, B or tie", "A/B": an echo of the instruction, not a verdict)."""
     m = _VERDICT.match(text.strip())
-    if m is None:
+    if m is None or _OPTIONS.match(text.strip(), m.end()):
         return None
     return "tie" if m.group("tie") else m.group("side").upper()
 

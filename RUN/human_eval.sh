@@ -11,6 +11,9 @@
 #     --system name=pal,config=strat,checkpoint=DATA/strat.strat/<run>/epoch-4.bin \
 #     --system name=joint,config=strat_no_persona,checkpoint=DATA/strat.strat_no_persona/<run>/epoch-4.bin \
 #     --persona_extractor DATA/persona_extractor/bart-large-cnn --annotators ann1,ann2,ann3
+#   bash RUN/human_eval.sh --db demo_out/human_eval/pal_vs_smol.db --test_file demo_out/pesconv/test.txt --annotators a1 \
+#     --system name=pal,checkpoint=demo_out/strat.strat/demo_run --system name=smol,llm=smollm2   # PAL vs an LLM
+#     (any system: README "Comparing PAL with an LLM")
 #   bash RUN/human_eval.sh --mode static --results pal=RES_DIR1 --results joint=RES_DIR2 --test_file DATA/pesconv/test.txt
 #   bash RUN/human_eval.sh --mode chat --system name=pal,config=strat,checkpoint=... --persona_extractor DIR
 # Annotators: python -m human_eval.admin --db DB add NAME; results: python -m human_eval.analyze DB.

@@ -126,3 +126,17 @@ def test_pal_checkpoint_through_the_interface(tmp_path, tiny_blender_dir, one_to
     assert [r.text for r in system.reply_batch(CONVERSATIONS, seed=5)] == [r.text for r in first]
     greedy = system.reply(CONVERSATIONS[1], temperature=0)
     assert system.reply(CONVERSATIONS[1], temperature=0, seed=9).text == greedy.text
+
+
+def test_ask_strategy_prompt_file(tmp_path):
+    from chat_systems.supporter import StrategyPrompts, parse_strategy
+    prompts = StrategyPrompts()
+    assert "Providing Suggestions" in prompts.question and "Question" in prompts.reply_instruction("Question")
+    (tmp_path / "p.txt").write_text("=== strategy question ===\nWhich one?\n")
+    with pytest.raises(UserError, match="no '=== reply instruction ===' section"):
+        StrategyPrompts(str(tmp_path / "p.txt"))
+    (tmp_path / "q.txt").write_text("=== strategy question ===\n{nope}\n=== reply instruction ===\n{strategy}\n")
+    with pytest.raises(UserError, match="bad placeholder"):
+        StrategyPrompts(str(tmp_path / "q.txt"))
+    assert parse_strategy("I would use reflection of feelings, then a Question.") == "Reflection of feelings"
+    assert parse_strategy("no idea") is None

@@ -14,6 +14,7 @@ from chat_systems.reply import Reply, check_messages
 CONNECT_TIMEOUT_S = 5
 READ_TIMEOUT_S = 600  # a large model on a busy server may take minutes for one reply
 EXTRA_FIELD = "pal"  # PAL's server: {"strategy", "persona"} beside the OpenAI fields
+SERVER_OWNER = "pal-reproduction"  # owned_by of the models PAL's server lists
 
 
 class EndpointSystem:
@@ -24,6 +25,7 @@ class EndpointSystem:
         self.spec, self.name, self.lock = spec, spec.name, threading.Lock()
         self.url = spec.endpoint.rstrip("/") + "/chat/completions"
         self.session = requests.Session()
+        self._serves_pal = None
         if spec.api_key_env is not None:
             key = os.environ.get(spec.api_key_env)
             if not key:
@@ -31,8 +33,27 @@ class EndpointSystem:
                                 f"{spec.api_key_env} is not set (export it; the key never goes into a spec)")
             self.session.headers["Authorization"] = f"Bearer {key}"
 
+    def serves_pal(self):
+        """Whether the endpoint is PAL's server (GET /models, asked once): only then do assistant messages keep
+        their "strategy" (other servers may refuse unknown message fields)."""
+        import requests
+        with self.lock:
+            if self._serves_pal is None:
+                try:
+                    listed = self.session.get(self.spec.endpoint.rstrip("/") + "/models",
+                                              timeout=(CONNECT_TIMEOUT_S, READ_TIMEOUT_S)).json()["data"]
+                except requests.ConnectionError as e:
+                    raise UserError(f"system {self.name}: cannot reach {self.spec.endpoint} ({type(e).__name__}); "
+                                    f"is the server running?")
+                except (requests.RequestException, ValueError, KeyError, TypeError):
+                    listed = []
+                self._serves_pal = any(isinstance(m, dict) and m.get("owned_by") == SERVER_OWNER for m in listed)
+            return self._serves_pal
+
     def request_body(self, messages, seed, temperature, top_p, max_tokens):
-        body = {"model": self.spec.model, "messages": check_messages(messages)}
+        check_messages(messages)
+        keep = ("role", "content", "strategy") if self.serves_pal() else ("role", "content")
+        body = {"model": self.spec.model, "messages": [{k: m[k] for k in keep if k in m} for m in messages]}
         for key, value in (("seed", seed), ("temperature", temperature), ("top_p", top_p),
                            ("max_tokens", max_tokens)):
             if value is not None:

@@ -57,8 +57,10 @@ class PalSystem:
     def decoding_for(self, temperature=None, top_p=None, max_tokens=None):
         """The released decoding with a request's overrides; temperature 0 means greedy."""
         changes = {}
-        if temperature is not None:
-            changes.update(do_sample=False) if temperature == 0 else changes.update(temperature=temperature)
+        if temperature == 0:
+            changes["do_sample"] = False
+        elif temperature is not None:
+            changes["temperature"] = temperature
         if top_p is not None:
             changes["top_p"] = top_p
         if max_tokens is not None:

@@ -13,7 +13,7 @@ import uuid
 
 from pal.cli import UserError
 
-from chat_systems.endpoint import EXTRA_FIELD
+from chat_systems.endpoint import EXTRA_FIELD, SERVER_OWNER
 from chat_systems.reply import check_messages
 
 MAX_BODY_BYTES = 1 << 20
@@ -99,7 +99,7 @@ def create_app(system, max_body_bytes=MAX_BODY_BYTES):
     @app.get("/v1/models")
     def models():
         return jsonify({"object": "list", "data": [{"id": system.name, "object": "model", "created": 0,
-                                                   "owned_by": "pal-reproduction", "kind": system.kind}]})
+                                                   "owned_by": SERVER_OWNER, "kind": system.kind}]})
 
     @app.post("/v1/chat/completions")
     def chat_completions():
@@ -113,11 +113,13 @@ def create_app(system, max_body_bytes=MAX_BODY_BYTES):
     return app
 
 
-def serve(app, host, port, threads=8, on_ready=None):
-    """Serve `app` with waitress until interrupted; on_ready(base_url) once listening."""
+def serve(app, host, port, threads=8, max_body_bytes=MAX_BODY_BYTES, on_ready=None):
+    """Serve `app` with waitress until interrupted; on_ready(base_url) once listening. waitress buffers a body
+    before the app sees it: one over 4 x max_body_bytes is cut off there (a plain-text 413), a smaller oversized
+    one gets the app's JSON 413."""
     from waitress import create_server
     try:
-        server = create_server(app, host=host, port=port, threads=threads, max_request_body_size=MAX_BODY_BYTES * 4)
+        server = create_server(app, host=host, port=port, threads=threads, max_request_body_size=4 * max_body_bytes)
     except OSError as e:
         raise UserError(f"cannot listen on {host}:{port} ({e.strerror}); pass another --port")
     if on_ready:

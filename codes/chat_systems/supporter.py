@@ -83,15 +83,15 @@ def parse_strategy(answer):
 
 def ask_strategy_replies(system, conversations, prompts, **decoding):
     """Replies for turn-message conversations (no system message): first the strategy question, then the reply
-    under the chosen strategy's instruction (the plain supporter prompt when the answer names none). Each Reply's
-    strategy is the chosen one (None: unparsed) and usage["strategy_answer"] the model's raw answer."""
+    under the chosen strategy's instruction (the plain supporter prompt when the answer names none). Returns
+    (Reply, the model's raw answer to the question) pairs; each Reply's strategy is the chosen one (None: the
+    answer names none)."""
     questions = [[{"role": "system", "content": prompts.question}] + c for c in conversations]
     answers = system.reply_batch(questions, **{**decoding, "max_tokens": 16})
     strategies = [parse_strategy(a.text) for a in answers]
     asks = [[{"role": "system", "content": prompts.reply_instruction(s) if s else supporter_prompt()}] + c
             for s, c in zip(strategies, conversations)]
     replies = system.reply_batch(asks, **decoding)
-    for reply, strategy, answer in zip(replies, strategies, answers):
+    for reply, strategy in zip(replies, strategies):
         reply.strategy = strategy
-        reply.usage = {**reply.usage, "strategy_answer": answer.text}
-    return replies
+    return [(reply, answer.text) for reply, answer in zip(replies, answers)]

@@ -23,7 +23,7 @@ def make_tiny_chat_llm(out_dir, chat_template=True, seed=0):
         toker.chat_template = CHAT_TEMPLATE
     toker.save_pretrained(out_dir)
     config = LlamaConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
                          pad_token_id=vocab["<pad>"], eos_token_id=vocab["<|im_end|>"], bos_token_id=None)
     torch.manual_seed(seed)
     LlamaForCausalLM(config).save_pretrained(out_dir)

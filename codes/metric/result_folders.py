@@ -98,6 +98,8 @@ def _is_zero_alpha(alpha):
 
 
 def system_of(infer_args):
+    if isinstance(infer_args.get("system"), dict):  # codes/infer_chat.py: a chat_systems spec, named by the user
+        return infer_args["system"]["name"]
     config = infer_args.get("config_name")
     system = CONFIG_SYSTEMS.get(config, str(config))
     alpha = infer_args.get("strategy_alpha")

@@ -72,8 +72,9 @@ def test_bad_card_files(tmp_path, content, message):
 
 
 # ---- the simulated seeker -----------------------------------------------------------------------------------------
-def test_simulated_conversations_in_the_study_schema(tmp_path):
+def test_simulated_conversations_in_the_study_schema(tmp_path, capsys):
     store, systems, seeker = make_study(tmp_path, turns=4, cards=2)
+    token = re.search(r"seeker:scripted-seeker: .* at /a/([^/]+)/", capsys.readouterr().out).group(1)
     tasks = auto_eval.interactive_tasks_in(store)
     assert len(tasks) == 2 and {t["system_a"] for t in tasks} <= {"good", "bad"}
     annotator = store.db.execute("SELECT id FROM annotators WHERE name = 'seeker:scripted-seeker'").fetchone()[0]
@@ -93,7 +94,6 @@ def test_simulated_conversations_in_the_study_schema(tmp_path):
                             "side, turn").fetchall()
     assert [tuple(r) for r in rows[:4]] == [(0, 0, 0), (1, 1, 0), (2, 2, 0), (3, 2, 1)]
     # the human study's app shows the simulated conversations through the seeker annotator's link
-    token = next(a["token"] for a in store.annotators() if a["name"] == "seeker:scripted-seeker")
     client = create_app(store.path, Settings(), CRITERIA).test_client()
     page = client.get(f"/a/{token}/task/{tasks[0]['id']}").get_data(as_text=True)
     assert "I still feel bad (2)" in page and "good answers" in page and "bad answers" in page

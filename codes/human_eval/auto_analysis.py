@@ -13,7 +13,7 @@ from pal.cli import atomic_write, write_json
 
 from human_eval.agreement import cohen_kappa, percent_agreement, sign_test
 from human_eval.auto_store import STATIC_CONVERSATION
-from human_eval.judge import INVALID, combine
+from human_eval.judge import INVALID, VERDICTS, combine
 
 
 def read(db_path):
@@ -64,7 +64,8 @@ def summarise(tasks, auto, humans, names, criteria_order=None):
         orders[judge, task, conv, criterion][first] = verdict
     human_labels = defaultdict(lambda: defaultdict(dict))  # criterion -> task -> {annotator: label}
     for task, annotator, criterion, choice in humans:
-        human_labels[criterion][task][annotator] = pair_label(choice, *tasks[task][1:])
+        if choice in VERDICTS:  # anything else (a skipped question) is no label
+            human_labels[criterion][task][annotator] = pair_label(choice, *tasks[task][1:])
     groups = defaultdict(lambda: defaultdict(list))
     for (judge, task, conv, criterion), verdicts in orders.items():
         _, a, b = tasks[task]

@@ -34,11 +34,14 @@ def open_store(path):
 
 
 def seeker_annotator(store, model):
-    """The annotator id of the simulated seeker named after its model (created once)."""
+    """The annotator id of the simulated seeker named after its model (created once; its access link, which shows
+    the conversations in the human-evaluation app, is printed then)."""
     name = f"seeker:{model}"
     row = store.db.execute("SELECT id FROM annotators WHERE name = ?", (name,)).fetchone()
     if row is None:
-        store.add_annotator(name)
+        token = store.add_annotator(name)
+        print(f"simulated seeker {name}: its conversations in the human-evaluation app (python -m human_eval --db "
+              f"{store.path} ...) at /a/{token}/")
         row = store.db.execute("SELECT id FROM annotators WHERE name = ?", (name,)).fetchone()
     with store.transaction():
         store.db.execute("INSERT OR IGNORE INTO auto_seekers VALUES (?, ?)", (row["id"], model))

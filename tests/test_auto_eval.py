@@ -184,7 +184,8 @@ def test_judge_against_humans_on_the_same_conversations(tmp_path):
     judge = {(1, 1): ("A", "A"), (1, 2): ("A", "B"), (2, 1): ("A", "A"), (2, 2): ("B", "B"), (3, 1): ("B", "B"),
              (3, 2): ("B", "B")}  # (shown first A, shown first B)
     for (task, annotator), choice in human.items():
-        store.db.execute("INSERT INTO assignments VALUES (?, ?, 0, NULL)", (task, annotator))
+        store.db.execute("INSERT INTO assignments (task_id, annotator_id, started_at) VALUES (?, ?, 0)",
+                         (task, annotator))
         store.judge(store.task(task), annotator, {"Overall": choice})
         for first, verdict in zip("AB", judge[task, annotator]):
             auto_store.add_judgment(store, task, annotator, "j", first, "Overall", verdict, [verdict], {}, 0.0)

@@ -86,7 +86,7 @@ def test_static_pairs_and_human_conversations_are_judged(inputs, tmp_path):
                     "--no_progress"])
     assert counts(str(tmp_path / "static.db"))["auto_judgments"] == 3 * 5 * 2  # no persona: 5 criteria
 
-    # an interactive human study: one finished conversation (judged by its annotator), one unfinished
+    # an interactive human study: one conversation judged by its annotator, one closed without a judgment
     store = Store(str(tmp_path / "human.db"))
     store.add_tasks([{"mode": "interactive", "source": "t", "system_a": "pal", "system_b": "joint",
                       "content": {"criteria": ["Overall"], "card": {"emotion_type": "anxiety"}}}])
@@ -98,6 +98,7 @@ def test_static_pairs_and_human_conversations_are_judged(inputs, tmp_path):
             store.add_exchange(1, annotator, side, "pal" if side == "A" else "joint", "i feel low",
                                (f"reply {side}", "Question", None))
     store.judge(store.task(1), 1, {"Overall": "A"})
+    store.db.execute("UPDATE assignments SET finished_at = 1 WHERE annotator_id = 2")  # closed, never judged
     store.close()
     auto_eval.main(["judge", "--db", str(tmp_path / "human.db"), "--judge", tiny, "--no_progress"])
     con = sqlite3.connect(tmp_path / "human.db")

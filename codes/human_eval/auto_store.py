@@ -83,8 +83,9 @@ def finish_conversation(store, task_id, annotator_id):
 
 
 def judgeable(store):
-    """[(task, conversation_of)]: every static task once, every finished conversation of an interactive task
-    (a human's, once they judged it, or a simulated seeker's, once all its turns are in) with both sides."""
+    """[(task, conversation_of)]: every static task once, every conversation of an interactive task with both
+    sides that is complete: a human's once they judged it (not one they skipped), a simulated seeker's once all its
+    turns are in."""
     units = []
     for row in store.db.execute("SELECT id, mode FROM tasks WHERE mode IN ('static', 'interactive') ORDER BY id"):
         task = store.task(row["id"])
@@ -96,7 +97,9 @@ def judgeable(store):
         for a in store.db.execute(
                 "SELECT a.annotator_id FROM assignments a WHERE a.task_id = ? AND a.finished_at IS NOT NULL AND "
                 "(SELECT COUNT(DISTINCT side) FROM messages m WHERE m.task_id = a.task_id AND "
-                "m.annotator_id = a.annotator_id) = 2 ORDER BY a.annotator_id", (row["id"],)):
+                "m.annotator_id = a.annotator_id) = 2 AND (a.annotator_id IN (SELECT annotator_id FROM auto_seekers) "
+                "OR EXISTS (SELECT 1 FROM judgments j WHERE j.task_id = a.task_id AND j.annotator_id = a.annotator_id)) "
+                "ORDER BY a.annotator_id", (row["id"],)):
             units.append((task, a["annotator_id"]))
     return units
 

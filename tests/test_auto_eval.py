@@ -95,8 +95,10 @@ def test_simulated_conversations_in_the_study_schema(tmp_path, capsys):
     assert [tuple(r) for r in rows[:4]] == [(0, 0, 0), (1, 1, 0), (2, 2, 0), (3, 2, 1)]
     # the human study's app shows the simulated conversations through the seeker annotator's link
     client = create_app(store.path, Settings(), CRITERIA).test_client()
-    page = client.get(f"/a/{token}/task/{tasks[0]['id']}").get_data(as_text=True)
-    assert "I still feel bad (2)" in page and "good answers" in page and "bad answers" in page
+    client.get(f"/a/{token}/", follow_redirects=True)  # the link opens the annotator's session where the app has one
+    pages = [client.get(url).get_data(as_text=True) for url in (f"/task/{tasks[0]['id']}",
+                                                                f"/a/{token}/task/{tasks[0]['id']}")]
+    assert any("I still feel bad (2)" in p and "good answers" in p and "bad answers" in p for p in pages)
     # the seeker's view: the role card as system message, its own turns 'assistant', the supporter's 'user'
     messages, _ = seeker.calls[0]
     assert messages[0]["role"] == "system" and "job crisis" in messages[0]["content"]

@@ -243,9 +243,8 @@ def static(args):
     argv = ["--mode", "static", "--db", args.db, "--criteria", args.criteria, "--seed", str(args.seed)]
     argv += [a for r in args.results for a in ("--results", r)]
     argv += ["--test_file", args.test_file] if args.test_file else []
-    human_args = serve.build_parser().parse_args(argv)
-    tasks = serve.build_tasks(human_args, criteria)
-    serve.open_study(human_args, criteria, tasks).close()
+    human_args = serve.build_parser().parse_args(argv)  # the app's own setup record: humans can join the study
+    open_study(args.db, serve.setup_record(human_args, criteria), serve.build_tasks(human_args, criteria)).close()
     judge_existing(args, criteria, judge_prompt)
 
 

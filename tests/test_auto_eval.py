@@ -155,6 +155,8 @@ def test_criterion_wording_per_mode():
     assert judging.question_text({"question": "plain?"}, "static") == "plain?"
     both = {"question": {"interactive": "chat?", "static": "reply?"}}
     assert judging.question_text(both, "static") == "reply?" and judging.question_text(both, "interactive") == "chat?"
+    loaded = {"question": "chat?", "questions": {"interactive": "chat?", "static": "reply?"}}
+    assert judging.question_text(loaded, "static") == "reply?"
 
 
 def test_verdict_parsing():

@@ -69,8 +69,9 @@ def load_seeker_prompt(path):
 
 
 def question_text(criterion, mode):
-    """The criterion's question for `mode` ('interactive' or 'static'): a plain string, or a per-mode wording."""
-    question = criterion["question"]
+    """The criterion's question for `mode` ('interactive' or 'static'): a plain string, or a per-mode wording (in
+    "question", or in "questions" where the criteria loader keeps it)."""
+    question = criterion.get("questions") or criterion["question"]
     if isinstance(question, dict):
         return question.get(mode) or question.get("interactive") or next(v for v in question.values() if v)
     return question

@@ -94,7 +94,7 @@ def simulate(store, tasks, systems, seeker, seeker_model, prompt, turns, seed, p
     annotator = auto_store.seeker_annotator(store, seeker_model)
     done = auto_store.done_turns(store, annotator)
     total = len(tasks) * 2 * turns
-    bar = progress_bar(total, len(done), "simulated turns", progress)
+    bar = progress_bar(total, len(done), "simulated turns", "turn", progress)
     for task in tasks:
         auto_store.start_conversation(store, task["id"], annotator)
         card = task["content"]["role_card"]
@@ -133,14 +133,14 @@ def judge_study(store, judge, judge_name, prompt, criteria, seed, temperature=No
         raise UserError(f"the database's tasks ask {unknown}, which --criteria does not define; pass the study's "
                         f"criteria file")
     todo = [u for u in units if (u[0]["id"], u[1], u[3], u[2]) not in done]
-    bar = progress_bar(len(units), len(units) - len(todo), f"judgments ({judge_name})", progress)
-    sides = {}
+    bar = progress_bar(len(units), len(units) - len(todo), f"judgments ({judge_name})", "question", progress)
+    conversation, sides = None, None  # the conversation last read (units come grouped by conversation)
     for task, conv, criterion, first in todo:
-        if task["mode"] == "interactive" and (task["id"], conv) not in sides:
+        if task["mode"] == "interactive" and conversation != (task["id"], conv):
             messages = store.messages(task["id"], conv)
-            sides = {(task["id"], conv): {s: [m for m in messages if m["side"] == s] for s in judging.ORDERS}}
+            conversation, sides = (task["id"], conv), {s: [m for m in messages if m["side"] == s] for s in "AB"}
         question = judging.question_text(by_name[criterion], task["mode"])
-        messages = judging.judge_messages(prompt, task, sides.get((task["id"], conv)), question, first)
+        messages = judging.judge_messages(prompt, task, sides, question, first)
         verdict, answers, usage, seconds = judging.ask(
             judge, messages, judging.unit_seed(seed, task["id"], conv, criterion, first), prompt, first, temperature)
         auto_store.add_judgment(store, task["id"], conv, judge_name, first, criterion, verdict, answers, usage, seconds)
@@ -148,9 +148,10 @@ def judge_study(store, judge, judge_name, prompt, criteria, seed, temperature=No
     bar.close()
 
 
-def progress_bar(total, initial, desc, enabled):
+def progress_bar(total, initial, desc, unit, enabled):
+    """A bar with the rate and the time left (ETA), starting at what an earlier run already did."""
     from tqdm import tqdm
-    return tqdm(total=total, initial=initial, desc=desc, unit="call", dynamic_ncols=True, disable=not enabled)
+    return tqdm(total=total, initial=initial, desc=desc, unit=unit, dynamic_ncols=True, disable=not enabled)
 
 
 # ---- the studies ----------------------------------------------------------------------------------------------------

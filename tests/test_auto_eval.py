@@ -255,3 +255,21 @@ def test_killed_study_resumes_to_the_rows_of_an_uninterrupted_one(tmp_path):
         assert len(partial["messages"]) + len(partial["judgments"]) < 48
         assert run_scripted(folder, 0).returncode == 0
         assert study_rows(str(folder / "study.db")) == expected, kill_at
+
+
+# ---- bad input ------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("extra, message", [
+    (["--system", "name=a,llm=smollm2"], "at least two --system"),
+    (["--system", "name=a,llm=smollm2", "--system", "name=a,llm=smollm2"], "names must differ"),
+    (["--system", "name=a,llm=smollm2", "--system", "name=b,llm=smollm2", "--no_cards"], "needs --cards FILE or"),
+    (["--system", "name=a,llm=smollm2", "--system", "name=b,llm=smollm2", "--bad_prompt"], "unknown placeholder"),
+])
+def test_bad_runs_are_one_line_errors_before_anything_loads(tmp_path, extra, message):
+    (tmp_path / "seeker.json").write_text(json.dumps({**json.loads(open(judging.SEEKER_PROMPT).read()),
+                                                      "system": "You feel {mood}."}))
+    args = ["run", "--db", str(tmp_path / "s.db"), "--seeker", "name=s,llm=smollm2", "--judge", "name=j,llm=smollm2"]
+    args += [] if "--no_cards" in extra else ["--test_file", write_test_file(tmp_path)]
+    args += ["--seeker_prompt", str(tmp_path / "seeker.json")] if "--bad_prompt" in extra else []
+    with pytest.raises(UserError, match=re.escape(message)):
+        auto_eval.main(args + [a for a in extra if a not in ("--no_cards", "--bad_prompt")])
+    assert not (tmp_path / "s.db").exists()

@@ -66,6 +66,13 @@ def test_full_loop_tiny_llm_and_pal(inputs, tmp_path, capsys):
     assert counts(str(db)) == before
     with pytest.raises(UserError, match="another setup"):  # another setup on the same database is refused
         auto_eval.main(run_args(inputs, db, tiny, tiny, "--turns", "3"))
+    cards = json.loads((tmp_path / "cards.json").read_text())
+    cards["cards"][0]["situation"] = "edited"
+    (tmp_path / "cards.json").write_text(json.dumps(cards))
+    with pytest.raises(UserError, match="holds other cards"):  # edited cards are never overwritten
+        auto_eval.main(run_args(inputs, db, tiny, tiny))
+    with pytest.raises(UserError, match="another setup"):  # they make a new study
+        auto_eval.main(run_args(inputs, db, tiny, tiny, "--cards", str(tmp_path / "cards.json")))
     analyze_main([str(db)])
     rows = json.loads((tmp_path / "judge_eval.json").read_text())
     assert {r["criterion"] for r in rows} == {"Fluency", "Identification", "Comforting", "Suggestion", "Overall",

@@ -202,8 +202,11 @@ def cards_for(args):
         raise UserError("run needs --cards FILE or --test_file TEST_TXT (the role cards' source)")
     cards = role_cards.cards_from_test_file(args.test_file, args.num_cards, not args.no_persona)
     path = os.path.join(os.path.dirname(os.path.abspath(args.db)), "cards.json")
-    role_cards.write_cards(path, cards, os.path.abspath(args.test_file))
-    print(f"role cards: {len(cards)} from {args.test_file} -> {path} (edit it and pass --cards to change them)")
+    if os.path.exists(path) and role_cards.load_cards(path) != cards:  # never overwrite edited cards
+        raise UserError(f"{path} holds other cards (edited?); pass --cards {path} to use them, or remove it")
+    if not os.path.exists(path):
+        role_cards.write_cards(path, cards, os.path.abspath(args.test_file))
+        print(f"role cards: {len(cards)} from {args.test_file} -> {path} (edit it and pass --cards to change them)")
     return cards, path
 
 

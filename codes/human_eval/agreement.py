@@ -46,3 +46,21 @@ def krippendorff_alpha(units):
         return None
     observed = sum(v for (a, b), v in coincidences.items() if a != b)
     return 1 - (n - 1) * observed / expected
+
+
+def cohen_kappa(pairs):
+    """Cohen's kappa of two raters over (label_1, label_2) pairs: (p_o - p_e) / (1 - p_e), p_e from each rater's own
+    label shares. None when there are no pairs or p_e = 1 (both raters always use one and the same label)."""
+    if not pairs:
+        return None
+    n = len(pairs)
+    first, second = Counter(a for a, _ in pairs), Counter(b for _, b in pairs)
+    expected = sum(first[label] * second[label] for label in first) / n ** 2
+    if expected == 1:
+        return None
+    return (percent_agreement(pairs) - expected) / (1 - expected)
+
+
+def percent_agreement(pairs):
+    """Share of pairs with the same label (None without pairs)."""
+    return sum(a == b for a, b in pairs) / len(pairs) if pairs else None

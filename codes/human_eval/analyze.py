@@ -3,7 +3,8 @@
     python -m human_eval.analyze DB [--output_dir DIR]
 
 Writes human_eval.md (the table, also printed), human_eval.json (every number) and human_eval.png (bar chart) to
---output_dir (default: the database's folder). A pair (X, Y) is ordered by name; "X wins" counts judgments that
+--output_dir (default: the database's folder), and judge_eval.{md,json,png} when an LLM judge (human_eval.auto_eval)
+has judged tasks of the study. A pair (X, Y) is ordered by name; "X wins" counts judgments that
 preferred X. Agreement is computed over tasks judged by two or more annotators, on the labels X / tie / Y.
 """
 import os
@@ -15,6 +16,7 @@ from palkit.cli import ArgumentParser, UserError, run_main
 from palkit.atomic import atomic_write, write_json
 
 from human_eval.agreement import fleiss_kappa, krippendorff_alpha, sign_test
+from human_eval.auto_analysis import judge_report
 
 
 def read_judgments(db_path):
@@ -74,24 +76,36 @@ def markdown(summary):
 
 def bar_chart(summary, path):
     """One panel per pair: a stacked horizontal bar per criterion (X wins / tie / Y wins, % of judgments)."""
+    stacked_bar_chart([(f"{x} vs {y}", by_criterion, win_tie_loss(x, y), "n") for (x, y), by_criterion in
+                       summary.items()], path, "% of judgments")
+
+
+def win_tie_loss(x, y):
+    """The bar segments of a pair: (statistic, legend label, colour)."""
+    return [("wins", f"{x} wins", "#3b7dd8"), ("ties", "tie", "#c9c9c9"), ("losses", f"{y} wins", "#e07b39")]
+
+
+def stacked_bar_chart(panels, path, xlabel, note=None):
+    """panels: [(title, {criterion: statistics}, segments, the statistic that is 100%)], one stacked horizontal bar
+    per criterion; note(statistics) is written right of each bar when given."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    pairs = list(summary.items())
-    fig, axes = plt.subplots(len(pairs), 1, figsize=(8.5, 0.5 + 0.45 * sum(len(c) for _, c in pairs) + 0.6 * len(pairs)),
-                             squeeze=False)
-    for ax, ((x, y), by_criterion) in zip(axes[:, 0], pairs):
+    fig, axes = plt.subplots(len(panels), 1, squeeze=False, figsize=(
+        8.5 + (0.5 if note else 0), 0.5 + 0.45 * sum(len(p[1]) for p in panels) + 0.6 * len(panels)))
+    for ax, (title, by_criterion, segments, total) in zip(axes[:, 0], panels):
         names = list(by_criterion)[::-1]
         left = [0.0] * len(names)
-        for key, label, color in (("wins", f"{x} wins", "#3b7dd8"), ("ties", "tie", "#c9c9c9"),
-                                  ("losses", f"{y} wins", "#e07b39")):
-            share = [100 * by_criterion[c][key] / by_criterion[c]["n"] for c in names]
+        for key, label, color in segments:
+            share = [100 * by_criterion[c][key] / max(by_criterion[c][total], 1) for c in names]
             ax.barh(names, share, left=left, color=color, label=label)
             left = [a + b for a, b in zip(left, share)]
+        for i, c in enumerate(names if note else []):
+            ax.text(101, i, note(by_criterion[c]), va="center", fontsize=8)
         ax.set_xlim(0, 100)
-        ax.set_xlabel("% of judgments")
-        ax.set_title(f"{x} vs {y}")
-        ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8, frameon=False)
+        ax.set_xlabel(xlabel)
+        ax.set_title(title)
+        ax.legend(loc="center left", bbox_to_anchor=(1.2 if note else 1.01, 0.5), fontsize=8, frameon=False)
     fig.tight_layout()
     with atomic_write(path, "wb") as f:
         fig.savefig(f, format="png", dpi=100)
@@ -114,7 +128,8 @@ def main(argv=None):
     p.add_argument("--output_dir", default=None, type=output_dir, help="default: the database's folder")
     args = p.parse_args(argv)
     rows = read_judgments(args.db)
-    summary = summarise(rows, criteria_from_db(args.db))
+    criteria = criteria_from_db(args.db)
+    summary = summarise(rows, criteria)
     out_dir = require_output_dir(args.output_dir or os.path.dirname(os.path.abspath(args.db)))
     table = markdown(summary)
     with atomic_write(os.path.join(out_dir, "human_eval.md")) as f:
@@ -126,6 +141,7 @@ def main(argv=None):
         bar_chart(summary, os.path.join(out_dir, "human_eval.png"))
     print(table, end="")
     print(f"wrote {out_dir}/human_eval.md, human_eval.json" + (", human_eval.png" if summary else ""))
+    judge_report(args.db, out_dir, criteria)  # an LLM judge's verdicts (human_eval.auto_eval), when there are any
 
 
 if __name__ == "__main__":

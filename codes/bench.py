@@ -41,7 +41,7 @@ import torch
 from pal.cli import UserError, resolve_device, run_main, write_json
 from pal.config import REPO_ROOT, load_config, build_tokenizer
 from pal.dialogues import load_dialogues
-from pal.flops import Shape, batch_shape, decoding_macs, train_step_macs
+from pal.flops import Shape, batch_shape, decoding_macs, encoder_side, train_step_macs
 from pal.generation import generate
 from pal.inputter import Featurizer, collate, settings_for
 from pal.model import build_model
@@ -390,11 +390,15 @@ def summarize(runs, outputs, shape, train_batches, gen_batches, args):
     gen_tokens = args.gen_batch_size * args.max_length
     gen_macs = [statistics.mean(decoding_macs(shape, persona, *batch_shape(b)[:2], steps=args.max_length + 1).total
                                 for b in gen_batches) for persona in (True, False)]
+    # The decoder's share alone (without the encoder side): the floor per decoded token.
+    decoder_macs = [m - statistics.mean(encoder_side(shape, persona, *batch_shape(b)[:2]).total for b in gen_batches)
+                    for m, persona in zip(gen_macs, (True, False))]
 
     def pair(kind):
         row = against_floor(runs[f"{kind}_pal"], runs[f"{kind}_vanilla"], *gen_macs)
         row.update(pal_tokens_per_s=gen_tokens / row["pal_s"], vanilla_tokens_per_s=gen_tokens / row["vanilla_s"],
-                   batch_size=args.gen_batch_size, reply_tokens=args.max_length)
+                   batch_size=args.gen_batch_size, reply_tokens=args.max_length,
+                   decoder_floor_ratio=decoder_macs[0] / decoder_macs[1])
         return row
     stacked, two_pass = statistics.median(runs["greedy_pal"]), statistics.median(runs["two_pass_pal"])
     return {

@@ -375,3 +375,12 @@ def test_prepare_writes_the_features_and_refuses_bad_input(tmp_path, blender_tok
                                 "--pretrained_model_path", blender_tokenizer_dir, "--output_dir", str(tmp_path / "no")])
     assert e.value.code == 2 and "bad.txt: dialogue 0 (line 1, column 2): invalid JSON" in capsys.readouterr().err
     assert not (tmp_path / "no").exists()
+
+
+@pytest.mark.parametrize("text", ["Hello! I'm here.", "  hi   there\n I'm SAD :( ...  ", "a\nb\n", "job.</s>", "x<s>y",
+                                  "[Restatement or Paraphrasing] ok", "no__unk__ ü ñ 😢", "", "Persona:it's, (fine)?"])
+def test_encode_word_by_word_equals_the_tokenizer(real_toker, text):
+    """Featurizer.encode keeps each word's ids; a text with an added token is encoded whole."""
+    fast = featurizer(real_toker)
+    for _ in range(2):  # the second time from its word cache
+        assert fast.encode(text) == real_toker(text, add_special_tokens=False)["input_ids"]

@@ -69,6 +69,42 @@ def test_shared_embedding_lookup_equals_two_encoder_passes_with_dropout(tiny_ble
                            model.encode(batch["input_ids"], batch["attention_mask"]))  # dropout is really on
 
 
+FLUSH_RESPONSES = ["i am sorry to hear that", "hello", "what happened"]
+
+
+def test_flushing_subnormals_in_the_fusion_changes_no_loss_and_no_weight(tiny_blender_dir):
+    """flush_subnormal_fusion (the training speed-up) against the plain products: three optimizer steps with dropout,
+    losses and every weight bit for bit; the fusion's softmaxes really hold subnormal probabilities."""
+    from pal.optim import HF4AdamW, parameter_groups
+    runs = []
+    for flush in (False, True):
+        toker, model = tiny_model(tiny_blender_dir, std=1.0)
+        with torch.no_grad():  # encoder states as large as a full-size model's (d 512), so the softmaxes are peaked
+            model.model.encoder.layers[-1].final_layer_norm.weight.fill_(4.0)
+        batch = make_batch(toker, CONTEXTS, PERSONAS, FLUSH_RESPONSES, [0, 4, 2])
+        model.flush_subnormal_fusion = flush
+        model.train()
+        optimizer = HF4AdamW(parameter_groups(model, 0.01, "spec"), lr=1e-3)
+        torch.manual_seed(5)
+        losses = []
+        for _ in range(3):
+            loss = model(**batch).loss
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+            losses.append(loss.item())
+        runs.append((losses, model.state_dict()))
+    (plain_losses, plain), (flushed_losses, flushed) = runs
+    assert plain_losses == flushed_losses
+    assert all(torch.equal(plain[k], flushed[k]) for k in plain)
+    with torch.no_grad():
+        model.eval()
+        h_c = model.encode(batch["input_ids"], batch["attention_mask"])
+        h_p = model.encode(batch["persona_input_ids"], batch["persona_attention_mask"])
+        p = torch.bmm(h_p, h_c.transpose(1, 2)).softmax(dim=-1)
+    assert ((p > 0) & (p < torch.finfo(p.dtype).tiny)).any()
+
+
 def test_unmasked_fusion_depends_on_padding_masked_does_not(tiny_blender_dir):
     """The authors' fusion attends over padding (so batching matters); fusion_mask_padding removes that."""
     toker, model = tiny_model(tiny_blender_dir)

@@ -110,16 +110,22 @@ def test_bench_small_prints_every_ratio_and_writes_json(tmp_path):
     out = run([sys.executable, "codes/bench.py", "--small", "--dialogues", "3", "--rounds", "1", "--train_steps", "1",
                "--train_batch_size", "2", "--gen_batch_size", "2", "--max_length", "3", "--output", str(out_json)])
     assert out.returncode == 0, out.stderr[-2000:]
-    for row in ("featurization", "train step", "greedy", "peak memory"):
+    for row in ("featurization", "peak memory"):
         assert re.search(rf"^{row} .*target", out.stdout, re.M), f"no {row} row:\n{out.stdout}"
-    for row in ("sampled", "PAL decoder"):
-        assert re.search(rf"^{row} .*ratio|^{row} .*speed-up", out.stdout, re.M), f"no {row} row:\n{out.stdout}"
+    for row in ("train step", "greedy", "sampled"):  # each followed by its floor line with the target
+        assert re.search(rf"^{row} .*ratio.*\n +floor .*over floor .*GFLOP/s .*target within", out.stdout, re.M), \
+            f"no {row} row:\n{out.stdout}"
+    assert re.search(r"^PAL decoder .*speed-up", out.stdout, re.M), f"no PAL decoder row:\n{out.stdout}"
     results = json.loads(out_json.read_text())
     assert results["featurization"]["identical_ids"] is True
     for key in ("featurization", "train_step", "greedy", "sampled", "peak_memory"):
         assert results[key]["ratio"] > 0
+    for key in ("train_step", "greedy", "sampled"):
+        row = results[key]
+        assert row["floor_ratio"] > 1 and row["pal_gflops"] > 0 and row["vanilla_gflops"] > 0
+        assert row["over_floor_pct"] == pytest.approx((row["ratio"] / row["floor_ratio"] - 1) * 100)
     assert results["pal_decoder"]["identical"] == 1.0 and results["pal_decoder"]["speedup"] > 0
-    assert set(results["targets"]) == {"featurization", "train_step", "greedy", "peak_memory"}
+    assert set(results["targets"]) == {"featurization", "train_step", "greedy", "sampled", "peak_memory"}
 
 
 @pytest.mark.slow

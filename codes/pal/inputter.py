@@ -4,9 +4,10 @@ Two inputters, as in the authors' code: `strat` (configs `strat` = PAL and `stra
 walks a dialogue with "Persona:"/"System:[strategy]" context strings and emits one example per supporter turn
 (input_ids: the last max_input_length ids of the joined context; persona_input_ids: the persona known at that
 turn; labels: strategy token, reply, eos); `vanilla` joins the utterances' ids by eos, without strategy token.
-Each dialogue's history is tokenized once, in the pieces between strategy tokens, and each example's ids are
-assembled from those pieces: exactly the ids of re-tokenizing the joined history per example (the authors' way,
-pal.reference_featurization), for both vocabularies; why that holds: docs/reproduction.md#featurization.
+Each distinct utterance of a dialogue is tokenized once (PAL's vocabulary reuses the reply ids in the history;
+Blender-Joint's splits the history into pieces between strategy tokens) and each example's ids are assembled from
+those pieces: exactly the ids of re-tokenizing the joined history per example (the authors' way,
+pal.reference_featurization), for every config; why that holds: docs/reproduction.md#featurization.
 
 Batching is part of faithfulness, since PAL's unmasked fusion makes outputs depend on padding
 (docs/reproduction.md#batching): training batches come from `BucketBatchSampler` (the authors' bucketing),
@@ -16,11 +17,13 @@ examples.
 import math
 import os
 import random
+import re
 import sys
 from dataclasses import dataclass, field
 from typing import List, Optional
 
 import torch
+from transformers import BlenderbotSmallTokenizer
 
 from palkit.cli import UserError
 from .config import STRATEGIES, STRATEGY_TOKENS
@@ -35,6 +38,7 @@ FIRST_PERSONA_SEEKER_TURN = 3  # persona_list[0] is inferred from the seeker's f
 # Model families (config "model_name") whose batches carry the persona tensors.
 PERSONA_MODEL_NAMES = {"strat_blenderbot_small"}
 REFORMAT_HINT = "write it with codes/_reformat/process.py (one JSON dialogue per line)"
+WORDS = re.compile(r"\S+\n?")  # how BlenderbotSmallTokenizer._tokenize splits a text into words
 
 
 # ------------------------------------------------------------------------------------------------ settings
@@ -120,13 +124,28 @@ class Featurizer:
         self.bos, self.eos, self.pad = toker.bos_token_id, toker.eos_token_id, toker.pad_token_id
         if None in (self.bos, self.eos, self.pad):
             raise UserError("the tokenizer lacks a bos, eos or pad token (BlenderBot-small's has all three)")
+        self._word_ids = {}
+        # Word by word only for BlenderBot-small's own word splitting, and only for texts without added tokens.
+        self._by_word = type(toker)._tokenize is BlenderbotSmallTokenizer._tokenize
+        self._added = sorted(getattr(toker, "added_tokens_encoder", {}), key=len, reverse=True)
         if settings.inputter_name == "strat":
             self.strategy_ids = [self.single_token_id(tok) for tok in STRATEGY_TOKENS]
+            self.supporter_prefix_ids = self.encode(SUPPORTER_PREFIX)
+            added = set(getattr(toker, "added_tokens_encoder", {}))
+            # The joiner's ids when it is made of added tokens (nothing merges across it), else None.
+            self.joiner_ids = self.encode(CONTEXT_JOINER) if set(CONTEXT_JOINER.split()) <= added else None
         self._persona_cache = {}
 
     def encode(self, text):
-        # BlenderBot-small's tokenizer adds no bos/eos, so this equals the authors' `toker(text).input_ids`.
-        return self.toker(text, add_special_tokens=False)["input_ids"]
+        """The authors' `toker(text).input_ids` (BlenderBot-small's tokenizer adds no bos/eos)."""
+        if not self._by_word or any(token in text for token in self._added):
+            return self.toker(text, add_special_tokens=False)["input_ids"]
+        ids = []
+        for word in WORDS.findall(text):
+            if word not in self._word_ids:
+                self._word_ids[word] = self.toker(word, add_special_tokens=False)["input_ids"]
+            ids += self._word_ids[word]
+        return ids
 
     def single_token_id(self, token):
         ids = self.encode(token)
@@ -153,13 +172,25 @@ class Featurizer:
         def emitted(i):  # never a dialogue's first turn; outside training only right after a seeker turn
             return i > 0 and (stage == "training" or turns[i - 1][0] != "sys")
 
-        contexts = self.strat_contexts(turns, emitted) if strat else self.vanilla_contexts(turns, emitted)
+        cache = {}
+
+        def utterance_ids(text):  # each distinct string of the dialogue tokenized once
+            if text not in cache:
+                cache[text] = self.encode(text)
+            return cache[text]
+
+        if not strat:
+            contexts = self.vanilla_contexts(turns, emitted, utterance_ids)
+        elif self.joiner_ids is not None:
+            contexts = self.strat_contexts_by_utterance(turns, emitted, utterance_ids)
+        else:
+            contexts = self.strat_contexts(turns, emitted)
         features = []
         for i, seeker_turns, context in contexts:
             text, strategy = turns[i][1], turns[i][2]
             strat_index = STRATEGIES.index(strategy) if strat else None
             persona = self.persona_ids(personas(seeker_turns)) if strat else None
-            feature = self.example(context, self.encode(text), strat_index, persona)
+            feature = self.example(context, utterance_ids(text), strat_index, persona)
             feature.dialogue_index, feature.turn_index = dialogue_index, i
             if with_meta:
                 feature.meta = self.example_meta(feature, turns[i - 1][1], text)
@@ -184,13 +215,27 @@ class Featurizer:
             closed += piece + [self.strategy_ids[STRATEGIES.index(strategy)]]
             parts = [text]
 
-    def vanilla_contexts(self, turns, emitted):
+    def strat_contexts_by_utterance(self, turns, emitted, utterance_ids):
+        """strat_contexts for a joiner of added tokens: the history is its context strings' ids joined by the
+        joiner's ids, and a supporter turn's text ids are those of its reply."""
+        history, seeker_turns = [], 0
+        for i, (speaker, text, strategy) in enumerate(turns):
+            if speaker == "usr":
+                seeker_turns += 1
+                piece = utterance_ids(SEEKER_PREFIX + text)
+            else:
+                if emitted(i):
+                    yield i, seeker_turns, history + self.supporter_prefix_ids
+                piece = self.supporter_prefix_ids + [self.strategy_ids[STRATEGIES.index(strategy)]] + utterance_ids(text)
+            history += piece + self.joiner_ids
+
+    def vanilla_contexts(self, turns, emitted, utterance_ids):
         """(turn index, None, context ids) at each emitted supporter turn: zcj's utterance ids joined by eos."""
         joined = []
         for i, (speaker, text, _) in enumerate(turns):
             if speaker == "sys" and emitted(i):
                 yield i, None, joined[:-1]
-            joined += self.encode(text) + [self.eos]
+            joined += utterance_ids(text) + [self.eos]
 
     def example(self, context, response, strat_index, persona):
         s = self.settings

@@ -4,7 +4,7 @@
 #   Extractor: $EXTRACTOR_DIR/best (default DATA/persona_extractor/bart-large-cnn/best, from
 #   RUN/train_persona_extractor.sh); input $ESCONV_FILE (default DATA/ESConv.json); output $PESCONV_FILE
 #   (default DATA/PESConv.json), which then goes to:
-#     python codes/_reformat/process.py --add_persona True --input_file DATA/PESConv.json --output_dir DATA/pesconv
+#     RUN/python codes/_reformat/process.py --add_persona True --input_file DATA/PESConv.json --output_dir DATA/pesconv
 #   NPROC (processes on this machine, e.g. one per GPU; > 1 runs torchrun, each process annotating its share of
 #   the conversations; the output is byte-identical to one process's).
 #   An interrupted run continues with: bash RUN/annotate_persona.sh --resume (with the same NPROC)

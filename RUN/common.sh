@@ -53,7 +53,7 @@ show_command_and_exit() {
   done
   echo
   echo "It runs (values from the environment and your arguments; a later option overrides an earlier one):"
-  printf '  %s' "$program"
+  printf '  %s' "${program/#python/RUN/python}"  # runnable as printed, from a plain shell (RUN/python)
   for a in "${words[@]}"; do
     if [[ "$a" == -* && ! "$a" =~ ^-[0-9.]+$ ]]; then printf ' \\\n      %s' "$a"
     else printf ' %s' "$(quote_arg "$a")"; fi
@@ -61,7 +61,7 @@ show_command_and_exit() {
   done
   echo
   if [ -n "$script" ]; then
-    echo "All options of $script and their defaults: python $script --help (in the environment of RUN/setup_env.sh)"
+    echo "All options of $script and their defaults: RUN/python $script --help"
   fi
   exit 0
 }
@@ -93,7 +93,6 @@ if wants_help "$@"; then  # the caller's arguments: `source` without arguments k
   PAL_HELP=1
   print_header "$PAL_SCRIPT"
   python() { show_command_and_exit python "$@"; }
-  torchrun() { show_command_and_exit torchrun "$@"; }
 else
   source "$ROOT/RUN/setup_env.sh"
   default_cpu_threads
@@ -102,7 +101,8 @@ cd "$ROOT"
 PRETRAINED_ARGS=()
 if [ -n "${PRETRAINED_MODEL_PATH:-}" ]; then PRETRAINED_ARGS+=(--pretrained_model_path "$PRETRAINED_MODEL_PATH"); fi
 
-# set_launcher: LAUNCH=(python), or (torchrun --standalone --nproc_per_node N) when NPROC=N > 1 (N processes on this
+# set_launcher: LAUNCH=(python), or (python -m torch.distributed.run --standalone --nproc_per_node N, i.e. torchrun)
+# when NPROC=N > 1 (N processes on this
 # machine, e.g. one per GPU); an NPROC that is not a positive integer is a one-line error (exit 2).
 set_launcher() {
   local n="${NPROC:-1}"
@@ -111,7 +111,7 @@ set_launcher() {
     exit 2
   fi
   LAUNCH=(python)
-  if [ "$n" -gt 1 ]; then LAUNCH=(torchrun --standalone --nproc_per_node "$n"); fi
+  if [ "$n" -gt 1 ]; then LAUNCH=(python -m torch.distributed.run --standalone --nproc_per_node "$n"); fi
 }
 
 # resume_run SCRIPT ARGS...: when --resume is among ARGS, runs "${LAUNCH[@]}" SCRIPT ARGS and exits: a resumed run

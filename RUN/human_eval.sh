@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The human-evaluation server (ESConv's pairwise protocol in the browser; codes/human_eval/, README "Human evaluation").
-# Usage: bash RUN/human_eval.sh [python -m human_eval arguments]
+# Usage: bash RUN/human_eval.sh [RUN/python -m human_eval arguments]
 #   With no --system / --results the study runs on the demo models of RUN/demo.sh (demo_out/): PAL against
 #   PAL alpha=0 (the same checkpoint, contrastive decoding off), live persona from the demo extractor, seeker cards
 #   from demo_out/pesconv/test.txt, annotators annotator1 and annotator2, database demo_out/human_eval/study.db.
@@ -13,7 +13,7 @@
 #     --persona_extractor DATA/persona_extractor/bart-large-cnn --annotators ann1,ann2,ann3
 #   bash RUN/human_eval.sh --mode static --results pal=RES_DIR1 --results joint=RES_DIR2 --test_file DATA/pesconv/test.txt
 #   bash RUN/human_eval.sh --mode chat --system name=pal,config=strat,checkpoint=... --persona_extractor DIR
-# Annotators: python -m human_eval.admin --db DB add NAME; results: python -m human_eval.analyze DB.
+# Annotators: RUN/python -m human_eval.admin --db DB add NAME; results: RUN/python -m human_eval.analyze DB.
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 DEMO="${DEMO_OUT:-demo_out}"
 DEFAULTS=()

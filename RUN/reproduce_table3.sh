@@ -83,7 +83,7 @@ if [ ! -f DATA/PESConv.json ] || [ "$DRY_RUN" -eq 1 ]; then
 fi
 
 # 2. Reformat (seed-13 7:2:1 split) and featurize for PAL and Blender-Joint (same dialogues, same split).
-run python codes/_reformat/process.py --add_persona True --input_file DATA/PESConv.json --output_dir DATA/pesconv
+run RUN/python codes/_reformat/process.py --add_persona True --input_file DATA/PESConv.json --output_dir DATA/pesconv
 run env TRAIN_FILE=DATA/pesconv/train.txt bash RUN/prepare_strat.sh
 run env TRAIN_FILE=DATA/pesconv/train.txt bash RUN/prepare_no_persona.sh
 
@@ -109,20 +109,20 @@ for s in "${SEED_LIST[@]}"; do
         esac
         out="DATA/table3/$system/seed-$s/epoch-$e/decode-$d"
         run env INFER_FILE=DATA/pesconv/test.txt bash "$script" "$ckpt" "${extra[@]}" --seed "$d" --save_dir "$out"
-        run python codes/get_cos_similarity.py --input_file "$out/gen.json" --model "$SIMCSE"
+        run RUN/python codes/get_cos_similarity.py --input_file "$out/gen.json" --model "$SIMCSE"
       done
     done
   done
 done
 for s in "${SEED_LIST[@]}"; do
-  run python codes/plot_training.py "DATA/strat.strat/table3-seed-$s"
-  run python codes/plot_training.py "DATA/strat.strat_no_persona/table3-seed-$s"
+  run RUN/python codes/plot_training.py "DATA/strat.strat/table3-seed-$s"
+  run RUN/python codes/plot_training.py "DATA/strat.strat_no_persona/table3-seed-$s"
 done
 
 # 5. The table (each rule, mean +- sd over training seeds, CIs, beside the paper) and the paired tests.
-run python codes/summarize_results.py DATA/table3 --select best_ppl "epoch:$FIXED_EPOCH" every \
+run RUN/python codes/summarize_results.py DATA/table3 --select best_ppl "epoch:$FIXED_EPOCH" every \
   --output DATA/table3/results.md --json DATA/table3/results.json --plot DATA/table3/epochs.png
-run python codes/compare_systems.py DATA/table3/pal DATA/table3/pal_alpha0 DATA/table3/blender_joint --select best_ppl \
+run RUN/python codes/compare_systems.py DATA/table3/pal DATA/table3/pal_alpha0 DATA/table3/blender_joint --select best_ppl \
   --markdown DATA/table3/compare_best_ppl.md --output DATA/table3/compare_best_ppl.json \
   --plot DATA/table3/compare_best_ppl.png
 echo "# Table 3: DATA/table3/results.md (README, Results: how to read it);" \

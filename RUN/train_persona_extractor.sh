@@ -11,7 +11,7 @@
 #   An interrupted run continues with: bash RUN/train_persona_extractor.sh --resume [OUTPUT_DIR]
 #   (default $EXTRACTOR_DIR) with the arguments in its args.json; --max_steps, --device may be added.
 #   CPU smoke run with a tiny random BART:
-#     python persona_extractor/tiny_bart.py /tmp/tiny_bart --tokenizer_dir ../shared/models/bart-base
+#     RUN/python persona_extractor/tiny_bart.py /tmp/tiny_bart --tokenizer_dir ../shared/models/bart-base
 #     bash RUN/train_persona_extractor.sh --model_name_or_path /tmp/tiny_bart --num_epochs 1
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 set_launcher

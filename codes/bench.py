@@ -1,8 +1,8 @@
 """Side-by-side benchmarks of the PAL suite, measured in one run on the same batches and the same random weights.
 
-    python codes/bench.py                     # full-size BlenderBot-small-90M config (random weights), CPU or CUDA
-    python codes/bench.py --small             # a tiny config: seconds, for a smoke run
-    python codes/bench.py --output bench.json --bf16   # also write JSON; bfloat16 autocast for the model passes
+    RUN/python codes/bench.py                     # full-size BlenderBot-small-90M config (random weights), CPU or CUDA
+    RUN/python codes/bench.py --small             # a tiny config: seconds, for a smoke run
+    RUN/python codes/bench.py --output bench.json --bf16   # also write JSON; bfloat16 autocast for the model passes
 
 Each row is a ratio of two measurements taken here, now, on this machine: absolute times vary between machines and
 runs, the ratios much less. Rows and targets (full-size config; issue 14):
@@ -21,6 +21,13 @@ table (top operators by self time) of one PAL and one vanilla run of it, so the 
 Peak memory on CPU is the process's peak resident set (VmHWM, reset before the step), measured in a fresh
 subprocess per model so that one model's freed memory cannot hide the other's; on CUDA, max_memory_allocated.
 """
+try:  # a plain `python` outside the project's environment: one line saying how to run this script
+    import pal  # noqa: F401
+except ModuleNotFoundError as missing:
+    import os, sys
+    launcher = os.path.relpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "RUN", "python"))
+    launcher = launcher if launcher.startswith(os.pardir) else os.path.join(os.curdir, launcher)
+    sys.exit(f"error: {missing} (not the project's environment): run it as  {launcher} {' '.join(sys.argv)}")
 import argparse
 import json
 import os

@@ -1,6 +1,6 @@
 """Paired significance tests of every Table 3 metric between systems decoded on the same test examples.
 
-    python codes/compare_systems.py A B [C ...] [--select best_ppl] [--resamples 10000] [--seed 0]
+    RUN/python codes/compare_systems.py A B [C ...] [--select best_ppl] [--resamples 10000] [--seed 0]
                                     [--output FILE.json] [--plot FILE.png]
 
 Each of A, B, ... is one system: a result folder, a folder holding result folders (e.g. DATA/table3/pal: every
@@ -12,6 +12,13 @@ scored as the mean over its folders; the spread table then says how much of thei
 --output: JSON keyed by metric.json key ({a, b, delta, ci_low, ci_high, p_value, se, spread} in metric.json's
 scale); with more than one B, each key holds one such object per B, keyed by B's name.
 """
+try:  # a plain `python` outside the project's environment: one line saying how to run this script
+    import pal  # noqa: F401
+except ModuleNotFoundError as missing:
+    import os, sys
+    launcher = os.path.relpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "RUN", "python"))
+    launcher = launcher if launcher.startswith(os.pardir) else os.path.join(os.curdir, launcher)
+    sys.exit(f"error: {missing} (not the project's environment): run it as  {launcher} {' '.join(sys.argv)}")
 import argparse
 import sys
 

@@ -1,6 +1,6 @@
 """Re-score an existing gen.json without a model: rewrites metric.json (and friends) in the result folder.
 
-    python codes/evaluate.py RESULT_DIR [--add_nlg_eval] [--ead_vocab_size 54956] [--gold_file DATA/pesconv/test.txt]
+    RUN/python codes/evaluate.py RESULT_DIR [--add_nlg_eval] [--ead_vocab_size 54956] [--gold_file DATA/pesconv/test.txt]
 
 RESULT_DIR is a folder written by codes/infer.py, or by the authors' infer.py (chengjl19/PAL, thu-coai codes_zcj),
 or the gen.json file itself. Writes metric.json, metric_list.json, the strategy confusion matrix (JSON + PNG) and
@@ -13,6 +13,13 @@ The folder is changed as one unit and sealed (pal.results): a kill leaves it as 
 folder (files not committed with its gen.json) is named in one line and its metric files are replaced.
 NLTK's English punkt_tab ships in codes/metric/nltk_data/ (used when NLTK finds none of its own).
 """
+try:  # a plain `python` outside the project's environment: one line saying how to run this script
+    import pal  # noqa: F401
+except ModuleNotFoundError as missing:
+    import os, sys
+    launcher = os.path.relpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "RUN", "python"))
+    launcher = launcher if launcher.startswith(os.pardir) else os.path.join(os.curdir, launcher)
+    sys.exit(f"error: {missing} (not the project's environment): run it as  {launcher} {' '.join(sys.argv)}")
 import sys
 
 from pal.checks import existing_file, existing_path, int_range

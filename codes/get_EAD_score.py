@@ -1,6 +1,6 @@
 """Expectation-adjusted distinct (EAD; the paper's E-1/E-2) of the generations in a gen.json.
 
-    python codes/get_EAD_score.py --input_file RESULT_DIR/gen.json [--n 1 2] [--vocab_size 54956]
+    RUN/python codes/get_EAD_score.py --input_file RESULT_DIR/gen.json [--n 1 2] [--vocab_size 54956]
 
 EAD-n = N / (V * (1 - ((V-1)/V)^C)), N = distinct n-grams, C = all n-grams of the generations, each generation
 split into sentences (nltk.sent_tokenize) and words (nltk.word_tokenize), not lower-cased, as the authors do.
@@ -9,6 +9,13 @@ gen.json). A JSON list of plain strings is accepted too. Writes ead.json (values
 next to the input unless --output_file says otherwise; beside a gen.json it is committed into the result folder as
 one unit and sealed with that gen.json (pal.results), so readers know which generations it describes.
 """
+try:  # a plain `python` outside the project's environment: one line saying how to run this script
+    import pal  # noqa: F401
+except ModuleNotFoundError as missing:
+    import os, sys
+    launcher = os.path.relpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "RUN", "python"))
+    launcher = launcher if launcher.startswith(os.pardir) else os.path.join(os.curdir, launcher)
+    sys.exit(f"error: {missing} (not the project's environment): run it as  {launcher} {' '.join(sys.argv)}")
 import os
 
 from pal.checks import existing_path, int_range, output_file, positive_int, require_output_file

@@ -1,6 +1,6 @@
 """Persona-response cosine similarity (the paper's Cos-Sim) of a gen.json, with a sentence encoder.
 
-    python codes/get_cos_similarity.py --input_file RESULT_DIR/gen.json [--model DIR_OR_HUB_NAME]
+    RUN/python codes/get_cos_similarity.py --input_file RESULT_DIR/gen.json [--model DIR_OR_HUB_NAME]
 
 For each example: cosine between the encoder's pooler output for the persona and for the generation (the paper's
 number), and between the persona and the gold response. Writes cos_similarity.json (means; `cos-sim-generation`
@@ -12,6 +12,13 @@ do, included in the mean; --exclude_empty_persona True leaves them out (`nonempt
 Beside a gen.json the files are committed into its result folder as one unit and sealed with that gen.json
 (pal.results); with --output_file they are written there as they are.
 """
+try:  # a plain `python` outside the project's environment: one line saying how to run this script
+    import pal  # noqa: F401
+except ModuleNotFoundError as missing:
+    import os, sys
+    launcher = os.path.relpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "RUN", "python"))
+    launcher = launcher if launcher.startswith(os.pardir) else os.path.join(os.curdir, launcher)
+    sys.exit(f"error: {missing} (not the project's environment): run it as  {launcher} {' '.join(sys.argv)}")
 import os
 
 from pal.checks import (ENCODER_TOKENIZER_FILES, check_model_dir, check_tokenizer_dir, existing_path, output_file,

@@ -13,13 +13,20 @@ For each --infer_input_file:
    at any instant leaves the earlier complete folder or the new one.
 
 Usage (from the repository root; RUN/infer_strat.sh has the released settings):
-  python codes/infer.py --config_name strat --inputter_name strat --load_checkpoint RUN_DIR/epoch-4.bin \
+  RUN/python codes/infer.py --config_name strat --inputter_name strat --load_checkpoint RUN_DIR/epoch-4.bin \
       --infer_input_file DATA/pesconv/test.txt
-  python codes/infer.py --load_checkpoint RUN_DIR --infer_input_file DATA/pesconv/test.txt   # RUN_DIR's last epoch
+  RUN/python codes/infer.py --load_checkpoint RUN_DIR --infer_input_file DATA/pesconv/test.txt   # RUN_DIR's last epoch
 A checkpoint in a run folder brings the model's arguments from its args.json and config.json (pal.run_folder);
 explicit arguments win; infer_args.json in the result folder records what was used and where it came from.
 The seed is set before each file, so the same seed gives the same gen.json (sampling included).
 """
+try:  # a plain `python` outside the project's environment: one line saying how to run this script
+    import pal  # noqa: F401
+except ModuleNotFoundError as missing:
+    import os, sys
+    launcher = os.path.relpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "RUN", "python"))
+    launcher = launcher if launcher.startswith(os.pardir) else os.path.join(os.curdir, launcher)
+    sys.exit(f"error: {missing} (not the project's environment): run it as  {launcher} {' '.join(sys.argv)}")
 import argparse
 import json
 import math

@@ -1,13 +1,13 @@
 """Chat with a trained model in the terminal; every reply shows the strategy it was decoded after.
 
-    python codes/interact.py --config_name strat --inputter_name strat --load_checkpoint RUN_DIR/epoch-4.bin \
+    RUN/python codes/interact.py --config_name strat --inputter_name strat --load_checkpoint RUN_DIR/epoch-4.bin \
         [--persona "i am a teacher. i have two kids." | --persona_file FILE | --persona_extractor DIR]
 
 Type the seeker's turns; an empty line is ignored, "/reset" starts a new conversation, end of input (Ctrl-D, or the
 end of piped input) saves the conversation as JSON (the file is named, interact_args.json beside it) and quits.
 A checkpoint in a run folder (or the folder itself: its last epoch) brings the model's arguments from its args.json
-(pal.run_folder), so `python codes/interact.py -c RUN_DIR` is enough. Lines are read from stdin, so the chat also runs
-non-interactively: `printf 'hi\\ni lost my job\\n' | python codes/interact.py ...`.
+(pal.run_folder), so `RUN/python codes/interact.py -c RUN_DIR` is enough. Lines are read from stdin, so the chat also runs
+non-interactively: `printf 'hi\\ni lost my job\\n' | RUN/python codes/interact.py ...`.
 
 Persona (config strat only), as PAL sees it (SPEC Stage 3):
 - default: "<input>" (no persona);
@@ -16,6 +16,13 @@ Persona (config strat only), as PAL sees it (SPEC Stage 3):
 - --persona_extractor DIR: a fine-tuned persona extractor (persona_extractor/train_bart.py) infers the persona
   live from everything the seeker said, from the seeker's 3rd turn on ("<input>" before), and prints it.
 """
+try:  # a plain `python` outside the project's environment: one line saying how to run this script
+    import pal  # noqa: F401
+except ModuleNotFoundError as missing:
+    import os, sys
+    launcher = os.path.relpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "RUN", "python"))
+    launcher = launcher if launcher.startswith(os.pardir) else os.path.join(os.curdir, launcher)
+    sys.exit(f"error: {missing} (not the project's environment): run it as  {launcher} {' '.join(sys.argv)}")
 import argparse
 import datetime
 import os

@@ -1,11 +1,18 @@
 """Training curves of a run folder as a PNG: train loss per step, train/validation loss per epoch, validation PPL.
 
-    python codes/plot_training.py RUN_DIR [--output RUN_DIR/training_curves.png]
+    RUN/python codes/plot_training.py RUN_DIR [--output RUN_DIR/training_curves.png]
 
 Reads RUN_DIR/train_log.csv (columns epoch and loss; step/global_step used when present) and RUN_DIR/eval_log.csv
 (epoch, eval_loss, eval_ppl); extra columns are ignored, the authors' column names are accepted too, and either file
 may be absent (not both). --train_log / --eval_log point at files elsewhere.
 """
+try:  # a plain `python` outside the project's environment: one line saying how to run this script
+    import pal  # noqa: F401
+except ModuleNotFoundError as missing:
+    import os, sys
+    launcher = os.path.relpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "RUN", "python"))
+    launcher = launcher if launcher.startswith(os.pardir) else os.path.join(os.curdir, launcher)
+    sys.exit(f"error: {missing} (not the project's environment): run it as  {launcher} {' '.join(sys.argv)}")
 import os
 
 from pal.checks import existing_dir, existing_file, output_file, require_output_file

@@ -7,7 +7,7 @@ Writes DATA/{inputter_name}.{config_name}/features/ (or <--output_dir>/features/
   manifest.json  size and SHA-256 of both; train.py refuses a set whose files do not belong together
 
 Usage (from the repository root; RUN/prepare_strat.sh has the released settings):
-  python codes/prepare.py --config_name strat --inputter_name strat --train_input_file DATA/pesconv/train.txt \
+  RUN/python codes/prepare.py --config_name strat --inputter_name strat --train_input_file DATA/pesconv/train.txt \
       --max_input_length 512 --max_decoder_input_length 50 --use_all_persona False
 
 Differences from the authors' script: the output folder is DATA/{inputter}.{config} (theirs carried a
@@ -15,6 +15,13 @@ Differences from the authors' script: the output folder is DATA/{inputter}.{conf
 (train.py rebuilds it from the config and checks its size against meta.json); one process is used (featurizing
 all of ESConv takes seconds, as each utterance is tokenized once).
 """
+try:  # a plain `python` outside the project's environment: one line saying how to run this script
+    import pal  # noqa: F401
+except ModuleNotFoundError as missing:
+    import os, sys
+    launcher = os.path.relpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "RUN", "python"))
+    launcher = launcher if launcher.startswith(os.pardir) else os.path.join(os.curdir, launcher)
+    sys.exit(f"error: {missing} (not the project's environment): run it as  {launcher} {' '.join(sys.argv)}")
 import argparse
 import os
 

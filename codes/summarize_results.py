@@ -1,7 +1,7 @@
 """Table 3 from result folders: grouped by system and checkpoint-selection rule, mean +- sd over training seeds and
 a 95% confidence interval per cell, beside the paper's rows.
 
-    python codes/summarize_results.py RESULT_DIR [RESULT_DIR ...] [--select best_ppl epoch:9 every]
+    RUN/python codes/summarize_results.py RESULT_DIR [RESULT_DIR ...] [--select best_ppl epoch:9 every]
         [--names A B] [--compare_to pal|pal_alpha0|blender_joint|none ...] [--output FILE.md] [--json FILE.json]
         [--plot FILE.png]
 
@@ -15,6 +15,13 @@ Rules (--select, several allowed): given (folders as given), epoch:N, best_ppl (
 with the lowest validation PPL), every (one table per system, a row per epoch). Default: given when every run has
 one epoch, else best_ppl and every.
 """
+try:  # a plain `python` outside the project's environment: one line saying how to run this script
+    import pal  # noqa: F401
+except ModuleNotFoundError as missing:
+    import os, sys
+    launcher = os.path.relpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "RUN", "python"))
+    launcher = launcher if launcher.startswith(os.pardir) else os.path.join(os.curdir, launcher)
+    sys.exit(f"error: {missing} (not the project's environment): run it as  {launcher} {' '.join(sys.argv)}")
 import argparse
 
 from pal.checks import output_file

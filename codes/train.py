@@ -1,10 +1,10 @@
 """Fine-tune PAL / Blender-Joint / vanilla BlenderBot-small on prepared features (the authors' codes/train.py).
 
 Usage (from the repository root; RUN/train_strat.sh has the released settings):
-  python codes/prepare.py --config_name strat --inputter_name strat --train_input_file DATA/pesconv/train.txt
-  python codes/train.py --config_name strat --inputter_name strat --eval_input_file DATA/pesconv/valid.txt
+  RUN/python codes/prepare.py --config_name strat --inputter_name strat --train_input_file DATA/pesconv/train.txt
+  RUN/python codes/train.py --config_name strat --inputter_name strat --eval_input_file DATA/pesconv/valid.txt
   torchrun --nproc_per_node 2 codes/train.py ...             # DistributedDataParallel (nccl on GPUs, gloo on CPU)
-  python codes/train.py --resume DATA/strat.strat/RUN        # continue a stopped run exactly where it stopped
+  RUN/python codes/train.py --resume DATA/strat.strat/RUN        # continue a stopped run exactly where it stopped
 
 Reads DATA/{inputter}.{config}/features/ (codes/prepare.py) and writes a run folder
 DATA/{inputter}.{config}/<timestamp>.<lr>.<batch>.<n>gpu/ (the authors' name) with
@@ -50,6 +50,13 @@ Documented choices where the released code cannot run or is ambiguous (each an o
                         goes to its end unless given). Ctrl-C says the step the run resumes from (its last saved
                         state) and the command.
 """
+try:  # a plain `python` outside the project's environment: one line saying how to run this script
+    import pal  # noqa: F401
+except ModuleNotFoundError as missing:
+    import os, sys
+    launcher = os.path.relpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "RUN", "python"))
+    launcher = launcher if launcher.startswith(os.pardir) else os.path.join(os.curdir, launcher)
+    sys.exit(f"error: {missing} (not the project's environment): run it as  {launcher} {' '.join(sys.argv)}")
 import argparse
 import datetime
 import json
@@ -281,7 +288,7 @@ def train(args, runtime):
     engine = Engine(model, optimizer, scheduler, runtime, os.path.join(run_dir, STATE_DIR),
                     {k: args_dict[k] for k in RESUME_INVARIANTS}, precision=args.precision,
                     max_grad_norm=args.max_grad_norm, progress=args.pbar,
-                    resume_command=resume_command(os.path.relpath(__file__), run_dir, runtime))
+                    resume_command=resume_command(__file__, run_dir, runtime))
     task = PalTask(args, runtime, features, eval_features, toker.pad_token_id, settings.persona_in_batches,
                    run_dir, steps_per_epoch)
     if args.resume:

@@ -1,6 +1,6 @@
 """ESConv.json -> PESConv.json with the trained persona extractor (SPEC "Data" and "Stage 1").
 
-    python persona_extractor/annotate_esconv.py --model_dir runs/bart_persona_extractor/best \\
+    RUN/python persona_extractor/annotate_esconv.py --model_dir runs/bart_persona_extractor/best \\
         --input_file ESConv.json --output_file PESConv.json [--resume]
 
 Adds to every conversation `persona` (inferred from all of the seeker's utterances) and `persona_list` (one entry
@@ -15,6 +15,13 @@ Several processes (one per GPU, or CPU processes) share the conversations and gi
     torchrun --standalone --nproc_per_node N persona_extractor/annotate_esconv.py ... [--resume]
 Each saves its chunks to <output_file>.partial-<rank>-of-<N>; a resumed run needs the same N.
 """
+try:  # a plain `python` outside the project's environment: one line saying how to run this script
+    import pal  # noqa: F401
+except ModuleNotFoundError as missing:
+    import os, sys
+    launcher = os.path.relpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "RUN", "python"))
+    launcher = launcher if launcher.startswith(os.pardir) else os.path.join(os.curdir, launcher)
+    sys.exit(f"error: {missing} (not the project's environment): run it as  {launcher} {' '.join(sys.argv)}")
 import datetime
 import os
 

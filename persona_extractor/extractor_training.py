@@ -40,6 +40,8 @@ from dataclasses import asdict, dataclass
 from pal.atomic import commit_dir, crash_point, recover
 from pal.cli import UserError, write_json
 from pal.engine import Engine, note, resume_command, start_runtime
+
+TRAIN_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "train_bart.py")
 from persona_extractor.extractor_data import (batches_per_epoch, collate, encode_pairs, epoch_order, evaluate_loss,
                                               total_training_steps, validation_every)
 from persona_extractor.modeling import load_tokenizer_and_model
@@ -260,7 +262,7 @@ class Trainer:
             num_training_steps=total_training_steps(len(self.train), config.train_batch_size, config.num_epochs))
         self.engine = Engine(self.model, optimizer, scheduler, self.runtime, last, settings(config, len(self.train)),
                              scheduler_interval=config.scheduler_interval, progress=config.progress, label="last",
-                             resume_command=resume_command("persona_extractor/train_bart.py", config.output_dir,
+                             resume_command=resume_command(TRAIN_SCRIPT, config.output_dir,
                                                             self.runtime))
         self.optimizer, self.scheduler = optimizer, scheduler
         self.task = ExtractorTask(self)

@@ -1,6 +1,6 @@
 """PersonaChat (ParlAI text format) -> train.csv, valid.csv, test.csv for the persona extractor (SPEC "Data").
 
-    python persona_extractor/process_bart_df.py [--data_dir Persona_chat/personachat] [--output_dir .]
+    RUN/python persona_extractor/process_bart_df.py [--data_dir Persona_chat/personachat] [--output_dir .]
 
 Reads `{split}_both_original.txt` (or the `_no_cands` variant) for split in train, valid, test; a split with no
 file is skipped with a note. Each dialogue gives two rows, first for the speaker of the response column ("your
@@ -11,6 +11,13 @@ The CSVs are written with pandas' default index column, like the authors' `df.to
 fed to train_bart.py. A malformed line stops the script with `error: <file>:<line>: ...` before any CSV is
 written.
 """
+try:  # a plain `python` outside the project's environment: one line saying how to run this script
+    import pal  # noqa: F401
+except ModuleNotFoundError as missing:
+    import os, sys
+    launcher = os.path.relpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "RUN", "python"))
+    launcher = launcher if launcher.startswith(os.pardir) else os.path.join(os.curdir, launcher)
+    sys.exit(f"error: {missing} (not the project's environment): run it as  {launcher} {' '.join(sys.argv)}")
 import os
 from contextlib import ExitStack
 

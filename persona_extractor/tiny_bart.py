@@ -1,12 +1,19 @@
 """A tiny random-weight BART saved like a real checkpoint: for tests, the demo and CPU smoke runs of the extractor.
 
-    python persona_extractor/tiny_bart.py OUT_DIR [--tokenizer_dir ../shared/models/bart-base]
+    RUN/python persona_extractor/tiny_bart.py OUT_DIR [--tokenizer_dir ../shared/models/bart-base]
 
 With --tokenizer_dir the real BART vocabulary is used (bart-large-cnn shares bart-base's); without it a tiny
 byte-level BPE (every byte plus a few whole words) is written, so nothing outside the repository is needed.
 Either way <persona> and <sep> are added and the model is saved with save_pretrained, so the real loading code
 (`persona_extractor.modeling.load_tokenizer_and_model`) is what gets exercised.
 """
+try:  # a plain `python` outside the project's environment: one line saying how to run this script
+    import pal  # noqa: F401
+except ModuleNotFoundError as missing:
+    import os, sys
+    launcher = os.path.relpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "RUN", "python"))
+    launcher = launcher if launcher.startswith(os.pardir) else os.path.join(os.curdir, launcher)
+    sys.exit(f"error: {missing} (not the project's environment): run it as  {launcher} {' '.join(sys.argv)}")
 import argparse
 import json
 import os

@@ -1,21 +1,28 @@
 """Fine-tune BART as the persona extractor, and/or generate personas for a CSV (SPEC "Stage 1").
 
 Train (defaults = the authors' hyperparameters):
-    python persona_extractor/train_bart.py --train_dir data/both_original --output_dir runs/bart \\
+    RUN/python persona_extractor/train_bart.py --train_dir data/both_original --output_dir runs/bart \\
         [--model_name_or_path facebook/bart-large-cnn] [--learning_rate 1e-5] [--train_batch_size 16] ...
-Continue an interrupted run:      python persona_extractor/train_bart.py --resume runs/bart
+Continue an interrupted run:      RUN/python persona_extractor/train_bart.py --resume runs/bart
     (the arguments recorded in runs/bart/args.json are used; an explicit one that would change the run is refused,
     --max_steps, --device, --no_progress may be given; a bare --resume continues --output_dir)
 Several processes (DistributedDataParallel; nccl on GPUs, gloo on CPU; each batch is split across them):
     torchrun --nproc_per_node 2 persona_extractor/train_bart.py --train_dir ... --output_dir ...
 Generate for a CSV (authors' infer step: 10 beams, max length 128, batches of 8, inputs cut to 512 tokens):
-    python persona_extractor/train_bart.py --do_infer --output_dir runs/bart [--infer_file data/test.csv]
+    RUN/python persona_extractor/train_bart.py --do_infer --output_dir runs/bart [--infer_file data/test.csv]
 It reads the `context` column, writes the input CSV plus `infer_res` (the raw decoded generation, as the authors'
 CSV has it) and `persona_inferred` (the filtered SPEC persona string) to <output_dir>/<name>_gen_beams_<beams>.csv.
 
 Plain PyTorch + transformers on the shared engine (pal.engine), CPU or CUDA (picked automatically; --device to
 force). What the training reproduces from the authors' Lightning script is described in extractor_training.py.
 """
+try:  # a plain `python` outside the project's environment: one line saying how to run this script
+    import pal  # noqa: F401
+except ModuleNotFoundError as missing:
+    import os, sys
+    launcher = os.path.relpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "RUN", "python"))
+    launcher = launcher if launcher.startswith(os.pardir) else os.path.join(os.curdir, launcher)
+    sys.exit(f"error: {missing} (not the project's environment): run it as  {launcher} {' '.join(sys.argv)}")
 import os
 import sys
 

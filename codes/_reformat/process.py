@@ -2,9 +2,9 @@
 
 Usage (like the authors' script, run inside the folder that holds the data):
 
-    python codes/_reformat/process.py --add_persona False     # reads ./ESConv.json
-    python codes/_reformat/process.py --add_persona True      # reads ./PESConv.json
-    python codes/_reformat/process.py --add_persona False --input_file DATA/ESConv.json --output_dir DATA
+    RUN/python codes/_reformat/process.py --add_persona False     # reads ./ESConv.json
+    RUN/python codes/_reformat/process.py --add_persona True      # reads ./PESConv.json
+    RUN/python codes/_reformat/process.py --add_persona False --input_file DATA/ESConv.json --output_dir DATA
 
 Input: either the original ESConv schema (a JSON array of conversations whose turns are
 `{"speaker": "seeker"|"supporter", "content", "annotation": {"strategy"}}`) or the already reformatted
@@ -34,6 +34,13 @@ Bad input stops the script before any file is written, with one line on stderr:
 line and column numbers 1-based like editors), exit status 2. The three outputs are renamed into place together
 only after every dialogue validated, so a failed run never leaves partial or mixed files.
 """
+try:  # a plain `python` outside the project's environment: one line saying how to run this script
+    import pal  # noqa: F401
+except ModuleNotFoundError as missing:
+    import os, sys
+    launcher = os.path.relpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "RUN", "python"))
+    launcher = launcher if launcher.startswith(os.pardir) else os.path.join(os.curdir, launcher)
+    sys.exit(f"error: {missing} (not the project's environment): run it as  {launcher} {' '.join(sys.argv)}")
 import json
 import os
 import random

@@ -1,8 +1,8 @@
 """Administer a study database: per-annotator access links, export of everything stored.
 
-    python -m human_eval.admin --db DB add NAME [NAME ...]     # create annotators, print their links
-    python -m human_eval.admin --db DB links                   # print every annotator's link
-    python -m human_eval.admin --db DB export OUT_DIR          # judgments/messages/assignments/tasks as CSV + JSON
+    RUN/python -m human_eval.admin --db DB add NAME [NAME ...]     # create annotators, print their links
+    RUN/python -m human_eval.admin --db DB links                   # print every annotator's link
+    RUN/python -m human_eval.admin --db DB export OUT_DIR          # judgments/messages/assignments/tasks as CSV + JSON
 """
 import csv
 import os
@@ -17,7 +17,7 @@ TABLES = ("judgments", "messages", "assignments", "tasks")
 
 def open_store(path, must_exist=True):
     if must_exist and not os.path.isfile(path):
-        raise UserError(f"{path}: no such database (start the study once with python -m human_eval, or pass --db)")
+        raise UserError(f"{path}: no such database (start the study once with RUN/python -m human_eval, or pass --db)")
     return Store(path)
 
 
@@ -37,7 +37,7 @@ def export(store, out_dir):
 def print_links(store, base_url):
     annotators = store.annotators()
     if not annotators:
-        print(f"no annotators yet: add some with  python -m human_eval.admin --db {store.path} add NAME")
+        print(f"no annotators yet: add some with  RUN/python -m human_eval.admin --db {store.path} add NAME")
     for a in annotators:
         print(f"  {a['name']}: {base_url.rstrip('/')}/a/{a['token']}/")
 

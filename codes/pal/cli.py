@@ -7,6 +7,15 @@ import tempfile
 from contextlib import contextmanager
 
 
+def launcher(script=None):
+    """How to run a script of this project from the current directory without activating anything: RUN/python
+    (it sets up .venv and the CPU-thread default), as a path relative to the working directory, then `script`
+    relative to it too."""
+    path = os.path.relpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "RUN", "python"))
+    path = path if path.startswith(os.pardir) else os.path.join(os.curdir, path) if os.sep not in path else path
+    return path if script is None else f"{path} {os.path.relpath(script)}"
+
+
 class UserError(Exception):
     """A problem the user can fix (bad input, missing file). Scripts print it as one line and exit 2."""
 

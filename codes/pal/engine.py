@@ -32,7 +32,7 @@ import torch.distributed as dist
 from pal.atomic import commit, crash_point, fresh_dir, recover
 from pal.checkpoint import state_dict_mismatches
 from pal.checks import load_torch_state
-from pal.cli import UserError, atomic_write, resolve_device
+from pal.cli import UserError, atomic_write, launcher, resolve_device
 
 ENGINE_STATE = "engine_state.pt"
 RESUME_HINT = "the saved training state is damaged: start the run again without --resume (or in a new folder)"
@@ -384,9 +384,12 @@ def save_state_dict(model, directory):
 
 
 def resume_command(script, run_dir, runtime):
-    """The command that continues a run (printed on Ctrl-C and when --max_steps stops it)."""
-    launch = f"torchrun --nproc_per_node {runtime.world_size}" if runtime.distributed else "python"
-    return f"{launch} {script} --resume {run_dir}"
+    """The command that continues a run (printed on Ctrl-C and when --max_steps stops it), runnable as printed from
+    the current directory in a plain shell: the launcher RUN/python, paths relative to the working directory."""
+    launch = launcher()
+    if runtime.distributed:
+        launch += f" -m torch.distributed.run --nproc_per_node {runtime.world_size}"
+    return f"{launch} {os.path.relpath(script)} --resume {run_dir}"
 
 
 def note(runtime, message):

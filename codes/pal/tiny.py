@@ -3,6 +3,13 @@
 Everything here is written to disk in the same layout as the real `facebook/blenderbot_small-90M`
 folder, so the real loading code (`from_pretrained` on a directory) is what gets exercised.
 """
+try:  # a plain `python` outside the project's environment: one line saying how to run this script
+    import pal  # noqa: F401
+except ModuleNotFoundError as missing:
+    import os, sys
+    launcher = os.path.relpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "RUN", "python"))
+    launcher = launcher if launcher.startswith(os.pardir) else os.path.join(os.curdir, launcher)
+    sys.exit(f"error: {missing} (not the project's environment): run it as  {launcher} {' '.join(sys.argv)}")
 import json
 import os
 import string
@@ -100,7 +107,7 @@ def make_tiny_bert_dir(out_dir, words=None, seed=0, hidden_size=16):
 
 
 def main(argv=None):
-    """python codes/pal/tiny.py {blenderbot,bert} OUT_DIR [--tokenizer_dir DIR]: write a tiny random model."""
+    """RUN/python codes/pal/tiny.py {blenderbot,bert} OUT_DIR [--tokenizer_dir DIR]: write a tiny random model."""
     import argparse
     p = argparse.ArgumentParser(description=main.__doc__)
     p.add_argument("kind", choices=["blenderbot", "bert"])

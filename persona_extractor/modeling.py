@@ -17,7 +17,7 @@ import os
 import re
 from dataclasses import dataclass
 
-from pal.checks import check_model_dir, check_tokenizer_dir
+from pal.checks import check_model_dir, check_tokenizer_dir, from_folder_or_hub
 from pal.cli import UserError
 from persona_extractor.persona_text import EXTRA_TOKENS
 
@@ -141,8 +141,9 @@ def load_tokenizer_and_model(path):
     check_tokenizer_dir(path, hint=MODEL_HINT)  # no silent substitute for missing tokenizer files
     check_model_dir(path, hint=MODEL_HINT)
     try:
-        tokenizer = BartTokenizer.from_pretrained(path)
-        model = BartForConditionalGeneration.from_pretrained(path)
+        tokenizer, model = from_folder_or_hub(lambda **kw: (BartTokenizer.from_pretrained(path, **kw),
+                                                            BartForConditionalGeneration.from_pretrained(path, **kw)),
+                                              path, MODEL_HINT)
     except (OSError, ValueError) as e:
         raise UserError(f"cannot load a BART checkpoint from {path!r} ({str(e).splitlines()[0]}): {MODEL_HINT}")
     add_extractor_tokens(tokenizer)

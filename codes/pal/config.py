@@ -13,7 +13,7 @@ import json
 import os
 from pathlib import Path
 
-from .checks import VOCAB_AND_MERGES, check_tokenizer_dir
+from .checks import VOCAB_AND_MERGES, check_tokenizer_dir, from_folder_or_hub
 from .cli import UserError
 
 CODES_DIR = Path(__file__).resolve().parents[1]
@@ -81,7 +81,8 @@ def build_tokenizer(config, pretrained_path):
     # A folder without its tokenizer files is an error, not a fallback to some other tokenizer.
     check_tokenizer_dir(pretrained_path, VOCAB_AND_MERGES, hint=WEIGHTS_HINT)
     try:
-        toker = AutoTokenizer.from_pretrained(pretrained_path)
+        toker = from_folder_or_hub(lambda **kw: AutoTokenizer.from_pretrained(pretrained_path, **kw), pretrained_path,
+                                   WEIGHTS_HINT)
     except (OSError, ValueError) as e:
         raise UserError(f"cannot load the tokenizer from {pretrained_path!r} ({str(e).splitlines()[0]}): " + WEIGHTS_HINT)
     expanded = config.get("expanded_vocab")

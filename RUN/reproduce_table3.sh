@@ -9,7 +9,9 @@
 # Environment: SEEDS (training seeds, default "13 42 7"; 13 is the authors'), DECODE_SEEDS (decoding seeds of
 # infer.py's sampling, default "0 1 2"; 0 is the authors'), NUM_EPOCHS (10), FIXED_EPOCH (the fixed-epoch rule of the
 # table, default the last epoch), SIMCSE (Cos-Sim encoder), EXTRACTOR_MODEL, and EST_EPOCH_MIN / EST_DECODE_MIN /
-# EST_COSSIM_MIN (minutes per training epoch, per decode + scoring, per Cos-Sim run, for the estimate only).
+# EST_COSSIM_MIN (minutes per training epoch, per decode + scoring, per Cos-Sim run, for the estimate only), ALLOW_PARTIAL=1
+# (use a DATA/PESConv.json marked partial, e.g. from annotate --max_dialogues; refused otherwise). Weights, data
+# completeness and the device are checked first; --dry_run prints what is missing.
 # Each system is trained once per training seed (PAL alpha=0 decodes PAL's checkpoints with --strategy_alpha 0);
 # every epoch is decoded with every decoding seed into DATA/table3/<system>/seed-<S>/epoch-<E>/decode-<D>/.
 # Needs: Blenderbot_small-90M/ with facebook/blenderbot_small-90M, and either DATA/PESConv.json (the authors') or
@@ -67,11 +69,31 @@ echo "# estimate: about $((minutes / 60)) h $((minutes % 60)) min on one GPU (as
   "training epoch, ${EST_DECODE_MIN:-2} min per decode + scoring, ${EST_COSSIM_MIN:-0.5} min per Cos-Sim run;" \
   "set EST_*)"
 
-if [ "$DRY_RUN" -eq 0 ]; then
-  source "$ROOT/RUN/setup_env.sh"
-  ls Blenderbot_small-90M/*.bin Blenderbot_small-90M/*.safetensors >/dev/null 2>&1 || {
-    echo "error: RUN/reproduce_table3.sh: no weights in Blenderbot_small-90M/ (see Blenderbot_small-90M/README.md)" >&2
-    exit 2; }
+# What the recipe needs, checked before anything runs: weights, complete data, a GPU. A run stops at a missing one
+# (a partial PESConv only with ALLOW_PARTIAL=1; no GPU is a warning); --dry_run prints every finding and goes on.
+source "$ROOT/RUN/setup_env.sh" >&2
+missing=()
+compgen -G "Blenderbot_small-90M/*.bin" >/dev/null || compgen -G "Blenderbot_small-90M/*.safetensors" >/dev/null \
+  || missing+=("weights: no weights in Blenderbot_small-90M/ (see Blenderbot_small-90M/README.md)")
+if [ -f DATA/PESConv.json ]; then
+  if ! partial="$(python -m pal.completeness DATA/PESConv.json)"; then
+    if [ "${ALLOW_PARTIAL:-0}" = 1 ]; then echo "# data: $partial (ALLOW_PARTIAL=1: used anyway)"
+    else missing+=("data: $partial; rebuild it (delete it, then rerun) or set ALLOW_PARTIAL=1 to use it"); fi
+  else echo "# data: DATA/PESConv.json (complete)"; fi
+elif [ -f DATA/ESConv.json ] && ls DATA/personachat/train_both_original*.txt >/dev/null 2>&1; then
+  echo "# data: DATA/ESConv.json and DATA/personachat/ (PESConv is rebuilt)"
+else
+  missing+=("data: neither DATA/PESConv.json nor DATA/ESConv.json + DATA/personachat/train_both_original.txt (see DATA/README.md)")
+fi
+if [ "$(python -c 'import torch; print(torch.cuda.is_available())')" = True ]; then echo "# device: CUDA"
+else echo "# device: no CUDA GPU visible: the estimate above assumes one (days on a CPU)"; fi
+for m in "${missing[@]}"; do echo "# missing: $m"; done
+if [ "${#missing[@]}" -gt 0 ]; then
+  if [ "$DRY_RUN" -eq 0 ]; then
+    echo "error: RUN/reproduce_table3.sh: ${missing[*]}" >&2
+    exit 2
+  fi
+  echo "# (dry run: the commands below would run once what is missing is there)"
 fi
 
 # 1. PESConv: the authors' file, or rebuilt with our persona extractor.

@@ -40,6 +40,7 @@ from pal.atomic import crash_point
 from pal.checks import (existing_file, existing_path, float_range, int_range, non_negative_int, output_dir,
                         positive_float, positive_int, probability, require_output_dir, require_output_file)
 from pal.cli import ArgumentParser, UserError, boolean_string, resolve_device, run_main, write_json
+from pal.completeness import note_partial
 from pal.config import REPO_ROOT, STRATEGY_TOKENS, load_config
 from pal.engine import to_device
 from pal.generation import (CONTRASTIVE_IMPL_HELP, CONTRASTIVE_IMPLS, DecodingOptions, decode_text, decoding_options,
@@ -269,6 +270,7 @@ def check_result_dir(save_dir):
 
 
 def infer_file(path, args, toker, model, featurizer, decoding, device):
+    partial = note_partial(path)
     dialogue_features = featurizer.file_features(path, "inference", with_meta=True, progress=True)
     n_examples = sum(len(f) for f in dialogue_features)
     if n_examples == 0:
@@ -291,7 +293,7 @@ def infer_file(path, args, toker, model, featurizer, decoding, device):
         crash_point(LABEL, "partial")
         # the absolute checkpoint lets summarize_results.py find the training run (seed, eval_log.csv) from anywhere
         checkpoint = os.path.abspath(args.load_checkpoint) if args.load_checkpoint else None
-        write_json(os.path.join(tmp, "infer_args.json"), {**vars(args), "checkpoint": checkpoint})
+        write_json(os.path.join(tmp, "infer_args.json"), {**vars(args), "checkpoint": checkpoint, "partial": partial})
         if not args.only_generate:
             metrics_scorer()(records, tmp, add_nlg_eval=args.add_nlg_eval)
     print(f"wrote {len(records)} generations to {save_dir}/gen.json", file=sys.stderr)

@@ -70,6 +70,7 @@ from pal.atomic import discard, side_paths
 from pal.checks import (argument_type, check_encode_context, existing_dir, existing_file, int_range,
                         non_negative_float, non_negative_int, output_dir, positive_int, require_dir)
 from pal.cli import ArgumentParser, UserError, boolean_string, run_main, write_json
+from pal.completeness import note_partial
 from pal.config import CONFIG_DIR, load_config, resolve_pretrained_path
 from pal.engine import Engine, note, resume_command, start_runtime
 from pal.inputter import BucketBatchSampler, Featurizer, settings_for
@@ -256,10 +257,14 @@ def train(args, runtime):
     toker, model = build_model(args.config_name, pretrained, checkpoint=args.load_checkpoint,
                                fusion_mask_padding=args.fusion_mask_padding)
     prepared_dir = args.prepared_dir or default_prepared_dir(args.inputter_name, args.config_name)
-    features, _ = load_prepared(prepared_dir, {
+    features, prepared_meta = load_prepared(prepared_dir, {
         "config_name": args.config_name, "inputter_name": args.inputter_name,
         "max_input_length": args.max_input_length, "max_decoder_input_length": args.max_decoder_input_length,
         "use_all_persona": args.use_all_persona, "vocab_size": len(toker)})
+    if prepared_meta.get("partial"):
+        note(runtime, f"note: the features in {prepared_dir} are partial: {prepared_meta['partial']}")
+    if runtime.is_main:
+        note_partial(args.eval_input_file)
     eval_features = Featurizer(toker, settings).file_features(args.eval_input_file, "validation")
 
     micro = args.train_batch_size // args.gradient_accumulation_steps

@@ -27,6 +27,8 @@ import os
 
 from pal.checks import argument_type, float_range, non_negative_int, output_file, positive_int, require_file
 from pal.cli import ArgumentParser, UserError, run_main
+from pal.completeness import clear_mark, report_empty_personas, write_mark
+from pal.dialogues import load_dialogues
 from persona_extractor.extractor import PersonaExtractor
 from persona_extractor.extractor_annotation import annotate_file
 from persona_extractor.modeling import MAX_GEN_LENGTH, MAX_INPUT_LENGTH, NUM_BEAMS, DecodingSettings
@@ -117,8 +119,17 @@ def main(argv=None):
             dist.destroy_process_group()
     if records is not None:
         n_list = sum(len(r["persona_list"]) for r in records)
-        partial = f" (partial: the first {len(records)}, --max_dialogues)" if args.max_dialogues else ""
-        print(f"{len(records)} conversations{partial}, {n_list} persona_list entries -> {args.output_file}")
+        total = len(load_dialogues(args.input_file, "see DATA/README.md").dialogues)
+        partial = None
+        if len(records) < total:
+            partial = (f"the first {len(records)} of {total} dialogues of {args.input_file} "
+                       f"(annotate_esconv.py --max_dialogues {args.max_dialogues})")
+            write_mark(args.output_file, partial)
+        else:
+            clear_mark(args.output_file)
+        print(f"{len(records)} conversations{f' (partial: {partial})' if partial else ''}, {n_list} persona_list "
+              f"entries -> {args.output_file}")
+        report_empty_personas(records, args.output_file)
 
 
 if __name__ == "__main__":

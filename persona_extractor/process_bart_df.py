@@ -68,6 +68,9 @@ def build_parser():
                         help="where train.csv, valid.csv, test.csv go (default: .)")
     parser.add_argument("--eos_suffix", default=" " + EOS_TEXT,
                         help="appended to every context and persona (default: ' </s>', as the authors' CSVs)")
+    parser.add_argument("--splits_present", action="store_true",
+                        help="write the CSVs of the splits that are there even without the train split (otherwise "
+                             "a missing train_both_original.txt is an error)")
     return parser
 
 
@@ -77,6 +80,10 @@ def main(argv=None):
     if not any(found.values()):
         raise UserError(f"--data_dir {args.data_dir}: none of "
                         f"{', '.join(v.format(split=s) for s in SPLITS for v in FILE_VARIANTS)} is there")
+    if found["train"] is None and not args.splits_present:
+        raise UserError(f"--data_dir {args.data_dir}: no train_both_original.txt (ParlAI ConvAI2's train split), which "
+                        f"the extractor trains on; add it, or pass --splits_present to write only the CSVs of the "
+                        f"splits that are there")
     for split, path in found.items():
         if path is not None:
             require_output_file(os.path.join(args.output_dir, f"{split}.csv"))

@@ -30,7 +30,7 @@ def dry_run_commands(env=None):
 def python_script_of(argv):
     """The python script a dry-run command ends up running: directly, or through a RUN/*.sh wrapper."""
     argv = [a for a in argv if a != "env" and "=" not in a.split("/")[0]]
-    if argv[0] == "python":
+    if argv[0] in ("python", "RUN/python"):
         return argv[1]
     assert argv[0] == "bash", argv
     code = "\n".join(line for line in (REPO_ROOT / argv[1]).read_text().splitlines() if not line.startswith("#"))

@@ -49,6 +49,7 @@ from contextlib import ExitStack
 
 from pal import checks
 from pal.cli import ArgumentParser, UserError, atomic_write, boolean_string, run_main
+from pal.completeness import MARK_SUFFIX, clear_mark, note_partial, report_empty_personas, write_mark
 from pal.dialogues import load_dialogues
 from pal.reformat import DATA_HINT, PERSONA_LIST_SOURCES, convert_all
 
@@ -130,10 +131,20 @@ def main(argv=None):
         checks.require_output_file(path)
 
     found = load_dialogues(input_file, DATA_HINT)
+    partial = note_partial(input_file)
     records = convert_all(input_file, found.dialogues, args.add_persona, persona_list_source)
     splits = split_dialogues(records)
     paths = write_splits(splits, args.output_dir)
+    for path in paths.values():  # the splits of a partial file are partial too
+        if partial:
+            write_mark(path, f"a split of {input_file}, which holds {partial}")
+        else:
+            clear_mark(path)
     report(records, splits, paths, input_file, found.container)
+    if partial:
+        print(f"partial: {input_file} holds {partial}; so do these splits (marked *.txt{MARK_SUFFIX})")
+    if args.add_persona:
+        report_empty_personas(records, input_file)
 
 
 if __name__ == "__main__":

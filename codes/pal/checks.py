@@ -333,6 +333,8 @@ def from_folder_or_hub(load, name_or_dir, hint=""):
     UserError at once instead of minutes of download retries."""
     if is_local(name_or_dir):
         return load()
+    if os.path.isabs(name_or_dir) or name_or_dir.startswith((".", "~")) or name_or_dir.count("/") > 1:
+        raise UserError(f"{name_or_dir}: no such folder{_where(name_or_dir)}{_then(hint)}")  # a path, not a hub name
     try:
         return load(local_files_only=True)
     except OSError:

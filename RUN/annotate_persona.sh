@@ -10,10 +10,10 @@
 #   An interrupted run continues with: bash RUN/annotate_persona.sh --resume (with the same NPROC)
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 set_launcher
-"${LAUNCH[@]}" persona_extractor/annotate_esconv.py \
-    --model_dir "${EXTRACTOR_DIR:-DATA/persona_extractor/bart-large-cnn}/best" \
-    --input_file "${ESCONV_FILE:-DATA/ESConv.json}" \
-    --output_file "${PESCONV_FILE:-DATA/PESConv.json}" \
+"${LAUNCH[@]}" "${R}persona_extractor/annotate_esconv.py" \
+    --model_dir "${EXTRACTOR_DIR:-${R}DATA/persona_extractor/bart-large-cnn}/best" \
+    --input_file "${ESCONV_FILE:-${R}DATA/ESConv.json}" \
+    --output_file "${PESCONV_FILE:-${R}DATA/PESConv.json}" \
     --num_beams 10 \
     --max_length 128 \
     --max_input_length 512 \

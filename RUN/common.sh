@@ -3,7 +3,8 @@
 #   source RUN/common.sh                     (entry points that run one Python command) -h/--help prints the
 #                                            script's header comment and, instead of running it, the command with
 #                                            every argument's value; otherwise sets up the environment (setup_env.sh)
-#                                            and the repository root, sets OMP_NUM_THREADS=1 when unset
+#                                            and R (the repository root relative to the caller: paths stay relative to the
+#                                            caller's directory), sets OMP_NUM_THREADS=1 when unset
 #                                            (default_cpu_threads) and PRETRAINED_ARGS (--pretrained_model_path
 #                                            from $PRETRAINED_MODEL_PATH, when set).
 #   source RUN/common.sh --help-hook "$@"    (scripts that set up themselves: demo, reproduce_table3, setup_env,
@@ -53,7 +54,7 @@ show_command_and_exit() {
   done
   echo
   echo "It runs (values from the environment and your arguments; a later option overrides an earlier one):"
-  printf '  %s' "${program/#python/RUN/python}"  # runnable as printed, from a plain shell (RUN/python)
+  printf '  %s' "${program/#python/${R}RUN/python}"  # runnable as printed, from a plain shell (RUN/python)
   for a in "${words[@]}"; do
     if [[ "$a" == -* && ! "$a" =~ ^-[0-9.]+$ ]]; then printf ' \\\n      %s' "$a"
     else printf ' %s' "$(quote_arg "$a")"; fi
@@ -61,7 +62,7 @@ show_command_and_exit() {
   done
   echo
   if [ -n "$script" ]; then
-    echo "All options of $script and their defaults: RUN/python $script --help"
+    echo "All options of $script and their defaults: ${R}RUN/python $script --help"
   fi
   exit 0
 }
@@ -97,7 +98,10 @@ else
   source "$ROOT/RUN/setup_env.sh"
   default_cpu_threads
 fi
-cd "$ROOT"
+# Paths stay relative to the caller's directory; R is the repository root relative to it ("" at the root), so the
+# scripts and default data paths are "${R}codes/...", "${R}DATA/..." and a user's paths are taken as given.
+R="$(realpath --relative-to=. "$ROOT")/"
+if [ "$R" = "./" ]; then R=""; fi
 PRETRAINED_ARGS=()
 if [ -n "${PRETRAINED_MODEL_PATH:-}" ]; then PRETRAINED_ARGS+=(--pretrained_model_path "$PRETRAINED_MODEL_PATH"); fi
 

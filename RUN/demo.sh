@@ -18,8 +18,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh" --help-hook "$@"  # -h/--help:
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$ROOT/RUN/setup_env.sh"
 default_cpu_threads
+OUT="$(mkdir -p "${DEMO_OUT:-$ROOT/demo_out}" && cd "${DEMO_OUT:-$ROOT/demo_out}" && pwd)"  # DEMO_OUT: from the caller's directory
 cd "$ROOT"
-OUT="$(mkdir -p "${DEMO_OUT:-demo_out}" && cd "${DEMO_OUT:-demo_out}" && pwd)"
 DEMO_DIALOGUES="${DEMO_DIALOGUES:-40}"
 SHARED="$ROOT/../shared"
 # Replace an earlier demo's outputs, but never a folder the demo did not write (DEMO_OUT=. would be the repository).

@@ -15,7 +15,7 @@
 #   bash RUN/human_eval.sh --mode chat --system name=pal,config=strat,checkpoint=... --persona_extractor DIR
 # Annotators: RUN/python -m human_eval.admin --db DB add NAME; results: RUN/python -m human_eval.analyze DB.
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-DEMO="${DEMO_OUT:-demo_out}"
+DEMO="${DEMO_OUT:-${R}demo_out}"
 DEFAULTS=()
 if [[ " $* " != *" --system "* && " $* " != *" --results "* ]]; then
   CKPT="$DEMO/strat.strat/demo_run/epoch-1.bin"

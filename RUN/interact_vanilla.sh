@@ -8,8 +8,8 @@
 #   length, fusion options) not given here come from the run folder's args.json and config.json.
 # Environment: PRETRAINED_MODEL_PATH (default: the run's, from its args.json; only its tokenizer files are read).
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-if starts_with_checkpoint "$@"; then CKPT="$1"; shift; else CKPT="$(newest_checkpoint DATA/vanilla.vanilla train_vanilla.sh)"; fi
-python codes/interact.py \
+if starts_with_checkpoint "$@"; then CKPT="$1"; shift; else CKPT="$(newest_checkpoint "${R}"DATA/vanilla.vanilla train_vanilla.sh)"; fi
+python "${R}codes/interact.py" \
     --config_name vanilla \
     --inputter_name vanilla \
     --seed 0 \

@@ -4,8 +4,8 @@
 #   $PERSONACHAT_DIR (default DATA/personachat) holds ParlAI ConvAI2's {train,valid,test}_both_original.txt
 #   (or the _no_cands variants); the CSVs go to $PERSONA_CSV_DIR (default DATA/persona_extractor).
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-python persona_extractor/process_bart_df.py \
-    --data_dir "${PERSONACHAT_DIR:-DATA/personachat}" \
-    --output_dir "${PERSONA_CSV_DIR:-DATA/persona_extractor}" \
+python "${R}persona_extractor/process_bart_df.py" \
+    --data_dir "${PERSONACHAT_DIR:-${R}DATA/personachat}" \
+    --output_dir "${PERSONA_CSV_DIR:-${R}DATA/persona_extractor}" \
     --eos_suffix " </s>" \
     "$@"

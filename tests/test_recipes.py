@@ -34,7 +34,8 @@ def python_script_of(argv):
         return argv[1]
     assert argv[0] == "bash", argv
     code = "\n".join(line for line in (REPO_ROOT / argv[1]).read_text().splitlines() if not line.startswith("#"))
-    return re.search(r"(?:python|\"\$\{LAUNCH\[@\]\}\") ((?:codes|persona_extractor)/\S+\.py)", code).group(1)
+    return re.search(r"(?:python|\"\$\{LAUNCH\[@\]\}\") \"?(?:\$\{R\})?((?:codes|persona_extractor)/[^\s\"]+\.py)",
+                     code).group(1)
 
 
 @lru_cache(maxsize=None)

@@ -120,3 +120,16 @@ def test_cpu_thread_default_applies_only_when_unset_and_says_so():
     assert unset.stdout.strip() == "threads=1" and "OMP_NUM_THREADS=1" in unset.stderr
     chosen = thread_default("2")
     assert chosen.stdout.strip() == "threads=2" and chosen.stderr == ""
+
+
+def test_paths_stay_relative_to_the_callers_directory(fresh_clone):
+    """From RUN/ itself: the script, the launcher and the default data are found through ../, a user's path is
+    passed as given (relative to where the user is)."""
+    result = subprocess.run(["bash", "infer_strat.sh", "../demo_out/strat.strat/demo_run", "--help"],
+                            cwd=fresh_clone / "RUN", capture_output=True, text=True, timeout=60,
+                            env={k: v for k, v in os.environ.items() if k not in ("PAL_VENV", "INFER_FILE")})
+    shown = result.stdout.replace(" \\\n      ", " ")
+    assert result.returncode == 0, result.stderr
+    assert "  ../RUN/python ../codes/infer.py" in shown and "../RUN/python ../codes/infer.py --help" in shown
+    assert "--load_checkpoint ../demo_out/strat.strat/demo_run" in shown
+    assert "--infer_input_file ../DATA/pesconv/test.txt" in shown

@@ -8,6 +8,7 @@
 #   NPROC (processes on this machine, e.g. one per GPU; > 1 runs torchrun, each process annotating its share of
 #   the conversations; the output is byte-identical to one process's).
 #   An interrupted run continues with: bash RUN/annotate_persona.sh --resume (with the same NPROC)
+[ -n "${BASH_VERSION:-}" ] || { echo "error: $0 is a bash script: run it as  bash $0" >&2; exit 2; }
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 set_launcher
 "${LAUNCH[@]}" "${R}persona_extractor/annotate_esconv.py" \

@@ -10,6 +10,7 @@
 #   source RUN/common.sh --help-hook "$@"    (scripts that set up themselves: demo, reproduce_table3, setup_env,
 #                                            test) -h/--help prints the header comment and exits; nothing else.
 # --help never creates .venv, deletes or writes anything.
+[ -n "${BASH_VERSION:-}" ] || { echo "error: $0 is a bash script: run it as  bash $0" >&2; exit 2; }
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PAL_SCRIPT="${BASH_SOURCE[1]:-$0}"  # the script that sourced this file (this file when run directly)

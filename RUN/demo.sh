@@ -12,6 +12,7 @@
 # (*_both_original*.txt), and real BlenderBot-small weights in Blenderbot_small-90M/.
 #
 # Usage: bash RUN/demo.sh            outputs in demo_out/ (replaced on every run); DEMO_OUT=DIR to change
+[ -n "${BASH_VERSION:-}" ] || { echo "error: $0 is a bash script: run it as  bash $0" >&2; exit 2; }
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh" --help-hook "$@"  # -h/--help: this header, nothing run
 [ $# -eq 0 ] || { echo "error: RUN/demo.sh takes no arguments (got $1); see bash RUN/demo.sh --help" >&2; exit 2; }
@@ -123,7 +124,10 @@ python codes/plot_training.py "$RUN_DIR"
 
 step "9/9 results table"
 python codes/summarize_results.py "$OUT/results/pal" "$OUT/results/pal_alpha0" --names "PAL (demo)" \
-  "PAL alpha=0 (demo)" --compare_to pal pal_alpha0 --output "$OUT/results.md"
+  "PAL alpha=0 (demo)" --compare_to pal pal_alpha0 --output "$OUT/results.tmp"
+{ echo "Demo numbers: tiny randomly initialised models trained for minutes on a sample; they show that the pipeline"
+  echo "runs end to end, not the paper's results (the differences to the paper's rows mean nothing here)."
+  echo; cat "$OUT/results.tmp"; } > "$OUT/results.md" && rm "$OUT/results.tmp"
 
 cat <<EOF
 

@@ -14,6 +14,7 @@
 #   bash RUN/human_eval.sh --mode static --results pal=RES_DIR1 --results joint=RES_DIR2 --test_file DATA/pesconv/test.txt
 #   bash RUN/human_eval.sh --mode chat --system name=pal,config=strat,checkpoint=... --persona_extractor DIR
 # Annotators: RUN/python -m human_eval.admin --db DB add NAME; results: RUN/python -m human_eval.analyze DB.
+[ -n "${BASH_VERSION:-}" ] || { echo "error: $0 is a bash script: run it as  bash $0" >&2; exit 2; }
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 DEMO="${DEMO_OUT:-${R}demo_out}"
 DEFAULTS=()

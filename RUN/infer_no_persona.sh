@@ -8,6 +8,7 @@
 #   The released script also passed --max_input_length 512 and --use_all_persona False: they are left out here so
 #   that they come from the run folder (512 and False for a run trained with the released settings).
 # Environment: PRETRAINED_MODEL_PATH (default: the run's, from its args.json; only its tokenizer files are read).
+[ -n "${BASH_VERSION:-}" ] || { echo "error: $0 is a bash script: run it as  bash $0" >&2; exit 2; }
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 if starts_with_checkpoint "$@"; then CKPT="$1"; shift; else CKPT="$(newest_checkpoint "${R}"DATA/strat.strat_no_persona train_no_persona.sh)"; fi
 python "${R}codes/infer.py" \

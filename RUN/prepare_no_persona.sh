@@ -5,6 +5,7 @@
 # Environment: TRAIN_FILE (default DATA/esconv/train.txt from codes/_reformat/process.py),
 #              PRETRAINED_MODEL_PATH (tokenizer folder; default: the config's Blenderbot_small-90M).
 # E.g. bash RUN/prepare_no_persona.sh --output_dir /tmp/prepared --max_input_length 128
+[ -n "${BASH_VERSION:-}" ] || { echo "error: $0 is a bash script: run it as  bash $0" >&2; exit 2; }
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 python "${R}codes/prepare.py" \
     --config_name strat_no_persona \

@@ -18,6 +18,7 @@
 # DATA/ESConv.json + DATA/personachat/ (then the persona extractor is trained and PESConv rebuilt first).
 # Outputs: DATA/table3/results.md|json (Table 3 per selection rule: lowest validation PPL, fixed epoch, every epoch;
 # mean +- sd over training seeds and 95% CIs), epochs.png, compare_best_ppl.md|json|png (paired tests).
+[ -n "${BASH_VERSION:-}" ] || { echo "error: $0 is a bash script: run it as  bash $0" >&2; exit 2; }
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh" --help-hook "$@"  # -h/--help: this header, nothing run
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -13,6 +13,7 @@
 #   CPU smoke run with a tiny random BART:
 #     RUN/python persona_extractor/tiny_bart.py /tmp/tiny_bart --tokenizer_dir ../shared/models/bart-base
 #     bash RUN/train_persona_extractor.sh --model_name_or_path /tmp/tiny_bart --num_epochs 1
+[ -n "${BASH_VERSION:-}" ] || { echo "error: $0 is a bash script: run it as  bash $0" >&2; exit 2; }
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 set_launcher
 resume_run "${R}persona_extractor/train_bart.py" --output_dir "${EXTRACTOR_DIR:-${R}DATA/persona_extractor/bart-large-cnn}" "$@"

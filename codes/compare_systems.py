@@ -178,8 +178,10 @@ def main(argv=None):
     if args.markdown:
         with atomic_write(args.markdown) as f:
             f.write(text)
+        print(f"wrote {args.markdown}", file=sys.stderr)
     if args.output:
         write_json(args.output, json_output(comparisons))
+        print(f"wrote {args.output}", file=sys.stderr)
     if args.plot:
         from metric.plots import plot_forest
         plot_forest(comparisons, TABLE3_METRICS, args.plot, args.confidence)

@@ -122,6 +122,9 @@ def read_turns(interactive):
         yield normalise(line)
 
 
+QUIT_COMMANDS = ("quit", "exit", "/quit", "/exit")  # commands, never sent to the model as an utterance
+
+
 def chat_loop(chat, args, output_dir):
     unused = "" if chat.featurizer.settings.persona_in_batches else " (this config does not use a persona)"
     if chat.persona_source.extractor is None:
@@ -129,8 +132,10 @@ def chat_loop(chat, args, output_dir):
     else:
         print(f"Persona: inferred from what you say, shown before each reply{unused}")
     print(f"Conversations are saved to {output_dir}/")
-    print("\nA new conversation starts! (/reset starts over, end of input (Ctrl-D) saves and quits)")
+    print("\nA new conversation starts! (/reset starts over; quit, exit or end of input (Ctrl-D) saves and quits)")
     for text in read_turns(sys.stdin.isatty()):
+        if text.strip().lower() in QUIT_COMMANDS:
+            break
         if not text:
             print("Prompt should not be empty!")
             continue
@@ -145,7 +150,7 @@ def chat_loop(chat, args, output_dir):
             print(f"   persona: {shown_persona(persona)}")
         label = f" [{strategy}]" if strategy else ""
         print(f"   AI{label}: {reply}", flush=True)
-    print("\nend of input: quitting")
+    print("\nquitting")
     save_conversation(output_dir, chat.record(), args)
 
 

@@ -23,6 +23,7 @@ except ModuleNotFoundError as missing:
     launcher = launcher if launcher.startswith(os.pardir) else os.path.join(os.curdir, launcher)
     sys.exit(f"error: {missing} (not the project's environment): run it as  {launcher} {' '.join(sys.argv)}")
 import argparse
+import sys
 
 from pal.checks import output_file
 from pal.cli import ArgumentParser, UserError, atomic_write, run_main, write_json
@@ -87,6 +88,14 @@ def display_names(systems, infos, args):
     return dict(zip(systems, args.names))
 
 
+def row_name(name, rule, members):
+    """A system's row name; under best_ppl it names the epoch each training run chose ("PAL (epoch 4)")."""
+    epochs = sorted({m.epoch for m in members if m.epoch is not None})
+    if rule != "best_ppl" or not epochs:
+        return name
+    return f"{name} (epoch{'s' if len(epochs) > 1 else ''} {', '.join(map(str, epochs))})"
+
+
 def build_tables(infos, values, rules, names, papers):
     """[(rule, [(system or None, rows)])]: one table per rule, or per system for `every`."""
     tables = []
@@ -99,8 +108,8 @@ def build_tables(infos, values, rules, names, papers):
                                                                    epoch))
             tables.append((rule, list(per_system.items())))
         else:
-            rows = [build_row(members, values, names[system], papers[system]) for (system, _), members in
-                    groups.items()]
+            rows = [build_row(members, values, row_name(names[system], rule, members), papers[system])
+                    for (system, _), members in groups.items()]
             tables.append((rule, [(None, rows)]))
     return tables
 
@@ -158,6 +167,7 @@ def main(argv=None):
     if args.output:
         with atomic_write(args.output) as f:
             f.write(text)
+        print(f"wrote {args.output}", file=sys.stderr)
     if args.json:
         write_json(args.json, {"paper": PAPER, "tables": [
             {"rule": rule, "system": system, "rows": rows} for rule, sections in tables for system, rows in sections]})

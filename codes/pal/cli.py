@@ -40,6 +40,10 @@ class ArgumentParser(argparse.ArgumentParser):
     The value checks themselves are argparse types in pal.checks (ranges, paths).
     """
 
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)  # --only_gen must not silently mean --only_generate
+        super().__init__(*args, **kwargs)
+
     def error(self, message):
         raise UserError(f"{message}; see {self.prog} --help")
 

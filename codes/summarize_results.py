@@ -88,12 +88,13 @@ def display_names(systems, infos, args):
     return dict(zip(systems, args.names))
 
 
-def row_name(name, rule, members):
-    """A system's row name; under best_ppl it names the epoch each training run chose ("PAL (epoch 4)")."""
-    epochs = sorted({m.epoch for m in members if m.epoch is not None})
-    if rule != "best_ppl" or not epochs:
-        return name
-    return f"{name} (epoch{'s' if len(epochs) > 1 else ''} {', '.join(map(str, epochs))})"
+def chosen_epochs(rows):
+    """Below a best_ppl table: the epoch each training run chose, per system ("PAL: seed 13 epoch 4, ...")."""
+    lines = ["Epochs chosen (lowest validation PPL of each training run):\n"]
+    for row in rows:
+        picks = sorted({(str(f["training_seed"]), f["epoch"]) for f in row["selected"]})
+        lines.append(f"- {row['name']}: " + ", ".join(f"seed {seed} epoch {epoch}" for seed, epoch in picks) + "\n")
+    return "".join(lines)
 
 
 def build_tables(infos, values, rules, names, papers):
@@ -108,8 +109,8 @@ def build_tables(infos, values, rules, names, papers):
                                                                    epoch))
             tables.append((rule, list(per_system.items())))
         else:
-            rows = [build_row(members, values, row_name(names[system], rule, members), papers[system])
-                    for (system, _), members in groups.items()]
+            rows = [build_row(members, values, names[system], papers[system]) for (system, _), members in
+                    groups.items()]
             tables.append((rule, [(None, rows)]))
     return tables
 
@@ -123,6 +124,8 @@ def markdown(tables, names):
                 title = RULE_TITLES.get(rule, f"Checkpoint: epoch {rule.split(':')[-1]} of each run")
                 parts.append(f"### {title}" + (f": {names[system]}" if system else "") + "\n\n")
             parts.append(epochs_table(rows) if system else markdown_table(rows))
+            if rule == "best_ppl":
+                parts.append("\n" + chosen_epochs(rows))
             if titled:
                 parts.append("\n")
     return "".join(parts)

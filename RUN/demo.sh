@@ -88,9 +88,12 @@ python codes/pal/tiny.py bert "$MODELS/simcse_standin"
 step "1/9 PersonaChat -> extractor CSVs"
 PERSONACHAT_DIR="$PERSONACHAT_DIR" PERSONA_CSV_DIR="$OUT/persona_extractor" bash RUN/prepare_persona_data.sh
 
-step "2/9 persona extractor training (tiny BART, 2 epochs)"
+step "2/9 persona extractor training (tiny BART, 25 epochs)"
+# Long enough, at a high learning rate, for the tiny BART to write persona sentences (validation loss below 1), so
+# PESConv's personas are not empty and PAL's persona path is exercised; the released settings would learn nothing here.
 PERSONA_CSV_DIR="$OUT/persona_extractor" EXTRACTOR_DIR="$OUT/persona_extractor/model" \
-  bash RUN/train_persona_extractor.sh --model_name_or_path "$MODELS/bart" --num_epochs 2 --warmup_steps 2
+  bash RUN/train_persona_extractor.sh --model_name_or_path "$MODELS/bart" --num_epochs 25 --learning_rate 2e-2 \
+  --scheduler_interval step --warmup_steps 0 --train_batch_size 8 --val_check_interval 1.0
 
 step "3/9 ESConv -> PESConv (beam search over every seeker prefix)"
 EXTRACTOR_DIR="$OUT/persona_extractor/model" ESCONV_FILE="$OUT/ESConv.json" PESCONV_FILE="$OUT/PESConv.json" \

@@ -143,5 +143,5 @@ Demo finished in $((SECONDS - start)) s. Outputs:
                                  confusion-matrix PNG, ead.json, cos_similarity.json)
   results table                  $OUT/results.md
 Tiny random models: the numbers show the pipeline works, not the paper's results (a tiny model's replies are
-dominated by its learnt word frequencies, so PAL and PAL alpha=0 may coincide here).
+dominated by its learnt word frequencies, so PAL and PAL alpha=0 differ in only a few replies here).
 EOF

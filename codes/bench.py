@@ -21,13 +21,13 @@ table (top operators by self time) of one PAL and one vanilla run of it, so the 
 Peak memory on CPU is the process's peak resident set (VmHWM, reset before the step), measured in a fresh
 subprocess per model so that one model's freed memory cannot hide the other's; on CUDA, max_memory_allocated.
 """
-try:  # a plain `python` outside the project's environment: one line saying how to run this script
-    import pal  # noqa: F401
-except ModuleNotFoundError as missing:
+import importlib.util  # a plain `python` outside the project's environment: one line saying how to run this script
+if importlib.util.find_spec("torch") is None or importlib.util.find_spec("pal") is None:
     import os, sys
     launcher = os.path.relpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "RUN", "python"))
-    launcher = launcher if launcher.startswith(os.pardir) else os.path.join(os.curdir, launcher)
-    sys.exit(f"error: {missing} (not the project's environment): run it as  {launcher} {' '.join(sys.argv)}")
+    launcher = launcher if os.sep in launcher else os.path.join(os.curdir, launcher)  # a path, not a command name
+    sys.exit(f"error: this is not the project's environment (no torch or pal here): run it as  {launcher} "
+             f"{' '.join(sys.argv)}")
 import argparse
 import json
 import os

@@ -11,13 +11,13 @@ The CSVs are written with pandas' default index column, like the authors' `df.to
 fed to train_bart.py. A malformed line stops the script with `error: <file>:<line>: ...` before any CSV is
 written.
 """
-try:  # a plain `python` outside the project's environment: one line saying how to run this script
-    import pal  # noqa: F401
-except ModuleNotFoundError as missing:
+import importlib.util  # a plain `python` outside the project's environment: one line saying how to run this script
+if importlib.util.find_spec("torch") is None or importlib.util.find_spec("pal") is None:
     import os, sys
     launcher = os.path.relpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "RUN", "python"))
-    launcher = launcher if launcher.startswith(os.pardir) else os.path.join(os.curdir, launcher)
-    sys.exit(f"error: {missing} (not the project's environment): run it as  {launcher} {' '.join(sys.argv)}")
+    launcher = launcher if os.sep in launcher else os.path.join(os.curdir, launcher)  # a path, not a command name
+    sys.exit(f"error: this is not the project's environment (no torch or pal here): run it as  {launcher} "
+             f"{' '.join(sys.argv)}")
 import os
 from contextlib import ExitStack
 

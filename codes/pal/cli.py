@@ -12,7 +12,7 @@ def launcher(script=None):
     (it sets up .venv and the CPU-thread default), as a path relative to the working directory, then `script`
     relative to it too."""
     path = os.path.relpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "RUN", "python"))
-    path = path if path.startswith(os.pardir) else os.path.join(os.curdir, path) if os.sep not in path else path
+    path = path if os.sep in path else os.path.join(os.curdir, path)  # a path, not a command name
     return path if script is None else f"{path} {os.path.relpath(script)}"
 
 

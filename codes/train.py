@@ -286,7 +286,10 @@ def train(args, runtime):
     args_dict = {k: v for k, v in vars(args).items() if k not in ("resume", "local_rank")}
     args_dict.update(world_size=runtime.world_size, n_train_examples=len(features), micro_batch_size=micro,
                      steps_per_epoch=steps_per_epoch, num_training_steps=num_training_steps,
-                     pretrained_model_path=pretrained, prepared_dir=os.path.abspath(prepared_dir))
+                     pretrained_model_path=pretrained, prepared_dir=os.path.abspath(prepared_dir),
+                     # absolute, so that the run folder works from any directory (resume, infer, interact)
+                     eval_input_file=os.path.abspath(args.eval_input_file),
+                     load_checkpoint=args.load_checkpoint and os.path.abspath(args.load_checkpoint))
     run_dir = args.resume or new_run_dir(args, prepared_dir, runtime, micro)
     if args.resume:
         check_resumable(run_dir)

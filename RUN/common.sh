@@ -3,12 +3,14 @@
 #   source RUN/common.sh                     (entry points that run one Python command) -h/--help prints the
 #                                            script's header comment and, instead of running it, the command with
 #                                            every argument's value; otherwise sets up the environment (setup_env.sh)
-#                                            and the repository root, sets OMP_NUM_THREADS=1 when unset
+#                                            and R (the repository root relative to the caller: paths stay relative to the
+#                                            caller's directory), sets OMP_NUM_THREADS=1 when unset
 #                                            (default_cpu_threads) and PRETRAINED_ARGS (--pretrained_model_path
 #                                            from $PRETRAINED_MODEL_PATH, when set).
 #   source RUN/common.sh --help-hook "$@"    (scripts that set up themselves: demo, reproduce_table3, setup_env,
 #                                            test) -h/--help prints the header comment and exits; nothing else.
 # --help never creates .venv, deletes or writes anything.
+[ -n "${BASH_VERSION:-}" ] || { echo "error: $0 is a bash script: run it as  bash $0" >&2; exit 2; }
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PAL_SCRIPT="${BASH_SOURCE[1]:-$0}"  # the script that sourced this file (this file when run directly)
@@ -53,7 +55,7 @@ show_command_and_exit() {
   done
   echo
   echo "It runs (values from the environment and your arguments; a later option overrides an earlier one):"
-  printf '  %s' "$program"
+  printf '  %s' "${program/#python/${R}RUN/python}"  # runnable as printed, from a plain shell (RUN/python)
   for a in "${words[@]}"; do
     if [[ "$a" == -* && ! "$a" =~ ^-[0-9.]+$ ]]; then printf ' \\\n      %s' "$a"
     else printf ' %s' "$(quote_arg "$a")"; fi
@@ -61,7 +63,7 @@ show_command_and_exit() {
   done
   echo
   if [ -n "$script" ]; then
-    echo "All options of $script and their defaults: python $script --help (in the environment of RUN/setup_env.sh)"
+    echo "All options of $script and their defaults: ${R}RUN/python $script --help"
   fi
   exit 0
 }
@@ -93,16 +95,19 @@ if wants_help "$@"; then  # the caller's arguments: `source` without arguments k
   PAL_HELP=1
   print_header "$PAL_SCRIPT"
   python() { show_command_and_exit python "$@"; }
-  torchrun() { show_command_and_exit torchrun "$@"; }
 else
   source "$ROOT/RUN/setup_env.sh"
   default_cpu_threads
 fi
-cd "$ROOT"
+# Paths stay relative to the caller's directory; R is the repository root relative to it ("" at the root), so the
+# scripts and default data paths are "${R}codes/...", "${R}DATA/..." and a user's paths are taken as given.
+R="$(realpath --relative-to=. "$ROOT")/"
+if [ "$R" = "./" ]; then R=""; fi
 PRETRAINED_ARGS=()
 if [ -n "${PRETRAINED_MODEL_PATH:-}" ]; then PRETRAINED_ARGS+=(--pretrained_model_path "$PRETRAINED_MODEL_PATH"); fi
 
-# set_launcher: LAUNCH=(python), or (torchrun --standalone --nproc_per_node N) when NPROC=N > 1 (N processes on this
+# set_launcher: LAUNCH=(python), or (python -m torch.distributed.run --standalone --nproc_per_node N, i.e. torchrun)
+# when NPROC=N > 1 (N processes on this
 # machine, e.g. one per GPU); an NPROC that is not a positive integer is a one-line error (exit 2).
 set_launcher() {
   local n="${NPROC:-1}"
@@ -111,7 +116,7 @@ set_launcher() {
     exit 2
   fi
   LAUNCH=(python)
-  if [ "$n" -gt 1 ]; then LAUNCH=(torchrun --standalone --nproc_per_node "$n"); fi
+  if [ "$n" -gt 1 ]; then LAUNCH=(python -m torch.distributed.run --standalone --nproc_per_node "$n"); fi
 }
 
 # resume_run SCRIPT ARGS...: when --resume is among ARGS, runs "${LAUNCH[@]}" SCRIPT ARGS and exits: a resumed run

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The human-evaluation server (ESConv's pairwise protocol in the browser; codes/human_eval/, README "Human evaluation").
-# Usage: bash RUN/human_eval.sh [python -m human_eval arguments]
+# Usage: bash RUN/human_eval.sh [RUN/python -m human_eval arguments]
 #   With no --system / --results the study runs on the demo models of RUN/demo.sh (demo_out/): PAL against
 #   PAL alpha=0 (the same checkpoint, contrastive decoding off), live persona from the demo extractor, seeker cards
 #   from demo_out/pesconv/test.txt, annotators annotator1 and annotator2, database demo_out/human_eval/study.db.
@@ -17,9 +17,10 @@
 #     (any system: README "Comparing PAL with an LLM")
 #   bash RUN/human_eval.sh --mode static --results pal=RES_DIR1 --results joint=RES_DIR2 --test_file DATA/pesconv/test.txt
 #   bash RUN/human_eval.sh --mode chat --system name=pal,config=strat,checkpoint=... --persona_extractor DIR
-# Annotators: python -m human_eval.admin --db DB add NAME; results: python -m human_eval.analyze DB.
+# Annotators: RUN/python -m human_eval.admin --db DB add NAME; results: RUN/python -m human_eval.analyze DB.
+[ -n "${BASH_VERSION:-}" ] || { echo "error: $0 is a bash script: run it as  bash $0" >&2; exit 2; }
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-DEMO="${DEMO_OUT:-demo_out}"
+DEMO="${DEMO_OUT:-${R}demo_out}"
 DEFAULTS=()
 if [[ " $* " != *" --system "* && " $* " != *" --results "* ]]; then
   CKPT="$DEMO/strat.strat/demo_run/epoch-1.bin"

@@ -8,9 +8,10 @@
 #   The released script also passed --max_input_length 512 and --use_all_persona False: they are left out here so
 #   that they come from the run folder (512 and False for a run trained with the released settings).
 # Environment: PRETRAINED_MODEL_PATH (default: the run's, from its args.json; only its tokenizer files are read).
+[ -n "${BASH_VERSION:-}" ] || { echo "error: $0 is a bash script: run it as  bash $0" >&2; exit 2; }
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-if starts_with_checkpoint "$@"; then CKPT="$1"; shift; else CKPT="$(newest_checkpoint DATA/vanilla.vanilla train_vanilla.sh)"; fi
-python codes/infer.py \
+if starts_with_checkpoint "$@"; then CKPT="$1"; shift; else CKPT="$(newest_checkpoint "${R}"DATA/vanilla.vanilla train_vanilla.sh)"; fi
+python "${R}codes/infer.py" \
     --config_name vanilla \
     --inputter_name vanilla \
     --add_nlg_eval \
@@ -21,7 +22,7 @@ python codes/infer.py \
     --max_length 50 \
     --min_length 10 \
     --infer_batch_size 128 \
-    --infer_input_file "${INFER_FILE:-DATA/pesconv/test.txt}" \
+    --infer_input_file "${INFER_FILE:-${R}DATA/pesconv/test.txt}" \
     --temperature 0.5 \
     --top_k 10 \
     --top_p 0.9 \

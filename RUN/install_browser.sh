@@ -4,6 +4,7 @@
 # Idempotent: does nothing when both are installed. Never fails: without apt-get or root it says so and exits 0,
 # and tests/test_human_eval_browser.py then skips with the reason.
 # Usage: bash RUN/install_browser.sh
+[ -n "${BASH_VERSION:-}" ] || { echo "error: $0 is a bash script: run it as  bash $0" >&2; exit 2; }
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh" --help-hook "$@"  # -h/--help: this header, nothing run
 set +e  # common.sh sets -e; this script never fails (header)

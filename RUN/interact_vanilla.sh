@@ -7,9 +7,10 @@
 #   CHECKPOINT may be a run folder (then its last epoch). The model's arguments (config, pretrained path, max input
 #   length, fusion options) not given here come from the run folder's args.json and config.json.
 # Environment: PRETRAINED_MODEL_PATH (default: the run's, from its args.json; only its tokenizer files are read).
+[ -n "${BASH_VERSION:-}" ] || { echo "error: $0 is a bash script: run it as  bash $0" >&2; exit 2; }
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-if starts_with_checkpoint "$@"; then CKPT="$1"; shift; else CKPT="$(newest_checkpoint DATA/vanilla.vanilla train_vanilla.sh)"; fi
-python codes/interact.py \
+if starts_with_checkpoint "$@"; then CKPT="$1"; shift; else CKPT="$(newest_checkpoint "${R}"DATA/vanilla.vanilla train_vanilla.sh)"; fi
+python "${R}codes/interact.py" \
     --config_name vanilla \
     --inputter_name vanilla \
     --seed 0 \

@@ -5,11 +5,12 @@
 # Environment: TRAIN_FILE (default DATA/esconv/train.txt from codes/_reformat/process.py),
 #              PRETRAINED_MODEL_PATH (tokenizer folder; default: the config's Blenderbot_small-90M).
 # E.g. bash RUN/prepare_no_persona.sh --output_dir /tmp/prepared --max_input_length 128
+[ -n "${BASH_VERSION:-}" ] || { echo "error: $0 is a bash script: run it as  bash $0" >&2; exit 2; }
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-python codes/prepare.py \
+python "${R}codes/prepare.py" \
     --config_name strat_no_persona \
     --inputter_name strat \
-    --train_input_file "${TRAIN_FILE:-DATA/esconv/train.txt}" \
+    --train_input_file "${TRAIN_FILE:-${R}DATA/esconv/train.txt}" \
     --max_input_length 512 \
     --max_decoder_input_length 50 \
     --use_all_persona False \

@@ -9,13 +9,16 @@
 # Environment: SEEDS (training seeds, default "13 42 7"; 13 is the authors'), DECODE_SEEDS (decoding seeds of
 # infer.py's sampling, default "0 1 2"; 0 is the authors'), NUM_EPOCHS (10), FIXED_EPOCH (the fixed-epoch rule of the
 # table, default the last epoch), SIMCSE (Cos-Sim encoder), EXTRACTOR_MODEL, and EST_EPOCH_MIN / EST_DECODE_MIN /
-# EST_COSSIM_MIN (minutes per training epoch, per decode + scoring, per Cos-Sim run, for the estimate only).
+# EST_COSSIM_MIN (minutes per training epoch, per decode + scoring, per Cos-Sim run, for the estimate only), ALLOW_PARTIAL=1
+# (use a DATA/PESConv.json marked partial, e.g. from annotate --max_dialogues; refused otherwise). Weights, data
+# completeness and the device are checked first; --dry_run prints what is missing.
 # Each system is trained once per training seed (PAL alpha=0 decodes PAL's checkpoints with --strategy_alpha 0);
 # every epoch is decoded with every decoding seed into DATA/table3/<system>/seed-<S>/epoch-<E>/decode-<D>/.
 # Needs: Blenderbot_small-90M/ with facebook/blenderbot_small-90M, and either DATA/PESConv.json (the authors') or
 # DATA/ESConv.json + DATA/personachat/ (then the persona extractor is trained and PESConv rebuilt first).
 # Outputs: DATA/table3/results.md|json (Table 3 per selection rule: lowest validation PPL, fixed epoch, every epoch;
 # mean +- sd over training seeds and 95% CIs), epochs.png, compare_best_ppl.md|json|png (paired tests).
+[ -n "${BASH_VERSION:-}" ] || { echo "error: $0 is a bash script: run it as  bash $0" >&2; exit 2; }
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh" --help-hook "$@"  # -h/--help: this header, nothing run
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -67,11 +70,31 @@ echo "# estimate: about $((minutes / 60)) h $((minutes % 60)) min on one GPU (as
   "training epoch, ${EST_DECODE_MIN:-2} min per decode + scoring, ${EST_COSSIM_MIN:-0.5} min per Cos-Sim run;" \
   "set EST_*)"
 
-if [ "$DRY_RUN" -eq 0 ]; then
-  source "$ROOT/RUN/setup_env.sh"
-  ls Blenderbot_small-90M/*.bin Blenderbot_small-90M/*.safetensors >/dev/null 2>&1 || {
-    echo "error: RUN/reproduce_table3.sh: no weights in Blenderbot_small-90M/ (see Blenderbot_small-90M/README.md)" >&2
-    exit 2; }
+# What the recipe needs, checked before anything runs: weights, complete data, a GPU. A run stops at a missing one
+# (a partial PESConv only with ALLOW_PARTIAL=1; no GPU is a warning); --dry_run prints every finding and goes on.
+source "$ROOT/RUN/setup_env.sh" >&2
+missing=()
+compgen -G "Blenderbot_small-90M/*.bin" >/dev/null || compgen -G "Blenderbot_small-90M/*.safetensors" >/dev/null \
+  || missing+=("weights: no weights in Blenderbot_small-90M/ (see Blenderbot_small-90M/README.md)")
+if [ -f DATA/PESConv.json ]; then
+  if ! partial="$(python -m pal.completeness DATA/PESConv.json)"; then
+    if [ "${ALLOW_PARTIAL:-0}" = 1 ]; then echo "# data: $partial (ALLOW_PARTIAL=1: used anyway)"
+    else missing+=("data: $partial; rebuild it (delete it, then rerun) or set ALLOW_PARTIAL=1 to use it"); fi
+  else echo "# data: DATA/PESConv.json (complete)"; fi
+elif [ -f DATA/ESConv.json ] && ls DATA/personachat/train_both_original*.txt >/dev/null 2>&1; then
+  echo "# data: DATA/ESConv.json and DATA/personachat/ (PESConv is rebuilt)"
+else
+  missing+=("data: neither DATA/PESConv.json nor DATA/ESConv.json + DATA/personachat/train_both_original.txt (see DATA/README.md)")
+fi
+if [ "$(python -c 'import torch; print(torch.cuda.is_available())')" = True ]; then echo "# device: CUDA"
+else echo "# device: no CUDA GPU visible: the estimate above assumes one (days on a CPU)"; fi
+for m in "${missing[@]}"; do echo "# missing: $m"; done
+if [ "${#missing[@]}" -gt 0 ]; then
+  if [ "$DRY_RUN" -eq 0 ]; then
+    echo "error: RUN/reproduce_table3.sh: ${missing[*]}" >&2
+    exit 2
+  fi
+  echo "# (dry run: the commands below would run once what is missing is there)"
 fi
 
 # 1. PESConv: the authors' file, or rebuilt with our persona extractor.
@@ -83,7 +106,7 @@ if [ ! -f DATA/PESConv.json ] || [ "$DRY_RUN" -eq 1 ]; then
 fi
 
 # 2. Reformat (seed-13 7:2:1 split) and featurize for PAL and Blender-Joint (same dialogues, same split).
-run python codes/_reformat/process.py --add_persona True --input_file DATA/PESConv.json --output_dir DATA/pesconv
+run RUN/python codes/_reformat/process.py --add_persona True --input_file DATA/PESConv.json --output_dir DATA/pesconv
 run env TRAIN_FILE=DATA/pesconv/train.txt bash RUN/prepare_strat.sh
 run env TRAIN_FILE=DATA/pesconv/train.txt bash RUN/prepare_no_persona.sh
 
@@ -109,20 +132,20 @@ for s in "${SEED_LIST[@]}"; do
         esac
         out="DATA/table3/$system/seed-$s/epoch-$e/decode-$d"
         run env INFER_FILE=DATA/pesconv/test.txt bash "$script" "$ckpt" "${extra[@]}" --seed "$d" --save_dir "$out"
-        run python codes/get_cos_similarity.py --input_file "$out/gen.json" --model "$SIMCSE"
+        run RUN/python codes/get_cos_similarity.py --input_file "$out/gen.json" --model "$SIMCSE"
       done
     done
   done
 done
 for s in "${SEED_LIST[@]}"; do
-  run python codes/plot_training.py "DATA/strat.strat/table3-seed-$s"
-  run python codes/plot_training.py "DATA/strat.strat_no_persona/table3-seed-$s"
+  run RUN/python codes/plot_training.py "DATA/strat.strat/table3-seed-$s"
+  run RUN/python codes/plot_training.py "DATA/strat.strat_no_persona/table3-seed-$s"
 done
 
 # 5. The table (each rule, mean +- sd over training seeds, CIs, beside the paper) and the paired tests.
-run python codes/summarize_results.py DATA/table3 --select best_ppl "epoch:$FIXED_EPOCH" every \
+run RUN/python codes/summarize_results.py DATA/table3 --select best_ppl "epoch:$FIXED_EPOCH" every \
   --output DATA/table3/results.md --json DATA/table3/results.json --plot DATA/table3/epochs.png
-run python codes/compare_systems.py DATA/table3/pal DATA/table3/pal_alpha0 DATA/table3/blender_joint --select best_ppl \
+run RUN/python codes/compare_systems.py DATA/table3/pal DATA/table3/pal_alpha0 DATA/table3/blender_joint --select best_ppl \
   --markdown DATA/table3/compare_best_ppl.md --output DATA/table3/compare_best_ppl.json \
   --plot DATA/table3/compare_best_ppl.png
 echo "# Table 3: DATA/table3/results.md (README, Results: how to read it);" \

@@ -5,6 +5,7 @@
 # newer versions: widen a range there, run `PAL_LOCK=0 bash RUN/setup_env.sh`, then `bash RUN/test.sh`.
 # Idempotent: re-running with unchanged requirement files and PAL_LOCK does nothing.
 # Usage: source RUN/setup_env.sh   (or bash RUN/setup_env.sh)
+[ -n "${BASH_VERSION:-}" ] || { echo "error: $0 is a bash script: run it as  bash $0" >&2; exit 2; }
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh" --help-hook "$@"  # -h/--help: this header, nothing run
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -5,6 +5,7 @@
 #   bash RUN/test.sh --all    every test, slow ones included (what CI runs: .ci/run)
 # Other arguments go to pytest, e.g. `bash RUN/test.sh -k reformat -x` or `bash RUN/test.sh --all -m slow`.
 # pytest's own options: python -m pytest --help (in the environment of RUN/setup_env.sh).
+[ -n "${BASH_VERSION:-}" ] || { echo "error: $0 is a bash script: run it as  bash $0" >&2; exit 2; }
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh" --help-hook "$@"  # -h/--help: this header, nothing run
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

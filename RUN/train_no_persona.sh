@@ -11,13 +11,14 @@
 #   Blenderbot_small-90M), NPROC (processes on this machine; > 1 runs torchrun with DistributedDataParallel).
 # E.g. a smoke run with a tiny model:
 #   PRETRAINED_MODEL_PATH=/tmp/tiny bash RUN/train_no_persona.sh --max_steps 5 --num_epochs 1
+[ -n "${BASH_VERSION:-}" ] || { echo "error: $0 is a bash script: run it as  bash $0" >&2; exit 2; }
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 set_launcher
-resume_run codes/train.py "${PRETRAINED_ARGS[@]}" "$@"  # --resume RUN_DIR: the run's own arguments (args.json)
-"${LAUNCH[@]}" codes/train.py \
+resume_run "${R}codes/train.py" "${PRETRAINED_ARGS[@]}" "$@"  # --resume RUN_DIR: the run's own arguments (args.json)
+"${LAUNCH[@]}" "${R}codes/train.py" \
     --config_name strat_no_persona \
     --inputter_name strat \
-    --eval_input_file "${EVAL_FILE:-DATA/esconv/valid.txt}" \
+    --eval_input_file "${EVAL_FILE:-${R}DATA/esconv/valid.txt}" \
     --seed 13 \
     --max_input_length 512 \
     --max_decoder_input_length 50 \

@@ -12,15 +12,16 @@
 #   An interrupted run continues with: bash RUN/train_persona_extractor.sh --resume [OUTPUT_DIR]
 #   (default $EXTRACTOR_DIR) with the arguments in its args.json; --max_steps, --device may be added.
 #   CPU smoke run with a tiny random BART:
-#     python persona_extractor/tiny_bart.py /tmp/tiny_bart --tokenizer_dir ../shared/models/bart-base
+#     RUN/python persona_extractor/tiny_bart.py /tmp/tiny_bart --tokenizer_dir ../shared/models/bart-base
 #     bash RUN/train_persona_extractor.sh --model_name_or_path /tmp/tiny_bart --num_epochs 1
+[ -n "${BASH_VERSION:-}" ] || { echo "error: $0 is a bash script: run it as  bash $0" >&2; exit 2; }
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 set_launcher
-resume_run persona_extractor/train_bart.py --output_dir "${EXTRACTOR_DIR:-DATA/persona_extractor/bart-large-cnn}" "$@"
-"${LAUNCH[@]}" persona_extractor/train_bart.py \
+resume_run "${R}persona_extractor/train_bart.py" --output_dir "${EXTRACTOR_DIR:-${R}DATA/persona_extractor/bart-large-cnn}" "$@"
+"${LAUNCH[@]}" "${R}persona_extractor/train_bart.py" \
     --model_name_or_path facebook/bart-large-cnn \
-    --train_dir "${PERSONA_CSV_DIR:-DATA/persona_extractor}" \
-    --output_dir "${EXTRACTOR_DIR:-DATA/persona_extractor/bart-large-cnn}" \
+    --train_dir "${PERSONA_CSV_DIR:-${R}DATA/persona_extractor}" \
+    --output_dir "${EXTRACTOR_DIR:-${R}DATA/persona_extractor/bart-large-cnn}" \
     --max_source_length 128 \
     --max_target_length 128 \
     --learning_rate 1e-5 \

@@ -1,8 +1,8 @@
 """Side-by-side benchmarks of the PAL suite, measured in one run on the same batches and the same random weights.
 
-    python codes/bench.py                     # full-size BlenderBot-small-90M config (random weights), CPU or CUDA
-    python codes/bench.py --small             # a tiny config: seconds, for a smoke run
-    python codes/bench.py --output bench.json --bf16   # also write JSON; bfloat16 autocast for the model passes
+    RUN/python codes/bench.py                     # full-size BlenderBot-small-90M config (random weights), CPU or CUDA
+    RUN/python codes/bench.py --small             # a tiny config: seconds, for a smoke run
+    RUN/python codes/bench.py --output bench.json --bf16   # also write JSON; bfloat16 autocast for the model passes
 
 Each row is a ratio of two measurements taken here, now (PAL and vanilla interleaved, the median of the paired
 ratios): featurization (pal.inputter vs per-example re-tokenization, target >= 8x with identical ids); train step,
@@ -13,6 +13,13 @@ Blender-Joint network with PAL's 12 added tokens (config strat_no_persona_12tok)
 misses its target (or every row, with --profile) is followed by torch.profiler tables; README "Benchmarks" reads
 the results.
 """
+import importlib.util  # a plain `python` outside the project's environment: one line saying how to run this script
+if importlib.util.find_spec("torch") is None or importlib.util.find_spec("pal") is None:
+    import os, sys
+    launcher = os.path.relpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "RUN", "python"))
+    launcher = launcher if os.sep in launcher else os.path.join(os.curdir, launcher)  # a path, not a command name
+    sys.exit(f"error: this is not the project's environment (no torch or pal here): run it as  {launcher} "
+             f"{' '.join(sys.argv)}")
 import argparse
 import json
 import os

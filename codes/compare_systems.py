@@ -1,6 +1,6 @@
 """Paired significance tests of every Table 3 metric between systems decoded on the same test examples.
 
-    python codes/compare_systems.py A B [C ...] [--select best_ppl] [--resamples 10000] [--seed 0]
+    RUN/python codes/compare_systems.py A B [C ...] [--select best_ppl] [--resamples 10000] [--seed 0]
                                     [--output FILE.json] [--plot FILE.png]
 
 Each of A, B, ... is one system: a result folder, a folder holding result folders (e.g. DATA/table3/pal: every
@@ -12,6 +12,13 @@ scored as the mean over its folders; the spread table then says how much of thei
 --output: JSON keyed by metric.json key ({a, b, delta, ci_low, ci_high, p_value, se, spread} in metric.json's
 scale); with more than one B, each key holds one such object per B, keyed by B's name.
 """
+import importlib.util  # a plain `python` outside the project's environment: one line saying how to run this script
+if importlib.util.find_spec("torch") is None or importlib.util.find_spec("pal") is None:
+    import os, sys
+    launcher = os.path.relpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "RUN", "python"))
+    launcher = launcher if os.sep in launcher else os.path.join(os.curdir, launcher)  # a path, not a command name
+    sys.exit(f"error: this is not the project's environment (no torch or pal here): run it as  {launcher} "
+             f"{' '.join(sys.argv)}")
 import argparse
 import sys
 
@@ -172,8 +179,10 @@ def main(argv=None):
     if args.markdown:
         with atomic_write(args.markdown) as f:
             f.write(text)
+        print(f"wrote {args.markdown}", file=sys.stderr)
     if args.output:
         write_json(args.output, json_output(comparisons))
+        print(f"wrote {args.output}", file=sys.stderr)
     if args.plot:
         from metric.plots import plot_forest
         plot_forest(comparisons, TABLE3_METRICS, args.plot, args.confidence)

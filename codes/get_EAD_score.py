@@ -1,6 +1,6 @@
 """Expectation-adjusted distinct (EAD; the paper's E-1/E-2) of the generations in a gen.json.
 
-    python codes/get_EAD_score.py --input_file RESULT_DIR/gen.json [--n 1 2] [--vocab_size 54956]
+    RUN/python codes/get_EAD_score.py --input_file RESULT_DIR/gen.json [--n 1 2] [--vocab_size 54956]
 
 EAD-n = N / (V * (1 - ((V-1)/V)^C)), N = distinct n-grams, C = all n-grams of the generations, each generation
 split into sentences (nltk.sent_tokenize) and words (nltk.word_tokenize), not lower-cased, as the authors do.
@@ -9,6 +9,13 @@ gen.json). A JSON list of plain strings is accepted too. Writes ead.json (values
 next to the input unless --output_file says otherwise; beside a gen.json it is committed into the result folder as
 one unit and sealed with that gen.json (pal.results), so readers know which generations it describes.
 """
+import importlib.util  # a plain `python` outside the project's environment: one line saying how to run this script
+if importlib.util.find_spec("torch") is None or importlib.util.find_spec("pal") is None:
+    import os, sys
+    launcher = os.path.relpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "RUN", "python"))
+    launcher = launcher if os.sep in launcher else os.path.join(os.curdir, launcher)  # a path, not a command name
+    sys.exit(f"error: this is not the project's environment (no torch or pal here): run it as  {launcher} "
+             f"{' '.join(sys.argv)}")
 import os
 
 from palkit.checks import boolean_string, existing_path, int_range, output_file, positive_int, require_output_file

@@ -1,6 +1,6 @@
 """Persona-response cosine similarity (the paper's Cos-Sim) of a gen.json, with a sentence encoder.
 
-    python codes/get_cos_similarity.py --input_file RESULT_DIR/gen.json [--model DIR_OR_HUB_NAME]
+    RUN/python codes/get_cos_similarity.py --input_file RESULT_DIR/gen.json [--model DIR_OR_HUB_NAME]
 
 For each example: cosine between the encoder's pooler output for the persona and for the generation (the paper's
 number), and between the persona and the gold response. Writes cos_similarity.json (means; `cos-sim-generation`
@@ -12,6 +12,13 @@ do, included in the mean; --exclude_empty_persona True leaves them out (`nonempt
 Beside a gen.json the files are committed into its result folder as one unit and sealed with that gen.json
 (pal.results); with --output_file they are written there as they are.
 """
+import importlib.util  # a plain `python` outside the project's environment: one line saying how to run this script
+if importlib.util.find_spec("torch") is None or importlib.util.find_spec("pal") is None:
+    import os, sys
+    launcher = os.path.relpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "RUN", "python"))
+    launcher = launcher if os.sep in launcher else os.path.join(os.curdir, launcher)  # a path, not a command name
+    sys.exit(f"error: this is not the project's environment (no torch or pal here): run it as  {launcher} "
+             f"{' '.join(sys.argv)}")
 import os
 
 from palkit.checks import (ENCODER_TOKENIZER_FILES, boolean_string, check_model_dir, check_tokenizer_dir, existing_path,

@@ -7,12 +7,19 @@ generate with batches of exactly --infer_batch_size examples (pal.generation); w
 add a suffix) and score them (metric.evaluate_records). The folder replaces an earlier one as one unit (pal.results).
 
 Usage (from the repository root; RUN/infer_strat.sh has the released settings):
-  python codes/infer.py --config_name strat --inputter_name strat --load_checkpoint RUN_DIR/epoch-4.bin \
+  RUN/python codes/infer.py --config_name strat --inputter_name strat --load_checkpoint RUN_DIR/epoch-4.bin \
       --infer_input_file DATA/pesconv/test.txt
-  python codes/infer.py --load_checkpoint RUN_DIR --infer_input_file DATA/pesconv/test.txt   # RUN_DIR's last epoch
+  RUN/python codes/infer.py --load_checkpoint RUN_DIR --infer_input_file DATA/pesconv/test.txt   # RUN_DIR's last epoch
 A run folder's checkpoint brings the model's arguments from its args.json and config.json (palkit.run_folder);
 explicit arguments win; infer_args.json records what was used. The seed is set before each file.
 """
+import importlib.util  # a plain `python` outside the project's environment: one line saying how to run this script
+if importlib.util.find_spec("torch") is None or importlib.util.find_spec("pal") is None:
+    import os, sys
+    launcher = os.path.relpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "RUN", "python"))
+    launcher = launcher if os.sep in launcher else os.path.join(os.curdir, launcher)  # a path, not a command name
+    sys.exit(f"error: this is not the project's environment (no torch or pal here): run it as  {launcher} "
+             f"{' '.join(sys.argv)}")
 import argparse
 import json
 import math
@@ -26,6 +33,7 @@ from palkit.checks import (boolean_string, existing_file, existing_path, float_r
                            output_dir, positive_float, positive_int, probability, require_output_dir,
                            require_output_file)
 from palkit.cli import ArgumentParser, UserError, resolve_device, run_main
+from pal.completeness import note_partial
 from pal.config import STRATEGY_TOKENS, load_config
 from palkit.engine import seed_everything, to_device
 from pal.generation import (CONTRASTIVE_IMPL_HELP, CONTRASTIVE_IMPLS, DecodingOptions, decode_text, decoding_options,
@@ -252,6 +260,7 @@ def check_result_dir(save_dir):
 
 
 def infer_file(path, args, toker, model, featurizer, decoding, device):
+    partial = note_partial(path)
     dialogue_features = featurizer.file_features(path, "inference", with_meta=True, progress=True)
     n_examples = sum(len(f) for f in dialogue_features)
     if n_examples == 0:
@@ -274,7 +283,7 @@ def infer_file(path, args, toker, model, featurizer, decoding, device):
         crash_point(LABEL, "partial")
         # the absolute checkpoint lets summarize_results.py find the training run (seed, eval_log.csv) from anywhere
         checkpoint = os.path.abspath(args.load_checkpoint) if args.load_checkpoint else None
-        write_json(os.path.join(tmp, "infer_args.json"), {**vars(args), "checkpoint": checkpoint})
+        write_json(os.path.join(tmp, "infer_args.json"), {**vars(args), "checkpoint": checkpoint, "partial": partial})
         if not args.only_generate:
             metrics_scorer()(records, tmp, add_nlg_eval=args.add_nlg_eval)
     print(f"wrote {len(records)} generations to {save_dir}/gen.json", file=sys.stderr)

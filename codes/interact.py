@@ -1,18 +1,25 @@
 """Chat with a trained model in the terminal; every reply shows the strategy it was decoded after.
 
-    python codes/interact.py --config_name strat --inputter_name strat --load_checkpoint RUN_DIR/epoch-4.bin \
+    RUN/python codes/interact.py --config_name strat --inputter_name strat --load_checkpoint RUN_DIR/epoch-4.bin \
         [--persona "i am a teacher. i have two kids." | --persona_file FILE | --persona_extractor DIR]
 
 Type the seeker's turns; an empty line is ignored, "/reset" starts a new conversation, end of input (Ctrl-D, or the
 end of piped input) saves the conversation as JSON (the file is named, interact_args.json beside it) and quits.
 A checkpoint in a run folder (or the folder itself: its last epoch) brings the model's arguments from its args.json
-(palkit.run_folder), so `python codes/interact.py -c RUN_DIR` is enough. Lines are read from stdin, so the chat also
-runs non-interactively: `printf 'hi\\ni lost my job\\n' | python codes/interact.py ...`.
+(palkit.run_folder), so `RUN/python codes/interact.py -c RUN_DIR` is enough. Lines are read from stdin, so the chat also
+runs non-interactively: `printf 'hi\\ni lost my job\\n' | RUN/python codes/interact.py ...`.
 
 Persona (config strat only; docs/reproduction.md#featurization): "<input>" (none) by default; --persona /
 --persona_file a fixed one, in PESConv form ("<persona> ... <input>") or plain sentences (one per line, or split
 at . ! ?); --persona_extractor DIR infers it live from the seeker's turns (from the 3rd on) and prints it.
 """
+import importlib.util  # a plain `python` outside the project's environment: one line saying how to run this script
+if importlib.util.find_spec("torch") is None or importlib.util.find_spec("pal") is None:
+    import os, sys
+    launcher = os.path.relpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "RUN", "python"))
+    launcher = launcher if os.sep in launcher else os.path.join(os.curdir, launcher)  # a path, not a command name
+    sys.exit(f"error: this is not the project's environment (no torch or pal here): run it as  {launcher} "
+             f"{' '.join(sys.argv)}")
 import argparse
 import datetime
 import os
@@ -111,6 +118,9 @@ def read_turns(interactive):
         yield normalise(line)
 
 
+QUIT_COMMANDS = ("quit", "exit", "/quit", "/exit")  # commands, never sent to the model as an utterance
+
+
 def chat_loop(chat, args, output_dir):
     unused = "" if chat.featurizer.settings.persona_in_batches else " (this config does not use a persona)"
     if chat.persona_source.extractor is None:
@@ -118,8 +128,10 @@ def chat_loop(chat, args, output_dir):
     else:
         print(f"Persona: inferred from what you say, shown before each reply{unused}")
     print(f"Conversations are saved to {output_dir}/")
-    print("\nA new conversation starts! (/reset starts over, end of input (Ctrl-D) saves and quits)")
+    print("\nA new conversation starts! (/reset starts over; quit, exit or end of input (Ctrl-D) saves and quits)")
     for text in read_turns(sys.stdin.isatty()):
+        if text.strip().lower() in QUIT_COMMANDS:
+            break
         if not text:
             print("Prompt should not be empty!")
             continue
@@ -134,7 +146,7 @@ def chat_loop(chat, args, output_dir):
             print(f"   persona: {shown_persona(persona)}")
         label = f" [{strategy}]" if strategy else ""
         print(f"   AI{label}: {reply}", flush=True)
-    print("\nend of input: quitting")
+    print("\nquitting")
     save_conversation(output_dir, chat.record(), args)
 
 

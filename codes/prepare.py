@@ -8,17 +8,27 @@ Writes DATA/{inputter_name}.{config_name}/features/ (or <--output_dir>/features/
   manifest.json  size and SHA-256 of both; train.py refuses a set whose files do not belong together
 
 Usage (from the repository root; RUN/prepare_strat.sh has the released settings):
-  python codes/prepare.py --config_name strat --inputter_name strat --train_input_file DATA/pesconv/train.txt \
+  RUN/python codes/prepare.py --config_name strat --inputter_name strat --train_input_file DATA/pesconv/train.txt \
       --max_input_length 512 --max_decoder_input_length 50 --use_all_persona False
 Differences from the authors' script, none changing an id: the output folder name (theirs had a suffix their
 train.py did not read back); the tokenizer is rebuilt from the config, not pickled; one process is used.
 """
+import importlib.util  # a plain `python` outside the project's environment: one line saying how to run this script
+if importlib.util.find_spec("torch") is None or importlib.util.find_spec("pal") is None:
+    import os, sys
+    launcher = os.path.relpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "RUN", "python"))
+    launcher = launcher if os.sep in launcher else os.path.join(os.curdir, launcher)  # a path, not a command name
+    sys.exit(f"error: this is not the project's environment (no torch or pal here): run it as  {launcher} "
+             f"{' '.join(sys.argv)}")
 import argparse
 import os
+import sys
 
 from palkit.checks import boolean_string, existing_file, output_dir, require_output_dir
 from palkit.cli import ArgumentParser, UserError, run_main
+from pal.completeness import note_partial, report_empty_personas
 from pal.config import build_tokenizer, load_config, resolve_pretrained_path
+from pal.dialogues import load_dialogues
 from pal.inputter import Featurizer, settings_for
 from pal.prepared import default_prepared_dir, features_dir, write_prepared
 from pal.options import (add_length_arguments, add_model_arguments, add_persona_argument, add_pretrained_argument,
@@ -36,6 +46,9 @@ def build_parser():
     add_pretrained_argument(p)
     p.add_argument("--output_dir", default=None, type=output_dir, help="default: DATA/{inputter_name}.{config_name}")
     p.add_argument("--pbar", type=boolean_string, default=True, help="progress bar")
+    p.add_argument("--allow_no_persona", type=boolean_string, default=False,
+                   help="True: prepare a persona config (PAL) on a file where no dialogue has a persona field "
+                        "(otherwise an error: PAL trained on empty personas is a different model)")
     accepted = p.add_argument_group("accepted for the authors' scripts")
     accepted.add_argument("--encode_context", type=boolean_string, default=True,
                           help="only True (tokenize the joined text, the PAL code path) is supported")
@@ -46,12 +59,31 @@ def build_parser():
     return p
 
 
+def check_training_file(args, settings):
+    """The partial mark of the training file (None: complete), said in one line; for PAL (a persona config) a
+    file where no dialogue has a persona field is an error unless --allow_no_persona True, and the share of empty
+    personas is reported."""
+    partial = note_partial(args.train_input_file)
+    if settings.persona_in_batches:
+        dialogues = load_dialogues(args.train_input_file, "codes/_reformat/process.py writes train.txt").dialogues
+        if not any(isinstance(d, dict) and ("persona" in d or "persona_list" in d) for d in dialogues):
+            if not args.allow_no_persona:
+                raise UserError(f"{args.train_input_file}: no dialogue has a persona field, so PAL would train on "
+                                f"empty personas (a different model); reformat PESConv with --add_persona True, or "
+                                f"pass --allow_no_persona True to go on")
+            print(f"warning: {args.train_input_file}: no persona in any dialogue (--allow_no_persona True)",
+                  file=sys.stderr)
+        report_empty_personas(dialogues, args.train_input_file)
+    return partial
+
+
 def prepare(args):
     check_encode_context(args.encode_context)
     out_dir = require_output_dir(args.output_dir or default_prepared_dir(args.inputter_name, args.config_name))
     config = load_config(args.config_name)
     settings = settings_for(config, args.inputter_name, args.max_input_length, args.max_decoder_input_length,
                             args.use_all_persona)
+    partial = check_training_file(args, settings)  # cheap checks before the tokenizer loads
     pretrained = resolve_pretrained_path(config, args.pretrained_model_path)
     toker = build_tokenizer(config, pretrained)
     featurizer = Featurizer(toker, settings)
@@ -71,9 +103,11 @@ def prepare(args):
         "vocab_size": len(toker),
         "n_dialogues": len(per_dialogue),
         "n_examples": len(features),
+        "partial": partial,
     }
     write_prepared(out_dir, features, meta)
-    print(f"{len(features)} training examples from {len(per_dialogue)} dialogues -> {features_dir(out_dir)}")
+    print(f"{len(features)} training examples from {len(per_dialogue)} dialogues -> {features_dir(out_dir)}"
+          + (f" (partial: {partial})" if partial else ""))
     return out_dir
 
 

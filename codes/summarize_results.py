@@ -1,7 +1,7 @@
 """Table 3 from result folders: grouped by system and checkpoint-selection rule, mean +- sd over training seeds and
 a 95% confidence interval per cell, beside the paper's rows.
 
-    python codes/summarize_results.py RESULT_DIR [RESULT_DIR ...] [--select best_ppl epoch:9 every]
+    RUN/python codes/summarize_results.py RESULT_DIR [RESULT_DIR ...] [--select best_ppl epoch:9 every]
         [--names A B] [--compare_to pal|pal_alpha0|blender_joint|none ...] [--output FILE.md] [--json FILE.json]
         [--plot FILE.png]
 
@@ -13,7 +13,15 @@ minus the system's own paper row. Rules (--select, several allowed): given (fold
 (per training run, the decoded epoch with the lowest validation PPL), every (a row per epoch). Default: given when
 every run has one epoch, else best_ppl and every.
 """
+import importlib.util  # a plain `python` outside the project's environment: one line saying how to run this script
+if importlib.util.find_spec("torch") is None or importlib.util.find_spec("pal") is None:
+    import os, sys
+    launcher = os.path.relpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "RUN", "python"))
+    launcher = launcher if os.sep in launcher else os.path.join(os.curdir, launcher)  # a path, not a command name
+    sys.exit(f"error: this is not the project's environment (no torch or pal here): run it as  {launcher} "
+             f"{' '.join(sys.argv)}")
 import argparse
+import sys
 
 from palkit.checks import output_file
 from palkit.cli import ArgumentParser, UserError, run_main
@@ -79,6 +87,15 @@ def display_names(systems, infos, args):
     return dict(zip(systems, args.names))
 
 
+def chosen_epochs(rows):
+    """Below a best_ppl table: the epoch each training run chose, per system ("PAL: seed 13 epoch 4, ...")."""
+    lines = ["Epochs chosen (lowest validation PPL of each training run):\n"]
+    for row in rows:
+        picks = sorted({(str(f["training_seed"]), f["epoch"]) for f in row["selected"]})
+        lines.append(f"- {row['name']}: " + ", ".join(f"seed {seed} epoch {epoch}" for seed, epoch in picks) + "\n")
+    return "".join(lines)
+
+
 def build_tables(infos, values, rules, names, papers):
     """[(rule, [(system or None, rows)])]: one table per rule, or per system for `every`."""
     tables = []
@@ -106,6 +123,8 @@ def markdown(tables, names):
                 title = RULE_TITLES.get(rule, f"Checkpoint: epoch {rule.split(':')[-1]} of each run")
                 parts.append(f"### {title}" + (f": {names[system]}" if system else "") + "\n\n")
             parts.append(epochs_table(rows) if system else markdown_table(rows))
+            if rule == "best_ppl":
+                parts.append("\n" + chosen_epochs(rows))
             if titled:
                 parts.append("\n")
     return "".join(parts)
@@ -150,6 +169,7 @@ def main(argv=None):
     if args.output:
         with atomic_write(args.output) as f:
             f.write(text)
+        print(f"wrote {args.output}", file=sys.stderr)
     if args.json:
         write_json(args.json, {"paper": PAPER, "tables": [
             {"rule": rule, "system": system, "rows": rows} for rule, sections in tables for system, rows in sections]})

@@ -1,9 +1,10 @@
 """Fine-tune PAL / Blender-Joint / vanilla BlenderBot-small on prepared features (the authors' codes/train.py).
 
 Usage (from the repository root; RUN/train_strat.sh has the released settings):
-  python codes/train.py --config_name strat --inputter_name strat --eval_input_file DATA/pesconv/valid.txt
+  RUN/python codes/prepare.py --config_name strat --inputter_name strat --train_input_file DATA/pesconv/train.txt
+  RUN/python codes/train.py --config_name strat --inputter_name strat --eval_input_file DATA/pesconv/valid.txt
   torchrun --nproc_per_node 2 codes/train.py ...             # DistributedDataParallel (nccl on GPUs, gloo on CPU)
-  python codes/train.py --resume DATA/strat.strat/RUN        # continue a stopped run exactly where it stopped
+  RUN/python codes/train.py --resume DATA/strat.strat/RUN        # continue a stopped run exactly where it stopped
 
 Reads DATA/{inputter}.{config}/features/ (codes/prepare.py) and writes the run folder
 DATA/{inputter}.{config}/<timestamp>.<lr>.<batch>.<n>gpu/: epoch-N.bin (a plain state_dict after epoch N, from 0),
@@ -13,6 +14,13 @@ The defaults are the released ones (RELEASED below); what they are, why, and eve
 released code (--paper_hparams, --weight_decay_rule, --optimizer, --loss_averaging, processes, accumulation,
 --max_steps, --resume): docs/reproduction.md#training.
 """
+import importlib.util  # a plain `python` outside the project's environment: one line saying how to run this script
+if importlib.util.find_spec("torch") is None or importlib.util.find_spec("pal") is None:
+    import os, sys
+    launcher = os.path.relpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "RUN", "python"))
+    launcher = launcher if os.sep in launcher else os.path.join(os.curdir, launcher)  # a path, not a command name
+    sys.exit(f"error: this is not the project's environment (no torch or pal here): run it as  {launcher} "
+             f"{' '.join(sys.argv)}")
 import argparse
 import datetime
 import json
@@ -26,6 +34,7 @@ from palkit.atomic import discard, side_paths, write_json
 from palkit.checks import (argument_type, boolean_string, existing_dir, existing_file, int_range, non_negative_float,
                            non_negative_int, output_dir, positive_int, require_dir)
 from palkit.cli import ArgumentParser, UserError, run_main
+from pal.completeness import note_partial
 from pal.config import CONFIG_DIR, PAPER_HPARAMS, RELEASED, load_config, resolve_pretrained_path
 from pal.options import (add_length_arguments, add_model_arguments, add_persona_argument, add_pretrained_argument,
                          check_encode_context)
@@ -201,10 +210,14 @@ def train(args, runtime):
     toker, model = build_model(args.config_name, pretrained, checkpoint=args.load_checkpoint,
                                fusion_mask_padding=args.fusion_mask_padding)
     prepared_dir = args.prepared_dir or default_prepared_dir(args.inputter_name, args.config_name)
-    features, _ = load_prepared(prepared_dir, {
+    features, prepared_meta = load_prepared(prepared_dir, {
         "config_name": args.config_name, "inputter_name": args.inputter_name,
         "max_input_length": args.max_input_length, "max_decoder_input_length": args.max_decoder_input_length,
         "use_all_persona": args.use_all_persona, "vocab_size": len(toker)})
+    if prepared_meta.get("partial"):
+        note(runtime, f"note: the features in {prepared_dir} are partial: {prepared_meta['partial']}")
+    if runtime.is_main:
+        note_partial(args.eval_input_file)
     eval_features = Featurizer(toker, settings).file_features(args.eval_input_file, "validation")
 
     micro = args.train_batch_size // args.gradient_accumulation_steps
@@ -227,7 +240,10 @@ def train(args, runtime):
     args_dict = {k: v for k, v in vars(args).items() if k not in ("resume", "local_rank")}
     args_dict.update(world_size=runtime.world_size, n_train_examples=len(features), micro_batch_size=micro,
                      steps_per_epoch=steps_per_epoch, num_training_steps=num_training_steps,
-                     pretrained_model_path=pretrained, prepared_dir=os.path.abspath(prepared_dir))
+                     pretrained_model_path=pretrained, prepared_dir=os.path.abspath(prepared_dir),
+                     # absolute, so that the run folder works from any directory (resume, infer, interact)
+                     eval_input_file=os.path.abspath(args.eval_input_file),
+                     load_checkpoint=args.load_checkpoint and os.path.abspath(args.load_checkpoint))
     run_dir = args.resume or new_run_dir(args, prepared_dir, runtime, micro)
     if args.resume:
         check_resumable(run_dir)

@@ -1,6 +1,6 @@
 """ESConv.json -> PESConv.json with the trained persona extractor (docs/reproduction.md#pesconv-annotation).
 
-    python persona_extractor/annotate_esconv.py --model_dir runs/bart_persona_extractor/best \
+    RUN/python persona_extractor/annotate_esconv.py --model_dir runs/bart_persona_extractor/best \\
         --input_file ESConv.json --output_file PESConv.json [--resume]
 
 Adds to every conversation `persona` (from all of the seeker's utterances) and `persona_list` (one entry per seeker
@@ -13,11 +13,20 @@ Several processes (one per GPU, or CPU processes) share the conversations and gi
     torchrun --standalone --nproc_per_node N persona_extractor/annotate_esconv.py ... [--resume]
 Each saves its chunks to <output_file>.partial-<rank>-of-<N>; a resumed run needs the same N.
 """
+import importlib.util  # a plain `python` outside the project's environment: one line saying how to run this script
+if importlib.util.find_spec("torch") is None or importlib.util.find_spec("pal") is None:
+    import os, sys
+    launcher = os.path.relpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "RUN", "python"))
+    launcher = launcher if os.sep in launcher else os.path.join(os.curdir, launcher)  # a path, not a command name
+    sys.exit(f"error: this is not the project's environment (no torch or pal here): run it as  {launcher} "
+             f"{' '.join(sys.argv)}")
 import datetime
 import os
 
 from palkit.checks import argument_type, float_range, non_negative_int, output_file, positive_int, require_file
 from palkit.cli import ArgumentParser, UserError, run_main
+from pal.completeness import clear_mark, report_empty_personas, write_mark
+from pal.dialogues import load_dialogues
 from persona_extractor.extractor import PersonaExtractor
 from persona_extractor.extractor_annotation import annotate_file
 from persona_extractor.modeling import MAX_GEN_LENGTH, MAX_INPUT_LENGTH, NUM_BEAMS, DecodingSettings
@@ -109,8 +118,17 @@ def main(argv=None):
             dist.destroy_process_group()
     if records is not None:
         n_list = sum(len(r["persona_list"]) for r in records)
-        partial = f" (partial: the first {len(records)}, --max_dialogues)" if args.max_dialogues else ""
-        print(f"{len(records)} conversations{partial}, {n_list} persona_list entries -> {args.output_file}")
+        total = len(load_dialogues(args.input_file, "see DATA/README.md").dialogues)
+        partial = None
+        if len(records) < total:
+            partial = (f"the first {len(records)} of {total} dialogues of {args.input_file} "
+                       f"(annotate_esconv.py --max_dialogues {args.max_dialogues})")
+            write_mark(args.output_file, partial)
+        else:
+            clear_mark(args.output_file)
+        print(f"{len(records)} conversations{f' (partial: {partial})' if partial else ''}, {n_list} persona_list "
+              f"entries -> {args.output_file}")
+        report_empty_personas(records, args.output_file)
 
 
 if __name__ == "__main__":

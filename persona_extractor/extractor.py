@@ -11,8 +11,8 @@ interact.py and the human-eval app (as pal.chat's LivePersona) and extractor_ann
 and filters are in persona_text.py, the tokenizer/model loading and the authors' encoding/decoding in modeling.py.
 """
 from palkit.cli import resolve_device
-from persona_extractor.modeling import (MAX_INPUT_LENGTH, DecodingSettings, decode_like_authors, encode_texts,
-                                        load_tokenizer_and_model, pad_batch)
+from persona_extractor.modeling import (EXTRACTOR_HINT, MAX_INPUT_LENGTH, DecodingSettings, decode_like_authors,
+                                        encode_texts, load_tokenizer_and_model, pad_batch)
 from pal.dialogues import INPUT_TOKEN
 from persona_extractor.persona_text import FIRST_PERSONA_TURN, extractor_input, persona_from_generation
 
@@ -32,7 +32,7 @@ class PersonaExtractor:
     @classmethod
     def from_pretrained(cls, path, device=None, **options):
         """Load from a save_pretrained directory (e.g. train_bart.py's <output_dir>/best) or a hub name."""
-        tokenizer, model = load_tokenizer_and_model(path)
+        tokenizer, model = load_tokenizer_and_model(path, EXTRACTOR_HINT)
         return cls(tokenizer, model, device=device, **options)
 
     def generate_raw(self, texts, batch_size=8, progress=None):

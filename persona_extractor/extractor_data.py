@@ -43,8 +43,9 @@ class EncodedPairs:
         return len(self.sources)
 
 
-def encode_pairs(tokenizer, path, config):
-    contexts, personas = read_pairs(path)
+def encode_pairs(tokenizer, source, config):
+    """`source`: a CSV path, or its (contexts, personas) from read_pairs."""
+    contexts, personas = read_pairs(source) if isinstance(source, (str, os.PathLike)) else source
     return EncodedPairs(encode_texts(tokenizer, contexts, config.max_source_length),
                         encode_texts(tokenizer, personas, config.max_target_length))
 

@@ -25,8 +25,10 @@ from palkit.cli import UserError
 from palkit.engine import Engine, ResumeError, Task, note, seed_everything, start_runtime
 from palkit.run_folder import resume_command
 from persona_extractor.extractor_data import (batches_per_epoch, collate, encode_pairs, epoch_order, evaluate_loss,
-                                              total_training_steps, validation_every)
+                                              read_pairs, total_training_steps, validation_every)
 from persona_extractor.modeling import load_tokenizer_and_model
+
+TRAIN_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "train_bart.py")  # for the resume command
 
 LOG_COLUMNS = ["epoch", "step", "train_loss", "val_loss", "best_val_loss", "improved", "bad_evals", "lr",
                "elapsed_s"]
@@ -228,12 +230,15 @@ class Trainer:
             raise UserError(f"--resume: {last} not found; nothing to resume in {config.output_dir} " +
                             ("(the run stopped before its first save: start again with --overwrite_output_dir)"
                              if started else "(drop --resume to start)"))
+        # the CSVs first: a missing or malformed file is one line before the model loads (minutes for BART-large)
+        train, valid = read_pairs(config.train_file), read_pairs(config.valid_file)
+        test = read_pairs(config.test_file) if config.test_file else None
         self.tokenizer, self.model = load_tokenizer_and_model(last if config.resume else config.model_name_or_path)
         self.model.to(self.device).train()
         self.pad_id = self.tokenizer.pad_token_id
-        self.train = encode_pairs(self.tokenizer, config.train_file, config)
-        self.valid = encode_pairs(self.tokenizer, config.valid_file, config)
-        self.test = encode_pairs(self.tokenizer, config.test_file, config) if config.test_file else None
+        self.train = encode_pairs(self.tokenizer, train, config)
+        self.valid = encode_pairs(self.tokenizer, valid, config)
+        self.test = encode_pairs(self.tokenizer, test, config) if test else None
         self.num_batches = batches_per_epoch(len(self.train), config.train_batch_size)
         self.every = validation_every(self.num_batches, config.val_check_interval)
         optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.learning_rate)
@@ -241,7 +246,7 @@ class Trainer:
             optimizer, num_warmup_steps=config.warmup_steps,
             num_training_steps=total_training_steps(len(self.train), config.train_batch_size, config.num_epochs))
         self.engine = Engine(self.model, optimizer, scheduler, self.runtime, last, settings(config, len(self.train)),
-                             resume_command("persona_extractor/train_bart.py", config.output_dir, self.runtime),
+                             resume_command(TRAIN_SCRIPT, config.output_dir, self.runtime),
                              scheduler_interval=config.scheduler_interval, progress=config.progress, label="last")
         self.optimizer, self.scheduler = optimizer, scheduler
         saved = None

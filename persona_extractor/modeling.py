@@ -17,7 +17,7 @@ import os
 import re
 from dataclasses import dataclass
 
-from palkit.checks import check_model_dir, check_tokenizer_dir
+from palkit.checks import check_model_dir, check_tokenizer_dir, from_folder_or_hub
 from palkit.cli import UserError
 from persona_extractor.persona_text import EXTRA_TOKENS
 
@@ -116,11 +116,16 @@ def pad_batch(sequences, pad_id):
 
 # ------------------------------------------------------------------------------------------------- model
 
-def _check_model_location(path):
+# Where a trained extractor comes from (annotation, interact, the human-evaluation app): not the untrained base model.
+EXTRACTOR_HINT = ("train the persona extractor first (bash RUN/prepare_persona_data.sh, then bash "
+                  "RUN/train_persona_extractor.sh: its best/ folder is the extractor), or give such a folder")
+
+
+def _check_model_location(path, hint=MODEL_HINT):
     looks_like_hub_name = path.count("/") == 1 and not path.startswith((".", "/", "~")) and not os.path.exists(path)
     if os.path.isdir(path) or looks_like_hub_name:
         return
-    raise UserError(f"model {path!r} not found: {MODEL_HINT}")
+    raise UserError(f"model {path!r} not found: {hint}")
 
 
 def checkpoint_dir(path):
@@ -132,19 +137,20 @@ def checkpoint_dir(path):
     return path
 
 
-def load_tokenizer_and_model(path):
+def load_tokenizer_and_model(path, hint=MODEL_HINT):
     """BART tokenizer (with <persona>, <sep>) and model (embeddings resized to the tokenizer) from `path`
     (a save_pretrained folder, a train_bart.py output folder, whose best/ is used, or a hub name)."""
     from transformers import BartForConditionalGeneration, BartTokenizer
     path = checkpoint_dir(path)
-    _check_model_location(path)
-    check_tokenizer_dir(path, hint=MODEL_HINT)  # no silent substitute for missing tokenizer files
-    check_model_dir(path, hint=MODEL_HINT)
+    _check_model_location(path, hint)
+    check_tokenizer_dir(path, hint=hint)  # no silent substitute for missing tokenizer files
+    check_model_dir(path, hint=hint)
     try:
-        tokenizer = BartTokenizer.from_pretrained(path)
-        model = BartForConditionalGeneration.from_pretrained(path)
+        tokenizer, model = from_folder_or_hub(lambda **kw: (BartTokenizer.from_pretrained(path, **kw),
+                                                            BartForConditionalGeneration.from_pretrained(path, **kw)),
+                                              path, hint)
     except (OSError, ValueError) as e:
-        raise UserError(f"cannot load a BART checkpoint from {path!r} ({str(e).splitlines()[0]}): {MODEL_HINT}")
+        raise UserError(f"cannot load a BART checkpoint from {path!r} ({str(e).splitlines()[0]}): {hint}")
     add_extractor_tokens(tokenizer)
     if model.get_input_embeddings().num_embeddings != len(tokenizer):
         # transformers 4.x (the authors') drew new rows from N(0, init_std); 5.x defaults to mean-resizing.

@@ -1,7 +1,7 @@
 """PersonaChat (ParlAI text format) -> train.csv, valid.csv, test.csv for the persona extractor
 (docs/reproduction.md#data).
 
-    python persona_extractor/process_bart_df.py [--data_dir Persona_chat/personachat] [--output_dir .]
+    RUN/python persona_extractor/process_bart_df.py [--data_dir Persona_chat/personachat] [--output_dir .]
 
 Reads `{split}_both_original.txt` (or the `_no_cands` variant) for split in train, valid, test; a split with no
 file is skipped with a note. Each dialogue gives two rows, first for the speaker of the response column ("your
@@ -12,6 +12,13 @@ The CSVs are written with pandas' default index column, like the authors' `df.to
 fed to train_bart.py. A malformed line stops the script with `error: <file>:<line>: ...` before any CSV is
 written.
 """
+import importlib.util  # a plain `python` outside the project's environment: one line saying how to run this script
+if importlib.util.find_spec("torch") is None or importlib.util.find_spec("pal") is None:
+    import os, sys
+    launcher = os.path.relpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "RUN", "python"))
+    launcher = launcher if os.sep in launcher else os.path.join(os.curdir, launcher)  # a path, not a command name
+    sys.exit(f"error: this is not the project's environment (no torch or pal here): run it as  {launcher} "
+             f"{' '.join(sys.argv)}")
 import os
 from contextlib import ExitStack
 
@@ -63,6 +70,9 @@ def build_parser():
                         help="where train.csv, valid.csv, test.csv go (default: .)")
     parser.add_argument("--eos_suffix", default=" " + EOS_TEXT,
                         help="appended to every context and persona (default: ' </s>', as the authors' CSVs)")
+    parser.add_argument("--splits_present", action="store_true",
+                        help="write the CSVs of the splits that are there even without the train split (otherwise "
+                             "a missing train_both_original.txt is an error)")
     return parser
 
 
@@ -72,6 +82,10 @@ def main(argv=None):
     if not any(found.values()):
         raise UserError(f"--data_dir {args.data_dir}: none of "
                         f"{', '.join(v.format(split=s) for s in SPLITS for v in FILE_VARIANTS)} is there")
+    if found["train"] is None and not args.splits_present:
+        raise UserError(f"--data_dir {args.data_dir}: no train_both_original.txt (ParlAI ConvAI2's train split), which "
+                        f"the extractor trains on; add it, or pass --splits_present to write only the CSVs of the "
+                        f"splits that are there")
     for split, path in found.items():
         if path is not None:
             require_output_file(os.path.join(args.output_dir, f"{split}.csv"))

@@ -1,12 +1,19 @@
 """A tiny random-weight BART saved like a real checkpoint: for tests, the demo and CPU smoke runs of the extractor.
 
-    python persona_extractor/tiny_bart.py OUT_DIR [--tokenizer_dir ../shared/models/bart-base]
+    RUN/python persona_extractor/tiny_bart.py OUT_DIR [--tokenizer_dir ../shared/models/bart-base]
 
 With --tokenizer_dir the real BART vocabulary is used (bart-large-cnn shares bart-base's); without it a tiny
 byte-level BPE (every byte plus a few whole words) is written, so nothing outside the repository is needed.
 Either way <persona> and <sep> are added and the model is saved with save_pretrained, so the real loading code
 (`persona_extractor.modeling.load_tokenizer_and_model`) is what gets exercised.
 """
+import importlib.util  # a plain `python` outside the project's environment: one line saying how to run this script
+if importlib.util.find_spec("torch") is None or importlib.util.find_spec("pal") is None:
+    import os, sys
+    launcher = os.path.relpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "RUN", "python"))
+    launcher = launcher if os.sep in launcher else os.path.join(os.curdir, launcher)  # a path, not a command name
+    sys.exit(f"error: this is not the project's environment (no torch or pal here): run it as  {launcher} "
+             f"{' '.join(sys.argv)}")
 import argparse
 import json
 import os

@@ -2,17 +2,24 @@
 (docs/reproduction.md#persona-extractor).
 
 Train (defaults = the authors' hyperparameters; what the training reproduces: extractor_training.py):
-    python persona_extractor/train_bart.py --train_dir data/both_original --output_dir runs/bart \
+    RUN/python persona_extractor/train_bart.py --train_dir data/both_original --output_dir runs/bart \\
         [--model_name_or_path facebook/bart-large-cnn] [--learning_rate 1e-5] [--train_batch_size 16] ...
-Continue an interrupted run:      python persona_extractor/train_bart.py --resume runs/bart
+Continue an interrupted run:      RUN/python persona_extractor/train_bart.py --resume runs/bart
     (the arguments recorded in runs/bart/args.json are used; an explicit one that would change the run is refused,
     --max_steps, --device, --no_progress may be given; a bare --resume continues --output_dir)
 Several processes (DistributedDataParallel; nccl on GPUs, gloo on CPU; each batch is split across them):
     torchrun --nproc_per_node 2 persona_extractor/train_bart.py --train_dir ... --output_dir ...
 Generate for a CSV (authors' infer step: 10 beams, max length 128, batches of 8, inputs cut to 512 tokens):
-    python persona_extractor/train_bart.py --do_infer --output_dir runs/bart [--infer_file data/test.csv]
+    RUN/python persona_extractor/train_bart.py --do_infer --output_dir runs/bart [--infer_file data/test.csv]
 It writes the input CSV plus `infer_res` (raw generation) and `persona_inferred` (the filtered persona string).
 """
+import importlib.util  # a plain `python` outside the project's environment: one line saying how to run this script
+if importlib.util.find_spec("torch") is None or importlib.util.find_spec("pal") is None:
+    import os, sys
+    launcher = os.path.relpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "RUN", "python"))
+    launcher = launcher if os.sep in launcher else os.path.join(os.curdir, launcher)  # a path, not a command name
+    sys.exit(f"error: this is not the project's environment (no torch or pal here): run it as  {launcher} "
+             f"{' '.join(sys.argv)}")
 import os
 import sys
 

@@ -143,7 +143,7 @@ def test_readers_refuse_a_mixed_result_folder_in_one_line_and_evaluate_reseals_i
     good = (res / "metric.json").read_text()
     (res / "metric.json").write_text(good.replace("{", '{"bleu-9": 1,', 1))  # another run's metric.json
     with pytest.raises(UserError, match="mixed result folder \\(metric.json changed after the folder was committed"
-                                        "\\).*`python codes/evaluate.py"):
+                                        "\\).*`RUN/python codes/evaluate.py"):
         find_result_folders([str(tmp_path)])
     evaluate.main([str(res)])  # rescores gen.json and seals the folder again
     assert "mixed result folder" in capsys.readouterr().err and (res / "metric.json").read_text() == good

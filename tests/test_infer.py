@@ -130,7 +130,7 @@ def test_interact_piped_prints_strategy(run_dir, tiny_blender_dir, tmp_path):
                                         str(run_dir / "strat" / "epoch-0.bin"), "--max_length", "6",
                                         "--persona", "i am a nurse. i have a cat.", "--output_dir",
                                         str(tmp_path / "dialogs")],
-                        stdin="hi there\n\ni lost my job\n")
+                        stdin="hi there\n\ni lost my job\nquit\nnever sent to the model\n")  # quit: a command
     assert result.returncode == 0, result.stderr
     replies = [line for line in result.stdout.splitlines() if line.strip().startswith("AI [")]
     assert len(replies) == 2
@@ -140,7 +140,7 @@ def test_interact_piped_prints_strategy(run_dir, tiny_blender_dir, tmp_path):
     assert len(saved) == 1
     # the chat says what it uses and where the conversation went, and that end of input ended it
     assert "Persona: i am a nurse. i have a cat.\n" in result.stdout
-    assert "end of input: quitting" in result.stdout
+    assert "quitting" in result.stdout
     assert f"(conversation saved to {tmp_path / 'dialogs' / saved[0]})" in result.stdout
     dialog = json.loads((tmp_path / "dialogs" / saved[0]).read_text())
     assert [t["speaker"] for t in dialog["dialog"]] == ["usr", "sys", "usr", "sys"]
@@ -169,7 +169,7 @@ def test_interact_without_persona_shows_none_and_eof_at_once_saves_nothing(run_d
                                         str(tmp_path / "dialogs")], stdin="")
     assert result.returncode == 0, result.stderr
     assert "Persona: (none)\n" in result.stdout and "<input>" not in result.stdout
-    assert "end of input: quitting" in result.stdout and "conversation saved" not in result.stdout
+    assert "quitting" in result.stdout and "conversation saved" not in result.stdout
     assert not (tmp_path / "dialogs").exists()
 
 

@@ -82,7 +82,7 @@ def test_clear_errors(tmp_path, tiny_bert_dir):
     del records[1]["persona"]
     with pytest.raises(UserError, match="record 1 has no 'persona'"):
         get_cos_similarity.main(["--input_file", str(_gen_json(tmp_path, records)), "--model", tiny_bert_dir])
-    with pytest.raises(UserError, match="cannot load the sentence encoder"):
+    with pytest.raises(UserError, match="no_such_encoder: no such folder.*pass --model DIR"):
         get_cos_similarity.main(["--input_file", str(_gen_json(tmp_path, _records())),
                                  "--model", str(tmp_path / "no_such_encoder")])
 
@@ -108,8 +108,9 @@ def test_empty_personas_are_counted_and_optionally_excluded(tmp_path, tiny_bert_
 
 def test_a_hub_name_without_network_fails_without_asking_the_hub(monkeypatch):
     from metric import simcse
+    from palkit import checks
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    assert not simcse.hub_reachable()
+    assert not checks.hub_reachable()
     calls = []
     real = simcse._from_pretrained
     monkeypatch.setattr(simcse, "_from_pretrained", lambda *a, **kw: calls.append(kw) or real(*a, **kw))

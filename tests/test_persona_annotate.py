@@ -296,3 +296,57 @@ def test_max_dialogues_cli_says_partial_and_resume_keeps_n(tiny_bart, tmp_path, 
         annotate_esconv.main([*argv, "--max_dialogues", "4", "--resume"])
     with pytest.raises(UserError, match="--max_dialogues"):
         annotate_esconv.main([*argv, "--max_dialogues", "0"])
+
+
+def test_a_partial_pesconv_is_named_by_reformat_prepare_and_refused_by_the_recipe(tiny_bart, blender_tokenizer_dir,
+                                                                                  tmp_path, capsys):
+    import shutil
+    from conftest import fake_venv
+    from pal.completeness import partial_description
+    source = write_json(tmp_path / "ESConv.json", CRAFTED)
+    pesconv = tmp_path / "DATA" / "PESConv.json"
+    annotate_esconv.main(["--model_dir", tiny_bart, "--input_file", source, "--output_file", str(pesconv),
+                          "--num_beams", "2", "--max_length", "8", "--no_progress", "--device", "cpu",
+                          "--max_dialogues", "6"])
+    what = f"the first 6 of 8 dialogues of {source} (annotate_esconv.py --max_dialogues 6)"
+    assert partial_description(pesconv) == what
+    assert "personas: " in capsys.readouterr().out  # the share of empty personas is reported
+    process = load_script("codes/_reformat/process.py")
+    process.main(["--add_persona", "True", "--input_file", str(pesconv), "--output_dir", str(tmp_path / "split")])
+    out, err = capsys.readouterr()
+    assert f"note: {pesconv} is partial: {what}" in err and "partial: " in out
+    train = tmp_path / "split" / "train.txt"
+    assert what in partial_description(train)
+    prepare = load_script("codes/prepare.py")
+    prepared = prepare.main(["--config_name", "strat", "--inputter_name", "strat", "--train_input_file", str(train),
+                             "--pretrained_model_path", blender_tokenizer_dir, "--output_dir", str(tmp_path / "prep"),
+                             "--pbar", "False"])
+    out, err = capsys.readouterr()
+    assert f"note: {train} is partial" in err and "(partial: " in out
+    meta = json.loads((tmp_path / "prep" / "features" / "meta.json").read_text())
+    assert what in meta["partial"]
+    # the recipe: its dry run names the partial file; a real run refuses it unless ALLOW_PARTIAL=1
+    root = tmp_path / "clone"
+    shutil.copytree(REPO_ROOT / "RUN", root / "RUN")
+    for name in ("requirements.txt", "requirements-lock.txt", "pyproject.toml"):
+        shutil.copy(REPO_ROOT / name, root / name)
+    fake_venv(root / ".venv", root)
+    (root / "DATA").mkdir()
+    for name in ("PESConv.json", "PESConv.json.subset.json"):
+        shutil.copy(tmp_path / "DATA" / name, root / "DATA" / name)
+    (root / "Blenderbot_small-90M").mkdir()
+    (root / "Blenderbot_small-90M" / "model.safetensors").write_bytes(b"weights")
+    env = {k: v for k, v in os.environ.items() if k not in ("PAL_VENV", "ALLOW_PARTIAL")}
+    recipe = ["bash", "RUN/reproduce_table3.sh"]
+    dry = subprocess.run([*recipe, "--dry_run"], cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    assert dry.returncode == 0 and f"# missing: data: DATA/PESConv.json: partial: {what}" in dry.stdout, dry.stderr
+    assert "# device: " in dry.stdout
+    real = subprocess.run(recipe, cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    assert real.returncode == 2 and "partial" in real.stderr.strip().splitlines()[-1], real.stderr
+    assert "ALLOW_PARTIAL=1" in real.stderr and not (root / "DATA" / "pesconv").exists()
+    allowed = subprocess.run([*recipe, "--dry_run"], cwd=root, env=env | {"ALLOW_PARTIAL": "1"}, capture_output=True,
+                             text=True, timeout=300)
+    assert "(ALLOW_PARTIAL=1: used anyway)" in allowed.stdout and "# missing" not in allowed.stdout, allowed.stdout
+    annotate_esconv.main(["--model_dir", tiny_bart, "--input_file", source, "--output_file", str(pesconv),
+                          "--num_beams", "2", "--max_length", "8", "--no_progress", "--device", "cpu"])
+    assert partial_description(pesconv) is None and not os.path.exists(f"{pesconv}.subset.json")

@@ -58,7 +58,7 @@ def run_process(tmp_path, files, extra=()):
     for name, text in files.items():
         (data_dir / name).write_text(text)
     out = tmp_path / "out"
-    process_bart_df.main(["--data_dir", str(data_dir), "--output_dir", str(out), *extra])
+    process_bart_df.main(["--data_dir", str(data_dir), "--output_dir", str(out), "--splits_present", *extra])
     return out
 
 
@@ -74,7 +74,9 @@ def test_valid_split_gives_two_rows_per_dialogue_and_the_hand_checked_strings(tm
     data_dir.mkdir()
     os.symlink(source, data_dir / "valid_both_original_no_cands.txt")
     out = tmp_path / "out"
-    process_bart_df.main(["--data_dir", str(data_dir), "--output_dir", str(out)])
+    with pytest.raises(UserError, match="no train_both_original.txt .* --splits_present"):
+        process_bart_df.main(["--data_dir", str(data_dir), "--output_dir", str(out)])  # no train split: an error
+    process_bart_df.main(["--data_dir", str(data_dir), "--output_dir", str(out), "--splits_present"])
     assert sorted(os.listdir(out)) == ["valid.csv"]  # train and test are absent: skipped
     frame = read_csv(out / "valid.csv")
     assert len(frame) == 2000

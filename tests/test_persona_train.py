@@ -108,7 +108,7 @@ def test_resume_with_the_output_dir_alone_uses_the_runs_arguments(finished_run, 
             "--train_batch_size", "8", "--eval_batch_size", "8", "--warmup_steps", "2", "--num_epochs", "2",
             "--val_check_interval", "0.5", "--device", "cpu", "--no_progress"]
     train_bart.main([*argv, "--max_steps", "3"])
-    assert "continue with python persona_extractor/train_bart.py --resume " + str(out) in capsys.readouterr().err
+    assert "continue with RUN/python persona_extractor/train_bart.py --resume " + str(out) in capsys.readouterr().err
     with pytest.raises(UserError, match="--learning_rate 0.1: the run was trained with --learning_rate 0.003 .*drop"):
         train_bart.main(["--resume", str(out), "--learning_rate", "0.1"])
     train_bart.main(["--resume", str(out), "--no_progress"])

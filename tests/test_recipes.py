@@ -30,11 +30,12 @@ def dry_run_commands(env=None):
 def python_script_of(argv):
     """The python script a dry-run command ends up running: directly, or through a RUN/*.sh wrapper."""
     argv = [a for a in argv if a != "env" and "=" not in a.split("/")[0]]
-    if argv[0] == "python":
+    if argv[0] in ("python", "RUN/python"):
         return argv[1]
     assert argv[0] == "bash", argv
     code = "\n".join(line for line in (REPO_ROOT / argv[1]).read_text().splitlines() if not line.startswith("#"))
-    return re.search(r"(?:python|\"\$\{LAUNCH\[@\]\}\") ((?:codes|persona_extractor)/\S+\.py)", code).group(1)
+    return re.search(r"(?:python|\"\$\{LAUNCH\[@\]\}\") \"?(?:\$\{R\})?((?:codes|persona_extractor)/[^\s\"]+\.py)",
+                     code).group(1)
 
 
 @lru_cache(maxsize=None)
@@ -145,3 +146,25 @@ def test_demo_runs_end_to_end(tmp_path):
     for conv in annotated:
         seeker_turns = sum(t["speaker"] == "seeker" for t in conv["dialog"])
         assert len(conv["persona_list"]) == max(0, seeker_turns - 2)
+    # the persona path is exercised: PESConv holds personas, and PAL's contrastive rule changes what is written
+    entries = [p for conv in annotated for p in conv["persona_list"]]
+    assert sum(p.strip() not in ("", "<input>") for p in entries) > len(entries) / 2, entries[:5]
+    pal, alpha0 = (json.loads((out_dir / "results" / r / "gen.json").read_text()) for r in ("pal", "pal_alpha0"))
+    assert any(r["persona"] for r in pal)
+    assert [r["generation"] for r in pal] != [r["generation"] for r in alpha0]
+    assert "tiny randomly initialised models" in table
+    # paths relative to the caller's directory: infer, interact and resume run from RUN/ itself
+    rel = os.path.relpath(out_dir, REPO_ROOT / "RUN")
+    run_rel = f"{rel}/strat.strat/demo_run"
+    here = {"cwd": REPO_ROOT / "RUN", "capture_output": True, "text": True, "timeout": 900,
+            "env": {**os.environ, "INFER_FILE": f"{rel}/pesconv/test.txt"}}
+    infer = subprocess.run(["bash", "infer_strat.sh", run_rel, "--pretrained_model_path", f"{rel}/models/blenderbot",
+                            "--save_dir", f"{rel}/results/from_run_dir"], **here)
+    assert infer.returncode == 0, infer.stderr[-2000:]
+    assert (out_dir / "results" / "from_run_dir" / "gen.json").is_file()
+    chat = subprocess.run(["bash", "interact_strat.sh", run_rel, "--pretrained_model_path", f"{rel}/models/blenderbot",
+                           "--output_dir", f"{rel}/chats"], input="hi there\nquit\n", **here)
+    assert chat.returncode == 0 and (out_dir / "chats").is_dir(), chat.stderr[-2000:]
+    resume = subprocess.run(["bash", "train_strat.sh", "--resume", run_rel], **here)
+    assert resume.returncode == 2 and f"--resume {run_rel}: no training_state/ (the run finished all its epochs" \
+        in resume.stderr, resume.stderr[-2000:]

@@ -191,7 +191,7 @@ def test_chain_train_interrupt_infer_interact_resume_without_repeated_arguments(
             run_main(train.main, train_args(data, tiny_blender_dir, staged, *OVERRIDES))
     assert stop.value.code == 130
     message = capsys.readouterr().err.strip().splitlines()[-1]
-    command = f"python {os.path.relpath(REPO / 'codes' / 'train.py')} --resume {staged}"
+    command = f"{os.path.relpath(REPO / 'RUN' / 'python')} {os.path.relpath(REPO / 'codes' / 'train.py')} --resume {staged}"
     assert message == (f"interrupted at step {steps_per_epoch + 1}; the run resumes from step {steps_per_epoch} "
                        f"(its last saved state, {staged / train.STATE_DIR}) with: {command}")
     # the run folder alone for infer and interact
@@ -273,7 +273,7 @@ def test_sigint_after_the_first_state_save_names_the_step_and_the_command(data, 
     assert process.returncode == 130, err
     last = err.strip().splitlines()[-1]
     match = re.fullmatch(r"interrupted at step (\d+); the run resumes from step (\d+) \(its last saved state, "
-                         r"(.+)\) with: python codes/train\.py --resume (.+)", last)
+                         r"(.+)\) with: RUN/python codes/train\.py --resume (.+)", last)
     assert match, last
     assert 1 <= int(match.group(2)) <= int(match.group(1)) and match.group(4) == str(run)
     saved = torch.load(run / train.STATE_DIR / "engine_state.pt", map_location="cpu", weights_only=False)

@@ -84,8 +84,8 @@ def test_help_shows_the_values_from_the_environment(fresh_clone):
     assert "--infer_input_file my/test.txt" in shown and "--pretrained_model_path /models/tiny" in shown
     assert "--load_checkpoint 'DATA/strat.strat/<newest run>/epoch-<last>.bin'" in shown  # no checkpoint yet
     nproc = run_help(fresh_clone, "train_strat.sh", env={"NPROC": "2"})
-    assert "torchrun --standalone --nproc_per_node 2 codes/train.py" in nproc.stdout.replace(" \\\n      ", " ")
-    assert "  python codes/train.py" in run_help(fresh_clone, "train_strat.sh", env={"NPROC": "1"}).stdout
+    assert "RUN/python -m torch.distributed.run --standalone --nproc_per_node 2 codes/train.py" in nproc.stdout.replace(" \\\n      ", " ")
+    assert "  RUN/python codes/train.py" in run_help(fresh_clone, "train_strat.sh", env={"NPROC": "1"}).stdout
 
 
 @pytest.mark.parametrize("script", ["train_strat.sh", "train_no_persona.sh", "train_vanilla.sh",
@@ -94,7 +94,7 @@ def test_help_shows_the_values_from_the_environment(fresh_clone):
 def test_a_bad_nproc_is_one_line_and_exit_2(fresh_clone, script, nproc):
     result = run_help(fresh_clone, script, env={"NPROC": nproc})
     if nproc == "":  # set but empty: one process, as unset
-        assert result.returncode == 0 and "  python " in result.stdout
+        assert result.returncode == 0 and "  RUN/python " in result.stdout
         return
     assert result.returncode == 2 and result.stderr == f"error: NPROC={nproc}: expected a positive integer " \
         "(the number of processes, e.g. NPROC=2; unset: one)\n"
@@ -120,3 +120,16 @@ def test_cpu_thread_default_applies_only_when_unset_and_says_so():
     assert unset.stdout.strip() == "threads=1" and "OMP_NUM_THREADS=1" in unset.stderr
     chosen = thread_default("2")
     assert chosen.stdout.strip() == "threads=2" and chosen.stderr == ""
+
+
+def test_paths_stay_relative_to_the_callers_directory(fresh_clone):
+    """From RUN/ itself: the script, the launcher and the default data are found through ../, a user's path is
+    passed as given (relative to where the user is)."""
+    result = subprocess.run(["bash", "infer_strat.sh", "../demo_out/strat.strat/demo_run", "--help"],
+                            cwd=fresh_clone / "RUN", capture_output=True, text=True, timeout=60,
+                            env={k: v for k, v in os.environ.items() if k not in ("PAL_VENV", "INFER_FILE")})
+    shown = result.stdout.replace(" \\\n      ", " ")
+    assert result.returncode == 0, result.stderr
+    assert "  ../RUN/python ../codes/infer.py" in shown and "../RUN/python ../codes/infer.py --help" in shown
+    assert "--load_checkpoint ../demo_out/strat.strat/demo_run" in shown
+    assert "--infer_input_file ../DATA/pesconv/test.txt" in shown

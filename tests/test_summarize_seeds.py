@@ -134,3 +134,10 @@ def test_t_quantiles_match_scipy():
     stats = pytest.importorskip("scipy.stats")
     for df in list(range(1, 40)) + [60, 120, 1000]:
         assert t_quantile_975(df) == pytest.approx(stats.t.ppf(0.975, df), rel=1e-6), df
+
+
+def test_best_ppl_names_the_epochs_it_chose(tmp_path, capsys):
+    summarize_results.main([str(make_table3(tmp_path)), "--select", "best_ppl"])
+    text = capsys.readouterr().out
+    assert "Epochs chosen (lowest validation PPL of each training run):" in text
+    assert "- PAL: seed 13 epoch 1, seed 42 epoch 2, seed 7 epoch 0" in text

@@ -2,9 +2,9 @@
 
 Usage (like the authors' script, run inside the folder that holds the data):
 
-    python codes/_reformat/process.py --add_persona False     # reads ./ESConv.json
-    python codes/_reformat/process.py --add_persona True      # reads ./PESConv.json
-    python codes/_reformat/process.py --add_persona False --input_file DATA/ESConv.json --output_dir DATA
+    RUN/python codes/_reformat/process.py --add_persona False     # reads ./ESConv.json
+    RUN/python codes/_reformat/process.py --add_persona True      # reads ./PESConv.json
+    RUN/python codes/_reformat/process.py --add_persona False --input_file DATA/ESConv.json --output_dir DATA
 
 Both ESConv schemas (JSON array, seeker/supporter turns; JSON lines, usr/sys turns) give byte-identical output:
 one JSON dialogue per line with the authors' keys in their order. Split: random.seed(13), shuffle, 7:2:1
@@ -13,6 +13,13 @@ one JSON dialogue per line with the authors' keys in their order. Split: random.
 `error: <file>: dialogue <i>[: turn <j>]: <what is wrong>` (0-based positions), exit status 2; the three outputs
 are renamed into place together only after every dialogue validated.
 """
+import importlib.util  # a plain `python` outside the project's environment: one line saying how to run this script
+if importlib.util.find_spec("torch") is None or importlib.util.find_spec("pal") is None:
+    import os, sys
+    launcher = os.path.relpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "RUN", "python"))
+    launcher = launcher if os.sep in launcher else os.path.join(os.curdir, launcher)  # a path, not a command name
+    sys.exit(f"error: this is not the project's environment (no torch or pal here): run it as  {launcher} "
+             f"{' '.join(sys.argv)}")
 import json
 import os
 import random
@@ -23,6 +30,7 @@ from palkit import checks
 from palkit.cli import ArgumentParser, UserError, run_main
 from palkit.atomic import atomic_write
 from palkit.checks import boolean_string
+from pal.completeness import MARK_SUFFIX, clear_mark, note_partial, report_empty_personas, write_mark
 from pal.dialogues import load_dialogues
 from pal.reformat import DATA_HINT, PERSONA_LIST_SOURCES, convert_all
 
@@ -104,10 +112,20 @@ def main(argv=None):
         checks.require_output_file(path)
 
     found = load_dialogues(input_file, DATA_HINT)
+    partial = note_partial(input_file)
     records = convert_all(input_file, found.dialogues, args.add_persona, persona_list_source)
     splits = split_dialogues(records)
     paths = write_splits(splits, args.output_dir)
+    for path in paths.values():  # the splits of a partial file are partial too
+        if partial:
+            write_mark(path, f"a split of {input_file}, which holds {partial}")
+        else:
+            clear_mark(path)
     report(records, splits, paths, input_file, found.container)
+    if partial:
+        print(f"partial: {input_file} holds {partial}; so do these splits (marked *.txt{MARK_SUFFIX})")
+    if args.add_persona:
+        report_empty_personas(records, input_file)
 
 
 if __name__ == "__main__":

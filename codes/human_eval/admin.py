@@ -1,9 +1,9 @@
 """Administer a study database: per-annotator access links, export of everything stored.
 
-    python -m human_eval.admin --db DB add NAME [NAME ...]     # create annotators, print their links
-    python -m human_eval.admin --db DB links                   # list the annotators (links are shown once)
-    python -m human_eval.admin --db DB new-link NAME           # a new link for NAME (the old one stops working)
-    python -m human_eval.admin --db DB export OUT_DIR          # judgments/messages/assignments/tasks as CSV + JSON
+    RUN/python -m human_eval.admin --db DB add NAME [NAME ...]     # create annotators, print their links
+    RUN/python -m human_eval.admin --db DB links                   # list the annotators (links are shown once)
+    RUN/python -m human_eval.admin --db DB new-link NAME           # a new link for NAME (the old one stops working)
+    RUN/python -m human_eval.admin --db DB export OUT_DIR          # judgments/messages/assignments/tasks as CSV + JSON
 
 Only a hash of each access token is stored, so a link is printed once, when it is made. Links use the address the
 server last recorded (its --base_url, or host and port), unless --base_url is given here.
@@ -32,7 +32,7 @@ def check_base_url(text):
 
 def open_store(path, must_exist=True):
     if must_exist and not os.path.isfile(path):
-        raise UserError(f"{path}: no such database (start the study once with python -m human_eval, or pass --db)")
+        raise UserError(f"{path}: no such database (start the study once with RUN/python -m human_eval, or pass --db)")
     return Store(path)
 
 
@@ -58,15 +58,15 @@ def print_links(store, base_url, tokens):
     others = [a["name"] for a in store.annotators() if a["name"] not in tokens]
     if others:
         print(f"  (links printed before, not stored: {', '.join(others)}; a lost one is replaced by "
-              f"python -m human_eval.admin --db {store.path} new-link NAME)")
+              f"RUN/python -m human_eval.admin --db {store.path} new-link NAME)")
     if not tokens and not others:
-        print(f"no annotators yet: add some with  python -m human_eval.admin --db {store.path} add NAME")
+        print(f"no annotators yet: add some with  RUN/python -m human_eval.admin --db {store.path} add NAME")
 
 
 def recorded_base_url(store, db_path):
     server = store.get_meta("server")
     if not server:
-        raise UserError(f"{db_path}: no server address recorded yet (start the study once with python -m "
+        raise UserError(f"{db_path}: no server address recorded yet (start the study once with RUN/python -m "
                         f"human_eval) and no --base_url given")
     return server["base_url"]
 

@@ -1,6 +1,6 @@
 """Analyse a human-evaluation database: win/tie/loss per criterion and system pair, sign tests, agreement.
 
-    python -m human_eval.analyze DB [--output_dir DIR]
+    RUN/python -m human_eval.analyze DB [--output_dir DIR]
 
 Writes human_eval.md (the table, also printed), human_eval.json (every number) and human_eval.png (bar chart) to
 --output_dir (default: the database's folder), and judge_eval.{md,json,png} when an LLM judge (human_eval.auto_eval)
@@ -22,7 +22,7 @@ from human_eval.auto_analysis import judge_report
 def read_judgments(db_path):
     """[(task_id, annotator_id, system_a, system_b, criterion, winner)] of a study database."""
     if not os.path.isfile(db_path):
-        raise UserError(f"{db_path}: no such database (python -m human_eval creates it)")
+        raise UserError(f"{db_path}: no such database (RUN/python -m human_eval creates it)")
     db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
     try:
         return db.execute("SELECT j.task_id, j.annotator_id, t.system_a, t.system_b, j.criterion, j.winner "

@@ -1,10 +1,10 @@
 """Start the human-evaluation server: check every input, load the systems, create the tasks once, print the links.
 
-    python -m human_eval --db study.db --test_file DATA/pesconv/test.txt \
+    RUN/python -m human_eval --db study.db --test_file DATA/pesconv/test.txt \
         --system name=pal,config=strat,checkpoint=RUN/epoch-4.bin \
         --system name=joint,config=strat_no_persona,checkpoint=RUN2/epoch-4.bin --annotators ann1,ann2
-    python -m human_eval --mode static --results pal=RES1 --results joint=RES2 --test_file DATA/pesconv/test.txt
-    python -m human_eval --mode chat --system name=pal,config=strat,checkpoint=... --persona_extractor DIR
+    RUN/python -m human_eval --mode static --results pal=RES1 --results joint=RES2 --test_file DATA/pesconv/test.txt
+    RUN/python -m human_eval --mode chat --system name=pal,config=strat,checkpoint=... --persona_extractor DIR
 
 Restarting with the same database resumes the study (its setup must be the same); nothing submitted is lost.
 The app is served by waitress (a production WSGI server) on every host; the access log names no access token.

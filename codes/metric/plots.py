@@ -91,6 +91,11 @@ def load_training_logs(train_csv, eval_csv):
         steps = _column(rows, step_col, train_csv) if step_col else list(range(1, len(rows) + 1))
         curves["train_steps"] = (steps, loss, step_col or "logged step")
         curves["train_epoch"] = _mean_by_epoch(_column(rows, epoch_col, train_csv), loss)
+        if not eval_csv and "val_loss" in fields:  # the persona extractor logs validation in the same file
+            validated = [r for r in rows if (r.get("val_loss") or "").strip()]
+            epochs, val_loss = _column(validated, epoch_col, train_csv), _column(validated, "val_loss", train_csv)
+            curves["eval_loss"] = (epochs, val_loss)
+            curves["eval_ppl"] = (epochs, [math.exp(min(x, 700.0)) for x in val_loss])
     if eval_csv:
         fields, rows = _read_csv(eval_csv)
         epochs = _column(rows, _pick(fields, ("epoch",), eval_csv, "epoch"), eval_csv)
@@ -196,6 +201,9 @@ def plot_epochs(curves, val_ppl, columns, path):
         ax.set_title(panel)
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        shown = {p[0] for points in series.values() for p in points}
+        if len(shown) == 1:  # one epoch: a window around it, not matplotlib's +-5% of a zero-width range
+            ax.set_xlim(min(shown) - 1, min(shown) + 1)
     for ax in axes[len(panels):]:
         ax.set_visible(False)
     axes[0].legend(fontsize=7)

@@ -13,6 +13,7 @@ Checkpoint-selection rules (summarize_results.py --select, compare_systems.py --
 """
 import os
 import re
+import sys
 from dataclasses import dataclass, field
 
 from palkit.atomic import restore
@@ -140,6 +141,8 @@ def read_folder_info(folder):
     if not os.path.isfile(infer_path):
         return FolderInfo(folder, system=None, described=False)
     infer_args = load_json(infer_path, expect=dict)
+    if infer_args.get("partial"):  # infer.py's record of a test file marked partial (pal.completeness)
+        print(f"note: {folder} was decoded on a partial test file: {infer_args['partial']}", file=sys.stderr)
     info = FolderInfo(folder, system_of(infer_args), decode_seed=infer_args.get("seed"))
     info.settings = {k: infer_args.get(k) for k in DECODING_KEYS}
     info.settings["test file"] = os.path.basename(str((infer_args.get("infer_input_file") or [""])[0]))

@@ -12,9 +12,9 @@ compare the generation with an empty text. The authors' mean includes them (the 
 `summarize_similarities(..., exclude_empty=True)` leaves them out. Either way a warning gives their count and
 cos_similarity.json reports it (num_empty_persona) beside the mean over the non-empty ones.
 """
-import os
 import sys
 
+from palkit.checks import from_folder_or_hub
 from palkit.cli import UserError
 from pal.dialogues import INPUT_TOKEN, PERSONA_TOKEN
 
@@ -23,21 +23,12 @@ GET_IT = (f"download {DEFAULT_ENCODER} (config, tokenizer files and weights) int
 
 
 def load_encoder(name_or_dir, device):
-    """(tokenizer, model) from a local directory, the local hub cache, or the hub; a UserError saying how to get it.
-
-    A hub name is looked up in the local cache first; the hub is asked only when it answers at once (or not at all
-    under HF_HUB_OFFLINE=1), so a machine without network gets its one-line error instantly, not after retries."""
+    """(tokenizer, model) from a local directory, the local hub cache, or the hub (only when it answers at once:
+    palkit.checks.from_folder_or_hub); a UserError saying how to get it."""
     from transformers import AutoModel, AutoTokenizer
     try:
-        if os.path.isdir(name_or_dir):
-            return _from_pretrained(AutoTokenizer, AutoModel, name_or_dir, device)
-        try:
-            return _from_pretrained(AutoTokenizer, AutoModel, name_or_dir, device, local_files_only=True)
-        except OSError:
-            if not hub_reachable():
-                raise UserError(f"cannot load the sentence encoder {name_or_dir!r}: not a local folder and the hub "
-                                f"is unreachable (or HF_HUB_OFFLINE is set): {GET_IT}")
-            return _from_pretrained(AutoTokenizer, AutoModel, name_or_dir, device)
+        return from_folder_or_hub(lambda **kw: _from_pretrained(AutoTokenizer, AutoModel, name_or_dir, device, **kw),
+                                  name_or_dir, GET_IT)
     except (OSError, ValueError) as e:
         raise UserError(f"cannot load the sentence encoder {name_or_dir!r} ({str(e).splitlines()[0]}): {GET_IT}")
 
@@ -46,21 +37,6 @@ def _from_pretrained(tokenizer_cls, model_cls, name_or_dir, device, **kwargs):
     tokenizer = tokenizer_cls.from_pretrained(name_or_dir, **kwargs)
     model = model_cls.from_pretrained(name_or_dir, **kwargs)
     return tokenizer, model.to(device).eval()
-
-
-def hub_reachable(timeout=3.0):
-    """Whether the model hub accepts a connection within `timeout` seconds (False under HF_HUB_OFFLINE)."""
-    import socket
-    from urllib.parse import urlparse
-    from huggingface_hub import constants
-    if constants.HF_HUB_OFFLINE or os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
-        return False
-    url = urlparse(constants.ENDPOINT)
-    try:
-        socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout).close()
-        return True
-    except OSError:
-        return False
 
 
 def _max_length(tokenizer, model):

@@ -87,5 +87,8 @@ def strategy_metrics(records, label_names=STRATEGIES):
     return metrics, per_example, report, authors_matrix
 
 
-def classification_report_text(gold, pred):
-    return classification_report(gold, pred, zero_division=0)
+def classification_report_text(gold, pred, label_names=STRATEGIES):
+    """The per-strategy report as text, each row named by its strategy (ids beyond the names by their number)."""
+    labels = sorted(set(gold) | set(pred) | set(range(len(label_names))))
+    names = [label_names[i] if i < len(label_names) else str(i) for i in labels]
+    return classification_report(gold, pred, labels=labels, target_names=names, zero_division=0)

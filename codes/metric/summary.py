@@ -40,7 +40,7 @@ def metric_value(value, path, key):
 def read_result_folder(folder, distinct="authors"):
     """{column: value or None} for one result folder; metric.json must exist, the other files are optional."""
     if not os.path.isfile(os.path.join(folder, "metric.json")):
-        raise UserError(f"{folder}: no metric.json (run codes/infer.py or `python codes/evaluate.py {folder}` first)")
+        raise UserError(f"{folder}: no metric.json (run codes/infer.py or `RUN/python codes/evaluate.py {folder}` first)")
     sources = dict(SOURCES, **(STANDARD_DISTINCT if distinct == "standard" else {}))
     cache = {}
     values = {}

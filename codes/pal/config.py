@@ -1,7 +1,7 @@
 """Model configurations (codes/pal/configs/*.json), pretrained-path resolution and the tokenizer.
 
 A config names the model family and the tokens added to BlenderBot-small's vocabulary (54,944 ids), as the
-authors' configs (chengjl19/PAL codes/CONFIG) do:
+authors' configs (chengjl19/PAL codes/pal/configs) do:
 - strat.json (PAL): "</s>", "<s>", "<persona>", "<input>" and the 8 strategy tokens: 12 tokens, 54,956 ids;
 - strat_no_persona.json (Blender-Joint): "<persona>", "<input>" and the 8 strategy tokens: 10 tokens, 54,954 ids
   ("</s> <s>" between utterances is then ordinary text that BPE splits into pieces);
@@ -13,7 +13,7 @@ import json
 import os
 from pathlib import Path
 
-from palkit.checks import VOCAB_AND_MERGES, check_tokenizer_dir
+from palkit.checks import VOCAB_AND_MERGES, check_tokenizer_dir, from_folder_or_hub
 from palkit.cli import UserError
 
 # package data: found beside this module in an editable and a regular install alike
@@ -87,7 +87,8 @@ def build_tokenizer(config, pretrained_path):
     # A folder without its tokenizer files is an error, not a fallback to some other tokenizer.
     check_tokenizer_dir(pretrained_path, VOCAB_AND_MERGES, hint=WEIGHTS_HINT)
     try:
-        toker = AutoTokenizer.from_pretrained(pretrained_path)
+        toker = from_folder_or_hub(lambda **kw: AutoTokenizer.from_pretrained(pretrained_path, **kw), pretrained_path,
+                                   WEIGHTS_HINT)
     except (OSError, ValueError) as e:
         raise UserError(f"cannot load the tokenizer from {pretrained_path!r} ({str(e).splitlines()[0]}): " + WEIGHTS_HINT)
     expanded = config.get("expanded_vocab")

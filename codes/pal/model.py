@@ -24,7 +24,7 @@ from transformers import initialization as hf_init
 from transformers.utils import ModelOutput
 
 from .checkpoint import load_checkpoint
-from palkit.checks import check_model_dir, is_local, load_json
+from palkit.checks import check_model_dir, from_folder_or_hub, is_local, load_json
 from palkit.cli import UserError
 from .config import STRATEGY_TOKENS, WEIGHTS_HINT, build_tokenizer, load_config, resolve_pretrained_path
 
@@ -319,7 +319,8 @@ def _instantiate(model_cls, path, config, weights_needed):
         return model_cls(_load_hf_config(path))
     check_model_dir(path, WEIGHTS_HINT)  # a truncated weights file is one line, not a loader traceback
     try:
-        model, info = model_cls.from_pretrained(path, output_loading_info=True)
+        model, info = from_folder_or_hub(lambda **kw: model_cls.from_pretrained(path, output_loading_info=True, **kw),
+                                         path, WEIGHTS_HINT)
     except (OSError, ValueError) as e:
         raise UserError(f"cannot load pretrained weights from {path!r} ({str(e).splitlines()[0]}): " + WEIGHTS_HINT)
     missing = [k for k in info.get("missing_keys", []) if k not in PAL_EXTRA_KEYS and k != "final_logits_bias"]
@@ -333,6 +334,6 @@ def _load_hf_config(path):
     if is_local(path):
         load_json(os.path.join(path, "config.json"), expect=dict, hint=WEIGHTS_HINT)
     try:
-        return BlenderbotSmallConfig.from_pretrained(path)
+        return from_folder_or_hub(lambda **kw: BlenderbotSmallConfig.from_pretrained(path, **kw), path, WEIGHTS_HINT)
     except (OSError, ValueError) as e:
         raise UserError(f"cannot read config.json from {path!r} ({str(e).splitlines()[0]}): " + WEIGHTS_HINT)

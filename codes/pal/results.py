@@ -99,7 +99,7 @@ def _advice(folder, problem):
     for prefix, command in WRITERS:
         if problem.startswith(prefix):
             return f"rerun `python {command} {folder}` or delete the file"
-    return f"rerun codes/infer.py into it, or `python codes/evaluate.py {folder}` to rescore its gen.json"
+    return f"rerun codes/infer.py into it, or `RUN/python codes/evaluate.py {folder}` to rescore its gen.json"
 
 
 def check_result_folder(folder, note_unsealed=True):
@@ -110,7 +110,7 @@ def check_result_folder(folder, note_unsealed=True):
     if _manifest(folder) is None:
         if note_unsealed:
             print(f"note: {folder}: {problem}: written by the authors' code or an older infer.py, so its files are "
-                  f"not known to describe its {GEN_FILE}; `python codes/evaluate.py {folder}` rescores and seals it",
+                  f"not known to describe its {GEN_FILE}; `RUN/python codes/evaluate.py {folder}` rescores and seals it",
                   file=sys.stderr)
         return
     raise UserError(f"{folder}: mixed result folder ({problem}), so its files may not describe its {GEN_FILE}; "

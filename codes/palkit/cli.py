@@ -1,6 +1,16 @@
 """Command-line plumbing shared by every script: one-line errors, the argument parser, the device."""
 import argparse
+import os
 import sys
+
+
+def launcher(script=None):
+    """How to run a script of this project from the current directory without activating anything: RUN/python
+    (it sets up .venv and the CPU-thread default), as a path relative to the working directory, then `script`
+    relative to it too."""
+    path = os.path.relpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "RUN", "python"))
+    path = path if os.sep in path else os.path.join(os.curdir, path)  # a path, not a command name
+    return path if script is None else f"{path} {os.path.relpath(script)}"
 
 
 class UserError(Exception):
@@ -29,6 +39,7 @@ class ArgumentParser(argparse.ArgumentParser):
     """
 
     def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)  # --only_gen must not silently mean --only_generate
         self.options = []
         super().__init__(*args, **kwargs)
 

@@ -16,7 +16,7 @@ import re
 import sys
 
 from .checks import load_json
-from .cli import UserError
+from .cli import UserError, launcher
 
 ARGS_FILE = "args.json"
 MODEL_CONFIG_FILE = "config.json"
@@ -181,6 +181,9 @@ def model_config_dir(args):
 
 
 def resume_command(script, run_dir, runtime):
-    """The command that continues a run (printed on Ctrl-C and when --max_steps stops it)."""
-    launch = f"torchrun --nproc_per_node {runtime.world_size}" if runtime.distributed else "python"
-    return f"{launch} {script} --resume {run_dir}"
+    """The command that continues a run (printed on Ctrl-C and when --max_steps stops it), runnable as printed from
+    the current directory in a plain shell: the launcher RUN/python, paths relative to the working directory."""
+    launch = launcher()
+    if runtime.distributed:
+        launch += f" -m torch.distributed.run --nproc_per_node {runtime.world_size}"
+    return f"{launch} {os.path.relpath(script)} --resume {run_dir}"

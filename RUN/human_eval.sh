@@ -4,7 +4,7 @@
 #   With no --system / --results the study runs on the demo models of RUN/demo.sh (demo_out/): PAL against
 #   PAL alpha=0 (the same checkpoint, contrastive decoding off), live persona from the demo extractor, seeker cards
 #   from demo_out/pesconv/test.txt, annotators annotator1 and annotator2, database demo_out/human_eval/study.db.
-#   It prints the access link of each annotator it creates (once: only hashes are stored; python -m human_eval.admin
+#   It prints the access link of each annotator it creates (once: only hashes are stored; RUN/python -m human_eval.admin
 #   --db DB new-link NAME replaces a lost one); open it in a browser. Ctrl-C stops; the same command resumes.
 # Examples:
 #   bash RUN/human_eval.sh --show_strategy                      # the demo study, strategies and persona shown

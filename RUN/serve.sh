@@ -6,4 +6,4 @@
 #   bash RUN/serve.sh demo_out/strat.strat/demo_run --port 8000
 #   curl -d '{"messages":[{"role":"user","content":"I lost my job"}]}' http://127.0.0.1:8000/v1/chat/completions
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-python codes/serve.py "${PRETRAINED_ARGS[@]}" "$@"
+python "${R}codes/serve.py" "${PRETRAINED_ARGS[@]}" "$@"

@@ -1,6 +1,6 @@
 """Requests per second and latency of an OpenAI-compatible chat endpoint (RUN/serve.sh) under concurrent clients.
 
-    python codes/bench_serve.py --endpoint http://127.0.0.1:8000/v1 --test_file demo_out/pesconv/test.txt \
+    RUN/python codes/bench_serve.py --endpoint http://127.0.0.1:8000/v1 --test_file demo_out/pesconv/test.txt \
         [--clients 8] [--requests 10] [--temperature 0]
 
 Each client sends its requests one after the other (the conversations of the test split's examples, in turn).

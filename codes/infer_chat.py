@@ -1,6 +1,6 @@
 """Any system (chat_systems spec) on a reformatted test split: a result folder like codes/infer.py's.
 
-    python codes/infer_chat.py --system name=smol,llm=smollm2 --infer_input_file DATA/pesconv/test.txt \
+    RUN/python codes/infer_chat.py --system name=smol,llm=smollm2 --infer_input_file DATA/pesconv/test.txt \
         [--output_dir DIR] [--max_examples N] [--ask_strategy [PROMPT_FILE]]
 
 The examples are infer.py's (each supporter turn right after a seeker turn, with the conversation before it; gold

@@ -1,6 +1,6 @@
 """Serve a PAL-family checkpoint as an OpenAI-compatible chat endpoint (chat_systems.server, on waitress).
 
-    python codes/serve.py RUN_DIR|epoch-N.bin [--port 8000] [--host 127.0.0.1] [--persona_extractor DIR]
+    RUN/python codes/serve.py RUN_DIR|epoch-N.bin [--port 8000] [--host 127.0.0.1] [--persona_extractor DIR]
     curl -d '{"messages":[{"role":"user","content":"I lost my job"}]}' http://127.0.0.1:8000/v1/chat/completions
 
 user = help-seeker, assistant = supporter (an assistant message may carry its "strategy"); temperature, top_p,

@@ -1,4 +1,4 @@
-"""The judge's side of `python -m human_eval.analyze`: per judge, system pair and criterion its win/tie/loss and sign
+"""The judge's side of `RUN/python -m human_eval.analyze`: per judge, system pair and criterion its win/tie/loss and sign
 test, its position consistency (the same verdict in both orders) and first-position share, its agreement with each
 human and with the human majority on the tasks both judged, and human-human agreement on those tasks; plus tokens
 and seconds per model. Labels are taken from the first system of the pair (ordered by name): X / tie / Y.

@@ -1,13 +1,13 @@
 """Automatic interactive evaluation: a simulated help-seeker talks with each system, a pairwise LLM judge compares.
 
-    python -m human_eval.auto_eval cards --test_file DATA/pesconv/test.txt --num_cards 20 --output cards.json
-    python -m human_eval.auto_eval run --db auto.db --cards cards.json --system SPEC --system SPEC \
+    RUN/python -m human_eval.auto_eval cards --test_file DATA/pesconv/test.txt --num_cards 20 --output cards.json
+    RUN/python -m human_eval.auto_eval run --db auto.db --cards cards.json --system SPEC --system SPEC \
         --seeker llm=smollm2 --judge llm=smollm2 --turns 5
-    python -m human_eval.auto_eval static --db static.db --results pal=RES1 --results joint=RES2 --judge SPEC
-    python -m human_eval.auto_eval judge --db HUMAN_STUDY.db --judge SPEC    # the humans' own conversations
+    RUN/python -m human_eval.auto_eval static --db static.db --results pal=RES1 --results joint=RES2 --judge SPEC
+    RUN/python -m human_eval.auto_eval judge --db HUMAN_STUDY.db --judge SPEC    # the humans' own conversations
 
 Everything is stored in the human study's SQLite schema (conversations as tasks and messages, the seeker an
-annotator named after its model) plus the auto_* tables (auto_store.py); `python -m human_eval.analyze DB` reports
+annotator named after its model) plus the auto_* tables (auto_store.py); `RUN/python -m human_eval.analyze DB` reports
 it. Every turn and every judgment is seeded by what it is and committed on its own, so a killed run finishes with
 the same command and ends with the rows of an uninterrupted one. README "Automatic evaluation" has the protocol.
 """
@@ -272,7 +272,7 @@ def judge_existing(args, criteria, judge_prompt):
 def report(store, db):
     from human_eval.auto_analysis import usage_markdown
     print(usage_markdown(store.db), end="")
-    print(f"study: {db}; the analysis: python -m human_eval.analyze {db}")
+    print(f"study: {db}; the analysis: RUN/python -m human_eval.analyze {db}")
 
 
 # ---- command line ---------------------------------------------------------------------------------------------------

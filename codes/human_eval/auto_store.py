@@ -40,7 +40,7 @@ def seeker_annotator(store, model):
     row = store.db.execute("SELECT id FROM annotators WHERE name = ?", (name,)).fetchone()
     if row is None:
         token = store.add_annotator(name)
-        print(f"simulated seeker {name}: its conversations in the human-evaluation app (python -m human_eval --db "
+        print(f"simulated seeker {name}: its conversations in the human-evaluation app (RUN/python -m human_eval --db "
               f"{store.path} ...) at /a/{token}/")
         row = store.db.execute("SELECT id FROM annotators WHERE name = ?", (name,)).fetchone()
     with store.transaction():

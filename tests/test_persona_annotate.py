@@ -301,7 +301,7 @@ def test_max_dialogues_cli_says_partial_and_resume_keeps_n(tiny_bart, tmp_path, 
 def test_a_partial_pesconv_is_named_by_reformat_prepare_and_refused_by_the_recipe(tiny_bart, blender_tokenizer_dir,
                                                                                   tmp_path, capsys):
     import shutil
-    from conftest import fake_venv
+    from helpers.paths import fake_venv
     from pal.completeness import partial_description
     source = write_json(tmp_path / "ESConv.json", CRAFTED)
     pesconv = tmp_path / "DATA" / "PESConv.json"

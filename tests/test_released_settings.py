@@ -16,7 +16,8 @@ PREPARE_KEYS = {"max_input_length", "max_decoder_input_length", "use_all_persona
 def passed_options(run_script, python_script):
     """The `--key value` pairs a RUN script passes to python_script (values from the environment left out)."""
     lines = (REPO_ROOT / run_script).read_text(encoding="utf-8").splitlines()
-    start = next(i for i, line in enumerate(lines) if line.rstrip().endswith(f"{python_script} \\"))
+    start = next(i for i, line in enumerate(lines)
+                 if line.rstrip().endswith((f"{python_script} \\", f'{python_script}" \\')))
     command = []
     for line in lines[start + 1:]:
         command.append(line.rstrip().removesuffix("\\"))

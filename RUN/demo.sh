@@ -127,10 +127,11 @@ python codes/plot_training.py "$RUN_DIR"
 
 step "9/9 results table"
 python codes/summarize_results.py "$OUT/results/pal" "$OUT/results/pal_alpha0" --names "PAL (demo)" \
-  "PAL alpha=0 (demo)" --compare_to pal pal_alpha0 --output "$OUT/results.tmp"
+  "PAL alpha=0 (demo)" --compare_to pal pal_alpha0 --output "$OUT/results.tmp" 2> >(grep -v "^wrote " >&2)  # its "wrote" line: below
 { echo "Demo numbers: tiny randomly initialised models trained for minutes on a sample; they show that the pipeline"
   echo "runs end to end, not the paper's results (the differences to the paper's rows mean nothing here)."
   echo; cat "$OUT/results.tmp"; } > "$OUT/results.md" && rm "$OUT/results.tmp"
+echo "wrote $OUT/results.md"
 
 cat <<EOF
 

@@ -12,6 +12,7 @@ import time
 import uuid
 
 from palkit.cli import UserError
+from palkit.serving import listening_port, serve_wsgi
 
 from chat_systems.endpoint import EXTRA_FIELD, SERVER_OWNER
 from chat_systems.reply import check_messages
@@ -114,19 +115,8 @@ def create_app(system, max_body_bytes=MAX_BODY_BYTES):
 
 
 def serve(app, host, port, threads=8, max_body_bytes=MAX_BODY_BYTES, on_ready=None):
-    """Serve `app` with waitress until interrupted; on_ready(base_url) once listening. waitress buffers a body
-    before the app sees it: one over 4 x max_body_bytes is cut off there (a plain-text 413), a smaller oversized
-    one gets the app's JSON 413."""
-    from waitress import create_server
-    try:
-        server = create_server(app, host=host, port=port, threads=threads, max_request_body_size=4 * max_body_bytes)
-    except OSError as e:
-        raise UserError(f"cannot listen on {host}:{port} ({e.strerror}); pass another --port")
-    if on_ready:
-        on_ready(f"http://{host}:{server.effective_port}/v1")
-    try:
-        server.run()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.close()
+    """Serve `app` until interrupted; on_ready(base_url) once listening. waitress buffers a body before the app
+    sees it: one over 4 x max_body_bytes is cut off there (a plain-text 413), a smaller oversized one gets the
+    app's JSON 413."""
+    serve_wsgi(app, host, port, threads=threads, max_request_body_size=4 * max_body_bytes,
+               on_ready=on_ready and (lambda server: on_ready(f"http://{host}:{listening_port(server)}/v1")))

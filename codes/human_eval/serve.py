@@ -28,6 +28,7 @@ from human_eval.store import Store
 from human_eval.systems import check_names, parse_system
 from pal.options import add_chat_decoding_arguments, add_pretrained_argument
 from palkit.options import add_device_argument, add_seed_argument
+from palkit.serving import listening_port, serve_wsgi
 
 CRITERIA = str(Path(__file__).with_name("criteria.json"))
 
@@ -172,31 +173,23 @@ def public_base_url(args, port):
 
 
 def serve(app, args, store, created):
-    """Serve with waitress until Ctrl-C; print the links of the annotators created now and record the address."""
-    from waitress import create_server
+    """Serve until Ctrl-C; print the links of the annotators created now and record the address."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     logging.getLogger("waitress").setLevel(logging.WARNING)  # its "Serving on" line; ours says where to go
-    try:
-        server = create_server(app, host=args.host, port=args.port, threads=args.threads, ident="human_eval")
-    except OSError as e:
-        raise UserError(f"cannot listen on {args.host}:{args.port} ({e.strerror}); pass another --port")
-    port = getattr(server, "effective_port", None) or server.effective_listen[0][1]  # several sockets: "localhost"
-    base_url = public_base_url(args, port)
-    store.set_meta("server", {"base_url": base_url})  # admin prints links with this address
-    print(f"{args.mode} study, {store.task_count()} tasks, database {args.db}")
-    print_links(store, base_url, created)
-    store.close()
-    if args.host not in ("127.0.0.1", "localhost", "::1"):
-        print(f"warning: listening on {args.host}: anyone who can reach this machine and has a link can annotate "
-              f"(serve it behind HTTPS for a study over the internet)", file=sys.stderr)
-    print(f"ready: {base_url}/ (Ctrl-C stops; restarting with the same arguments resumes)", flush=True)
-    try:
-        server.run()
-    except KeyboardInterrupt:
-        print("stopped; every submitted judgment is in", args.db)
-    finally:
-        server.close()
 
+    def ready(server):
+        base_url = public_base_url(args, listening_port(server))
+        store.set_meta("server", {"base_url": base_url})  # admin prints links with this address
+        print(f"{args.mode} study, {store.task_count()} tasks, database {args.db}")
+        print_links(store, base_url, created)
+        store.close()
+        if args.host not in ("127.0.0.1", "localhost", "::1"):
+            print(f"warning: listening on {args.host}: anyone who can reach this machine and has a link can annotate "
+                  f"(serve it behind HTTPS for a study over the internet)", file=sys.stderr)
+        print(f"ready: {base_url}/ (Ctrl-C stops; restarting with the same arguments resumes)", flush=True)
+
+    serve_wsgi(app, args.host, args.port, on_ready=ready, threads=args.threads, ident="human_eval",
+               on_stop=lambda: print("stopped; every submitted judgment is in", args.db))
 
 if __name__ == "__main__":
     run_main(main)

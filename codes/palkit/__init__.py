@@ -4,5 +4,6 @@
 - argument types and validation, safe loaders of user files (checks.py);
 - atomic and sealed writes of files and folders (atomic.py);
 - the training engine: run position, optimizer step, resumable state, DDP, logs (engine.py);
-- run folders: a run's recorded arguments at inference and on --resume (run_folder.py).
+- run folders: a run's recorded arguments at inference and on --resume (run_folder.py);
+- serving a web app with waitress until Ctrl-C (serving.py).
 """

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Automatic interactive evaluation (codes/human_eval/auto_eval.py; README "Automatic evaluation"): an LLM plays the
+# Automatic interactive evaluation (codes/auto_eval/; README "Automatic evaluation"): an LLM plays the
 # help-seeker of a role card and talks with each system, then an LLM judge compares the two conversations per
-# criterion of the human study's criteria.json, asking in both orders; RUN/python -m human_eval.analyze then reports.
-# Usage: bash RUN/auto_eval.sh [RUN/python -m human_eval.auto_eval run arguments, which override the ones below]
+# criterion of the human study's criteria.json, asking in both orders; RUN/python -m auto_eval.analyze then reports.
+# Usage: bash RUN/auto_eval.sh [RUN/python -m auto_eval run arguments, which override the ones below]
 #   With no --system the study runs on the demo models of RUN/demo.sh (demo_out/): PAL against PAL alpha=0 (the
 #   same checkpoint, contrastive decoding off), SmolLM2-135M-Instruct (llm=smollm2) as seeker and judge, 4 role
 #   cards from demo_out/pesconv/valid.txt (the demo sample's test split has 2 dialogues; its validation split, also
@@ -17,7 +17,7 @@
 #     --system name=pal,config=strat,checkpoint=DATA/strat.strat/<run>/epoch-4.bin \
 #     --system name=joint,config=strat_no_persona,checkpoint=DATA/strat.strat_no_persona/<run>/epoch-4.bin \
 #     --judge name=judge,endpoint=http://127.0.0.1:8000/v1,model=Qwen2.5-7B-Instruct
-#   RUN/python -m human_eval.auto_eval judge --db DATA/human_eval/study.db --judge SPEC   # the humans' conversations
+#   RUN/python -m auto_eval judge --db DATA/human_eval/study.db --judge SPEC   # the humans' conversations
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 DEMO="${DEMO_OUT:-${R}demo_out}"
 DEFAULTS=()
@@ -38,7 +38,7 @@ for a in "$@"; do  # the database analyze reads: the last --db given
   if [ "$prev" = "--db" ]; then DB="$a"; fi
   prev="$a"
 done
-python -m human_eval.auto_eval run \
+python -m auto_eval run \
     --seeker "${SEEKER:-name=smollm2,llm=smollm2}" \
     --judge "${JUDGE:-name=smollm2,llm=smollm2}" \
     --num_cards "${NUM_CARDS:-4}" \
@@ -47,4 +47,4 @@ python -m human_eval.auto_eval run \
     "${DEFAULTS[@]}" \
     "${PRETRAINED_ARGS[@]}" \
     "$@"
-python -m human_eval.analyze "$DB"
+python -m auto_eval.analyze "$DB"

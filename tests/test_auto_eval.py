@@ -18,9 +18,9 @@ import pytest
 
 from palkit.cli import UserError
 
-from human_eval import auto_eval, auto_store, judge as judging, role_cards
+from auto_eval import cli, judge as judging, role_cards, store as auto_store, study
 from human_eval.agreement import cohen_kappa, percent_agreement
-from human_eval.analyze import main as analyze_main
+from auto_eval.analyze import main as analyze_main
 from human_eval.app import Settings, create_app
 from helpers.auto_eval_scripted import CRITERIA, better_judge, judge_with, make_study, summary_of, write_test_file
 from helpers.human_eval import CARDS
@@ -48,7 +48,7 @@ def test_role_cards_from_test_file_and_back(tmp_path):
     assert [without(c) for c in from_esconv] == [without(c) for c in cards]  # the ESConv form gives the same cards
     assert all(c["persona"] == [] for c in from_esconv) and from_esconv[0]["id"] == "ESConv.json#0"
     path = tmp_path / "cards.json"
-    auto_eval.main(["cards", "--test_file", write_test_file(tmp_path), "--num_cards", "2", "--output", str(path)])
+    cli.main(["cards", "--test_file", write_test_file(tmp_path), "--num_cards", "2", "--output", str(path)])
     data = json.loads(path.read_text())
     data["cards"][1]["situation"] = "edited by hand"
     del data["cards"][1]["persona"]
@@ -75,7 +75,7 @@ def test_bad_card_files(tmp_path, content, message):
 def test_simulated_conversations_in_the_study_schema(tmp_path, capsys):
     store, systems, seeker = make_study(tmp_path, turns=4, cards=2)
     token = re.search(r"seeker:scripted-seeker: .* at /a/([^/]+)/", capsys.readouterr().out).group(1)
-    tasks = auto_eval.interactive_tasks_in(store)
+    tasks = study.interactive_tasks_in(store)
     assert len(tasks) == 2 and {t["system_a"] for t in tasks} <= {"good", "bad"}
     annotator = store.db.execute("SELECT id FROM annotators WHERE name = 'seeker:scripted-seeker'").fetchone()[0]
     for task in tasks:
@@ -212,9 +212,9 @@ def test_judge_against_humans_on_the_same_conversations(tmp_path):
     assert (hh["n_without_ties"], hh["percent_without_ties"]) == (2, 0.5)
     store.close()
     analyze_main([str(tmp_path / "s.db")])
-    md = (tmp_path / "judge_eval.md").read_text()
+    md = (tmp_path / "s.judge.md").read_text()
     assert "### judge j: x vs y" in md and "| Overall | j vs h1" not in md and "| Overall | h1 | 100% (3) |" in md
-    assert (tmp_path / "judge_eval.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "s.judge.png").read_bytes()[:4] == b"\x89PNG"
 
 
 # ---- resuming -------------------------------------------------------------------------------------------------------
@@ -271,5 +271,5 @@ def test_bad_runs_are_one_line_errors_before_anything_loads(tmp_path, extra, mes
     args += [] if "--no_cards" in extra else ["--test_file", write_test_file(tmp_path)]
     args += ["--seeker_prompt", str(tmp_path / "seeker.json")] if "--bad_prompt" in extra else []
     with pytest.raises(UserError, match=re.escape(message)):
-        auto_eval.main(args + [a for a in extra if a not in ("--no_cards", "--bad_prompt")])
+        cli.main(args + [a for a in extra if a not in ("--no_cards", "--bad_prompt")])
     assert not (tmp_path / "s.db").exists()

@@ -9,8 +9,8 @@ import pytest
 
 from palkit.cli import UserError
 
-from human_eval import auto_eval
-from human_eval.analyze import main as analyze_main
+from auto_eval import cli
+from auto_eval.analyze import main as analyze_main
 from human_eval.store import Store
 from helpers.human_eval import make_study_inputs
 
@@ -57,28 +57,28 @@ def check_study(db, criteria_per_task, tasks=2, turns=2):
 def test_full_loop_tiny_llm_and_pal(inputs, tmp_path, capsys):
     tiny = f"name=tiny,llm={inputs['llm']}"
     db = tmp_path / "study.db"
-    auto_eval.main(run_args(inputs, db, tiny, tiny))
+    cli.main(run_args(inputs, db, tiny, tiny))
     check_study(str(db), criteria_per_task=6)  # the cards carry a persona: Personalisation is asked too
     out = capsys.readouterr().out
     assert re.search(r"\| tiny \| judge \| \d+ \|", out) and re.search(r"\| pal \| supporter \| 4 \|", out)
     before = counts(str(db))
-    auto_eval.main(run_args(inputs, db, tiny, tiny))  # the same command again: nothing left to do
+    cli.main(run_args(inputs, db, tiny, tiny))  # the same command again: nothing left to do
     assert counts(str(db)) == before
     with pytest.raises(UserError, match="another setup"):  # another setup on the same database is refused
-        auto_eval.main(run_args(inputs, db, tiny, tiny, "--turns", "3"))
+        cli.main(run_args(inputs, db, tiny, tiny, "--turns", "3"))
     cards = json.loads((tmp_path / "cards.json").read_text())
     cards["cards"][0]["situation"] = "edited"
     (tmp_path / "cards.json").write_text(json.dumps(cards))
     with pytest.raises(UserError, match="holds other cards"):  # edited cards are never overwritten
-        auto_eval.main(run_args(inputs, db, tiny, tiny))
+        cli.main(run_args(inputs, db, tiny, tiny))
     with pytest.raises(UserError, match="another setup"):  # they make a new study
-        auto_eval.main(run_args(inputs, db, tiny, tiny, "--cards", str(tmp_path / "cards.json")))
+        cli.main(run_args(inputs, db, tiny, tiny, "--cards", str(tmp_path / "cards.json")))
     analyze_main([str(db)])
-    rows = json.loads((tmp_path / "judge_eval.json").read_text())
+    rows = json.loads((tmp_path / "study.judge.json").read_text())
     assert {r["criterion"] for r in rows} == {"Fluency", "Identification", "Comforting", "Suggestion", "Overall",
                                               "Personalisation"}
     assert all(r["units"] == 2 and r["wins"] + r["ties"] + r["losses"] + r["invalid"] == 2 for r in rows)
-    assert "position consistency" in (tmp_path / "judge_eval.md").read_text()
+    assert "position consistency" in (tmp_path / "study.judge.md").read_text()
 
 
 def test_static_pairs_and_human_conversations_are_judged(inputs, tmp_path):
@@ -88,7 +88,7 @@ def test_static_pairs_and_human_conversations_are_judged(inputs, tmp_path):
         records = [{"sample_id": s, "post": "p", "response": f"r{i}", "generation": f"{reply} {i}",
                     "pred_strat_id": 0} for i, s in enumerate([0, 0, 1])]
         (tmp_path / name / "gen.json").write_text(json.dumps(records))
-    auto_eval.main(["static", "--db", str(tmp_path / "static.db"), "--results", f"one={tmp_path / 'one'}",
+    cli.main(["static", "--db", str(tmp_path / "static.db"), "--results", f"one={tmp_path / 'one'}",
                     "--results", f"two={tmp_path / 'two'}", "--judge", tiny,
                     "--no_progress"])
     assert counts(str(tmp_path / "static.db"))["auto_judgments"] == 3 * 5 * 2  # no persona: 5 criteria
@@ -107,7 +107,7 @@ def test_static_pairs_and_human_conversations_are_judged(inputs, tmp_path):
     store.judge(store.task(1), 1, {"Overall": "A"})
     store.db.execute("UPDATE assignments SET finished_at = 1 WHERE annotator_id = 2")  # closed, never judged
     store.close()
-    auto_eval.main(["judge", "--db", str(tmp_path / "human.db"), "--judge", tiny, "--no_progress"])
+    cli.main(["judge", "--db", str(tmp_path / "human.db"), "--judge", tiny, "--no_progress"])
     con = sqlite3.connect(tmp_path / "human.db")
     assert con.execute("SELECT DISTINCT conversation_of, criterion FROM auto_judgments").fetchall() == [(1, "Overall")]
     con.close()
@@ -117,7 +117,7 @@ def test_static_pairs_and_human_conversations_are_judged(inputs, tmp_path):
 def test_full_loop_smollm2(inputs, tmp_path, capsys):
     smol = "name=smollm2,llm=smollm2"
     db = tmp_path / "study.db"
-    auto_eval.main(run_args(inputs, db, smol, smol))
+    cli.main(run_args(inputs, db, smol, smol))
     check_study(str(db), criteria_per_task=6)
     analyze_main([str(db)])
     out = capsys.readouterr().out

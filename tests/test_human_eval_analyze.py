@@ -61,17 +61,17 @@ def test_analyze_counts_and_outputs(tmp_path):
         (2, "y", "joint", "pal", {"Overall": "tie", "Fluency": "A"}),
     ])
     analyze_main([str(tmp_path / "s.db"), "--output_dir", str(tmp_path / "out")])
-    rows = {r["criterion"]: r for r in json.loads((tmp_path / "out" / "human_eval.json").read_text())}
+    rows = {r["criterion"]: r for r in json.loads((tmp_path / "out" / "s.json").read_text())}
     assert rows["Overall"]["system_x"] == "joint" and rows["Overall"]["system_y"] == "pal"  # ordered by name
     assert (rows["Overall"]["wins"], rows["Overall"]["ties"], rows["Overall"]["losses"]) == (0, 1, 3)
     assert (rows["Fluency"]["wins"], rows["Fluency"]["ties"], rows["Fluency"]["losses"]) == (3, 1, 0)
     assert rows["Overall"]["p_sign"] == pytest.approx(2 / 8)
     # Overall units: [loss, loss], [loss, tie]: P-bar = 1/2, p = (3/4, 1/4), Pe = 10/16, kappa = (8/16-10/16)/(6/16)
     assert rows["Overall"]["fleiss_kappa"] == pytest.approx(-1 / 3)
-    md = (tmp_path / "out" / "human_eval.md").read_text()
+    md = (tmp_path / "out" / "s.md").read_text()
     assert "### joint vs pal" in md and md.index("| Fluency |") < md.index("| Overall |")
     assert "| Overall | 0 (0%) | 1 (25%) | 3 (75%) | 4 | 0.2500 |" in md
-    assert (tmp_path / "out" / "human_eval.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (tmp_path / "out" / "s.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_summarise_empty_and_bad_db(tmp_path, capsys):

@@ -157,7 +157,7 @@ def test_browser_walks_a_task_and_survives_a_server_kill(browser, tmp_path, tiny
     out = subprocess.run([sys.executable, "-m", "human_eval.analyze", str(db)], cwd=REPO, capture_output=True,
                          text=True)
     assert out.returncode == 0, out.stderr
-    rows = {r["criterion"]: r for r in json.loads((tmp_path / "human_eval.json").read_text())}
+    rows = {r["criterion"]: r for r in json.loads((tmp_path / "study.json").read_text())}
     assert sum(r["n"] for r in rows.values()) == 6
     x = rows["Overall"]["system_x"]  # "joint" (pairs are ordered by name)
     for criterion, winner in judged.items():

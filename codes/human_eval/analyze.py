@@ -1,14 +1,14 @@
 """Analyse a human-evaluation database: win/tie/loss per criterion and system pair, sign tests, agreement.
 
-    RUN/python -m human_eval.analyze DB [--output_dir DIR]
+    RUN/python -m human_eval.analyze DB [--output_dir DIR | --output PATH]
 
-Writes human_eval.md (the table, also printed), human_eval.json (every number) and human_eval.png (bar chart) to
---output_dir (default: the database's folder), and judge_eval.{md,json,png} when an LLM judge (human_eval.auto_eval)
-has judged tasks of the study. A pair (X, Y) is ordered by name; "X wins" counts judgments that
-preferred X. Agreement is computed over tasks judged by two or more annotators, on the labels X / tie / Y.
+Writes DB_STEM.md (the table, also printed), DB_STEM.json (every number) and DB_STEM.png (bar chart) beside the
+database (study.db -> study.md; --output_dir DIR: in DIR; --output PATH: PATH.md, .json, .png). An LLM judge's
+verdicts on the study are reported by `RUN/python -m auto_eval.analyze DB` (printed here when it has run). A pair
+(X, Y) is ordered by name; "X wins" counts judgments that preferred X. Agreement is computed over tasks judged by
+two or more annotators, on the labels X / tie / Y.
 """
 import os
-import sqlite3
 from collections import defaultdict
 
 from palkit.checks import existing_file, output_dir, require_output_dir
@@ -16,21 +16,23 @@ from palkit.cli import ArgumentParser, UserError, run_main
 from palkit.atomic import atomic_write, write_json
 
 from human_eval.agreement import fleiss_kappa, krippendorff_alpha, sign_test
-from human_eval.auto_analysis import judge_report
+from human_eval.store import Store
+
+JUDGE_TABLES = "auto_judgments"  # where the automatic evaluation (package auto_eval) keeps an LLM judge's verdicts
 
 
-def read_judgments(db_path):
-    """[(task_id, annotator_id, system_a, system_b, criterion, winner)] of a study database."""
+def read_study(db_path):
+    """(human judgment rows [(task_id, annotator_id, system_a, system_b, criterion, winner)], the study's criteria
+    in order (or None), whether an LLM judge's verdicts are stored too)."""
     if not os.path.isfile(db_path):
         raise UserError(f"{db_path}: no such database (RUN/python -m human_eval creates it)")
-    db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    store = Store.read_only(db_path)
     try:
-        return db.execute("SELECT j.task_id, j.annotator_id, t.system_a, t.system_b, j.criterion, j.winner "
-                          "FROM judgments j JOIN tasks t ON t.id = j.task_id ORDER BY j.task_id").fetchall()
-    except sqlite3.DatabaseError as e:
-        raise UserError(f"{db_path}: not a human-evaluation database ({e})")
+        rows = [(task, annotator, a, b, criterion, winner)
+                for task, annotator, a, b, criterion, _, winner in store.all_judgments()]
+        return rows, (store.get_meta("setup") or {}).get("criteria"), store.has_rows(JUDGE_TABLES)
     finally:
-        db.close()
+        store.close()
 
 
 def summarise(rows, criteria_order=None):
@@ -112,36 +114,44 @@ def stacked_bar_chart(panels, path, xlabel, note=None):
     plt.close(fig)
 
 
-def criteria_from_db(db_path):
-    import json
-    db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
-    try:
-        row = db.execute("SELECT value FROM meta WHERE key = 'setup'").fetchone()
-    finally:
-        db.close()
-    return json.loads(row[0]).get("criteria") if row else None
+def output_stem(db_path, output=None, out_dir=None):
+    """The report's path without extension: --output (a .md/.json/.png ending dropped), else the database's name
+    in --output_dir or beside the database (study.db -> study), so two databases in one folder keep their reports."""
+    if output:
+        stem, ext = os.path.splitext(output)
+        return stem if ext in (".md", ".json", ".png") else output
+    folder = require_output_dir(out_dir or os.path.dirname(os.path.abspath(db_path)))
+    return os.path.join(folder, os.path.splitext(os.path.basename(db_path))[0])
 
 
 def main(argv=None):
-    p = ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = ArgumentParser(prog="RUN/python -m human_eval.analyze", description=__doc__.split("\n\n")[0])
     p.add_argument("db", type=existing_file)
-    p.add_argument("--output_dir", default=None, type=output_dir, help="default: the database's folder")
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--output_dir", default=None, type=output_dir,
+                     help="write DB_STEM.md/.json/.png here (default: the database's folder)")
+    out.add_argument("--output", default=None, help="write OUTPUT.md, OUTPUT.json, OUTPUT.png")
     args = p.parse_args(argv)
-    rows = read_judgments(args.db)
-    criteria = criteria_from_db(args.db)
+    if args.output:
+        require_output_dir(os.path.dirname(os.path.abspath(args.output)))
+    rows, criteria, judged_by_llm = read_study(args.db)
+    pointer = f"RUN/python -m auto_eval.analyze {args.db}"
+    if not rows and judged_by_llm:
+        print(f"No human judgments in {args.db}: it holds an LLM judge's verdicts only; their tables: {pointer}")
+        return
     summary = summarise(rows, criteria)
-    out_dir = require_output_dir(args.output_dir or os.path.dirname(os.path.abspath(args.db)))
+    stem = output_stem(args.db, args.output, args.output_dir)
     table = markdown(summary)
-    with atomic_write(os.path.join(out_dir, "human_eval.md")) as f:
+    with atomic_write(stem + ".md") as f:
         f.write(table)
-    write_json(os.path.join(out_dir, "human_eval.json"),
-               [{"system_x": x, "system_y": y, "criterion": c, **s}
-                for (x, y), by_c in summary.items() for c, s in by_c.items()])
+    write_json(stem + ".json", [{"system_x": x, "system_y": y, "criterion": c, **s}
+                                for (x, y), by_c in summary.items() for c, s in by_c.items()])
     if summary:
-        bar_chart(summary, os.path.join(out_dir, "human_eval.png"))
+        bar_chart(summary, stem + ".png")
     print(table, end="")
-    print(f"wrote {out_dir}/human_eval.md, human_eval.json" + (", human_eval.png" if summary else ""))
-    judge_report(args.db, out_dir, criteria)  # an LLM judge's verdicts (human_eval.auto_eval), when there are any
+    print(f"wrote {stem}.md, {stem}.json" + (f", {stem}.png" if summary else ""))
+    if judged_by_llm:
+        print(f"An LLM judge has judged this study too; its tables and its agreement with these humans: {pointer}")
 
 
 if __name__ == "__main__":

@@ -218,11 +218,13 @@ class Store:
             params.append(side)
         return [dict(r) for r in self.db.execute(sql + " ORDER BY id", params)]
 
-    def add_exchange(self, task_id, annotator_id, side, system, user_text, reply, turns_before=None):
+    def add_exchange(self, task_id, annotator_id, side, system, user_text, reply, turns_before=None, also=None):
         """The seeker's message and the system's reply (text, strategy, persona), stored together.
 
         Refused (AlreadyJudged) when the conversation is closed, and (HistoryChanged) when `turns_before`, the number
-        of messages the reply was generated after, no longer matches: both checked in the writing transaction."""
+        of messages the reply was generated after, no longer matches: both checked in the writing transaction.
+        `also(connection)`, when given, writes the caller's own rows in the same transaction (the automatic
+        evaluation's turn record), so the exchange and that record are stored together or not at all."""
         with self.transaction():
             self._require_open(task_id, annotator_id)
             if turns_before is not None and len(self.messages(task_id, annotator_id, side)) != turns_before:
@@ -235,6 +237,8 @@ class Store:
                             (task_id, annotator_id, side, system, reply[0], reply[1], reply[2], now))
             self.db.execute("UPDATE assignments SET last_active_at = ? WHERE task_id = ? AND annotator_id = ?",
                             (now, task_id, annotator_id))
+            if also is not None:
+                also(self.db)
 
     def _require_open(self, task_id, annotator_id):
         row = self.db.execute("SELECT finished_at FROM assignments WHERE task_id = ? AND annotator_id = ?",
@@ -318,6 +322,85 @@ class Store:
             "tasks": "SELECT * FROM tasks ORDER BY id",
         }
         return [dict(r) for r in self.db.execute(queries[table])]
+
+    # ---- what the automatic evaluation (package auto_eval) needs: the study's tables are read and written here only
+    def create_study(self, setup, tasks):
+        """A new study: its setup (meta 'setup') and its tasks, in one transaction (a killed start leaves none)."""
+        with self.transaction():
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('setup', ?)", (json.dumps(setup, sort_keys=True),))
+            self.db.executemany(
+                "INSERT INTO tasks (mode, source, system_a, system_b, content) VALUES (?, ?, ?, ?, ?)",
+                [(t["mode"], t["source"], t["system_a"], t["system_b"], json.dumps(t["content"], sort_keys=True))
+                 for t in tasks])
+
+    def annotator_named(self, name):
+        """The id of the annotator called `name`, or None."""
+        row = self.db.execute("SELECT id FROM annotators WHERE name = ?", (name,)).fetchone()
+        return None if row is None else row["id"]
+
+    def task_ids(self, modes=None):
+        """The ids of the study's tasks (of the given modes), in order."""
+        rows = self.db.execute("SELECT id, mode FROM tasks ORDER BY id").fetchall()
+        return [r["id"] for r in rows if modes is None or r["mode"] in modes]
+
+    def open_conversation(self, task_id, annotator_id):
+        """Assign the task to the annotator (no-op when it already is)."""
+        with self.transaction():
+            self.db.execute("INSERT OR IGNORE INTO assignments (task_id, annotator_id, started_at) VALUES (?, ?, ?)",
+                            (task_id, annotator_id, time.time()))
+
+    def close_conversation(self, task_id, annotator_id):
+        """Finish the annotator's assignment without judgments (no-op when it is already finished)."""
+        with self.transaction():
+            self.db.execute("UPDATE assignments SET finished_at = ? WHERE task_id = ? AND annotator_id = ? AND "
+                            "finished_at IS NULL", (time.time(), task_id, annotator_id))
+
+    def finished_conversations(self, task_id):
+        """[(annotator id, judged)] of the task's finished assignments with messages on both sides, by annotator id;
+        judged: the annotator stored judgments (a skipped or closed conversation has none)."""
+        return [(r["annotator_id"], bool(r["judged"])) for r in self.db.execute(
+            "SELECT a.annotator_id, EXISTS (SELECT 1 FROM judgments j WHERE j.task_id = a.task_id AND "
+            "j.annotator_id = a.annotator_id) AS judged FROM assignments a WHERE a.task_id = ? AND "
+            "a.finished_at IS NOT NULL AND (SELECT COUNT(DISTINCT side) FROM messages m WHERE m.task_id = a.task_id "
+            "AND m.annotator_id = a.annotator_id) = 2 ORDER BY a.annotator_id", (task_id,))]
+
+    # ---- reading a study (analysis) ---------------------------------------------------------------------------------
+    @classmethod
+    def read_only(cls, path):
+        """The study at `path` opened for reading only (no schema change, no migration)."""
+        store = cls.__new__(cls)
+        store.path = path
+        store.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        store.db.row_factory = sqlite3.Row
+        try:
+            store.db.execute("SELECT COUNT(*) FROM tasks").fetchone()
+        except sqlite3.DatabaseError as e:
+            store.db.close()
+            raise UserError(f"{path}: not a human-evaluation database ({e})")
+        return store
+
+    def tables(self):
+        """The names of the database's tables (the study's and any a tool added beside them)."""
+        return [r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+
+    def has_rows(self, table):
+        """Whether the database has `table` (one of self.tables()) and it holds a row."""
+        return table in self.tables() and bool(self.db.execute(f"SELECT EXISTS (SELECT 1 FROM {table})").fetchone()[0])
+
+    def task_systems(self):
+        """{task id: (mode, system_a, system_b)}."""
+        return {r["id"]: (r["mode"], r["system_a"], r["system_b"])
+                for r in self.db.execute("SELECT id, mode, system_a, system_b FROM tasks")}
+
+    def all_judgments(self):
+        """[(task_id, annotator_id, system_a, system_b, criterion, choice, winner)] of every human judgment."""
+        return [tuple(r) for r in self.db.execute(
+            "SELECT j.task_id, j.annotator_id, t.system_a, t.system_b, j.criterion, j.choice, j.winner FROM judgments j "
+            "JOIN tasks t ON t.id = j.task_id ORDER BY j.task_id, j.annotator_id, j.criterion")]
+
+    def annotator_names(self):
+        """{annotator id: name}."""
+        return {r["id"]: r["name"] for r in self.db.execute("SELECT id, name FROM annotators")}
 
 
 class _Transaction:

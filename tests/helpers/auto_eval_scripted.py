@@ -6,12 +6,12 @@ import signal
 import sys
 
 from chat_systems import Reply
-from human_eval import auto_eval, judge as judging, role_cards
+from auto_eval import cli, judge as judging, role_cards, study
 from human_eval.tasks import load_criteria
 from helpers.human_eval import CARDS
 from helpers.pal_models import DIALOGUES, write_dialogues
 
-CRITERIA = load_criteria(auto_eval.CRITERIA)
+CRITERIA = load_criteria(cli.CRITERIA)
 CALLS = {"n": 0, "kill_at": 0}
 
 
@@ -65,18 +65,18 @@ def better_judge(better):
 
 def make_study(tmp_path, turns=3, cards=2, names=("good", "bad")):
     cards = role_cards.cards_from_test_file(write_test_file(tmp_path), cards)
-    store = auto_eval.open_study(str(tmp_path / "study.db"), {"mode": "simulated"},
-                                 auto_eval.simulation_tasks(cards, list(names), CRITERIA, 13, "cards.json"))
+    store = study.open_study(str(tmp_path / "study.db"), {"mode": "simulated"},
+                                 study.simulation_tasks(cards, list(names), CRITERIA, 13, "cards.json"))
     systems = {n: supporter(n) for n in names}
     seeker = Scripted("scripted-seeker", seeker_answer)
-    auto_eval.simulate(store, auto_eval.interactive_tasks_in(store), systems, seeker, seeker.name,
+    study.simulate(store, study.interactive_tasks_in(store), systems, seeker, seeker.name,
                        judging.load_seeker_prompt(judging.SEEKER_PROMPT), turns, 13, progress=False)
     return store, systems, seeker
 
 
 def judge_with(store, answer, name="judge"):
     judge = Scripted(name, answer)
-    auto_eval.judge_study(store, judge, name, judging.load_prompt(judging.JUDGE_PROMPT, judging.JUDGE_FIELDS),
+    study.judge_study(store, judge, name, judging.load_prompt(judging.JUDGE_PROMPT, judging.JUDGE_FIELDS),
                           CRITERIA, 13, progress=False)
     return judge
 
@@ -84,13 +84,13 @@ def judge_with(store, answer, name="judge"):
 
 
 def summary_of(store):
-    from human_eval import auto_analysis
-    return auto_analysis.summarise(*auto_analysis.read(store.path))
+    from auto_eval import analyze
+    return analyze.summarise(*analyze.read(store.path))
 
 
 if __name__ == "__main__":
     from pathlib import Path
     CALLS["kill_at"] = int(sys.argv[2])
-    study, _, _ = make_study(Path(sys.argv[1]))
-    judge_with(study, better_judge("good"))
-    study.close()
+    store, _, _ = make_study(Path(sys.argv[1]))
+    judge_with(store, better_judge("good"))
+    store.close()

@@ -38,7 +38,7 @@ SEEKER_FIELDS = {"system": ("emotion", "problem", "situation", "persona"), "pers
 
 def load_prompt(path, fields):
     """A prompt file: each of `fields` a string template using only its listed placeholders, max_tokens > 0."""
-    data = load_json(path, expect=dict, hint="copy codes/human_eval/prompts/*.json and edit it")
+    data = load_json(path, expect=dict, hint="copy codes/auto_eval/prompts/*.json and edit it")
     for key, placeholders in fields.items():
         template = data.get(key)
         if not isinstance(template, str):

@@ -1,8 +1,10 @@
-"""The automatic evaluation's rows in a study database (beside the human study's tables, same file).
+"""The automatic evaluation's own rows in a study database (beside the human study's tables, same file).
 
-auto_turns: one row per simulated turn (task, seeker, side, turn), written in the transaction that stores the
-turn's two messages, so its primary key makes a rerun skip the turn instead of repeating it. auto_judgments: one
-row per (task, conversation, judge, order, criterion), verdict in the task's A/B terms or 'invalid'.
+The study's tables (tasks, annotators, assignments, messages, judgments) are read and written only through
+human_eval.store's public functions; this module owns the auto_* tables. auto_turns: one row per simulated turn
+(task, seeker, side, turn), written in the transaction that stores the turn's two messages, so its primary key makes
+a rerun skip the turn instead of repeating it. auto_judgments: one row per (task, conversation, judge, order,
+criterion), verdict in the task's A/B terms or 'invalid'.
 """
 import json
 import time
@@ -37,21 +39,19 @@ def seeker_annotator(store, model):
     """The annotator id of the simulated seeker named after its model (created once; its access link, which shows
     the conversations in the human-evaluation app, is printed then)."""
     name = f"seeker:{model}"
-    row = store.db.execute("SELECT id FROM annotators WHERE name = ?", (name,)).fetchone()
-    if row is None:
+    annotator = store.annotator_named(name)
+    if annotator is None:
         token = store.add_annotator(name)
         print(f"simulated seeker {name}: its conversations in the human-evaluation app (RUN/python -m human_eval --db "
               f"{store.path} ...) at /a/{token}/")
-        row = store.db.execute("SELECT id FROM annotators WHERE name = ?", (name,)).fetchone()
+        annotator = store.annotator_named(name)
     with store.transaction():
-        store.db.execute("INSERT OR IGNORE INTO auto_seekers VALUES (?, ?)", (row["id"], model))
-    return row["id"]
+        store.db.execute("INSERT OR IGNORE INTO auto_seekers VALUES (?, ?)", (annotator, model))
+    return annotator
 
 
-def start_conversation(store, task_id, annotator_id):
-    with store.transaction():
-        store.db.execute("INSERT OR IGNORE INTO assignments (task_id, annotator_id, started_at) VALUES (?, ?, ?)",
-                         (task_id, annotator_id, time.time()))
+def seeker_ids(store):
+    return {r[0] for r in store.db.execute("SELECT annotator_id FROM auto_seekers")}
 
 
 def done_turns(store, annotator_id):
@@ -63,44 +63,30 @@ def add_turn(store, task_id, annotator_id, side, turn, system, seeker_model, see
     """The seeker's message, the supporter's reply and the turn's record in one transaction.
 
     seeker / supporter: dicts with calls, role_break (seeker), usage, seconds."""
-    now = time.time()
-    with store.transaction():
-        store.db.execute("INSERT INTO auto_turns VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                         (task_id, annotator_id, side, turn, system, seeker_model, seeker["calls"],
-                          seeker["role_break"], json.dumps(seeker["usage"], sort_keys=True), seeker["seconds"],
-                          json.dumps(supporter["usage"], sort_keys=True), supporter["seconds"]))
-        store.db.execute("INSERT INTO messages (task_id, annotator_id, side, system, speaker, text, created_at) "
-                         "VALUES (?, ?, ?, ?, 'usr', ?, ?)", (task_id, annotator_id, side, system, seeker_text, now))
-        store.db.execute("INSERT INTO messages (task_id, annotator_id, side, system, speaker, text, strategy, persona, "
-                         "created_at) VALUES (?, ?, ?, ?, 'sys', ?, ?, ?, ?)",
-                         (task_id, annotator_id, side, system, reply.text, reply.strategy, reply.persona, now))
-
-
-def finish_conversation(store, task_id, annotator_id):
-    with store.transaction():
-        store.db.execute("UPDATE assignments SET finished_at = ? WHERE task_id = ? AND annotator_id = ? AND "
-                         "finished_at IS NULL", (time.time(), task_id, annotator_id))
+    def record(db):
+        db.execute("INSERT INTO auto_turns VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                   (task_id, annotator_id, side, turn, system, seeker_model, seeker["calls"], seeker["role_break"],
+                    json.dumps(seeker["usage"], sort_keys=True), seeker["seconds"],
+                    json.dumps(supporter["usage"], sort_keys=True), supporter["seconds"]))
+    store.add_exchange(task_id, annotator_id, side, system, seeker_text, (reply.text, reply.strategy, reply.persona),
+                       also=record)
 
 
 def judgeable(store):
     """[(task, conversation_of)]: every static task once, every conversation of an interactive task with both
     sides that is complete: a human's once they judged it (not one they skipped), a simulated seeker's once all its
     turns are in."""
+    seekers = seeker_ids(store)
     units = []
-    for row in store.db.execute("SELECT id, mode FROM tasks WHERE mode IN ('static', 'interactive') ORDER BY id"):
-        task = store.task(row["id"])
+    for task_id in store.task_ids(("static", "interactive")):
+        task = store.task(task_id)
         if not task["content"].get("criteria"):
             continue
-        if row["mode"] == "static":
+        if task["mode"] == "static":
             units.append((task, STATIC_CONVERSATION))
             continue
-        for a in store.db.execute(
-                "SELECT a.annotator_id FROM assignments a WHERE a.task_id = ? AND a.finished_at IS NOT NULL AND "
-                "(SELECT COUNT(DISTINCT side) FROM messages m WHERE m.task_id = a.task_id AND "
-                "m.annotator_id = a.annotator_id) = 2 AND (a.annotator_id IN (SELECT annotator_id FROM auto_seekers) "
-                "OR EXISTS (SELECT 1 FROM judgments j WHERE j.task_id = a.task_id AND j.annotator_id = a.annotator_id)) "
-                "ORDER BY a.annotator_id", (row["id"],)):
-            units.append((task, a["annotator_id"]))
+        units += [(task, annotator) for annotator, judged in store.finished_conversations(task_id)
+                  if judged or annotator in seekers]
     return units
 
 

@@ -13,7 +13,7 @@ from palkit.cli import UserError
 from pal.dialogues import INPUT_TOKEN, PERSONA_TOKEN, load_dialogues, normalise, turn_fields
 
 CARD_FIELDS = ("emotion", "problem", "situation", "first_utterance")
-CARD_HINT = "write cards like those of RUN/python -m human_eval.auto_eval cards (README \"Automatic evaluation\")"
+CARD_HINT = "write cards like those of RUN/python -m auto_eval cards (README \"Automatic evaluation\")"
 
 
 def persona_sentences(persona):

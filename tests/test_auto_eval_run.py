@@ -74,7 +74,7 @@ def test_full_loop_tiny_llm_and_pal(inputs, tmp_path, capsys):
     with pytest.raises(UserError, match="another setup"):  # they make a new study
         cli.main(run_args(inputs, db, tiny, tiny, "--cards", str(tmp_path / "cards.json")))
     analyze_main([str(db)])
-    rows = json.loads((tmp_path / "study.judge.json").read_text())
+    rows = json.loads((tmp_path / "study.judge.json").read_text())["judges"]
     assert {r["criterion"] for r in rows} == {"Fluency", "Identification", "Comforting", "Suggestion", "Overall",
                                               "Personalisation"}
     assert all(r["units"] == 2 and r["wins"] + r["ties"] + r["losses"] + r["invalid"] == 2 for r in rows)

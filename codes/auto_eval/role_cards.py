@@ -3,7 +3,10 @@ the seeker's persona sentences, taken from an ESConv/PESConv file (a reformatted
 in an editable JSON file:
 
     {"source": "DATA/pesconv/test.txt", "cards": [{"id": "test.txt#0", "emotion": "anxiety", "problem": "job crisis",
-      "situation": "...", "first_utterance": "...", "persona": ["i have two kids."]}, ...]}
+      "situation": "...", "first_utterance": "...", "persona": ["i have two kids."], "seeker_turns": [...]}, ...]}
+
+"seeker_turns" (optional) are the real help-seeker's turns of that dialogue: never shown to the simulated seeker,
+only put beside its turns in the report (auto_eval.analyze).
 """
 import os
 
@@ -46,6 +49,7 @@ def cards_from_test_file(test_file, num_cards, with_persona=True):
         card = {"id": f"{name}#{index}", "emotion": d["emotion_type"], "problem": d["problem_type"],
                 "situation": normalise(d["situation"]), "first_utterance": first}
         card["persona"] = persona_sentences(d["persona"]) if with_persona and isinstance(d.get("persona"), str) else []
+        card["seeker_turns"] = [normalise(text) for role, text, _ in turns if role == "usr" and text.strip()]
         cards.append(card)
     if not cards:
         raise UserError(f"{test_file}: no dialogue with a seeker turn")
@@ -75,6 +79,9 @@ def load_cards(path):
         persona = card.setdefault("persona", [])
         if not isinstance(persona, list) or not all(isinstance(s, str) for s in persona):
             raise UserError(f"{path}: cards[{i}]: 'persona' must be a list of sentences")
+        real = card.get("seeker_turns", [])
+        if not isinstance(real, list) or not all(isinstance(t, str) for t in real):
+            raise UserError(f"{path}: cards[{i}]: 'seeker_turns' must be a list of the real seeker's turns")
         card.setdefault("id", f"{os.path.basename(path)}#{i}")
     ids = [c["id"] for c in cards]
     if len(set(ids)) != len(ids):

@@ -89,3 +89,54 @@ class EndpointSystem:
     def reply_batch(self, conversations, *, seed=None, temperature=None, top_p=None, max_tokens=None):
         return [self.reply(m, seed=seed, temperature=temperature, top_p=top_p, max_tokens=max_tokens)
                 for m in conversations]
+
+    # ---- next-token probabilities (an LLM judge's verdict; appended for auto_eval.judge) -----------------------------
+    def next_token_logprobs(self, conversations, candidates, *, single_token=True):
+        """[{candidate: log-probability}] per conversation, as LocalLLM.next_token_logprobs reads them in process:
+        one request each with max_tokens=1, temperature=0, logprobs=true, top_logprobs=TOP_LOGPROBS, read from
+        choices[0].logprobs.content[0].top_logprobs. A candidate is the returned token with its exact text (else with
+        the text stripped of spaces, the most likely such); one not among them is left out (less likely than all
+        returned). The endpoint gives whole tokens only (single_token is accepted for the same call signature). A
+        server that returns no logprobs is a one-line UserError."""
+        return [self._top_logprobs(messages, candidates) for messages in conversations]
+
+    def _top_logprobs(self, messages, candidates):
+        body = {**self.request_body(messages, None, 0, None, 1), "logprobs": True, "top_logprobs": TOP_LOGPROBS}
+        answer = self._post(body)
+        try:
+            top = answer["choices"][0]["logprobs"]["content"][0]["top_logprobs"]
+            found = [(entry["token"], float(entry["logprob"])) for entry in top]
+        except (KeyError, IndexError, TypeError, ValueError):
+            raise UserError(f"system {self.name}: {self.url} answered without logprobs "
+                            f"(choices[0].logprobs.content[0].top_logprobs); next-token probabilities need a server "
+                            f"that returns them (vLLM, RUN/serve.sh with an llm= system), or use text verdicts")
+        out = {}
+        for candidate in candidates:
+            exact = [lp for token, lp in found if token == candidate]
+            near = exact or [lp for token, lp in found if token.strip() == candidate]
+            if near:
+                out[candidate] = max(near)
+        return out
+
+    def _post(self, body):
+        """The JSON answer of one POST /chat/completions (a one-line UserError for every failure)."""
+        import requests
+        try:
+            response = self.session.post(self.url, json=body, timeout=(CONNECT_TIMEOUT_S, READ_TIMEOUT_S))
+        except requests.ConnectionError as e:
+            raise UserError(f"system {self.name}: cannot reach {self.url} ({type(e).__name__}); is the server "
+                            f"running?")
+        except requests.Timeout:
+            raise UserError(f"system {self.name}: {self.url} did not answer within {READ_TIMEOUT_S} s")
+        try:
+            answer = response.json()
+        except ValueError:
+            answer = None
+        if response.status_code != 200 or not isinstance(answer, dict):
+            detail = (answer or {}).get("error", {}).get("message") if isinstance(answer, dict) else None
+            raise UserError(f"system {self.name}: {self.url} answered HTTP {response.status_code}"
+                            + (f": {detail}" if detail else " (not an OpenAI-style JSON answer)"))
+        return answer
+
+
+TOP_LOGPROBS = 20  # the most OpenAI's chat API returns

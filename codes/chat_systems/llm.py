@@ -189,3 +189,131 @@ class LocalLLM:
             logits = self.model(input_ids=ids).logits[0, len(prompt_ids) - 1:-1].float()
         nll = torch.nn.functional.cross_entropy(logits, ids[0, len(prompt_ids):], reduction="sum")
         return float(nll), len(reply_ids)
+
+    # ---- next-token probabilities (an LLM judge's verdict in one forward pass, no generation) ------------------------
+    # Appended for the automatic evaluation's judge (auto_eval.judge); PAL's server answers `logprobs` with the same
+    # values (log_softmax of the raw logits: no temperature, no top-p).
+    def prompt_token_counts(self, conversations):
+        """The number of prompt tokens (chat template with the generation prompt) of each conversation."""
+        return [len(self.toker(self.prompt(check_messages([dict(m) for m in c])), add_special_tokens=False)
+                    ["input_ids"]) for c in conversations]
+
+    def context_length(self):
+        """The most tokens (prompt and answer) the model takes: its position limit."""
+        return int(getattr(self.model.config, "max_position_embeddings", None) or self.toker.model_max_length)
+
+    def next_token_logprobs(self, conversations, candidates, *, single_token=False, batch_tokens=None,
+                            share_prefix=True):
+        """[{candidate: log-probability}] per conversation: log_softmax of the raw logits of the assistant's first
+        token after the prompt (chat template with the generation prompt), read at the first token of each
+        candidate string as it follows the prompt. single_token: leave out a candidate that is more than one token.
+
+        One forward pass per prompt, no generation. Prompts are right-padded into batches of at most `batch_tokens`
+        (default NEXT_TOKEN_BATCH) tokens (padding after a prompt's last token changes nothing before it, so a batch gives what one prompt at a
+        time gives); consecutive prompts that share most of their tokens (one conversation asked several questions)
+        encode that prefix once and reuse its key-value cache for each remainder (share_prefix)."""
+        import torch
+        if not conversations:
+            return []
+        prompts = [self.prompt(check_messages([dict(m) for m in c])) for c in conversations]
+        ids = [self.toker(p, add_special_tokens=False)["input_ids"] for p in prompts]
+        limit = self.context_length()
+        for i, row in enumerate(ids):
+            if len(row) >= limit:
+                raise UserError(f"system {self.name}: conversation {i}'s prompt has {len(row)} tokens; {self.spec.llm} "
+                                f"takes at most {limit} (prompt and answer)")
+        wanted = self.candidate_tokens(prompts[0], ids[0], candidates, single_token)
+        token_ids = torch.tensor(list(wanted.values()), dtype=torch.long)
+        rows = [None] * len(ids)
+        groups = shared_prefix_groups(ids) if share_prefix else [[i] for i in range(len(ids))]
+        singles = [g[0] for g in groups if len(g) == 1]
+        with self.lock, torch.no_grad():
+            for batch in token_budget_batches(singles, [len(ids[i]) for i in singles], batch_tokens or NEXT_TOKEN_BATCH):
+                for i, row in zip(batch, self._last_logprobs([ids[i] for i in batch])):
+                    rows[i] = row[token_ids]
+            for group in (g for g in groups if len(g) > 1):
+                for i, row in zip(group, self._last_logprobs_shared([ids[i] for i in group])):
+                    rows[i] = row[token_ids]
+        return [dict(zip(wanted, row.tolist())) for row in rows]
+
+    def candidate_tokens(self, prompt, prompt_ids, candidates, single_token=False):
+        """{candidate: the id of its first token where it follows `prompt`} (a candidate's first token can differ
+        from the one it has alone, e.g. a SentencePiece word start); with single_token, multi-token ones left out."""
+        wanted = {}
+        for candidate in candidates:
+            full = self.toker(prompt + candidate, add_special_tokens=False)["input_ids"]
+            tokens = full[len(prompt_ids):] if full[:len(prompt_ids)] == prompt_ids else \
+                self.toker(candidate, add_special_tokens=False)["input_ids"]
+            if not tokens:
+                raise UserError(f"system {self.name}: the candidate answer {candidate!r} is no token")
+            if len(tokens) == 1 or not single_token:
+                wanted[candidate] = tokens[0]
+        return wanted
+
+    def _last_logprobs(self, rows):
+        """log_softmax of the logits after the last token of each row (one right-padded batch)."""
+        import torch
+        width = max(len(r) for r in rows)
+        pad = self.toker.pad_token_id
+        input_ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows], device=self.device)
+        last = torch.tensor([[len(r) - 1] for r in rows], device=self.device)
+        logits = self.model(input_ids=input_ids, logits_to_keep=last).logits[:, -1].float()
+        return torch.log_softmax(logits, dim=-1).cpu()
+
+    def _last_logprobs_shared(self, rows):
+        """_last_logprobs of rows that share a token prefix: the prefix encoded once, each remainder on its cache."""
+        import torch
+        from transformers import DynamicCache
+        common = min([len(r) - 1 for r in rows] + [shared_length(rows[0], r) for r in rows[1:]])  # each keeps a token
+        cache = DynamicCache(config=self.model.config)
+        self.model(input_ids=torch.tensor([rows[0][:common]], device=self.device), cache=cache, use_cache=True,
+                   logits_to_keep=1)
+        out = []
+        for row in rows:
+            logits = self.model(input_ids=torch.tensor([row[common:]], device=self.device), cache=cache,
+                                use_cache=True, logits_to_keep=1).logits[0, -1].float()
+            cache.crop(common - cache.get_seq_length())  # back to the prefix (crop takes the tokens to remove, < 0)
+            out.append(torch.log_softmax(logits, dim=-1).cpu())
+        return out
+
+
+NEXT_TOKEN_BATCH = 8192  # tokens (prompt rows x longest prompt) per forward pass of next_token_logprobs
+BATCH_MIN_FILL = 0.9  # a row joins a batch only when it is at least this share of the batch's longest
+SHARED_PREFIX_MIN = 32  # tokens: a shorter common start (the chat template, the judge's system message) is not worth it
+
+
+def shared_prefix_groups(ids):
+    """Runs of consecutive token lists whose common prefix is at least half of the shortest (and SHARED_PREFIX_MIN
+    tokens): one conversation asked several questions. Every other list is a group of one."""
+    groups, common = [], 0
+    for i, row in enumerate(ids):
+        if groups:
+            shared = min(shared_length(ids[groups[-1][0]], row), common)
+            if shared >= max(SHARED_PREFIX_MIN, min([len(row)] + [len(ids[j]) for j in groups[-1]]) // 2):
+                groups[-1].append(i)
+                common = shared
+                continue
+        groups.append([i])
+        common = len(row)
+    return groups
+
+
+def shared_length(a, b):
+    """The length of the common start of two token lists."""
+    return next((n for n, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+
+
+def token_budget_batches(indices, lengths, budget):
+    """`indices` in batches of similar length, longest first: rows x longest <= budget (a longer row alone), and no
+    row under BATCH_MIN_FILL of the longest (padding is work: on a CPU a padded batch is slower than one at a time).
+    The batches do not depend on the order the indices come in."""
+    order = sorted(range(len(indices)), key=lambda k: (-lengths[k], indices[k]))
+    batches, current, width = [], [], 0
+    for k in order:
+        if current and ((len(current) + 1) * width > budget or lengths[k] < BATCH_MIN_FILL * width):
+            batches.append(current)
+            current = []
+        if not current:
+            width = lengths[k]
+        current.append(indices[k])
+    return batches + ([current] if current else [])

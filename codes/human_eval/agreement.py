@@ -64,3 +64,14 @@ def cohen_kappa(pairs):
 def percent_agreement(pairs):
     """Share of pairs with the same label (None without pairs)."""
     return sum(a == b for a, b in pairs) / len(pairs) if pairs else None
+
+
+def wilson_interval(successes, n, z=1.959963984540054):
+    """The Wilson score interval [low, high] of a proportion successes / n (95% for the default z); successes may
+    be fractional (a tie counted as half). None without observations."""
+    if n == 0:
+        return None
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * (p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5
+    return [max(0.0, centre - half), min(1.0, centre + half)]

@@ -7,6 +7,7 @@ import sys
 
 from chat_systems import Reply
 from auto_eval import cli, judge as judging, role_cards, study
+from auto_eval.seeker import load_seeker_prompt
 from human_eval.tasks import load_criteria
 from helpers.human_eval import CARDS
 from helpers.pal_models import DIALOGUES, write_dialogues
@@ -70,7 +71,7 @@ def make_study(tmp_path, turns=3, cards=2, names=("good", "bad")):
     systems = {n: supporter(n) for n in names}
     seeker = Scripted("scripted-seeker", seeker_answer)
     study.simulate(store, study.interactive_tasks_in(store), systems, seeker, seeker.name,
-                       judging.load_seeker_prompt(judging.SEEKER_PROMPT), turns, 13, progress=False)
+                       load_seeker_prompt(judging.SEEKER_PROMPT), turns, 13, progress=False)
     return store, systems, seeker
 
 

@@ -1,0 +1,116 @@
+"""What makes a judge that judge, and its stored agreement with ESConv's help-seekers (RUN/validate_judge.sh).
+
+A judge's key: its model (the SHA-256 of its weights file(s), or an endpoint's URL and model name), the SHA-256 of
+its prompt file, and its verdict mode (prob with its tie margin, or text with its temperature); not its name. Each
+validation is stored as REGISTRY/<key hash>.<rating>.json (REGISTRY: $PAL_JUDGE_VALIDITY_DIR, else
+judge_validity/ in the cache folder of chat_systems.llm.cache_root), and every judge table auto_eval prints starts
+with what is stored for its key (`validity_lines`).
+"""
+import glob
+import hashlib
+import json
+import os
+
+from palkit.atomic import write_json
+
+from chat_systems.llm import SMOLLM2, cache_root, file_sha256, smollm2_gguf
+
+REGISTRY_ENV = "PAL_JUDGE_VALIDITY_DIR"
+WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.gguf", "*.pt", "config.json")
+
+
+def registry():
+    return os.environ.get(REGISTRY_ENV) or os.path.join(cache_root(), "judge_validity")
+
+
+def cached_sha256(path):
+    """file_sha256, remembered per (path, size, modification time) in the cache folder (a 7B model's weights take
+    a minute to hash)."""
+    stat = os.stat(path)
+    memo_path = os.path.join(cache_root(), "file_sha256.json")
+    entry = f"{os.path.abspath(path)}|{stat.st_size}|{stat.st_mtime_ns}"
+    try:
+        with open(memo_path, encoding="utf-8") as f:
+            memo = json.load(f)
+    except (OSError, ValueError):
+        memo = {}
+    if entry not in memo:
+        memo[entry] = file_sha256(path)
+        os.makedirs(cache_root(), exist_ok=True)
+        write_json(memo_path, memo)
+    return memo[entry]
+
+
+def model_fingerprint(spec):
+    """What the judge's model is, independent of its name: {the spec keys that locate it, sha256 of its weights}."""
+    if spec.kind == "endpoint":
+        return {"endpoint": spec.endpoint.rstrip("/"), "model": spec.model}
+    if spec.kind == "pal":
+        return {"checkpoint": os.path.basename(spec.checkpoint), "sha256": cached_sha256(spec.checkpoint)}
+    located = {"llm": spec.llm, **({"gguf_file": spec.gguf_file} if spec.gguf_file else {})}
+    if spec.llm == SMOLLM2:
+        return {**located, "sha256": cached_sha256(smollm2_gguf())}
+    folder = os.path.expanduser(spec.llm)
+    if not os.path.isdir(folder):  # a hub name: its name is all we know before it is downloaded
+        return located
+    if spec.gguf_file:
+        return {**located, "llm": os.path.abspath(folder), "sha256": cached_sha256(os.path.join(folder, spec.gguf_file))}
+    files = sorted({f for pattern in WEIGHT_PATTERNS for f in glob.glob(os.path.join(folder, pattern))})
+    digest = hashlib.sha256("".join(f"{os.path.basename(f)} {cached_sha256(f)}\n" for f in files).encode())
+    return {**located, "llm": os.path.abspath(folder), "sha256": digest.hexdigest()}
+
+
+def judge_key(spec, prompt_path, mode, tie_margin=None, temperature=None):
+    """The key a judge's validity is stored under (module docstring)."""
+    verdict = {"mode": mode, **({"tie_margin": tie_margin} if mode == "prob" else {"temperature": temperature or 0.0})}
+    return {"model": model_fingerprint(spec), "prompt_sha256": file_sha256(prompt_path), "verdict": verdict}
+
+
+def key_hash(key):
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def spec_text(key):
+    """A --judge spec that names the key's model (for the hint that says how to validate it)."""
+    model = key.get("model", {})
+    return ",".join(f"{k}={model[k]}" for k in ("llm", "gguf_file", "endpoint", "model", "checkpoint") if k in model)
+
+
+def store_validity(key, rating, record):
+    """Store one validation's summary for `key` (the newest replaces an older one of the same rating)."""
+    path = os.path.join(registry(), f"{key_hash(key)}.{rating}.json")
+    os.makedirs(registry(), exist_ok=True)
+    write_json(path, {"key": key, "rating": rating, **record})
+    return path
+
+
+def lookup(key):
+    """[stored validation summaries] of a judge key, one per rating validated."""
+    out = []
+    for path in sorted(glob.glob(os.path.join(registry(), f"{key_hash(key)}.*.json"))):
+        try:
+            with open(path, encoding="utf-8") as f:
+                record = json.load(f)
+        except (OSError, ValueError):
+            continue
+        if record.get("key") == json.loads(json.dumps(key)):
+            out.append(record)
+    return out
+
+
+def validity_lines(key, verdict_mode=None):
+    """The lines that head a judge's table: its agreement with ESConv's help-seekers per rating validated, and
+    whether its verdicts are evidence; or how to validate it."""
+    found = lookup(key) if key else []
+    if not found:
+        mode = f" --verdict {verdict_mode}" if verdict_mode else ""
+        return [f"not validated: run bash RUN/validate_judge.sh --judge {spec_text(key or {}) or 'SPEC'}{mode}"]
+    lines = []
+    for r in found:
+        a, best = r["agreement"], r["best_baseline"]
+        line = (f"validated against ESConv's help-seekers ({r['rating']} -> {r['criterion']}, {a['n']} pairs): "
+                f"agreement {a['value']:.2f} [{a['ci95'][0]:.2f}, {a['ci95'][1]:.2f}], best trivial baseline "
+                f"{best['name']} {best['value']:.2f}")
+        lines.append(line + ("; it beats that baseline" if r["beats_best_baseline"] else
+                             "; it does not beat that baseline: its verdicts are not evidence"))
+    return lines

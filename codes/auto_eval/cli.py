@@ -85,12 +85,14 @@ def run(args):
 def judge_with(args, store, judge, judge_prompt, criteria):
     """The study's judgments by the loaded judge, in the verdict mode asked for (default: prob where it can)."""
     mode = judging.verdict_mode(judge, args.verdict)
-    key = validity.judge_key(args.judge, args.judge_prompt, mode, args.tie_margin, args.judge_temperature)
+    if args.bf16:
+        judging.check_bf16(judge, mode)
+    key = validity.judge_key(args.judge, args.judge_prompt, mode, args.tie_margin, args.judge_temperature, args.bf16)
     for line in validity.validity_lines(key, mode):
         print(f"judge {judge.name} ({mode} verdicts): {line}")
     judge_study(store, judge, judge.name, judge_prompt, criteria, args.seed, mode=mode,
                 temperature=args.judge_temperature, tie_margin=args.tie_margin, key=key,
-                concurrency=args.concurrency, progress=not args.no_progress)
+                concurrency=args.concurrency, bf16=args.bf16, progress=not args.no_progress)
 
 
 def static(args):
@@ -149,6 +151,9 @@ def build_parser():
                        help="prob verdicts: |P(A) - P(B)| below this is a tie")
         q.add_argument("--judge_temperature", type=non_negative_float, default=0.0,
                        help="text verdicts: 0 is greedy (an order effect is then not sampling noise)")
+        q.add_argument("--bf16", action="store_true",
+                       help="prob verdicts of a local LLM under bfloat16 autocast: about 3x faster on a CPU with "
+                            "bfloat16 units, probabilities that differ slightly from float32's (validated separately)")
         q.add_argument("--concurrency", type=positive_int, default=1,
                        help="groups of judgments asked at once (an endpoint judge; a local LLM batches instead)")
         q.add_argument("--criteria", default=CRITERIA, type=existing_file, help="the human study's criteria file")
@@ -226,7 +231,7 @@ def validate(args):
     validation.validate(judge, args.judge, validation.Validation(
         esconv=esconv, rating=args.rating, pairs=args.pairs, seed=args.seed, output=output, mode=mode,
         tie_margin=args.tie_margin, temperature=args.judge_temperature, max_turns=args.max_turns,
-        concurrency=args.concurrency, judge_prompt=args.judge_prompt, validation_prompt=args.validation_prompt,
+        concurrency=args.concurrency, bf16=args.bf16, judge_prompt=args.judge_prompt, validation_prompt=args.validation_prompt,
         criteria=args.criteria, progress=not args.no_progress))
 
 

@@ -11,6 +11,7 @@ Every pair is asked twice, once with each side shown first; the answers are mapp
 `judge_messages` is the one way a prompt is built (the study, the static mode and the validation use it). The
 prompts are editable JSON files (prompts/judge.json, validate.json; the seeker's is prompts/seeker.json).
 """
+import inspect
 import math
 import re
 import string
@@ -160,17 +161,27 @@ def verdict_mode(judge, requested):
     return requested
 
 
-def ask(judge, conversations, mode, prompt, seeds, temperature=0.0):
-    """[Answer] for conversations (each a judge_messages list) in `mode`."""
+def ask(judge, conversations, mode, prompt, seeds, temperature=0.0, bf16=False):
+    """[Answer] for conversations (each a judge_messages list) in `mode`; bf16: prob verdicts of a local LLM under
+    bfloat16 autocast (check_bf16)."""
     if mode == "prob":
-        return ask_prob(judge, conversations)
+        return ask_prob(judge, conversations, bf16)
     return ask_text(judge, conversations, prompt, seeds, temperature)
 
 
-def ask_prob(judge, conversations):
+def check_bf16(judge, mode):
+    """--bf16 applies to probability verdicts read in process (a local LLM); anything else is a UserError."""
+    reader = getattr(judge, "next_token_logprobs", None)
+    if mode != "prob" or reader is None or "autocast" not in inspect.signature(reader).parameters:
+        raise UserError(f"--bf16: applies to probability verdicts of a local LLM judge, not to {mode} verdicts of "
+                        f"judge {judge.name}")
+
+
+def ask_prob(judge, conversations, bf16=False):
     """Probability verdicts: one next-token read per conversation (no generation)."""
     answers = []
-    for logprobs in judge.next_token_logprobs(conversations, CANDIDATES, single_token=True):
+    extra = {"autocast": "bfloat16"} if bf16 else {}
+    for logprobs in judge.next_token_logprobs(conversations, CANDIDATES, single_token=True, **extra):
         probabilities = normalised(logprobs)
         if "A" not in probabilities and "B" not in probabilities:
             answers.append(Answer(INVALID, probabilities=probabilities, usage={}))
@@ -222,11 +233,30 @@ def ask_text(judge, conversations, prompt, seeds, temperature=0.0):
 
 
 def replies_of(judge, conversations, seeds, temperature, max_tokens):
-    """The judge's replies: one batch when greedy (the seed does not matter), else one seeded call each."""
-    if temperature == 0 and hasattr(judge, "reply_batch"):
-        return judge.reply_batch(conversations, temperature=0.0, max_tokens=max_tokens)
-    return [judge.reply(m, seed=s, temperature=temperature, max_tokens=max_tokens)
-            for m, s in zip(conversations, seeds)]
+    """The judge's replies: batches of prompts of similar length when greedy (the seed does not matter; padding a
+    short prompt to a long one is wasted work), else one seeded call each."""
+    if temperature != 0 or not hasattr(judge, "reply_batch"):
+        return [judge.reply(m, seed=s, temperature=temperature, max_tokens=max_tokens)
+                for m, s in zip(conversations, seeds)]
+    size = [sum(len(m["content"]) for m in c) for c in conversations]
+    replies = [None] * len(conversations)
+    for batch in similar_length_batches(size):
+        for i, reply in zip(batch, judge.reply_batch([conversations[i] for i in batch], temperature=0.0,
+                                                     max_tokens=max_tokens)):
+            replies[i] = reply
+    return replies
+
+
+def similar_length_batches(sizes, fill=0.9):
+    """Indices grouped, longest first, so that no member is under `fill` of its batch's longest."""
+    order = sorted(range(len(sizes)), key=lambda i: (-sizes[i], i))
+    batches = []
+    for i in order:
+        if batches and sizes[i] >= fill * sizes[batches[-1][0]]:
+            batches[-1].append(i)
+        else:
+            batches.append([i])
+    return batches
 
 
 def numeric(usage):

@@ -80,7 +80,7 @@ def simulate(store, tasks, systems, seeker, seeker_model, prompt, turns, seed, p
 
 # ---- the judge ------------------------------------------------------------------------------------------------------
 def judge_study(store, judge, judge_name, prompt, criteria, seed, *, mode=None, temperature=0.0,
-                tie_margin=judging.TIE_MARGIN, key=None, concurrency=1, progress=True):
+                tie_margin=judging.TIE_MARGIN, key=None, concurrency=1, bf16=False, progress=True):
     """Every (task, conversation, criterion, order) of the database not yet judged by `judge_name`, in `mode`
     (None: prob where the judge gives probabilities). The questions about one conversation in one order are asked
     together (a local LLM encodes their shared beginning once) and stored in one transaction; `concurrency` such
@@ -110,7 +110,7 @@ def judge_study(store, judge, judge_name, prompt, criteria, seed, *, mode=None, 
     def ask(asked):
         start = time.perf_counter()
         conversations, seeds = asked
-        answers = judging.ask(judge, conversations, mode, prompt, seeds, temperature)
+        answers = judging.ask(judge, conversations, mode, prompt, seeds, temperature, bf16)
         return answers, (time.perf_counter() - start) / len(answers)
 
     with ThreadPoolExecutor(max_workers=concurrency) as pool:

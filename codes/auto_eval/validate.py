@@ -37,7 +37,7 @@ RATING_CRITERION = {"empathy": "Comforting", "relevance": "Identification", "imp
 HIGH, LOW = 5, 3  # empathy / relevance: a seeker who gave 5 against one who gave at most 3
 MIN_IMPROVEMENT_GAP = 2  # improvement (initial - final emotion intensity): the two differ by at least this
 BASELINES = ("random", "length", "questions")
-ORDER_NAMES = {"A": "better_first", "B": "worse_first"}  # the pair's side A is the better-rated conversation
+SHOWN_FIRST = {"A": "better", "B": "worse"}  # the pair's side A is the better-rated conversation
 PAIR_TERMS = {"A": "better", "B": "worse", "tie": "tie", judging.INVALID: judging.INVALID}
 SCORE = {"better": 1.0, "tie": 0.5, judging.INVALID: 0.5, "worse": 0.0}
 CHUNK = 8  # judgments asked together and stored in one transaction
@@ -60,6 +60,7 @@ class Validation:
     temperature: float = 0.0
     max_turns: int | None = None
     concurrency: int = 1
+    bf16: bool = False
     judge_prompt: str = judging.JUDGE_PROMPT
     validation_prompt: str = judging.VALIDATION_PROMPT
     criteria: str = ""
@@ -176,7 +177,9 @@ def validate(judge, spec, options):
                                      "interactive")
     prompt = judging.load_judge_prompt(options.judge_prompt, options.validation_prompt)
     mode = judging.verdict_mode(judge, options.mode)
-    key = validity.judge_key(spec, options.judge_prompt, mode, options.tie_margin, options.temperature)
+    if options.bf16:
+        judging.check_bf16(judge, mode)
+    key = validity.judge_key(spec, options.judge_prompt, mode, options.tie_margin, options.temperature, options.bf16)
     sides = {}
     for i in sorted({p[k] for p in pairs for k in ("better", "worse")}):
         sides[i] = judging.side(messages_of(dialogues[i], f"{options.esconv}: dialogue {i}"), card_of(dialogues[i]))
@@ -192,9 +195,9 @@ def validate(judge, spec, options):
             units.append((n, first))
             conversations.append(judging.judge_messages(prompt, question, *pair))
     if mode == "prob":  # fail in one line, before anything is written, when an endpoint returns no probabilities
-        judging.ask_prob(judge, [judging.judge_messages(prompt, question, *(judging.side(sides[pairs[0][s]]
-                                                                              ["transcript"][:1], sides[pairs[0][s]]
-                                                                              ["card"]) for s in ("better", "worse")))])
+        first = [judging.side(sides[pairs[0][s]]["transcript"][:1], sides[pairs[0][s]]["card"])
+                 for s in ("better", "worse")]
+        judging.ask_prob(judge, [judging.judge_messages(prompt, question, *first)], options.bf16)
     setup = {"judge": key, "rating": options.rating, "criterion": criterion, "seed": options.seed,
              "esconv_sha256": file_sha256(options.esconv), "pairs": [[p["better"], p["worse"]] for p in pairs],
              "validation_prompt_sha256": file_sha256(options.validation_prompt), "max_turns": options.max_turns,
@@ -224,14 +227,15 @@ def judge_units(db, judge, mode, prompt, units, conversations, options):
     computes what an uninterrupted one does), `concurrency` groups at a time; each group one transaction."""
     done = set(auto_store.validation_rows(db))
     chunks = [list(range(i, min(i + CHUNK, len(units)))) for i in range(0, len(units), CHUNK)]
-    todo = [c for c in chunks if any((units[i][0], ORDER_NAMES[units[i][1]]) not in done for i in c)]
+    todo = [c for c in chunks if any((units[i][0], SHOWN_FIRST[units[i][1]]) not in done for i in c)]
     bar = progress_bar(len(units), len(units) - sum(len(c) for c in todo), f"judgments ({judge.name}, {mode})",
                        "judgment", options.progress)
 
     def ask(chunk):
         start = time.perf_counter()
         seeds = [judging.unit_seed(options.seed, *units[i]) for i in chunk]
-        answers = judging.ask(judge, [conversations[i] for i in chunk], mode, prompt, seeds, options.temperature)
+        answers = judging.ask(judge, [conversations[i] for i in chunk], mode, prompt, seeds, options.temperature,
+                              options.bf16)
         return answers, (time.perf_counter() - start) / len(chunk)
 
     with ThreadPoolExecutor(max_workers=options.concurrency) as pool:
@@ -239,11 +243,11 @@ def judge_units(db, judge, mode, prompt, units, conversations, options):
             rows = []
             for i, a in zip(chunk, answers):
                 n, first = units[i]
-                if (n, ORDER_NAMES[first]) in done:
+                if (n, SHOWN_FIRST[first]) in done:
                     continue
                 probabilities = a.probabilities and {PAIR_TERMS[c]: p for c, p in
                                                      judging.to_task_probabilities(a.probabilities, first).items()}
-                rows.append((n, "better" if first == "A" else "worse",
+                rows.append((n, SHOWN_FIRST[first],
                              {"verdict": PAIR_TERMS[judging.to_task_side(a.verdict, first)],
                               "probabilities": probabilities, "answers": a.answers, "calls": a.calls,
                               "usage": a.usage, "seconds": seconds}))

@@ -1,7 +1,8 @@
 """What makes a judge that judge, and its stored agreement with ESConv's help-seekers (RUN/validate_judge.sh).
 
 A judge's key: its model (the SHA-256 of its weights file(s), or an endpoint's URL and model name), the SHA-256 of
-its prompt file, and its verdict mode (prob with its tie margin, or text with its temperature); not its name. Each
+its prompt file, and its verdict mode (prob with its tie margin and bf16 autocast if used, or text with its
+temperature); not its name. Each
 validation is stored as REGISTRY/<key hash>.<rating>.json (REGISTRY: $PAL_JUDGE_VALIDITY_DIR, else
 judge_validity/ in the cache folder of chat_systems.llm.cache_root), and every judge table auto_eval prints starts
 with what is stored for its key (`validity_lines`).
@@ -60,9 +61,10 @@ def model_fingerprint(spec):
     return {**located, "llm": os.path.abspath(folder), "sha256": digest.hexdigest()}
 
 
-def judge_key(spec, prompt_path, mode, tie_margin=None, temperature=None):
+def judge_key(spec, prompt_path, mode, tie_margin=None, temperature=None, bf16=False):
     """The key a judge's validity is stored under (module docstring)."""
-    verdict = {"mode": mode, **({"tie_margin": tie_margin} if mode == "prob" else {"temperature": temperature or 0.0})}
+    verdict = {"mode": mode, **({"tie_margin": tie_margin} if mode == "prob" else {"temperature": temperature or 0.0}),
+               **({"bf16": True} if bf16 else {})}
     return {"model": model_fingerprint(spec), "prompt_sha256": file_sha256(prompt_path), "verdict": verdict}
 
 

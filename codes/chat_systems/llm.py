@@ -203,7 +203,7 @@ class LocalLLM:
         return int(getattr(self.model.config, "max_position_embeddings", None) or self.toker.model_max_length)
 
     def next_token_logprobs(self, conversations, candidates, *, single_token=False, batch_tokens=None,
-                            share_prefix=True):
+                            share_prefix=True, autocast=None):
         """[{candidate: log-probability}] per conversation: log_softmax of the raw logits of the assistant's first
         token after the prompt (chat template with the generation prompt), read at the first token of each
         candidate string as it follows the prompt. single_token: leave out a candidate that is more than one token.
@@ -211,7 +211,10 @@ class LocalLLM:
         One forward pass per prompt, no generation. Prompts are right-padded into batches of at most `batch_tokens`
         (default NEXT_TOKEN_BATCH) tokens (padding after a prompt's last token changes nothing before it, so a batch gives what one prompt at a
         time gives); consecutive prompts that share most of their tokens (one conversation asked several questions)
-        encode that prefix once and reuse its key-value cache for each remainder (share_prefix)."""
+        encode that prefix once and reuse its key-value cache for each remainder (share_prefix). autocast: a torch
+        dtype name ("bfloat16") to run the forward passes under torch.autocast (faster on CPUs with bfloat16 units;
+        the values then differ from the float32 ones a server returns)."""
+        import contextlib
         import torch
         if not conversations:
             return []
@@ -227,7 +230,9 @@ class LocalLLM:
         rows = [None] * len(ids)
         groups = shared_prefix_groups(ids) if share_prefix else [[i] for i in range(len(ids))]
         singles = [g[0] for g in groups if len(g) == 1]
-        with self.lock, torch.no_grad():
+        precision = (torch.autocast(torch.device(self.device).type, dtype=getattr(torch, autocast)) if autocast
+                     else contextlib.nullcontext())
+        with self.lock, torch.no_grad(), precision:
             for batch in token_budget_batches(singles, [len(ids[i]) for i in singles], batch_tokens or NEXT_TOKEN_BATCH):
                 for i, row in zip(batch, self._last_logprobs([ids[i] for i in batch])):
                     rows[i] = row[token_ids]

@@ -18,11 +18,13 @@ import pytest
 
 from palkit.cli import UserError
 
-from auto_eval import cli, judge as judging, role_cards, store as auto_store, study
+from auto_eval import cli, judge as judging, role_cards, seeker as seeker_mod, store as auto_store, study
+from auto_eval.seeker import load_seeker_prompt
 from human_eval.agreement import cohen_kappa, percent_agreement
 from auto_eval.analyze import main as analyze_main
 from human_eval.app import Settings, create_app
-from helpers.auto_eval_scripted import CRITERIA, better_judge, judge_with, make_study, summary_of, write_test_file
+from helpers.auto_eval_scripted import (CRITERIA, Scripted, better_judge, judge_with, make_study, summary_of, supporter,
+                                       write_test_file)
 from helpers.human_eval import CARDS
 from helpers.pal_models import DIALOGUES
 
@@ -278,3 +280,165 @@ def test_bad_runs_are_one_line_errors_before_anything_loads(tmp_path, extra, mes
     with pytest.raises(UserError, match=re.escape(message)):
         cli.main(args + [a for a in extra if a not in ("--no_cards", "--bad_prompt")])
     assert not (tmp_path / "s.db").exists()
+
+
+# ---- the seeker checked ---------------------------------------------------------------------------------------------
+def test_a_seeker_that_repeats_is_asked_again_then_its_conversation_ends(tmp_path):
+    """Turn 1 repeats the first utterance (asked again: fine); turn 2 repeats turn 1 twice: the conversation ends
+    there, its reason recorded and counted for the seeker model; the report puts its turns beside the real ones."""
+    from auto_eval import analyze
+    cards = role_cards.cards_from_test_file(write_test_file(tmp_path), 1)
+    store = study.open_study(str(tmp_path / "study.db"), {"mode": "simulated", "cards": cards},
+                             study.simulation_tasks(cards, ["good", "bad"], CRITERIA, 13, "cards.json"))
+
+    def answer(messages):
+        own = [m["content"] for m in messages if m["role"] == "assistant"]
+        if len(own) == 1 and "Remember" not in messages[0]["content"]:
+            return own[-1].upper()  # the first utterance again (case aside)
+        return own[-1] if len(own) == 2 else "Is it normal that I feel this way? I can't sleep."
+    seeker = Scripted("repeater", answer)
+    study.simulate(store, study.interactive_tasks_in(store), {n: supporter(n) for n in ("good", "bad")}, seeker,
+                   seeker.name, load_seeker_prompt(judging.SEEKER_PROMPT), 4, 13, progress=False)
+    turns = store.db.execute("SELECT side, turn, role_break FROM auto_turns ORDER BY side, turn").fetchall()
+    assert [tuple(t) for t in turns] == [(s, t, r) for s in "AB" for t, r in ((0, None), (1, seeker_mod.REPEAT))]
+    endings = store.db.execute("SELECT side, turn, reason, seeker_calls FROM auto_endings ORDER BY side").fetchall()
+    assert [tuple(e) for e in endings] == [(s, 2, seeker_mod.REPEAT, 2) for s in "AB"]
+    (summary,) = analyze.seeker_summary(store)
+    assert summary["asked_again"] == {"repeat": 2} and summary["ended"] == {"repeat": 2}
+    assert summary["conversations"] == 2 and summary["turns"] == 2
+    simulated = ["Is it normal that I feel this way? I can't sleep."] * 2
+    assert summary["simulated"] == seeker_mod.style(simulated)
+    assert summary["simulated"]["question_share"] == 1 and summary["simulated"]["first_person_share"] == 1
+    assert summary["simulated"]["distinct_2"] == pytest.approx(9 / 18)  # 9 bigrams per turn, the same twice
+    real = cards[0]["seeker_turns"][1:]
+    assert summary["real"] == seeker_mod.style(real) and summary["real"]["turns"] == len(real)
+    assert summary["real"]["words_per_turn"] == pytest.approx(sum(len(t.split()) for t in real) / len(real))
+    md = analyze.seeker_markdown([summary])
+    assert "| repeater | 2 | 2 | 0 / 2 / 0 | 0 / 2 / 0 |" in md and "ESConv seekers (real, same cards)" in md
+    # resumed: nothing more is asked of an ended conversation
+    calls = len(seeker.calls)
+    study.simulate(store, study.interactive_tasks_in(store), {n: supporter(n) for n in ("good", "bad")}, seeker,
+                   seeker.name, load_seeker_prompt(judging.SEEKER_PROMPT), 4, 13, progress=False)
+    assert len(seeker.calls) == calls
+    store.close()
+
+
+# ---- the judge's own bugs -------------------------------------------------------------------------------------------
+def test_a_judge_is_greedy_unless_told_otherwise_and_usage_counts_a_retry_once(tmp_path):
+    class Recording(Scripted):
+        def reply(self, messages, *, seed=None, temperature=None, top_p=None, max_tokens=None):
+            self.temperatures.append(temperature)
+            reply = super().reply(messages, seed=seed, temperature=temperature, top_p=top_p, max_tokens=max_tokens)
+            reply.usage = {"prompt_tokens": 100 if len(messages) == 2 else 100 + 3 + 20, "completion_tokens": 3}
+            return reply
+    judge = Recording("j", lambda m: "B" if len(m) > 2 else "hmm")
+    judge.temperatures = []
+    prompt = judging.load_judge_prompt(judging.JUDGE_PROMPT)
+    first = judging.side([{"speaker": "usr", "text": "hi"}, {"speaker": "sys", "text": "hello"}], {})
+    (answer,) = judging.ask_text(judge, [judging.judge_messages(prompt, "Which?", first, first)], prompt, [1], None)
+    assert judge.temperatures == [0.0, 0.0]  # temperature None is greedy, never the LLM's sampling default
+    assert answer.verdict == "B" and answer.calls == 2 and answer.answers == ["hmm", "B"]
+    assert answer.usage == {"prompt_tokens": 120, "completion_tokens": 6}  # the retry's 20 new prompt tokens only
+    assert judging.to_task_side("invalid", "B") == "invalid" and judging.to_task_side("tie", "B") == "tie"
+    assert judging.to_task_side("A", "B") == "B"
+    with pytest.raises(ValueError):
+        judging.to_task_side("maybe", "B")
+
+
+def test_an_unreadable_answer_of_a_judge_with_probabilities_gets_a_constrained_answer(tmp_path):
+    class WithProbabilities(Scripted):
+        def next_token_logprobs(self, conversations, candidates, single_token=False):
+            return [{"A": -3.0, "B": -0.5, "tie": -2.0} for _ in conversations]
+    judge = WithProbabilities("j", lambda m: "You are a single letter.")
+    prompt = judging.load_judge_prompt(judging.JUDGE_PROMPT)
+    first = judging.side([{"speaker": "usr", "text": "hi"}], {})
+    (answer,) = judging.ask_text(judge, [judging.judge_messages(prompt, "Which?", first, first)], prompt, [1])
+    assert answer.verdict == "B" and answer.answers == ["You are a single letter.", "(constrained) B"]
+    assert len(judge.calls) == 1 and answer.probabilities["B"] > answer.probabilities["tie"]
+
+
+def test_judge_messages_one_entry_point_for_every_material():
+    prompt = judging.load_judge_prompt(judging.JUDGE_PROMPT, judging.VALIDATION_PROMPT)
+    card = {"emotion_type": "anxiety", "problem_type": "job crisis", "situation": "laid off"}
+    one = judging.side([{"speaker": "usr", "text": "u1"}, {"speaker": "sys", "text": "s1"}], card)
+    two = judging.side([{"speaker": "usr", "text": "u2"}, {"speaker": "sys", "text": "s2"}], card)
+    same = judging.judge_messages(prompt, "Q?", one, two)[1]["content"]  # one help-seeker: the study's template
+    assert same.startswith("The help-seeker feels anxiety about job crisis") and same.endswith("Q?\nGive your verdict "
+                                                                                                 "as a single letter (A or B), or the word tie.\nVerdict:")
+    assert same.index("Seeker: u1") < same.index("Seeker: u2")
+    other = judging.side(two["transcript"], {"emotion": "sadness", "problem": "breakup", "situation": "alone"})
+    both = judging.judge_messages(prompt, "Q?", other, one)  # two help-seekers: each with its own card
+    assert "Help-seeker A feels sadness about breakup" in both[1]["content"]
+    assert "Help-seeker B feels anxiety about job crisis" in both[1]["content"]
+    assert both[0]["content"] == json.loads(open(judging.VALIDATION_PROMPT).read())["system"]
+    static = judging.judge_messages(prompt, "Q?", judging.side([{"speaker": "sys", "text": "r1"}]),
+                                    judging.side([{"speaker": "sys", "text": "r2"}]),
+                                    history=[{"speaker": "usr", "text": "h"}])
+    assert "Next reply of supporter A: r1\nNext reply of supporter B: r2" in static[1]["content"]
+
+
+# ---- the reports say what they mean ---------------------------------------------------------------------------------
+def test_the_chart_and_table_tell_a_tie_answer_from_an_order_flip(tmp_path):
+    store, _, _ = make_study(tmp_path)
+    judge_with(store, lambda messages: "tie", name="says_tie")
+    judge_with(store, lambda messages: "A", name="follows_position")
+    summary = summary_of(store)
+    for s in summary[("says_tie", "bad", "good")].values():
+        assert (s["ties"], s["tie_answers"], s["order_flips"]) == (2, 2, 0) and s["position_consistency"] == 1
+    for s in summary[("follows_position", "bad", "good")].values():
+        assert (s["ties"], s["tie_answers"], s["order_flips"]) == (2, 0, 2) and s["position_consistency"] == 0
+    store.close()
+    analyze_main([str(tmp_path / "study.db")])
+    md = (tmp_path / "study.judge.md").read_text()
+    assert "| Overall | 0 | 2 (2 / 0) | 0 |" in md and "| Overall | 0 | 2 (0 / 2) | 0 |" in md
+    assert "tie (said / order flip)" in md
+
+
+def test_human_analyze_of_a_judge_only_database_points_to_the_judges_tables(tmp_path, capsys):
+    from human_eval.analyze import main as human_analyze
+    store, _, _ = make_study(tmp_path)
+    judge_with(store, better_judge("good"))
+    store.close()
+    human_analyze([str(tmp_path / "study.db")])
+    out = capsys.readouterr().out
+    assert "No human judgments in" in out and f"RUN/python -m auto_eval.analyze {tmp_path / 'study.db'}" in out
+    assert not (tmp_path / "study.md").exists()
+
+
+def test_each_database_keeps_its_own_report(tmp_path):
+    from human_eval.analyze import main as human_analyze
+    from human_eval.store import Store
+    for name, winner in (("study", "A"), ("static", "B")):
+        store = Store(str(tmp_path / f"{name}.db"))
+        store.add_tasks([{"mode": "static", "source": "t", "system_a": "x", "system_b": "y",
+                          "content": {"criteria": ["Overall"]}}])
+        store.add_annotator("h")
+        store.current_or_next_task(1, 0)
+        store.judge(store.task(1), 1, {"Overall": winner})
+        store.close()
+        human_analyze([str(tmp_path / f"{name}.db")])
+    assert json.loads((tmp_path / "study.json").read_text())[0]["wins"] == 1
+    assert json.loads((tmp_path / "static.json").read_text())[0]["losses"] == 1  # not overwritten by the other
+    (tmp_path / "elsewhere").mkdir()
+    human_analyze([str(tmp_path / "static.db"), "--output", str(tmp_path / "elsewhere" / "report.md")])
+    assert (tmp_path / "elsewhere" / "report.md").exists() and (tmp_path / "elsewhere" / "report.png").exists()
+
+
+def test_a_database_of_another_setup_names_what_differs(tmp_path):
+    cards = role_cards.cards_from_test_file(write_test_file(tmp_path), 1)
+    tasks = study.simulation_tasks(cards, ["good", "bad"], CRITERIA, 13, "cards.json")
+    study.open_study(str(tmp_path / "s.db"), {"mode": "simulated", "turns": 3, "cards": cards}, tasks).close()
+    with pytest.raises(UserError, match=r"another setup \(turns: 3 stored, 5 now\)"):
+        study.open_study(str(tmp_path / "s.db"), {"mode": "simulated", "turns": 5, "cards": cards}, tasks)
+    with pytest.raises(UserError, match=r"another setup \(cards differs\)"):
+        study.open_study(str(tmp_path / "s.db"), {"mode": "simulated", "turns": 3, "cards": cards[:0]}, tasks)
+
+
+def test_a_judge_name_keeps_one_verdict_mode_per_study(tmp_path):
+    store, _, _ = make_study(tmp_path)
+    judge_with(store, better_judge("good"))
+    with pytest.raises(UserError, match="another judge"):
+        study.judge_study(store, Scripted("judge", lambda m: "A"), "judge",
+                          judging.load_judge_prompt(judging.JUDGE_PROMPT), CRITERIA, 13,
+                          key={"model": "another"}, progress=False)
+    store.close()

@@ -314,3 +314,16 @@ def test_text_verdicts_of_an_endpoint_without_probabilities_run(tmp_path, endpoi
     report = json.loads((tmp_path / "out" / "judge_validity.json").read_text())
     assert report["verdict_mode"] == "text" and report["position_consistency"] == 0  # always "A": all flips
     assert report["first_position_share"] == 1 and report["tie_rate"] == 1 and report["agreement"]["value"] == 0.5
+
+
+def test_bench_judge_smoke(tmp_path, tiny_llm):
+    """codes/bench_judge.py on the tiny chat Llama: three readings timed in one run, the same probabilities."""
+    out = subprocess.run([sys.executable, str(REPO_ROOT / "codes" / "bench_judge.py"), "--judge", f"llm={tiny_llm}",
+                          "--pairs", "1", "--questions", "3", "--max_turns", "3", "--output",
+                          str(tmp_path / "bench.json")], capture_output=True, text=True, timeout=600,
+                         env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert out.returncode == 0, out.stderr
+    runs = json.loads((tmp_path / "bench.json").read_text())["runs"]
+    assert [r["label"] for r in runs] == ["one at a time", "batched", "batched + prefix cache"]
+    assert all(r["judgments_per_s"] > 0 and r["max_probability_difference"] < 1e-5 for r in runs)
+    assert "| batched + prefix cache |" in out.stdout

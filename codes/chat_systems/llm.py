@@ -266,20 +266,21 @@ class LocalLLM:
         return torch.log_softmax(logits, dim=-1).cpu()
 
     def _last_logprobs_shared(self, rows):
-        """_last_logprobs of rows that share a token prefix: the prefix encoded once, each remainder on its cache."""
+        """_last_logprobs of rows that share a token prefix: the prefix encoded once, its key-value cache repeated
+        for the remainders, which go through in one right-padded batch on it."""
         import torch
         from transformers import DynamicCache
         common = min([len(r) - 1 for r in rows] + [shared_length(rows[0], r) for r in rows[1:]])  # each keeps a token
         cache = DynamicCache(config=self.model.config)
         self.model(input_ids=torch.tensor([rows[0][:common]], device=self.device), cache=cache, use_cache=True,
                    logits_to_keep=1)
-        out = []
-        for row in rows:
-            logits = self.model(input_ids=torch.tensor([row[common:]], device=self.device), cache=cache,
-                                use_cache=True, logits_to_keep=1).logits[0, -1].float()
-            cache.crop(common - cache.get_seq_length())  # back to the prefix (crop takes the tokens to remove, < 0)
-            out.append(torch.log_softmax(logits, dim=-1).cpu())
-        return out
+        cache.batch_repeat_interleave(len(rows))
+        rests = [r[common:] for r in rows]
+        width = max(len(r) for r in rests)
+        input_ids = torch.tensor([r + [self.toker.pad_token_id] * (width - len(r)) for r in rests], device=self.device)
+        last = torch.tensor([[len(r) - 1] for r in rests], device=self.device)
+        logits = self.model(input_ids=input_ids, cache=cache, use_cache=True, logits_to_keep=last).logits[:, -1]
+        return torch.log_softmax(logits.float(), dim=-1).cpu()
 
 
 NEXT_TOKEN_BATCH = 8192  # tokens (prompt rows x longest prompt) per forward pass of next_token_logprobs

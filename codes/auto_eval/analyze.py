@@ -11,7 +11,7 @@ import os
 from collections import Counter, defaultdict
 
 from palkit.atomic import atomic_write, write_json
-from palkit.checks import existing_file, output_dir, require_output_dir
+from palkit.checks import existing_file, output_dir
 from palkit.cli import ArgumentParser, run_main
 
 from auto_eval import seeker as seekers, store as auto_store
@@ -19,7 +19,7 @@ from auto_eval.judge import INVALID, TIE_MARGIN, VERDICTS, combine, combine_prob
 from auto_eval.store import STATIC_CONVERSATION
 from auto_eval.validity import validity_lines
 from human_eval.agreement import cohen_kappa, percent_agreement, sign_test
-from human_eval.analyze import stacked_bar_chart, win_tie_loss
+from human_eval.analyze import output_stem as human_output_stem, stacked_bar_chart, win_tie_loss
 from human_eval.store import Store
 
 
@@ -327,13 +327,9 @@ def report(db_path, output, criteria_order=None):
 
 
 def output_stem(db_path, output=None, output_dir=None):
-    """Where the report goes, without extension: --output (its .md/.json/.png dropped), else DB_STEM.judge beside
-    the database or in --output_dir (study.db -> study.judge.md), so each database keeps its own report."""
-    if output:
-        stem, ext = os.path.splitext(output)
-        return stem if ext in (".md", ".json", ".png") else output
-    folder = require_output_dir(output_dir or os.path.dirname(os.path.abspath(db_path)))
-    return os.path.join(folder, os.path.splitext(os.path.basename(db_path))[0] + ".judge")
+    """Where the report goes, without extension: --output (a .md/.json/.png ending dropped), else DB_STEM.judge
+    beside the database or in --output_dir (study.db -> study.judge.md; human_eval.analyze writes study.md)."""
+    return human_output_stem(db_path, output) if output else human_output_stem(db_path, None, output_dir) + ".judge"
 
 
 def main(argv=None):

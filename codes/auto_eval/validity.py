@@ -24,10 +24,15 @@ def registry():
     return os.environ.get(REGISTRY_ENV) or os.path.join(cache_root(), "judge_validity")
 
 
+MEMO_MIN_BYTES = 50 << 20  # a smaller file is hashed again each time (in well under a second)
+
+
 def cached_sha256(path):
-    """file_sha256, remembered per (path, size, modification time) in the cache folder (a 7B model's weights take
-    a minute to hash)."""
+    """file_sha256, remembered per (path, size, modification time) in the cache folder for a large file (a 7B
+    model's weights take a minute to hash)."""
     stat = os.stat(path)
+    if stat.st_size < MEMO_MIN_BYTES:
+        return file_sha256(path)
     memo_path = os.path.join(cache_root(), "file_sha256.json")
     entry = f"{os.path.abspath(path)}|{stat.st_size}|{stat.st_mtime_ns}"
     try:

@@ -118,6 +118,7 @@ def output_stem(db_path, output=None, out_dir=None):
     """The report's path without extension: --output (a .md/.json/.png ending dropped), else the database's name
     in --output_dir or beside the database (study.db -> study), so two databases in one folder keep their reports."""
     if output:
+        require_output_dir(os.path.dirname(os.path.abspath(output)))
         stem, ext = os.path.splitext(output)
         return stem if ext in (".md", ".json", ".png") else output
     folder = require_output_dir(out_dir or os.path.dirname(os.path.abspath(db_path)))
@@ -132,15 +133,13 @@ def main(argv=None):
                      help="write DB_STEM.md/.json/.png here (default: the database's folder)")
     out.add_argument("--output", default=None, help="write OUTPUT.md, OUTPUT.json, OUTPUT.png")
     args = p.parse_args(argv)
-    if args.output:
-        require_output_dir(os.path.dirname(os.path.abspath(args.output)))
+    stem = output_stem(args.db, args.output, args.output_dir)
     rows, criteria, judged_by_llm = read_study(args.db)
     pointer = f"RUN/python -m auto_eval.analyze {args.db}"
     if not rows and judged_by_llm:
         print(f"No human judgments in {args.db}: it holds an LLM judge's verdicts only; their tables: {pointer}")
         return
     summary = summarise(rows, criteria)
-    stem = output_stem(args.db, args.output, args.output_dir)
     table = markdown(summary)
     with atomic_write(stem + ".md") as f:
         f.write(table)

@@ -200,7 +200,7 @@ def test_served_probabilities_equal_in_process(tmp_path, smollm2):
             raise
         local = smollm2.next_token_logprobs(conversations, judging.CANDIDATES, single_token=True)
         for s, loc in zip(served, local):
-            assert s.keys() == loc.keys() == {"A", "B", "tie"}
+            assert {"A", "B"} <= s.keys() <= loc.keys() == {"A", "B", "tie"}  # "tie" only when in the top 20
             assert max(abs(s[k] - loc[k]) for k in s) < 1e-4
     finally:
         proc.terminate()

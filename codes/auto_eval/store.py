@@ -156,6 +156,11 @@ def register_judge(store, judge, key, verdict_mode, tie_margin):
     this study as another judge or in another mode is refused (its rows would mix two judges)."""
     row = store.db.execute("SELECT key, verdict_mode, tie_margin FROM auto_judges WHERE judge = ?", (judge,)).fetchone()
     record = (json.dumps(key, sort_keys=True), verdict_mode, tie_margin)
+    if row is not None and not store.db.execute("SELECT 1 FROM auto_judgments WHERE judge = ? LIMIT 1",
+                                                (judge,)).fetchone():
+        row = None  # registered, but no verdict stored yet (a run that failed at once): the name is free
+        with store.transaction():
+            store.db.execute("DELETE FROM auto_judges WHERE judge = ?", (judge,))
     if row is None:
         judged = store.db.execute("SELECT DISTINCT verdict_mode FROM auto_judgments WHERE judge = ?",
                                   (judge,)).fetchall()

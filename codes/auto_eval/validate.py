@@ -173,8 +173,11 @@ def validate(judge, spec, options):
         print(f"note: {options.esconv} has {available} pairs rated apart on {options.rating}, fewer than the "
               f"{options.pairs} asked for; using all of them")
     criterion = RATING_CRITERION[options.rating]
-    question = judging.question_text(next(c for c in load_criteria(options.criteria) if c["name"] == criterion),
-                                     "interactive")
+    found = [c for c in load_criteria(options.criteria) if c["name"] == criterion]
+    if not found:
+        raise UserError(f"{options.criteria}: no criterion {criterion!r}, the one the {options.rating} rating is "
+                        f"compared with; give the study's criteria file")
+    question = judging.question_text(found[0], "interactive")
     prompt = judging.load_judge_prompt(options.judge_prompt, options.validation_prompt)
     mode = judging.verdict_mode(judge, options.mode)
     if options.bf16:

@@ -5,8 +5,9 @@
 The prompts are a study's: for each pair of ESConv conversations and each order, one prompt per criterion question
 of the human study (they share everything up to the question). Timed in one run, in turn: one next-token read per
 prompt (no batching, no shared prefix); right-padded batches without the shared prefix; batches with each pair's
-prefix encoded once and its key-value cache reused per question (how auto_eval judges a study). Prints judgments/s,
-the ratios to one at a time and the largest probability difference (README "Can this judge be trusted?").
+prefix encoded once and its key-value cache reused per question (how auto_eval judges a study). Prints judgments/s
+(wall and CPU seconds), the ratios to one at a time and the largest probability difference (README "Can this judge be
+trusted?").
 """
 import importlib.util  # a plain `python` outside the project's environment: one line saying how to run this script
 if importlib.util.find_spec("torch") is None or importlib.util.find_spec("pal") is None:
@@ -46,10 +47,12 @@ def study_prompts(dialogues, pairs, questions, max_turns):
 
 
 def timed(label, read, conversations):
-    start = time.perf_counter()
+    """Wall and CPU seconds of one reading (on a shared machine the CPU seconds are the steadier measure)."""
+    start, cpu = time.perf_counter(), time.process_time()
     values = read(conversations)
-    seconds = time.perf_counter() - start
-    return {"label": label, "seconds": seconds, "judgments_per_s": len(conversations) / seconds, "values": values}
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+    return {"label": label, "seconds": seconds, "cpu_seconds": cpu, "judgments_per_s": len(conversations) / seconds,
+            "judgments_per_cpu_s": len(conversations) / cpu, "values": values}
 
 
 def main(argv=None):
@@ -81,14 +84,15 @@ def main(argv=None):
     print(f"{len(conversations)} judgments ({args.pairs} pairs x 2 orders x {len(questions)} questions), prompts of "
           f"{min(tokens)}-{max(tokens)} tokens (mean {sum(tokens) / len(tokens):.0f}), judge {judge.name}, "
           f"{source}")
-    print("| reading | seconds | judgments/s | x one at a time | max |Δp| |")
-    print("|---|---|---|---|---|")
+    print("| reading | seconds | judgments/s | x one at a time | CPU seconds | x one at a time (CPU) | max |Δp| |")
+    print("|---|---|---|---|---|---|---|")
     for run in runs:
         diff = max(abs(a - b) for x, y in zip(base["values"], run["values"])
                    for a, b in zip(judging.normalised(x).values(), judging.normalised(y).values()))
         run["max_probability_difference"] = diff
         print(f"| {run['label']} | {run['seconds']:.1f} | {run['judgments_per_s']:.3f} | "
-              f"{run['judgments_per_s'] / base['judgments_per_s']:.2f} | {diff:.1e} |")
+              f"{run['judgments_per_s'] / base['judgments_per_s']:.2f} | {run['cpu_seconds']:.1f} | "
+              f"{base['cpu_seconds'] / run['cpu_seconds']:.2f} | {diff:.1e} |")
     if args.output:
         os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
         with open(args.output, "w", encoding="utf-8") as f:

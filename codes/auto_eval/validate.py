@@ -41,7 +41,7 @@ SHOWN_FIRST = {"A": "better", "B": "worse"}  # the pair's side A is the better-r
 PAIR_TERMS = {"A": "better", "B": "worse", "tie": "tie", judging.INVALID: judging.INVALID}
 SCORE = {"better": 1.0, "tie": 0.5, judging.INVALID: 0.5, "worse": 0.0}
 CHUNK = 8  # judgments asked together and stored in one transaction
-CONFIDENCE_BINS = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+RELIABILITY_BINS = 5  # the reliability curve's bins, each with a fifth of the pairs
 REPO = Path(__file__).resolve().parents[2]
 ESCONV_CANDIDATES = ("DATA/ESConv.json", str(REPO / "DATA" / "ESConv.json"),
                      str(REPO.parent / "shared" / "data" / "esconv" / "ESConv.json"))
@@ -216,7 +216,7 @@ def validate(judge, spec, options):
     summary = summarise(pairs, shown, rows, mode, options.tie_margin, dialogues)
     summary.update(judge={"spec": spec.identity(), "key": key}, verdict_mode=mode, rating=options.rating,
                    criterion=criterion, question=question, seed=options.seed, esconv=os.path.abspath(options.esconv),
-                   pairs_available=available, elapsed_s=time.perf_counter() - started)
+                   pairs_available=available, this_session_s=time.perf_counter() - started)
     write_report(summary, options.output)
     stored = validity.store_validity(key, options.rating, {k: summary[k] for k in (
         "criterion", "agreement", "best_baseline", "beats_best_baseline", "verdict_mode", "judgments_per_s")} |
@@ -344,13 +344,18 @@ def to_sides(probabilities):
 
 def reliability(confidence):
     """Agreement by confidence bin: confidence = max(P(better), P(worse)) / (P(better) + P(worse)) of the averaged
-    probabilities (0.5: no preference, 1: certain); a calibrated judge agrees that often."""
+    probabilities (0.5: no preference, 1: certain); the pairs sorted by it and cut into RELIABILITY_BINS bins of
+    (nearly) equal size, so the curve follows the judge's own range. A calibrated judge agrees as often as it is
+    confident."""
+    ordered = sorted(confidence)
+    bins = min(RELIABILITY_BINS, len(ordered))
+    cuts = [round(k * len(ordered) / bins) for k in range(bins + 1)]
     out = []
-    for low, high in zip(CONFIDENCE_BINS, CONFIDENCE_BINS[1:]):
-        inside = [(c, s) for c, s in confidence if low <= c < high or (high == 1.0 and c == 1.0)]
-        out.append({"bin": [low, high], "n": len(inside),
-                    "mean_confidence": sum(c for c, _ in inside) / len(inside) if inside else None,
-                    "agreement": sum(s for _, s in inside) / len(inside) if inside else None})
+    for start, end in zip(cuts, cuts[1:]):
+        inside = ordered[start:end]
+        out.append({"bin": [inside[0][0], inside[-1][0]], "n": len(inside),
+                    "mean_confidence": sum(c for c, _ in inside) / len(inside),
+                    "agreement": sum(s for _, s in inside) / len(inside)})
     return out
 
 
@@ -393,12 +398,13 @@ def markdown(summary):
                                                   f"averaging both orders)" if s["tie_margin"] is not None else "")
               + f". {s['shortened']} pairs shown shortened (both conversations cut to their first K turns to fit "
                 f"the judge's context, or --max_turns). {s['judgments_per_s'] or 0:.3f} judgments/s "
-                f"({s['judgment_seconds']:.0f} s in the judge over {2 * len(s['pairs'])} judgments; this run "
-                f"{s['elapsed_s']:.0f} s).", ""]
+                f"({s['judgment_seconds']:.0f} s in the judge over {2 * len(s['pairs'])} judgments, every "
+                f"session of the run together).", ""]
     if s["reliability"]:
-        lines += ["Reliability (agreement by confidence max(P) / (P(better) + P(worse))):", "",
+        lines += ["Reliability (agreement by confidence max(P) / (P(better) + P(worse)), five bins of equal size; a "
+                  "calibrated judge agrees as often as it is confident):", "",
                   "| confidence | pairs | mean confidence | agreement |", "|---|---|---|---|"]
-        lines += [f"| {r['bin'][0]:.1f}-{r['bin'][1]:.1f} | {r['n']} | {num(r['mean_confidence'])} | "
+        lines += [f"| {r['bin'][0]:.3f}-{r['bin'][1]:.3f} | {r['n']} | {num(r['mean_confidence'])} | "
                   f"{num(r['agreement'])} |" for r in s["reliability"]]
         lines.append("")
     lines.append(conclusion(s))
@@ -433,9 +439,9 @@ def chart(summary, path):
         ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", color="#3b7dd8", label="judge")
         for x, y, n in points:
             ax.annotate(f"n={n}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
-        ax.set_xlim(0.5, 1)
+        ax.set_xlim(0.5, max(0.6, max(p[0] for p in points) + 0.02))
         ax.set_ylim(0, 1)
-        ax.set_xlabel("confidence")
+        ax.set_xlabel("confidence (mean of each fifth of the pairs)")
         ax.set_ylabel("agreement")
         ax.set_title("reliability", fontsize=9)
         ax.legend(fontsize=7, frameon=False)

@@ -9,8 +9,10 @@ pred_strat_id when the system names strategies, so evaluate.py scores strategy a
 per-example loss of the reference reply under their chat template (metric.json's perplexity); endpoints and PAL
 checkpoints run here give none (PAL's own perplexity: codes/infer.py). --ask_strategy asks a chat LLM for one of
 the 8 ESConv strategies first, then for the reply in it (prompts: chat_systems/prompts/ask_strategy.txt).
-Finished examples are appended to DIR.progress.jsonl: a killed run started again with the same arguments goes on
-where it stopped, and gives the gen.json an uninterrupted run gives. The folder is sealed as infer.py's (pal.results).
+Finished examples are appended to DIR.progress.jsonl (made when the first batch is done, so a run that fails while
+loading leaves none): a killed run started again with the same arguments goes on where it stopped, and gives the
+gen.json an uninterrupted run gives; one with other arguments is refused naming them (--restart: start over). The
+folder is sealed as infer.py's (pal.results).
 """
 import importlib.util  # a plain `python` outside the project's environment: one line saying how to run this script
 if importlib.util.find_spec("torch") is None or importlib.util.find_spec("pal") is None:
@@ -59,6 +61,9 @@ def build_parser():
     p.add_argument("--supporter_prompt", default=None, type=existing_file,
                    help="chat LLMs: the system prompt of the supporter (default chat_systems/prompts/supporter.txt)")
     p.add_argument("--device", default="auto")
+    p.add_argument("--restart", action="store_true",
+                   help="discard the progress of an unfinished run with other arguments (OUTPUT_DIR.progress.jsonl) "
+                        "and start over; without it such a run is refused")
     return p
 
 
@@ -81,26 +86,55 @@ def file_sha256(path):
         return hashlib.sha256(f.read()).hexdigest()
 
 
-class Progress:
-    """DIR.progress.jsonl: a header (what is being computed) and one finished record a line, flushed per batch."""
+# progress header key -> the arguments that set it (named when a rerun's differ)
+HEADER_ARGUMENTS = {"system": "--system", "input": "--infer_input_file", "input_sha256": "--infer_input_file (its content)",
+                    "seed": "--seed", "decoding": ("--temperature", "--top_p", "--max_tokens"),
+                    "ask_strategy": "--ask_strategy", "supporter_prompt": "--supporter_prompt"}
 
-    def __init__(self, path, header):
-        self.path, self.header, self.records = path, header, []
-        if os.path.exists(path):
+
+def differing_arguments(old, new):
+    """The arguments whose values differ between two progress headers, as 'ARG (that run: X; this run: Y)'."""
+    named = []
+    for key in sorted(set(old) | set(new)):
+        before, now, arguments = old.get(key), new.get(key), HEADER_ARGUMENTS.get(key, key)
+        if before == now:
+            continue
+        if isinstance(arguments, tuple):  # one list of several arguments: name the elements that differ
+            before, now = list(before or [None] * len(arguments)), list(now or [None] * len(arguments))
+            named += [f"{a} (that run: {b}; this run: {n})" for a, b, n in zip(arguments, before, now) if b != n]
+        else:
+            named.append(f"{arguments} (that run: {json.dumps(before)}; this run: {json.dumps(now)})")
+    return named
+
+
+class Progress:
+    """DIR.progress.jsonl: a header (what is being computed) and one finished record a line, flushed per batch. The
+    file is (re)written at the first `add`, so a run that fails before its first batch leaves what was there."""
+
+    def __init__(self, path, header, restart=False):
+        self.path, self.header, self.records, self.written = path, header, [], False
+        if os.path.exists(path) and not restart:
             lines = open(path, encoding="utf-8").read().split("\n")
-            if json.loads(lines[0]) != header:
-                raise UserError(f"{path}: progress of a run with other arguments (system, input file, decoding); "
-                                f"delete it to start over, or pass that run's arguments to finish it")
+            try:
+                recorded = json.loads(lines[0])
+            except json.JSONDecodeError:  # killed while writing its header: nothing done yet
+                recorded = header
+            if recorded != header:
+                raise UserError(f"{path}: progress of a run with other arguments: "
+                                f"{'; '.join(differing_arguments(recorded, header))}; pass that run's arguments to "
+                                "finish it, or add --restart to discard it and start over")
             for line in lines[1:]:
                 try:
                     self.records.append(json.loads(line))
                 except json.JSONDecodeError:  # the line a kill cut short (the last one): its batch is redone
                     break
             print(f"note: resuming from {path}: {len(self.records)} examples done", file=sys.stderr)
-        with open(path, "w", encoding="utf-8") as f:  # rewritten without a torn last line
-            f.write("\n".join(json.dumps(x, ensure_ascii=False) for x in [header] + self.records) + "\n")
 
     def add(self, records):
+        if not self.written:  # the header and the records kept, without a torn last line (or a --restart's)
+            with open(self.path, "w", encoding="utf-8") as f:
+                f.write("\n".join(json.dumps(x, ensure_ascii=False) for x in [self.header] + self.records) + "\n")
+            self.written = True
         with open(self.path, "a", encoding="utf-8") as f:
             f.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
             f.flush()
@@ -152,9 +186,6 @@ def default_output_dir(args):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    from tqdm import tqdm
-    from metric import evaluate_records, require_punkt
-    require_punkt()
     if args.ask_strategy and args.system.kind != "llm" and args.system.kind != "endpoint":
         raise UserError("--ask_strategy is for chat LLMs (llm= or endpoint= systems); PAL chooses its own strategy")
     if args.temperature is not None and not 0 <= args.temperature <= 2:
@@ -169,10 +200,13 @@ def main(argv=None):
               "ask_strategy": args.ask_strategy and file_sha256(args.ask_strategy),
               "supporter_prompt": args.supporter_prompt and file_sha256(args.supporter_prompt)}
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    progress = Progress(f"{os.path.normpath(out)}.progress.jsonl", header)
+    progress = Progress(f"{os.path.normpath(out)}.progress.jsonl", header, restart=args.restart)
     todo = examples[len(progress.records):]
+    system = load_system(args.system, resolve_device(args.device)) if todo else None  # first: a bad name fails at once
+    from tqdm import tqdm
+    from metric import evaluate_records, require_punkt  # lazy: sklearn and NLTK take seconds to import
+    require_punkt()
     if todo:
-        system = load_system(args.system, resolve_device(args.device))
         with tqdm(total=len(examples), initial=len(examples) - len(todo), desc=f"{args.system.name} replies",
                   unit="example", file=sys.stderr) as bar:
             for start in range(0, len(todo), args.batch_size):
@@ -191,7 +225,8 @@ def main(argv=None):
                    {**vars(args), "system": args.system.identity(), "infer_input_file": [args.infer_input_file],
                     "output_dir": out, "perplexity": "yes" if args.system.kind == "llm" else "not available"})
         evaluate_records(records, tmp)
-    os.remove(progress.path)
+    if os.path.exists(progress.path):
+        os.remove(progress.path)
     print(f"wrote {len(records)} generations to {out}/gen.json", file=sys.stderr)
     return None
 

@@ -17,7 +17,8 @@ import os
 import re
 from dataclasses import dataclass
 
-from palkit.checks import check_model_dir, check_tokenizer_dir, from_folder_or_hub
+from palkit.checks import check_model_dir, check_tokenizer_dir
+from palkit.hub import did_you_mean, from_folder_or_hub
 from palkit.cli import UserError
 from persona_extractor.persona_text import EXTRA_TOKENS
 
@@ -125,7 +126,7 @@ def _check_model_location(path, hint=MODEL_HINT):
     looks_like_hub_name = path.count("/") == 1 and not path.startswith((".", "/", "~")) and not os.path.exists(path)
     if os.path.isdir(path) or looks_like_hub_name:
         return
-    raise UserError(f"model {path!r} not found: {hint}")
+    raise UserError(f"model {path!r} not found: {hint}{did_you_mean(path, (DEFAULT_MODEL,))}")
 
 
 def checkpoint_dir(path):
@@ -148,7 +149,7 @@ def load_tokenizer_and_model(path, hint=MODEL_HINT):
     try:
         tokenizer, model = from_folder_or_hub(lambda **kw: (BartTokenizer.from_pretrained(path, **kw),
                                                             BartForConditionalGeneration.from_pretrained(path, **kw)),
-                                              path, hint)
+                                              path, hint, known=(DEFAULT_MODEL,))
     except (OSError, ValueError) as e:
         raise UserError(f"cannot load a BART checkpoint from {path!r} ({str(e).splitlines()[0]}): {hint}")
     add_extractor_tokens(tokenizer)

@@ -108,12 +108,12 @@ def test_empty_personas_are_counted_and_optionally_excluded(tmp_path, tiny_bert_
 
 def test_a_hub_name_without_network_fails_without_asking_the_hub(monkeypatch):
     from metric import simcse
-    from palkit import checks
+    from palkit import hub
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    assert not checks.hub_reachable()
+    assert not hub.hub_reachable()
     calls = []
     real = simcse._from_pretrained
     monkeypatch.setattr(simcse, "_from_pretrained", lambda *a, **kw: calls.append(kw) or real(*a, **kw))
-    with pytest.raises(UserError, match="not a local folder and the hub is unreachable"):
+    with pytest.raises(UserError, match="not in the local hub cache, and the hub is unreachable"):
         simcse.load_encoder("nobody-here/no-such-encoder", "cpu")
-    assert calls == [{"local_files_only": True}]  # only the local cache was tried: no download, no retries
+    assert calls == []  # the local hub cache was looked up by name: nothing loaded, no download, no retries

@@ -16,6 +16,7 @@ import tempfile
 import threading
 
 from palkit.cli import UserError
+from palkit.hub import resolve
 
 from chat_systems.reply import Reply, check_messages
 
@@ -87,10 +88,12 @@ def plain_copy(model):
 
 
 def model_source(spec):
-    """(folder or hub name, gguf file name or None) for from_pretrained."""
+    """(folder or hub name, gguf file name or None) for from_pretrained; a hub name resolved by palkit.hub.resolve (the
+    local hub cache, or the hub when it answers within seconds; else one line naming the closest known names)."""
     if spec.llm == SMOLLM2:
         return converted_gguf(smollm2_gguf(), SMOLLM2), None
-    return os.path.expanduser(spec.llm), spec.gguf_file
+    return resolve(os.path.expanduser(spec.llm), f"system {spec.name}: llm= takes smollm2, a model folder or a hub name",
+                   known=(SMOLLM2,)), spec.gguf_file
 
 
 class SeededSampler:
@@ -118,10 +121,10 @@ class LocalLLM:
     kind = "llm"
 
     def __init__(self, spec, device="cpu"):
+        source, gguf_file = model_source(spec)  # first: a bad name is one line before the heavy imports
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
         self.spec, self.name, self.device, self.lock = spec, spec.name, device, threading.Lock()
-        source, gguf_file = model_source(spec)
         extra = {"gguf_file": gguf_file} if gguf_file else {}
         try:
             self.toker = AutoTokenizer.from_pretrained(source, **extra)

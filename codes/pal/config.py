@@ -13,7 +13,8 @@ import json
 import os
 from pathlib import Path
 
-from palkit.checks import VOCAB_AND_MERGES, check_tokenizer_dir, from_folder_or_hub
+from palkit.checks import VOCAB_AND_MERGES, check_tokenizer_dir
+from palkit.hub import did_you_mean, from_folder_or_hub
 from palkit.cli import UserError
 
 # package data: found beside this module in an editable and a regular install alike
@@ -32,6 +33,7 @@ RELEASED = dict(seed=13, max_input_length=512, max_decoder_input_length=50, trai
                 warmup_steps=0, max_grad_norm=1.0, weight_decay=0.01, use_all_persona=False)
 # The paper's stated values (Cheng et al. 2023, implementation details), applied by --paper_hparams True.
 PAPER_HPARAMS = dict(learning_rate=2.5e-5, warmup_steps=100)
+HUB_NAME = "facebook/blenderbot_small-90M"  # the pretrained model every config starts from
 WEIGHTS_HINT = ("download facebook/blenderbot_small-90M (config.json, vocab.json, merges.txt, "
                 "pytorch_model.bin or model.safetensors) into Blenderbot_small-90M/ at the repository root "
                 "(see Blenderbot_small-90M/README.md), or pass --pretrained_model_path DIR")
@@ -78,7 +80,7 @@ def resolve_pretrained_path(config, override=None):
     if looks_like_hub_name:
         return value
     raise UserError(f"pretrained model directory {value!r} not found (looked in {', '.join(map(str, candidates))}): "
-                    + WEIGHTS_HINT)
+                    + WEIGHTS_HINT + did_you_mean(value, (HUB_NAME,)))
 
 
 def build_tokenizer(config, pretrained_path):
@@ -88,7 +90,7 @@ def build_tokenizer(config, pretrained_path):
     check_tokenizer_dir(pretrained_path, VOCAB_AND_MERGES, hint=WEIGHTS_HINT)
     try:
         toker = from_folder_or_hub(lambda **kw: AutoTokenizer.from_pretrained(pretrained_path, **kw), pretrained_path,
-                                   WEIGHTS_HINT)
+                                   WEIGHTS_HINT, known=(HUB_NAME,))
     except (OSError, ValueError) as e:
         raise UserError(f"cannot load the tokenizer from {pretrained_path!r} ({str(e).splitlines()[0]}): " + WEIGHTS_HINT)
     expanded = config.get("expanded_vocab")

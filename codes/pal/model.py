@@ -24,9 +24,10 @@ from transformers import initialization as hf_init
 from transformers.utils import ModelOutput
 
 from .checkpoint import load_checkpoint
-from palkit.checks import check_model_dir, from_folder_or_hub, is_local, load_json
+from palkit.checks import check_model_dir, is_local, load_json
+from palkit.hub import from_folder_or_hub
 from palkit.cli import UserError
-from .config import STRATEGY_TOKENS, WEIGHTS_HINT, build_tokenizer, load_config, resolve_pretrained_path
+from .config import HUB_NAME, STRATEGY_TOKENS, WEIGHTS_HINT, build_tokenizer, load_config, resolve_pretrained_path
 
 # Batch keys produced by the inputter that are not model inputs: forward() ignores them.
 NON_MODEL_BATCH_KEYS = ("strat_id", "meta", "sample_id", "post", "response", "persona", "batch_size", "other_res",
@@ -320,7 +321,7 @@ def _instantiate(model_cls, path, config, weights_needed):
     check_model_dir(path, WEIGHTS_HINT)  # a truncated weights file is one line, not a loader traceback
     try:
         model, info = from_folder_or_hub(lambda **kw: model_cls.from_pretrained(path, output_loading_info=True, **kw),
-                                         path, WEIGHTS_HINT)
+                                         path, WEIGHTS_HINT, known=(HUB_NAME,))
     except (OSError, ValueError) as e:
         raise UserError(f"cannot load pretrained weights from {path!r} ({str(e).splitlines()[0]}): " + WEIGHTS_HINT)
     missing = [k for k in info.get("missing_keys", []) if k not in PAL_EXTRA_KEYS and k != "final_logits_bias"]
@@ -334,6 +335,7 @@ def _load_hf_config(path):
     if is_local(path):
         load_json(os.path.join(path, "config.json"), expect=dict, hint=WEIGHTS_HINT)
     try:
-        return from_folder_or_hub(lambda **kw: BlenderbotSmallConfig.from_pretrained(path, **kw), path, WEIGHTS_HINT)
+        return from_folder_or_hub(lambda **kw: BlenderbotSmallConfig.from_pretrained(path, **kw), path, WEIGHTS_HINT,
+                                  known=(HUB_NAME,))
     except (OSError, ValueError) as e:
         raise UserError(f"cannot read config.json from {path!r} ({str(e).splitlines()[0]}): " + WEIGHTS_HINT)

@@ -21,6 +21,7 @@ import struct
 import zipfile
 
 from .cli import UserError
+from .hub import is_local  # noqa: F401 (a local folder, as opposed to a hub name: palkit.hub)
 
 # ---- numeric ranges ------------------------------------------------------------------------------------------
 
@@ -312,54 +313,6 @@ BPE_TOKENIZER_FILES = (("tokenizer.json",),) + VOCAB_AND_MERGES
 ENCODER_TOKENIZER_FILES = BPE_TOKENIZER_FILES + (("vocab.txt",),)
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json",
                 "pytorch_model.bin.index.json")
-
-
-def is_local(path):
-    """A path that names a folder on disk (else transformers treats it as a hub name)."""
-    return os.path.isdir(path)
-
-
-HUB_UNREACHABLE = "not a local folder and the hub is unreachable (or HF_HUB_OFFLINE is set)"
-
-
-def from_folder_or_hub(load, name_or_dir, hint=""):
-    """`load(**kwargs)` (a from_pretrained call) for a local folder as is; for a hub name the local hub cache first,
-    then the hub only when it accepts a connection within seconds. Offline, a hub name not in the cache is one
-    UserError at once instead of minutes of download retries."""
-    if is_local(name_or_dir):
-        return load()
-    if os.path.isabs(name_or_dir) or name_or_dir.startswith((".", "~")) or name_or_dir.count("/") > 1:
-        raise UserError(f"{name_or_dir}: no such folder{_where(name_or_dir)}{_then(hint)}")  # a path, not a hub name
-    try:
-        return load(local_files_only=True)
-    except OSError:
-        if not hub_reachable():
-            raise UserError(f"cannot load {name_or_dir!r}: {HUB_UNREACHABLE}{_then(hint)}")
-        return load()
-
-
-def hub_reachable(timeout=3.0):
-    """Whether the model hub accepts a connection within `timeout` seconds, name lookup included (False under
-    HF_HUB_OFFLINE)."""
-    import socket
-    import threading
-    from urllib.parse import urlparse
-    from huggingface_hub import constants
-    if constants.HF_HUB_OFFLINE or os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
-        return False
-    url = urlparse(constants.ENDPOINT)
-    answered = []
-
-    def connect():  # in a thread: a hanging name lookup is not bounded by the socket timeout
-        try:
-            socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout).close()
-            answered.append(True)
-        except OSError:
-            pass
-    worker = threading.Thread(target=connect, daemon=True)
-    worker.start()
-    worker.join(timeout)
-    return bool(answered)
 
 
 def check_tokenizer_dir(path, alternatives=BPE_TOKENIZER_FILES, hint=""):

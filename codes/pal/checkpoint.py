@@ -10,7 +10,7 @@ from palkit.checks import load_safetensors, load_torch_state, state_dict_mismatc
 from palkit.cli import UserError
 from palkit.atomic import atomic_write
 
-CHECKPOINT_HINT = "pass --load_checkpoint DIR/epoch-N.bin written by train.py (or the authors' codes)"
+CHECKPOINT_HINT = "give an epoch-N.bin written by codes/train.py (or the authors' codes), or its run folder"
 # Tensors that 4.x state_dicts hold under several names (tied embeddings): any one of them is enough.
 TIED_EMBEDDING_KEYS = ("model.shared.weight", "model.encoder.embed_tokens.weight", "model.decoder.embed_tokens.weight",
                        "lm_head.weight")

@@ -44,6 +44,12 @@ class ArgumentParser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def error(self, message):
+        if message.startswith("unrecognized arguments:"):  # a typo: name the closest options
+            import difflib
+            typos = [w.split("=")[0] for w in message.split(":", 1)[1].split() if w.startswith("--")]
+            close = [m for w in typos for m in difflib.get_close_matches(w, list(self._option_string_actions), n=1)]
+            if close:
+                message += f" (did you mean {' or '.join(close)}?)"
         raise UserError(f"{message}; see {self.prog} --help")
 
     def add_argument(self, *args, **kwargs):

@@ -14,6 +14,7 @@ import argparse
 import os
 import re
 import sys
+import zipfile
 
 from .checks import load_json
 from .cli import UserError, launcher
@@ -50,14 +51,44 @@ def last_epoch_checkpoint(run_dir):
     return os.path.join(run_dir, epochs[-1][1])
 
 
-def resolve_checkpoint(path):
-    """A checkpoint file as given; for a run folder, its last epoch (one note line on stderr)."""
-    if path is None or not os.path.isdir(path):
+def resolve_checkpoint(path, given_by=None):
+    """A checkpoint file as given; for a run folder, its last epoch (one note line on stderr). A file that is not a
+    checkpoint is named as one before any model is built (`given_by`: the argument that named it, for the hint)."""
+    if path is None:
+        return path
+    if not os.path.isdir(path):
+        check_checkpoint_file(path, given_by)
         return path
     checkpoint = last_epoch_checkpoint(path)
     print(f"note: {path} is a run folder: using its last epoch, {os.path.basename(checkpoint)} (pass an "
           "epoch-N.bin to choose another, e.g. the one eval_log.csv favours)", file=sys.stderr)
+    check_checkpoint_file(checkpoint, given_by)
     return checkpoint
+
+
+def check_checkpoint_file(path, given_by=None):
+    """An existing file must look like a checkpoint: a torch.save archive (zip), a legacy torch pickle or a
+    .safetensors file. Only its framing is read; the weights are checked when they load (pal.checkpoint)."""
+    if not os.path.isfile(path):
+        return  # a missing file is the caller's one-line error
+    with open(path, "rb") as f:
+        head = f.read(512)
+    if path.endswith(".safetensors") or head[:1] == b"\x80" or zipfile.is_zipfile(path):
+        return
+    raise UserError(f"{path}: not a checkpoint ({_not_a_checkpoint(head)}: not a readable torch file); "
+                    f"give {given_by + ' ' if given_by else ''}an epoch-N.bin written by codes/train.py (or the authors' "
+                    "codes), or its run folder")
+
+
+def _not_a_checkpoint(head):
+    """What the first bytes of a file that is not a checkpoint say it is."""
+    if head.startswith(b"PK"):
+        return "a truncated torch.save archive"
+    try:
+        head[:-3].decode("utf-8")  # (a character cut at the end of the block is still text)
+    except UnicodeDecodeError:
+        return "not written by torch.save"
+    return "not written by torch.save" if b"\0" in head else "a text file"
 
 
 def read_run_args(run_dir):
@@ -79,7 +110,7 @@ def check_recorded_pretrained_path(value, args_file):
 
 def apply_run_folder(args, explicit, keys, checkpoint_attr="load_checkpoint"):
     """Fill `keys` of args from the checkpoint's run folder (see the module docstring); returns args."""
-    checkpoint = resolve_checkpoint(getattr(args, checkpoint_attr))
+    checkpoint = resolve_checkpoint(getattr(args, checkpoint_attr), f"--{checkpoint_attr}")
     setattr(args, checkpoint_attr, checkpoint)
     run_dir = os.path.dirname(os.path.abspath(checkpoint)) if checkpoint else None
     return apply_run_dir(args, explicit, keys, run_dir, f"--{checkpoint_attr}")

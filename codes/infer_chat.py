@@ -87,8 +87,8 @@ def file_sha256(path):
 
 
 # progress header key -> the arguments that set it (named when a rerun's differ)
-HEADER_ARGUMENTS = {"system": "--system", "input": "--infer_input_file", "input_sha256": "--infer_input_file (its content)",
-                    "seed": "--seed", "decoding": ("--temperature", "--top_p", "--max_tokens"),
+HEADER_ARGUMENTS = {"system": "--system", "input": "--infer_input_file",
+                    "input_sha256": "--infer_input_file (its content)", "seed": "--seed", "decoding": ("--temperature", "--top_p", "--max_tokens"),
                     "ask_strategy": "--ask_strategy", "supporter_prompt": "--supporter_prompt"}
 
 

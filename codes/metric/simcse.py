@@ -102,8 +102,10 @@ def summarize_similarities(records, scores, exclude_empty=False, source="gen.jso
     nonempty = [s for s, e in zip(scores, empty) if not e]
     n_empty = len(scores) - len(nonempty)
     if n_empty:
-        print(f"warning: {source}: {n_empty} of {len(scores)} records have an empty persona (their cosine compares "
-              f"the generation with an empty text); " + ("excluded from the mean" if exclude_empty else
+        print(f"warning: {source}: {n_empty} of {len(scores)} records have an empty persona; a record is one "
+              f"supporter reply, and the replies before the seeker's 3rd turn have no persona (persona_list starts "
+              f"there), beside those whose persona_list entry is empty; their cosine compares the generation with an "
+              f"empty text, " + ("excluded from the mean" if exclude_empty else
               "included in the mean, as the authors' (--exclude_empty_persona True leaves them out)"),
               file=sys.stderr)
     kept = nonempty if exclude_empty else scores

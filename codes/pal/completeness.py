@@ -63,9 +63,12 @@ def report_empty_personas(dialogues, what):
     if total == 0:
         return
     share = empty / total
-    print(f"personas: {empty} of {total} persona_list entries of {what} are empty ({share:.0%})")
+    print(f"personas: {empty} of {total} persona_list entries of {what} are empty ({share:.0%}); an entry is the "
+          f"persona inferred after one seeker turn, from the seeker's 3rd turn on (the replies before it have none, so "
+          f"a result folder counts more records without a persona)")
     if share > EMPTY_PERSONA_WARNING:
-        print(f"warning: {share:.0%} of the personas of {what} are empty (above {EMPTY_PERSONA_WARNING:.0%}): PAL "
+        print(f"warning: {share:.0%} of the persona_list entries of {what} are empty (above "
+              f"{EMPTY_PERSONA_WARNING:.0%}): PAL "
               f"trained on them learns little from personas; check the persona extractor", file=sys.stderr)
 
 

@@ -33,9 +33,11 @@ def hub_reachable(timeout=HUB_TIMEOUT):
     url = urlparse(constants.ENDPOINT)
     answered = []
 
+    port = url.port or (443 if url.scheme == "https" else 80)
+
     def connect():  # in a thread: a hanging name lookup is not bounded by the socket timeout
         try:
-            socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout).close()
+            socket.create_connection((url.hostname, port), timeout).close()
             answered.append(True)
         except OSError:
             pass

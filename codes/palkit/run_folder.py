@@ -75,9 +75,9 @@ def check_checkpoint_file(path, given_by=None):
         head = f.read(512)
     if path.endswith(".safetensors") or head[:1] == b"\x80" or zipfile.is_zipfile(path):
         return
-    raise UserError(f"{path}: not a checkpoint ({_not_a_checkpoint(head)}: not a readable torch file); "
-                    f"give {given_by + ' ' if given_by else ''}an epoch-N.bin written by codes/train.py (or the authors' "
-                    "codes), or its run folder")
+    to = f"give {given_by} " if given_by else "give "
+    raise UserError(f"{path}: not a checkpoint ({_not_a_checkpoint(head)}: not a readable torch file); {to}an "
+                    "epoch-N.bin written by codes/train.py (or the authors' codes), or its run folder")
 
 
 def _not_a_checkpoint(head):

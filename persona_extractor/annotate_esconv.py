@@ -25,8 +25,7 @@ import os
 
 from palkit.checks import argument_type, float_range, non_negative_int, output_file, positive_int, require_file
 from palkit.cli import ArgumentParser, UserError, run_main
-from pal.completeness import clear_mark, report_empty_personas, write_mark
-from pal.dialogues import load_dialogues
+from pal.completeness import partial_description, report_empty_personas
 from persona_extractor.extractor import PersonaExtractor
 from persona_extractor.extractor_annotation import annotate_file
 from persona_extractor.modeling import MAX_GEN_LENGTH, MAX_INPUT_LENGTH, NUM_BEAMS, DecodingSettings
@@ -118,14 +117,7 @@ def main(argv=None):
             dist.destroy_process_group()
     if records is not None:
         n_list = sum(len(r["persona_list"]) for r in records)
-        total = len(load_dialogues(args.input_file, "see DATA/README.md").dialogues)
-        partial = None
-        if len(records) < total:
-            partial = (f"the first {len(records)} of {total} dialogues of {args.input_file} "
-                       f"(annotate_esconv.py --max_dialogues {args.max_dialogues})")
-            write_mark(args.output_file, partial)
-        else:
-            clear_mark(args.output_file)
+        partial = partial_description(args.output_file)  # (committed with the file: pal.completeness.marked_write)
         print(f"{len(records)} conversations{f' (partial: {partial})' if partial else ''}, {n_list} persona_list "
               f"entries -> {args.output_file}")
         report_empty_personas(records, args.output_file)

@@ -28,9 +28,8 @@ from contextlib import ExitStack
 
 from palkit import checks
 from palkit.cli import ArgumentParser, UserError, run_main
-from palkit.atomic import atomic_write
 from palkit.checks import boolean_string
-from pal.completeness import MARK_SUFFIX, clear_mark, note_partial, report_empty_personas, write_mark
+from pal.completeness import MARK_SUFFIX, marked_write, note_partial, report_empty_personas
 from pal.dialogues import load_dialogues
 from pal.reformat import DATA_HINT, PERSONA_LIST_SOURCES, convert_all
 
@@ -56,12 +55,13 @@ def output_paths(output_dir):
     return {name: os.path.join(output_dir, f"{name}.txt") for name in SPLIT_NAMES}
 
 
-def write_splits(splits, output_dir):
-    """Write the three files; all are renamed into place only after all three were written completely."""
+def write_splits(splits, output_dir, partial=None):
+    """Write the three files; all are renamed into place only after all three were written completely, each with its
+    subset mark (`partial`: what the splits hold, None when complete)."""
     paths = output_paths(output_dir)
     try:
         with ExitStack() as stack:
-            files = {name: stack.enter_context(atomic_write(paths[name])) for name in SPLIT_NAMES}
+            files = {name: stack.enter_context(marked_write(paths[name], partial)) for name in SPLIT_NAMES}
             for name in SPLIT_NAMES:
                 for record in splits[name]:
                     # json.dumps defaults (ASCII escapes, ", " separators) as the authors write the files.
@@ -115,12 +115,8 @@ def main(argv=None):
     partial = note_partial(input_file)
     records = convert_all(input_file, found.dialogues, args.add_persona, persona_list_source)
     splits = split_dialogues(records)
-    paths = write_splits(splits, args.output_dir)
-    for path in paths.values():  # the splits of a partial file are partial too
-        if partial:
-            write_mark(path, f"a split of {input_file}, which holds {partial}")
-        else:
-            clear_mark(path)
+    # the splits of a partial file are partial too
+    paths = write_splits(splits, args.output_dir, partial and f"a split of {input_file}, which holds {partial}")
     report(records, splits, paths, input_file, found.container)
     if partial:
         print(f"partial: {input_file} holds {partial}; so do these splits (marked *.txt{MARK_SUFFIX})")

@@ -82,6 +82,8 @@ def check_checkpoint_file(path, given_by=None):
 
 def _not_a_checkpoint(head):
     """What the first bytes of a file that is not a checkpoint say it is."""
+    if not head:
+        return "an empty file"
     if head.startswith(b"PK"):
         return "a truncated torch.save archive"
     try:

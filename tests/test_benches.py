@@ -5,11 +5,11 @@ import re
 import socket
 import subprocess
 import sys
-import threading
 
 import pytest
 
 from helpers.paths import REPO_ROOT
+from helpers.serving import served_pal
 
 ENV = dict(os.environ, OMP_NUM_THREADS="1")
 
@@ -27,20 +27,7 @@ def inputs(tmp_path_factory, tiny_blender_dir):
 
 @pytest.fixture(scope="module")
 def server(inputs, tiny_blender_dir):
-    """codes/serve.py with a tiny PAL checkpoint on a free port of 127.0.0.1; its base URL."""
-    proc = subprocess.Popen([sys.executable, str(REPO_ROOT / "codes" / "serve.py"), inputs["strat"], "--config",
-                             "strat", "--pretrained_model_path", tiny_blender_dir, "--port", "0", "--device", "cpu"],
-                            env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    lines = []
-    reader = threading.Thread(target=lambda: lines.append(proc.stdout.readline()), daemon=True)
-    reader.start()
-    reader.join(timeout=300)  # bounded wait for the "ready" line
-    if not lines or not lines[0].startswith("ready: "):
-        proc.kill()
-        pytest.fail(f"server did not start: {lines} {proc.stderr.read() if proc.poll() is not None else ''}")
-    yield lines[0].split()[1]
-    proc.terminate()
-    proc.wait(timeout=60)
+    yield from served_pal(inputs["strat"], tiny_blender_dir)
 
 
 def test_bench_serve_measures_a_served_tiny_model(server, inputs):

@@ -2,10 +2,6 @@
 client of chat_systems: the same replies and strategies (greedy and sampled), under 8 concurrent clients too, and
 OpenAI-style 4xx errors for bad requests."""
 import json
-import os
-import subprocess
-import sys
-import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -13,7 +9,8 @@ import requests
 
 from chat_systems import load_system
 from chat_systems.supporter import supporter_messages
-from helpers.paths import REPO_ROOT, load_script
+from helpers.paths import load_script
+from helpers.serving import served_pal
 
 
 @pytest.fixture(scope="module")
@@ -25,20 +22,7 @@ def inputs(tmp_path_factory, tiny_blender_dir):
 @pytest.fixture(scope="module")
 def server(inputs, tiny_blender_dir):
     """codes/serve.py on a free port of 127.0.0.1; its base URL."""
-    proc = subprocess.Popen([sys.executable, str(REPO_ROOT / "codes" / "serve.py"), inputs["strat"], "--config",
-                             "strat", "--pretrained_model_path", tiny_blender_dir, "--port", "0", "--device", "cpu"],
-                            env=dict(os.environ, OMP_NUM_THREADS="1"), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    lines = []
-    reader = threading.Thread(target=lambda: lines.append(proc.stdout.readline()), daemon=True)
-    reader.start()
-    reader.join(timeout=300)  # bounded wait for the "ready" line
-    if not lines or not lines[0].startswith("ready: "):
-        proc.kill()
-        pytest.fail(f"server did not start: {lines} {proc.stderr.read() if proc.poll() is not None else ''}")
-    yield lines[0].split()[1]
-    proc.terminate()
-    proc.wait(timeout=60)
+    yield from served_pal(inputs["strat"], tiny_blender_dir)
 
 
 @pytest.fixture(scope="module")

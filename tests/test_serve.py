@@ -2,6 +2,12 @@
 client of chat_systems: the same replies and strategies (greedy and sampled), under 8 concurrent clients too, and
 OpenAI-style 4xx errors for bad requests."""
 import json
+import re
+import socket
+import os
+import subprocess
+import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -9,8 +15,7 @@ import requests
 
 from chat_systems import load_system
 from chat_systems.supporter import supporter_messages
-from helpers.paths import load_script
-from helpers.serving import served_pal
+from helpers.paths import REPO_ROOT, load_script
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +27,20 @@ def inputs(tmp_path_factory, tiny_blender_dir):
 @pytest.fixture(scope="module")
 def server(inputs, tiny_blender_dir):
     """codes/serve.py on a free port of 127.0.0.1; its base URL."""
-    yield from served_pal(inputs["strat"], tiny_blender_dir)
+    proc = subprocess.Popen([sys.executable, str(REPO_ROOT / "codes" / "serve.py"), inputs["strat"], "--config",
+                             "strat", "--pretrained_model_path", tiny_blender_dir, "--port", "0", "--device", "cpu"],
+                            env=dict(os.environ, OMP_NUM_THREADS="1"), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    lines = []
+    reader = threading.Thread(target=lambda: lines.append(proc.stdout.readline()), daemon=True)
+    reader.start()
+    reader.join(timeout=300)  # bounded wait for the "ready" line
+    if not lines or not lines[0].startswith("ready: "):
+        proc.kill()
+        pytest.fail(f"server did not start: {lines} {proc.stderr.read() if proc.poll() is not None else ''}")
+    yield lines[0].split()[1]
+    proc.terminate()
+    proc.wait(timeout=60)
 
 
 @pytest.fixture(scope="module")
@@ -102,3 +120,27 @@ def test_other_routes_and_models(server):
     assert requests.get(f"{server}/chat/completions", timeout=(5, 60)).status_code == 405
     assert requests.get(f"{server}/nothing", timeout=(5, 60)).json()["error"]["message"]
     assert [m["id"] for m in requests.get(f"{server}/models", timeout=(5, 60)).json()["data"]] == ["pal"]
+
+
+# ---- codes/bench_serve.py against this server (smoke: it runs and prints its numbers; nothing is timed here) --------
+def bench_serve(*args):
+    return subprocess.run([sys.executable, str(REPO_ROOT / "codes" / "bench_serve.py"), *map(str, args)],
+                          env=dict(os.environ, OMP_NUM_THREADS="1"), capture_output=True, text=True, timeout=600)
+
+
+def test_bench_serve_measures_a_served_tiny_model(server, inputs):
+    result = bench_serve("--endpoint", server, "--test_file", inputs["test_file"], "--clients", "2", "--requests", "3",
+                         "--temperature", "0")
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"^6 requests from 2 clients in [\d.]+ s: [\d.]+ requests/s", result.stdout, re.M), result.stdout
+
+
+def test_bench_serve_help_and_an_unreachable_endpoint(inputs):
+    assert "--endpoint" in bench_serve("--help").stdout
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    result = bench_serve("--endpoint", f"http://127.0.0.1:{port}/v1", "--test_file", inputs["test_file"],
+                         "--clients", "1", "--requests", "1")
+    assert result.returncode == 2 and result.stderr.strip().splitlines()[-1].startswith(
+        f"error: cannot reach http://127.0.0.1:{port}/v1/chat/completions"), result.stderr

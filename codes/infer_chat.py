@@ -132,6 +132,7 @@ class Progress:
 
     def add(self, records):
         if not self.written:  # the header and the records kept, without a torn last line (or a --restart's)
+            os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
             with open(self.path, "w", encoding="utf-8") as f:
                 f.write("\n".join(json.dumps(x, ensure_ascii=False) for x in [self.header] + self.records) + "\n")
             self.written = True
@@ -199,7 +200,6 @@ def main(argv=None):
               "decoding": [args.temperature, args.top_p, args.max_tokens],
               "ask_strategy": args.ask_strategy and file_sha256(args.ask_strategy),
               "supporter_prompt": args.supporter_prompt and file_sha256(args.supporter_prompt)}
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     progress = Progress(f"{os.path.normpath(out)}.progress.jsonl", header, restart=args.restart)
     todo = examples[len(progress.records):]
     system = load_system(args.system, resolve_device(args.device)) if todo else None  # first: a bad name fails at once

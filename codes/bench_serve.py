@@ -18,7 +18,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from palkit.checks import existing_file, positive_int
+from palkit.argtypes import existing_file, positive_int
 from palkit.cli import ArgumentParser, UserError, run_main
 
 

@@ -22,7 +22,7 @@ if importlib.util.find_spec("torch") is None or importlib.util.find_spec("pal") 
 import argparse
 import sys
 
-from palkit.checks import float_range, output_file, positive_int
+from palkit.argtypes import float_range, output_file, positive_int
 from palkit.cli import ArgumentParser, UserError, run_main
 from palkit.atomic import atomic_write, write_json
 

@@ -22,7 +22,7 @@ if importlib.util.find_spec("torch") is None or importlib.util.find_spec("pal") 
              f"{' '.join(sys.argv)}")
 import sys
 
-from palkit.checks import existing_file, existing_path, int_range
+from palkit.argtypes import existing_file, existing_path, int_range
 from palkit.cli import ArgumentParser, UserError, run_main
 from pal.results import check_result_folder, result_folder_of, updated_result_folder
 

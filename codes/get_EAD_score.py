@@ -18,7 +18,8 @@ if importlib.util.find_spec("torch") is None or importlib.util.find_spec("pal") 
              f"{' '.join(sys.argv)}")
 import os
 
-from palkit.checks import boolean_string, existing_path, int_range, output_file, positive_int, require_output_file
+from palkit.argtypes import boolean_string, existing_path, int_range, output_file, positive_int
+from palkit.paths import require_output_file
 from palkit.cli import ArgumentParser, UserError, run_main
 from palkit.atomic import write_json
 from pal.results import result_folder_of, updated_result_folder

@@ -21,8 +21,9 @@ if importlib.util.find_spec("torch") is None or importlib.util.find_spec("pal") 
              f"{' '.join(sys.argv)}")
 import os
 
-from palkit.checks import (ENCODER_TOKENIZER_FILES, boolean_string, check_model_dir, check_tokenizer_dir, existing_path,
-                           output_file, positive_int, require_output_file)
+from palkit.argtypes import boolean_string, existing_path, output_file, positive_int
+from palkit.model_files import ENCODER_TOKENIZER_FILES, check_model_dir, check_tokenizer_dir
+from palkit.paths import require_output_file
 from palkit.cli import ArgumentParser, UserError, resolve_device, run_main
 from palkit.atomic import crash_point, write_json
 from pal.results import LABEL, result_folder_of, updated_result_folder

@@ -29,9 +29,9 @@ import sys
 import torch
 
 from palkit.atomic import crash_point, write_json
-from palkit.checks import (boolean_string, existing_file, existing_path, float_range, int_range, non_negative_int,
-                           output_dir, positive_float, positive_int, probability, require_output_dir,
-                           require_output_file)
+from palkit.argtypes import (boolean_string, existing_file, existing_path, float_range, int_range, non_negative_int,
+                             output_dir, positive_float, positive_int, probability)
+from palkit.paths import require_output_dir, require_output_file
 from palkit.cli import ArgumentParser, UserError, resolve_device, run_main
 from pal.completeness import note_partial
 from pal.config import STRATEGY_TOKENS, load_config

@@ -25,7 +25,8 @@ import math
 import os
 import sys
 
-from palkit.checks import existing_file, int_range, output_dir, positive_int, probability, read_text
+from palkit.argtypes import existing_file, int_range, output_dir, positive_int, probability
+from palkit.loaders import read_text
 from palkit.atomic import write_json
 from palkit.cli import ArgumentParser, UserError, resolve_device, run_main
 from pal.config import STRATEGIES

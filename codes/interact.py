@@ -25,7 +25,8 @@ import datetime
 import os
 import sys
 
-from palkit.checks import boolean_string, existing_dir, existing_file, existing_path, output_dir, require_output_dir
+from palkit.argtypes import boolean_string, existing_dir, existing_file, existing_path, output_dir
+from palkit.paths import require_output_dir
 from palkit.cli import ArgumentParser, resolve_device, run_main
 from palkit.atomic import write_json
 from pal.chat import Chat, PersonaSource

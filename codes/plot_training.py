@@ -15,7 +15,8 @@ if importlib.util.find_spec("torch") is None or importlib.util.find_spec("pal") 
              f"{' '.join(sys.argv)}")
 import os
 
-from palkit.checks import existing_dir, existing_file, output_file, require_output_file
+from palkit.argtypes import existing_dir, existing_file, output_file
+from palkit.paths import require_output_file
 from palkit.cli import ArgumentParser, UserError, run_main
 
 from metric.plots import find_training_logs, plot_training_curves

@@ -24,7 +24,8 @@ import argparse
 import os
 import sys
 
-from palkit.checks import boolean_string, existing_file, output_dir, require_output_dir
+from palkit.argtypes import boolean_string, existing_file, output_dir
+from palkit.paths import require_output_dir
 from palkit.cli import ArgumentParser, UserError, run_main
 from pal.completeness import note_partial, report_empty_personas
 from pal.config import build_tokenizer, load_config, resolve_pretrained_path

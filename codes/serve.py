@@ -18,7 +18,7 @@ if importlib.util.find_spec("torch") is None or importlib.util.find_spec("pal") 
 import argparse
 import sys
 
-from palkit.checks import existing_dir, existing_path, int_range, positive_int
+from palkit.argtypes import existing_dir, existing_path, int_range, positive_int
 from palkit.cli import ArgumentParser, UserError, resolve_device, run_main
 
 from chat_systems import load_system, parse_system_spec

@@ -23,7 +23,7 @@ if importlib.util.find_spec("torch") is None or importlib.util.find_spec("pal") 
 import argparse
 import sys
 
-from palkit.checks import output_file
+from palkit.argtypes import output_file
 from palkit.cli import ArgumentParser, UserError, run_main
 from palkit.atomic import atomic_write, write_json
 

@@ -31,8 +31,9 @@ import sys
 import torch
 
 from palkit.atomic import discard, side_paths, write_json
-from palkit.checks import (argument_type, boolean_string, existing_dir, existing_file, int_range, non_negative_float,
-                           non_negative_int, output_dir, positive_int, require_dir)
+from palkit.argtypes import (argument_type, boolean_string, existing_dir, existing_file, int_range,
+                             non_negative_float, non_negative_int, output_dir, positive_int)
+from palkit.paths import require_dir
 from palkit.cli import ArgumentParser, UserError, run_main
 from pal.completeness import note_partial
 from pal.config import CONFIG_DIR, PAPER_HPARAMS, RELEASED, load_config, resolve_pretrained_path

@@ -23,7 +23,8 @@ if importlib.util.find_spec("torch") is None or importlib.util.find_spec("pal") 
 import datetime
 import os
 
-from palkit.checks import argument_type, float_range, non_negative_int, output_file, positive_int, require_file
+from palkit.argtypes import argument_type, float_range, non_negative_int, output_file, positive_int
+from palkit.paths import require_file
 from palkit.cli import ArgumentParser, UserError, run_main
 from pal.completeness import clear_mark, report_empty_personas, write_mark
 from pal.dialogues import load_dialogues

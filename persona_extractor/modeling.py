@@ -17,7 +17,7 @@ import os
 import re
 from dataclasses import dataclass
 
-from palkit.checks import check_model_dir, check_tokenizer_dir, from_folder_or_hub
+from palkit.model_files import check_model_dir, check_tokenizer_dir, from_folder_or_hub
 from palkit.cli import UserError
 from persona_extractor.persona_text import EXTRA_TOKENS
 

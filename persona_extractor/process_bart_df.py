@@ -22,7 +22,8 @@ if importlib.util.find_spec("torch") is None or importlib.util.find_spec("pal") 
 import os
 from contextlib import ExitStack
 
-from palkit.checks import argument_type, output_dir, require_dir, require_output_file
+from palkit.argtypes import argument_type, output_dir
+from palkit.paths import require_dir, require_output_file
 from palkit.cli import ArgumentParser, UserError, run_main
 from palkit.atomic import atomic_write
 from persona_extractor.persona_text import EOS_TEXT

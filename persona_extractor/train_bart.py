@@ -23,8 +23,9 @@ if importlib.util.find_spec("torch") is None or importlib.util.find_spec("pal") 
 import os
 import sys
 
-from palkit.checks import (existing_dir, existing_file, float_range, non_negative_float, non_negative_int, output_dir,
-                           output_file, positive_int, require_dir, require_file, require_output_file)
+from palkit.argtypes import (existing_dir, existing_file, float_range, non_negative_float, non_negative_int,
+                             output_dir, output_file, positive_int)
+from palkit.paths import require_dir, require_file, require_output_file
 from palkit.cli import ArgumentParser, UserError, run_main
 from palkit.atomic import atomic_write
 from palkit.run_folder import explicit_dests, parse_resume

@@ -108,9 +108,9 @@ def test_empty_personas_are_counted_and_optionally_excluded(tmp_path, tiny_bert_
 
 def test_a_hub_name_without_network_fails_without_asking_the_hub(monkeypatch):
     from metric import simcse
-    from palkit import checks
+    from palkit import model_files
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    assert not checks.hub_reachable()
+    assert not model_files.hub_reachable()
     calls = []
     real = simcse._from_pretrained
     monkeypatch.setattr(simcse, "_from_pretrained", lambda *a, **kw: calls.append(kw) or real(*a, **kw))

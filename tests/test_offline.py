@@ -1,5 +1,5 @@
 """Offline, a hub name fails at once with one line: the local hub cache is tried, then the hub only if it accepts a
-connection within seconds (palkit.checks.from_folder_or_hub), instead of minutes of download retries; and the extractor
+connection within seconds (palkit.model_files.from_folder_or_hub), instead of minutes of download retries; and the extractor
 checks its CSVs before it loads a model. Each command runs as a user types it (RUN/python), with an empty hub cache.
 The time bound is only the subprocess timeout (generous: the machine may be loaded); README "Offline" quotes times."""
 import json

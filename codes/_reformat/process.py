@@ -26,10 +26,10 @@ import random
 from collections import Counter
 from contextlib import ExitStack
 
-from palkit import checks
 from palkit.cli import ArgumentParser, UserError, run_main
 from palkit.atomic import atomic_write
-from palkit.checks import boolean_string
+from palkit.argtypes import boolean_string, output_dir
+from palkit.paths import require_output_file
 from pal.completeness import MARK_SUFFIX, clear_mark, note_partial, report_empty_personas, write_mark
 from pal.dialogues import load_dialogues
 from pal.reformat import DATA_HINT, PERSONA_LIST_SOURCES, convert_all
@@ -93,7 +93,7 @@ def build_parser():
                         help="True: read PESConv and keep 'persona' and 'persona_list'; False: plain ESConv")
     parser.add_argument("--input_file", default=None,
                         help="input file (default: ./PESConv.json with --add_persona True, else ./ESConv.json)")
-    parser.add_argument("--output_dir", default=".", type=checks.output_dir,
+    parser.add_argument("--output_dir", default=".", type=output_dir,
                         help="where train.txt, valid.txt, test.txt are written (default: current directory)")
     parser.add_argument("--persona_list_source", choices=PERSONA_LIST_SOURCES, default=None,
                         help="with --add_persona True: 'inferred' (default, the paper) keeps PESConv's inferred "
@@ -109,7 +109,7 @@ def main(argv=None):
     persona_list_source = args.persona_list_source or "inferred"
     input_file = args.input_file or ("PESConv.json" if args.add_persona else "ESConv.json")
     for path in output_paths(args.output_dir).values():
-        checks.require_output_file(path)
+        require_output_file(path)
 
     found = load_dialogues(input_file, DATA_HINT)
     partial = note_partial(input_file)

@@ -16,8 +16,8 @@ import socket
 import sys
 from pathlib import Path
 
-from palkit.checks import (existing_dir, existing_file, int_range, non_negative_float, non_negative_int, output_file,
-                           positive_float, positive_int)
+from palkit.argtypes import (existing_dir, existing_file, int_range, non_negative_float, non_negative_int,
+                             output_file, positive_float, positive_int)
 from pal.chat import DECODING_DEFAULTS
 from palkit.cli import ArgumentParser, UserError, resolve_device, run_main
 

@@ -2,7 +2,8 @@
 import math
 import os
 
-from palkit.checks import load_json, require_path
+from palkit.loaders import load_json
+from palkit.paths import require_path
 from palkit.cli import UserError
 from pal.config import STRATEGIES
 

@@ -17,7 +17,7 @@ import sys
 from dataclasses import dataclass, field
 
 from palkit.atomic import restore
-from palkit.checks import load_json, read_csv
+from palkit.loaders import load_json, read_csv
 from palkit.cli import UserError
 from pal.results import check_result_folder
 

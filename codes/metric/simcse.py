@@ -14,7 +14,7 @@ cos_similarity.json reports it (num_empty_persona) beside the mean over the non-
 """
 import sys
 
-from palkit.checks import from_folder_or_hub
+from palkit.model_files import from_folder_or_hub
 from palkit.cli import UserError
 from pal.dialogues import INPUT_TOKEN, PERSONA_TOKEN
 
@@ -24,7 +24,7 @@ GET_IT = (f"download {DEFAULT_ENCODER} (config, tokenizer files and weights) int
 
 def load_encoder(name_or_dir, device):
     """(tokenizer, model) from a local directory, the local hub cache, or the hub (only when it answers at once:
-    palkit.checks.from_folder_or_hub); a UserError saying how to get it."""
+    palkit.model_files.from_folder_or_hub); a UserError saying how to get it."""
     from transformers import AutoModel, AutoTokenizer
     try:
         return from_folder_or_hub(lambda **kw: _from_pretrained(AutoTokenizer, AutoModel, name_or_dir, device, **kw),

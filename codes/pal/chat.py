@@ -6,7 +6,7 @@ the turns; a caller that keeps the turns elsewhere (a database) rebuilds a sessi
 import re
 from typing import Protocol
 
-from palkit.checks import read_text
+from palkit.loaders import read_text
 from palkit.cli import UserError
 from pal.config import STRATEGIES
 from pal.generation import decode_text, generate

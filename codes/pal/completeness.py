@@ -9,7 +9,7 @@ import os
 import sys
 
 from palkit.atomic import file_digest, write_json
-from palkit.checks import load_json
+from palkit.loaders import load_json
 from pal.dialogues import EMPTY_PERSONA, normalise
 
 MARK_SUFFIX = ".subset.json"

@@ -13,7 +13,7 @@ import json
 import os
 from pathlib import Path
 
-from palkit.checks import VOCAB_AND_MERGES, check_tokenizer_dir, from_folder_or_hub
+from palkit.model_files import VOCAB_AND_MERGES, check_tokenizer_dir, from_folder_or_hub
 from palkit.cli import UserError
 
 # package data: found beside this module in an editable and a regular install alike

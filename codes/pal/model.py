@@ -24,7 +24,8 @@ from transformers import initialization as hf_init
 from transformers.utils import ModelOutput
 
 from .checkpoint import load_checkpoint
-from palkit.checks import check_model_dir, from_folder_or_hub, is_local, load_json
+from palkit.loaders import load_json
+from palkit.model_files import check_model_dir, from_folder_or_hub, is_local
 from palkit.cli import UserError
 from .config import STRATEGY_TOKENS, WEIGHTS_HINT, build_tokenizer, load_config, resolve_pretrained_path
 

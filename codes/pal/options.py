@@ -1,7 +1,6 @@
 """PAL's model options, each declared once for every command line that takes it (prepare, train, infer, interact,
 the human-evaluation server): the config and inputter, the pretrained folder, the input lengths and the persona."""
-from palkit.checks import (boolean_string, float_range, non_negative_int, positive_float, positive_int,
-                           probability)
+from palkit.argtypes import boolean_string, float_range, non_negative_int, positive_float, positive_int, probability
 from palkit.cli import UserError
 from pal.chat import DECODING_DEFAULTS
 from pal.config import RELEASED

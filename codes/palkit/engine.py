@@ -24,7 +24,8 @@ import torch
 import torch.distributed as dist
 
 from palkit.atomic import atomic_write, commit, crash_point, fresh_dir, recover
-from palkit.checks import load_torch_state, state_dict_mismatches
+from palkit.loaders import load_torch_state
+from palkit.model_files import state_dict_mismatches
 from palkit.cli import resolve_device
 
 ENGINE_STATE = "engine_state.pt"

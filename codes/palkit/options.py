@@ -1,5 +1,5 @@
 """Options that several command lines share, each declared once (name, type, help); a script chooses its default."""
-from palkit.checks import int_range
+from palkit.argtypes import int_range
 
 SEED = int_range(0, 2**32 - 1)
 

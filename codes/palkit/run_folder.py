@@ -15,7 +15,7 @@ import os
 import re
 import sys
 
-from .checks import load_json
+from .loaders import load_json
 from .cli import UserError, launcher
 
 ARGS_FILE = "args.json"

@@ -12,13 +12,7 @@ scored as the mean over its folders; the spread table then says how much of thei
 --output: JSON keyed by metric.json key ({a, b, delta, ci_low, ci_high, p_value, se, spread} in metric.json's
 scale); with more than one B, each key holds one such object per B, keyed by B's name.
 """
-import importlib.util  # a plain `python` outside the project's environment: one line saying how to run this script
-if importlib.util.find_spec("torch") is None or importlib.util.find_spec("pal") is None:
-    import os, sys
-    launcher = os.path.relpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "RUN", "python"))
-    launcher = launcher if os.sep in launcher else os.path.join(os.curdir, launcher)  # a path, not a command name
-    sys.exit(f"error: this is not the project's environment (no torch or pal here): run it as  {launcher} "
-             f"{' '.join(sys.argv)}")
+import palkit.entry  # noqa: F401 -- first: outside the project's environment, one line saying how to run this
 import argparse
 import sys
 

@@ -12,13 +12,7 @@ the 8 ESConv strategies first, then for the reply in it (prompts: chat_systems/p
 Finished examples are appended to DIR.progress.jsonl: a killed run started again with the same arguments goes on
 where it stopped, and gives the gen.json an uninterrupted run gives. The folder is sealed as infer.py's (pal.results).
 """
-import importlib.util  # a plain `python` outside the project's environment: one line saying how to run this script
-if importlib.util.find_spec("torch") is None or importlib.util.find_spec("pal") is None:
-    import os, sys
-    launcher = os.path.relpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "RUN", "python"))
-    launcher = launcher if os.sep in launcher else os.path.join(os.curdir, launcher)  # a path, not a command name
-    sys.exit(f"error: this is not the project's environment (no torch or pal here): run it as  {launcher} "
-             f"{' '.join(sys.argv)}")
+import palkit.entry  # noqa: F401 -- first: outside the project's environment, one line saying how to run this
 import hashlib
 import json
 import math

@@ -13,15 +13,15 @@ Several processes (one per GPU, or CPU processes) share the conversations and gi
     torchrun --standalone --nproc_per_node N persona_extractor/annotate_esconv.py ... [--resume]
 Each saves its chunks to <output_file>.partial-<rank>-of-<N>; a resumed run needs the same N.
 """
-import importlib.util  # a plain `python` outside the project's environment: one line saying how to run this script
-if importlib.util.find_spec("torch") is None or importlib.util.find_spec("pal") is None:
-    import os, sys
-    launcher = os.path.relpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "RUN", "python"))
-    launcher = launcher if os.sep in launcher else os.path.join(os.curdir, launcher)  # a path, not a command name
-    sys.exit(f"error: this is not the project's environment (no torch or pal here): run it as  {launcher} "
-             f"{' '.join(sys.argv)}")
-import datetime
 import os
+import sys
+
+try:
+    import palkit.entry  # noqa: F401 -- first: outside the project's environment, one line saying how to run this
+except ModuleNotFoundError:  # palkit is out of reach too (it lives in codes/): the line palkit.entry would say
+    sys.exit("error: this is not the project's environment (no torch or pal here): run it as  " + os.path.normpath(
+        os.path.join(os.path.dirname(sys.argv[0]), '..', 'RUN', 'python')) + ' ' + ' '.join(sys.argv))
+import datetime
 
 from palkit.argtypes import argument_type, float_range, non_negative_int, output_file, positive_int
 from palkit.paths import require_file

@@ -7,13 +7,6 @@ byte-level BPE (every byte plus a few whole words) is written, so nothing outsid
 Either way <persona> and <sep> are added and the model is saved with save_pretrained, so the real loading code
 (`persona_extractor.modeling.load_tokenizer_and_model`) is what gets exercised.
 """
-import importlib.util  # a plain `python` outside the project's environment: one line saying how to run this script
-if importlib.util.find_spec("torch") is None or importlib.util.find_spec("pal") is None:
-    import os, sys
-    launcher = os.path.relpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "RUN", "python"))
-    launcher = launcher if os.sep in launcher else os.path.join(os.curdir, launcher)  # a path, not a command name
-    sys.exit(f"error: this is not the project's environment (no torch or pal here): run it as  {launcher} "
-             f"{' '.join(sys.argv)}")
 import argparse
 import json
 import os

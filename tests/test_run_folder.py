@@ -154,8 +154,9 @@ def test_apply_run_dir_for_a_resume_style_run_folder_argument(tmp_path):
                        ("--max_steps", int), ("--resume", str)):
         parser.add_argument(name, type=kind, default=None)
     argv = ["--resume", str(tmp_path), "--max_steps", "9"]
-    args = apply_run_dir(parser.parse_args(argv), explicit_dests(parser, argv),
-                         ("config_name", "inputter_name", "learning_rate", "max_steps"), str(tmp_path), "--resume")
+    args = parser.parse_args(argv)
+    apply_run_dir(vars(args), explicit_dests(parser, argv),
+                  ("config_name", "inputter_name", "learning_rate", "max_steps"), str(tmp_path), "--resume")
     assert (args.config_name, args.learning_rate, args.max_steps) == ("strat", 3e-3, 9)
     assert args.run_folder["taken"] == ["config_name", "inputter_name", "learning_rate"]
     assert args.run_folder["overridden"] == {"max_steps": 5}

@@ -10,8 +10,9 @@ from dataclasses import dataclass, field, fields, replace
 from palkit.argtypes import boolean_string, float_range, int_range, non_negative_int, positive_float, positive_int, \
     probability
 from palkit.cli import UserError
+from .config import STRATEGIES
 
-NUM_STRATEGIES = 8  # pal.config.STRATEGIES
+NUM_STRATEGIES = len(STRATEGIES)
 STRATEGY_CONTRAST = 0.075  # the authors' fixed contrast weight for the strategy step
 CONTRASTIVE_IMPLS = ("stacked", "two_pass")  # docs/reproduction.md#contrastive-decoding
 CONTRASTIVE_IMPL_HELP = ("PAL's contrastive decoder: stacked (default, faster) runs both streams as one decoder call, "

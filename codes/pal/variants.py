@@ -54,14 +54,16 @@ class Variant:
         module, _, name = self.model_class.partition(":")
         return getattr(importlib.import_module(module), name)
 
-    def result_system(self, alpha_text=None, alpha_is_zero=False):
+    def result_system(self, alpha_text=None, alpha=None):
         """The system key of a result folder decoded from this variant's checkpoints with `--strategy_alpha
-        alpha_text` (None: the checkpoint's): a registered decoding variant's name (PAL alpha=0 -> pal_alpha0), else
-        this name with the alpha appended."""
-        if alpha_text is None:
+        alpha_text` (None: the checkpoint's; `alpha`: its value, pal.decoding.parse_alpha): the decoding variant
+        declared for that alpha (0: PAL alpha=0, pal_alpha0), else this name with the alpha appended. A variant
+        without a persona has no contrastive decoding: the alpha does not change what it is."""
+        if alpha_text is None or not self.reads_persona:
             return self.name
+        values = alpha if isinstance(alpha, list) else [alpha]
         for other in VARIANTS.values():
-            if other.decodes == self.name and other.default_alpha == 0 and alpha_is_zero:
+            if other.decodes == self.name and alpha is not None and all(v == other.default_alpha for v in values):
                 return other.name
         return f"{self.name}_alpha{alpha_text}"
 

@@ -168,7 +168,7 @@ def main(argv=None):
         write_json(args.json, {"paper": PAPER, "tables": [
             {"rule": rule, "system": system, "rows": rows} for rule, sections in tables for system, rows in sections]})
     if args.plot:
-        from metric.plots import plot_epochs
+        from metric.plots import plot_epochs  # lazy: matplotlib takes seconds to import; only --plot needs it
         plot_epochs(curves, val_ppl, COLUMNS, args.plot)
 
 

@@ -82,14 +82,14 @@ def process_group():
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size == 1:
         return 0, 1, None
-    import torch.distributed as dist
+    import torch.distributed as dist  # lazy: torch takes a second to import; --help needs none of it
     dist.init_process_group("gloo", timeout=datetime.timedelta(days=2))
     return dist.get_rank(), world_size, dist.barrier
 
 
 def process_device(device, world_size):
     """--device for this process: with several processes on CUDA, each takes the GPU of its LOCAL_RANK."""
-    import torch
+    import torch  # lazy, as above
     wants_cuda = device in (None, "auto", "cuda") and (device == "cuda" or torch.cuda.is_available())
     if world_size > 1 and wants_cuda:
         local_rank = int(os.environ.get("LOCAL_RANK", "0"))
@@ -115,7 +115,7 @@ def main(argv=None):
                                 barrier=barrier, max_dialogues=args.max_dialogues)
     finally:
         if world_size > 1:
-            import torch.distributed as dist
+            import torch.distributed as dist  # lazy, as in process_group
             dist.destroy_process_group()
     if records is not None:
         n_list = sum(len(r["persona_list"]) for r in records)

@@ -54,7 +54,7 @@ def split_rows(path, eos_suffix):
 
 def write_csvs(rows, out_dir):
     """One CSV per split; all are renamed into place only after every one was written completely."""
-    import pandas as pd
+    import pandas as pd  # lazy: not needed for --help
     with ExitStack() as stack:
         for split, split_rows in rows.items():
             frame = pd.DataFrame({"context": [c for c, _ in split_rows], "persona": [p for _, p in split_rows]})

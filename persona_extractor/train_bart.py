@@ -22,6 +22,8 @@ except ModuleNotFoundError:  # palkit is out of reach too (it lives in codes/): 
     sys.exit("error: this is not the project's environment (no torch or pal here): run it as  " + os.path.normpath(
         os.path.join(os.path.dirname(sys.argv[0]), '..', 'RUN', 'python')) + ' ' + ' '.join(sys.argv))
 
+from tqdm import tqdm
+
 from palkit.argtypes import (existing_dir, existing_file, float_range, non_negative_float, non_negative_int,
                              output_dir, output_file, positive_int)
 from palkit.paths import require_dir, require_file, require_output_file
@@ -137,7 +139,6 @@ def train_config(args):
 
 
 def run_infer(args):
-    from tqdm import tqdm
     checkpoint = args.infer_checkpoint or os.path.join(args.output_dir, "best")
     infer_file = args.infer_file or os.path.join(args.train_dir, "test.csv")
     require_file(infer_file, "pass --infer_file, a CSV with a context column")

@@ -71,7 +71,7 @@ class ArgumentParser(argparse.ArgumentParser):
 
 def resolve_device(name):
     """--device: "auto" (CUDA when available), "cpu", "cuda", "cuda:N"; a bad or unavailable one is a UserError."""
-    import torch
+    import torch  # lazy: every command line imports this module, and --help needs no torch
     if name in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:

@@ -176,7 +176,7 @@ def test_the_environment_check_lives_in_one_place():
     for script in ENTRY_SCRIPTS:
         imported = sorted((node.lineno, alias.name if isinstance(node, ast.Import) else node.module)
                           for node in ast.walk(ast.parse((REPO / script).read_text()))
-                          if isinstance(node, (ast.Import, ast.ImportFrom)) and node.level == 0
+                          if isinstance(node, ast.Import) or (isinstance(node, ast.ImportFrom) and node.level == 0)
                           for alias in node.names)
         first = next(name for _, name in imported if name.split(".")[0] not in sys.stdlib_module_names)
         assert first == "palkit.entry", (script, first)

@@ -2,7 +2,7 @@
 
     RUN/python -m human_eval --db study.db --test_file DATA/pesconv/test.txt \
         --system name=pal,config=strat,checkpoint=RUN/epoch-4.bin \
-        --system name=joint,config=strat_no_persona,checkpoint=RUN2/epoch-4.bin --annotators ann1,ann2
+        --system name=joint,checkpoint=RUN2/epoch-4.bin --annotators ann1,ann2
     RUN/python -m human_eval --mode static --results pal=RES1 --results joint=RES2 --test_file DATA/pesconv/test.txt
     RUN/python -m human_eval --mode chat --system name=pal,config=strat,checkpoint=... --persona_extractor DIR
 

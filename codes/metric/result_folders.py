@@ -21,7 +21,7 @@ from palkit.cli import UserError
 from palkit.loaders import load_json, read_csv
 from pal.decoding import parse_alpha
 from pal.results import check_result_folder
-from pal.variants import VARIANTS, by_name, trained_variants
+from pal.variants import VARIANTS, by_name, for_config
 # Settings that must agree between the folders of one system (else they are different systems).
 DECODING_KEYS = ("top_k", "top_p", "temperature", "num_beams", "max_length", "min_length", "length_penalty",
                  "repetition_penalty", "no_repeat_ngram_size", "do_sample", "strategy_top3_k", "max_input_length",
@@ -111,7 +111,7 @@ def system_of(infer_args):
     if isinstance(infer_args.get("system"), dict):  # codes/infer_chat.py: a chat_systems spec, named by the user
         return infer_args["system"]["name"]
     config = infer_args.get("config_name")
-    trained = next((v for v in trained_variants() if v.config == config), None)
+    trained = for_config(config)
     alpha = infer_args.get("strategy_alpha")
     system = str(config) if trained is None else trained.result_system(alpha, _alpha_value(alpha))
     for flag, extra in (("use_gold_strategy", "gold"), ("fusion_mask_padding", "fmask")):

@@ -1,14 +1,9 @@
 """Model configurations (codes/pal/configs/*.json), pretrained-path resolution and the tokenizer.
 
 A config names the pretrained folder and the tokens added to BlenderBot-small's vocabulary (54,944 ids), as the
-authors' configs (chengjl19/PAL codes/pal/configs) do; which model and inputter a config goes with is declared in
-pal.variants:
-- strat.json (PAL): "</s>", "<s>", "<persona>", "<input>" and the 8 strategy tokens: 12 tokens, 54,956 ids;
-- strat_no_persona.json (Blender-Joint): "<persona>", "<input>" and the 8 strategy tokens: 10 tokens, 54,954 ids
-  ("</s> <s>" between utterances is then ordinary text that BPE splits into pieces);
-- strat_no_persona_12tok.json: Blender-Joint with PAL's 12 tokens (this suite's earlier vocabulary; its checkpoints);
-- vanilla.json: no added tokens.
-The strategy tokens come last in every strat config: the models index them as the last 8 ids.
+authors' configs (chengjl19/PAL codes/pal/configs) do; which variant, model and inputter a config goes with, and the
+tokens each one adds, is declared in pal.variants. The strategy tokens come last in every config that has them: the
+models index them as the last 8 ids.
 """
 import json
 import os

@@ -97,11 +97,16 @@ def available_configs():
     return sorted(v.config for v in trained_variants())
 
 
+def for_config(config_name):
+    """The trained variant whose config is `config_name`, or None."""
+    return next((v for v in trained_variants() if v.config == config_name), None)
+
+
 def variant(config_name):
     """The trained variant whose config is `config_name`; an unknown name is a UserError listing the known ones."""
-    for declared in trained_variants():
-        if declared.config == config_name:
-            return declared
+    declared = for_config(config_name)
+    if declared is not None:
+        return declared
     raise UserError(f"unknown --config_name {config_name!r}; available: {', '.join(available_configs())} "
                     "(each is declared in codes/pal/variants.py)")
 
@@ -111,6 +116,13 @@ def by_name(name):
     return VARIANTS.get(name)
 
 
+# The configs' added tokens (codes/pal/configs/*.json; BlenderBot-small has 54,944 ids):
+# strat: "</s>", "<s>", "<persona>", "<input>" and the 8 strategy tokens: 12 tokens, 54,956 ids;
+# strat_no_persona: "<persona>", "<input>" and the 8 strategy tokens: 10 tokens, 54,954 ids ("</s> <s>" between
+#   utterances is then ordinary text that BPE splits into pieces), as the authors' Blender-Joint;
+# strat_no_persona_12tok: PAL's 12 tokens, the vocabulary earlier versions of this suite gave Blender-Joint (its
+#   checkpoints load with it; docs/reproduction.md#deviations);
+# vanilla: no added tokens.
 PAL = register(Variant(
     name="pal", label="PAL", config="strat", inputter="strat", model_class="pal.model:PersonaFusionBlenderbotSmall",
     reads_persona=True, extra_checkpoint_keys=FUSION_KEYS, table3_row="PAL"))
@@ -121,7 +133,7 @@ register(Variant(
 register(Variant(
     name="blender_joint", label="Blender-Joint", config="strat_no_persona", inputter="strat",
     model_class="pal.model:StrategyBlenderbotSmall", reads_persona=False, table3_row="Blender-Joint"))
-register(Variant(  # docs/reproduction.md#deviations: the vocabulary earlier versions of this suite gave Blender-Joint
+register(Variant(
     name="blender_joint_12tok", label="Blender-Joint (12 tokens)", config="strat_no_persona_12tok", inputter="strat",
     model_class="pal.model:StrategyBlenderbotSmall", reads_persona=False))
 register(Variant(

@@ -170,7 +170,7 @@ def generate_records(model, toker, batches, decoding, device, autocast, total):
     records = []
     for batch in tqdm(batches, total=total, desc="generate", unit="batch", file=sys.stderr):
         with autocast():
-            out = generate(model, to_device(batch, device), toker, **vars(decoding))
+            out = generate(model, to_device(batch, device), toker, decoding)
         records.extend(batch_records(batch, out, toker, model.predicts_strategy))
     return records
 

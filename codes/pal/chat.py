@@ -89,7 +89,7 @@ class Chat:
         persona = self.persona_source.for_turn(self.seeker_utterances)
         self.personas.append(persona)
         batch = self.batch_for_reply(persona)
-        out = generate(self.model, batch, self.toker, **vars(self.decoding))
+        out = generate(self.model, batch, self.toker, self.decoding)
         text = decode_text(self.toker, out["sequences"][0])
         strategy = STRATEGIES[out["pred_strat_id"][0]] if "pred_strat_id" in out else None
         self.turns.append({"speaker": "sys", "text": text, "strategy": strategy})

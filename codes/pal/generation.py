@@ -1,6 +1,6 @@
 """Decoding for the PAL family on transformers 5, without GenerationMixin (docs/reproduction.md#contrastive-decoding).
 
-`generate(model, batch, toker, **options)` reproduces what the authors' model.generate on transformers 4.x did:
+`generate(model, batch, toker, decoding)` (or `**options` by name) reproduces what the authors' model.generate on transformers 4.x did:
 1. strategy step (PAL, Blender-Joint): one decoder step on [bos]; PAL's logits are (1 + 0.075) z_p - 0.075 z_c
    (z_p from the fused encoder states, z_c from the plain context states); the strategy is the argmax over the 8
    strategy tokens, or the gold one; the authors' "top3" field holds 5 ids (`strategy_top3_k`);
@@ -37,13 +37,17 @@ def decode_text(toker, ids):
 
 
 @torch.no_grad()
-def generate(model, batch, toker, **options):
-    """Decode a batch (contract batch dict; decoder_input_ids/labels are not needed).
+def generate(model, batch, toker, decoding=None, **options):
+    """Decode a batch (contract batch dict; decoder_input_ids/labels are not needed) with `decoding` (a
+    pal.decoding.DecodingOptions), or the DecodingOptions of `options` by name.
 
     Returns {"sequences": [reply ids cut at eos] per example}; strategy models add pred_strat_id [B],
     pred_strat_id_top1 [B][1], pred_strat_id_top3 [B][k], pred_strat_id_dist [B][8] (python lists).
     """
-    opts = decoding_options(**options)
+    if decoding is not None and options:
+        raise TypeError("generate takes a DecodingOptions or options by name, not both")
+    opts = decoding if decoding is not None else decoding_options(**options)
+    opts.check()
     if model.training:
         raise ValueError("call model.eval() before generate (dropout would change the outputs)")
     batch = {k: v.to(model.device) if torch.is_tensor(v) else v for k, v in batch.items()}

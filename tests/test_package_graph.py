@@ -196,3 +196,21 @@ def test_no_search_path_edits():
     edits = [str(path.relative_to(REPO_ROOT)) for path in project_modules().values()
              if "sys.path" in path.read_text(encoding="utf-8")]
     assert set(edits) <= KNOWN_SEARCH_PATH_EDITS, edits
+
+
+def test_no_library_function_takes_a_command_lines_namespace():
+    """Command lines (modules defining `main`) parse once and pass typed options: no function of the library packages
+    has a parameter named `args`."""
+    found = []
+    for name, path in project_modules().items():
+        if name.split(".")[0] not in ("pal", "palkit", "metric", "persona_extractor"):
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        if any(isinstance(node, ast.FunctionDef) and node.name == "main" for node in tree.body):
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                params = node.args.posonlyargs + node.args.args + node.args.kwonlyargs
+                if any(p.arg == "args" for p in params):
+                    found.append(f"{name}.{node.name}")
+    assert not found, found

@@ -56,6 +56,19 @@ def test_infer_from_the_run_folder_alone_equals_every_argument_given(run, data, 
     assert recorded["run_folder"]["model_config"] == str(run / "config.json")
 
 
+def test_flush_subnormal_fusion_is_a_recorded_flag_that_changes_no_reply(run, data, tmp_path):
+    assert json.loads((run / "args.json").read_text())["flush_subnormal_fusion"] is True
+    argv = ["-c", str(run), "--infer_input_file", str(data / "valid.txt"), *FAST]
+    infer.main([*argv, "--save_dir", str(tmp_path / "flushed")])
+    infer.main([*argv, "--flush_subnormal_fusion", "False", "--save_dir", str(tmp_path / "kept")])
+    assert gen(tmp_path / "flushed") == gen(tmp_path / "kept")
+    assert json.loads((tmp_path / "kept" / "infer_args.json").read_text())["flush_subnormal_fusion"] is False
+    from pal.model import build_model
+    _, model = build_model("strat", json.loads((run / "args.json").read_text())["pretrained_model_path"],
+                           flush_subnormal_fusion=False)
+    assert model.flush_subnormal_fusion is False
+
+
 def test_explicit_argument_wins_and_is_recorded(run, data, tmp_path, capsys):
     infer.main(["-c", str(run / "epoch-0.bin"), "--infer_input_file", str(data / "valid.txt"), *FAST,
                 "--max_input_length", "32", "--save_dir", str(tmp_path / "out")])

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from palkit.cli import UserError
 from palkit.model_files import VOCAB_AND_MERGES, check_tokenizer_dir, from_folder_or_hub
-from .variants import CONFIG_DIR, available_configs, variant  # noqa: F401 (CONFIG_DIR, available_configs: re-exported)
+from .variants import available_configs, variant  # noqa: F401 (available_configs: re-exported for the chat systems)
 
 # The 8 ESConv strategies, in id order (docs/reproduction.md#data); their tokens are the last 8 ids of the vocabulary.
 STRATEGIES = [

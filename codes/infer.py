@@ -91,7 +91,8 @@ def infer_files(args):
     run = args.run_folder
     if run is None:
         raise UserError(f"no --infer_input_file, and the checkpoint {args.load_checkpoint} is not in a run folder with "
-                        f"an args.json that records its data; pass {choose}, e.g. the {TEST_FILE} codes/_reformat/process.py wrote")
+                        f"an args.json that records its data; pass {choose}, e.g. the {TEST_FILE} "
+                        "codes/_reformat/process.py wrote")
     recorded = read_run_args(run["path"])
     sources = [(recorded.get("eval_input_file"), "the run's validation file (args.json)")]
     meta = os.path.join(features_dir(recorded["prepared_dir"]), META_FILE) if recorded.get("prepared_dir") else None

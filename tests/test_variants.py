@@ -66,7 +66,8 @@ def test_no_module_but_the_registry_switches_on_a_variant():
     model classes or persona models, or asks a model's class."""
     switch = re.compile(r"config(_name)?\s*[!=]=|strat_no_persona|MODEL_CLASSES|PERSONA_MODEL_NAMES|"
                         r"isinstance\([^)]*Blenderbot")
-    offenders = [f"{p.relative_to(REPO)}:{n}" for p in [*REPO.glob("codes/**/*.py"), *REPO.glob("persona_extractor/*.py")]
+    files = [*REPO.glob("codes/**/*.py"), *REPO.glob("persona_extractor/*.py")]
+    offenders = [f"{p.relative_to(REPO)}:{n}" for p in files
                  if p.name != "variants.py" and str(p.relative_to(REPO)) not in KNOWN
                  for n, line in enumerate(p.read_text().splitlines(), 1) if switch.search(line)]
     assert not offenders, offenders

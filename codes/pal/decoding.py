@@ -7,8 +7,8 @@ lines and the result readers can use it.
 """
 from dataclasses import dataclass, field, fields, replace
 
-from palkit.argtypes import boolean_string, float_range, int_range, non_negative_int, positive_float, positive_int, \
-    probability
+from palkit.argtypes import (boolean_string, float_range, int_range, non_negative_int, positive_float, positive_int,
+                             probability)
 from palkit.cli import UserError
 from .config import STRATEGIES
 
@@ -51,13 +51,16 @@ class DecodingOptions:
     """Defaults: the released RUN/infer_strat.sh (docs/reproduction.md#defaults)."""
     max_length: int = field(default=50, metadata=_cli(positive_int, "reply tokens (prefix not counted)"))
     min_length: int = field(default=10, metadata=_cli(non_negative_int, "decoder tokens, prefix counted"))
-    temperature: float = field(default=0.5, metadata=_cli(positive_float))
-    top_k: int = field(default=10, metadata=_cli(non_negative_int))
-    top_p: float = field(default=0.9, metadata=_cli(probability))
-    num_beams: int = field(default=1, metadata=_cli(positive_int))
-    length_penalty: float = field(default=1.0, metadata=_cli(float_range()))
-    repetition_penalty: float = field(default=1.03, metadata=_cli(positive_float))
-    no_repeat_ngram_size: int = field(default=0, metadata=_cli(non_negative_int))
+    temperature: float = field(default=0.5, metadata=_cli(positive_float, "softmax temperature when sampling"))
+    top_k: int = field(default=10, metadata=_cli(non_negative_int, "sample among the k likeliest tokens (0: all)"))
+    top_p: float = field(default=0.9, metadata=_cli(probability,
+                                                   "nucleus sampling: the likeliest tokens up to this mass"))
+    num_beams: int = field(default=1, metadata=_cli(positive_int, "beam search with this many beams (1: none)"))
+    length_penalty: float = field(default=1.0, metadata=_cli(float_range(), "beams: scores divided by length**this"))
+    repetition_penalty: float = field(default=1.03, metadata=_cli(
+        positive_float, "logits of tokens already in the reply are penalised by this factor"))
+    no_repeat_ngram_size: int = field(default=0, metadata=_cli(non_negative_int,
+                                                                "no n-gram of this size twice (0: off)"))
     num_return_sequences: int = field(default=1, metadata=_cli(int_range(1, 1), "only 1 is supported"))
     do_sample: bool | None = field(default=None, metadata=_cli(  # None: the authors' rule
         boolean_string, "default: the authors' rule, sample when top_k > 0 or top_p < 1"))

@@ -1,6 +1,7 @@
 """Decoding for the PAL family on transformers 5, without GenerationMixin (docs/reproduction.md#contrastive-decoding).
 
-`generate(model, batch, toker, decoding)` (or `**options` by name) reproduces what the authors' model.generate on transformers 4.x did:
+`generate(model, batch, toker, decoding)` (or `**options` by name) reproduces what the authors' model.generate on
+transformers 4.x did:
 1. strategy step (PAL, Blender-Joint): one decoder step on [bos]; PAL's logits are (1 + 0.075) z_p - 0.075 z_c
    (z_p from the fused encoder states, z_c from the plain context states); the strategy is the argmax over the 8
    strategy tokens, or the gold one; the authors' "top3" field holds 5 ids (`strategy_top3_k`);

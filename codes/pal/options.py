@@ -71,11 +71,12 @@ def add_fp16_argument(parser, effect):
     parser.add_argument("--fp16", type=boolean_string, default=False, help=effect)
 
 
-def add_decoding_arguments(parser, defaults=DecodingOptions(), names=CLI_OPTIONS,
+def add_decoding_arguments(parser, defaults=None, names=CLI_OPTIONS,
                            title="decoding (defaults: the released RUN/infer_strat.sh; "
                                  "docs/reproduction.md#contrastive-decoding)"):
     """The decoding options `names` (pal.decoding.DecodingOptions: type, range and help as declared there), with
-    `defaults`' values; returns their group, for more."""
+    `defaults`' values (default: DecodingOptions()); returns their group, for more."""
+    defaults = defaults or DecodingOptions()
     group = parser.add_argument_group(title)
     for option in fields(DecodingOptions):
         if option.name in names:

@@ -80,7 +80,8 @@ def register(declared):
     if declared.decodes is None and any(v.config == declared.config and v.decodes is None for v in VARIANTS.values()):
         raise ValueError(f"variant {declared.name!r}: config {declared.config!r} already belongs to a trained variant")
     if declared.decodes is not None and declared.decodes not in VARIANTS:
-        raise ValueError(f"variant {declared.name!r} decodes the checkpoints of an unknown variant {declared.decodes!r}")
+        raise ValueError(f"variant {declared.name!r} decodes the checkpoints of an unknown variant "
+                         f"{declared.decodes!r}")
     VARIANTS[declared.name] = declared
     return declared
 

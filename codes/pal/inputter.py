@@ -29,7 +29,7 @@ from transformers import BlenderbotSmallTokenizer
 from palkit.cli import UserError
 from .config import RELEASED, STRATEGIES, STRATEGY_TOKENS
 from .dialogues import EMPTY_PERSONA, JSON_LINES, load_dialogues, normalise
-from .variants import INPUTTERS, available_configs, variant
+from .variants import INPUTTERS, trained_variants, variant
 
 STAGES = ("training", "validation", "inference")
 SEEKER_PREFIX = "Persona:"  # the authors' prefix for the seeker (sic)
@@ -70,7 +70,7 @@ def settings_for(config, inputter_name, max_input_length=RELEASED["max_input_len
     the persona tensors go into batches when the config's variant reads a persona."""
     settings = InputterSettings(inputter_name, max_input_length, max_decoder_input_length, use_all_persona)
     if settings.uses_strategy and not set(STRATEGY_TOKENS) <= set(config.get("expanded_vocab") or []):
-        with_tokens = [v.config for v in (variant(c) for c in available_configs()) if v.uses_strategy]
+        with_tokens = [v.config for v in trained_variants() if v.inputter == inputter_name]
         raise UserError(f"--inputter_name strat needs the strategy tokens, which config {config['config_name']!r} "
                         f"does not add; use --config_name {' or '.join(with_tokens)}")
     persona = settings.uses_strategy and variant(config["config_name"]).reads_persona

@@ -44,11 +44,6 @@ class Variant:
     def config_file(self):
         return Path(self.config_dir) / f"{self.config}.json"
 
-    @property
-    def uses_strategy(self):
-        """Its inputter writes strategy tokens into contexts and labels (the model predicts the strategy)."""
-        return self.inputter == "strat"
-
     def load_model_class(self):
         """The model class (imports pal.model, hence torch and transformers)."""
         module, _, name = self.model_class.partition(":")

@@ -5,20 +5,14 @@
 
 Each client sends its requests one after the other (the conversations of the test split's examples, in turn).
 """
-import importlib.util  # a plain `python` outside the project's environment: one line saying how to run this script
-if importlib.util.find_spec("torch") is None or importlib.util.find_spec("pal") is None:
-    import os, sys
-    launcher = os.path.relpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "RUN", "python"))
-    launcher = launcher if os.sep in launcher else os.path.join(os.curdir, launcher)  # a path, not a command name
-    sys.exit(f"error: this is not the project's environment (no torch or pal here): run it as  {launcher} "
-             f"{' '.join(sys.argv)}")
+import palkit.entry  # noqa: F401 -- first: outside the project's environment, one line saying how to run this
 import os
 import statistics
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from palkit.checks import existing_file, positive_int
+from palkit.argtypes import existing_file, positive_int
 from palkit.cli import ArgumentParser, UserError, run_main
 
 

@@ -6,18 +6,12 @@ Builds replies from a Zipf-distributed vocabulary (ESConv-like lengths), times t
 tokenized once) and then the bootstrap + randomization tests of every Table 3 metric computed from text
 (ACC, PPL and Cos-Sim included), and prints the wall and CPU seconds of each part. Needs NLTK's punkt_tab.
 """
-import importlib.util  # a plain `python` outside the project's environment: one line saying how to run this script
-if importlib.util.find_spec("torch") is None or importlib.util.find_spec("pal") is None:
-    import os, sys
-    launcher = os.path.relpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "RUN", "python"))
-    launcher = launcher if os.sep in launcher else os.path.join(os.curdir, launcher)  # a path, not a command name
-    sys.exit(f"error: this is not the project's environment (no torch or pal here): run it as  {launcher} "
-             f"{' '.join(sys.argv)}")
+import palkit.entry  # noqa: F401 -- first: outside the project's environment, one line saying how to run this
 import time
 
 import numpy as np
 
-from palkit.checks import int_range, positive_int
+from palkit.argtypes import int_range, positive_int
 from palkit.cli import ArgumentParser, run_main
 
 from metric.example_stats import TABLE3_METRICS, ExampleStats, Tokenizer, text_stats

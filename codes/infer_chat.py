@@ -14,20 +14,15 @@ loading leaves none): a killed run started again with the same arguments goes on
 gen.json an uninterrupted run gives; one with other arguments is refused naming them (--restart: start over). The
 folder is sealed as infer.py's (pal.results).
 """
-import importlib.util  # a plain `python` outside the project's environment: one line saying how to run this script
-if importlib.util.find_spec("torch") is None or importlib.util.find_spec("pal") is None:
-    import os, sys
-    launcher = os.path.relpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "RUN", "python"))
-    launcher = launcher if os.sep in launcher else os.path.join(os.curdir, launcher)  # a path, not a command name
-    sys.exit(f"error: this is not the project's environment (no torch or pal here): run it as  {launcher} "
-             f"{' '.join(sys.argv)}")
+import palkit.entry  # noqa: F401 -- first: outside the project's environment, one line saying how to run this
 import hashlib
 import json
 import math
 import os
 import sys
 
-from palkit.checks import existing_file, int_range, output_dir, positive_int, probability, read_text
+from palkit.argtypes import existing_file, int_range, output_dir, positive_int, probability
+from palkit.loaders import read_text
 from palkit.atomic import write_json
 from palkit.cli import ArgumentParser, UserError, resolve_device, run_main
 from pal.config import STRATEGIES

@@ -8,17 +8,11 @@ max_tokens and seed are honoured, the defaults are the released interaction sett
 The reply is choices[0].message.content; the strategy and the persona used are in the extra field "pal".
 Any other system can be served with --system SPEC (e.g. name=smol,llm=smollm2).
 """
-import importlib.util  # a plain `python` outside the project's environment: one line saying how to run this script
-if importlib.util.find_spec("torch") is None or importlib.util.find_spec("pal") is None:
-    import os, sys
-    launcher = os.path.relpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "RUN", "python"))
-    launcher = launcher if os.sep in launcher else os.path.join(os.curdir, launcher)  # a path, not a command name
-    sys.exit(f"error: this is not the project's environment (no torch or pal here): run it as  {launcher} "
-             f"{' '.join(sys.argv)}")
+import palkit.entry  # noqa: F401 -- first: outside the project's environment, one line saying how to run this
 import argparse
 import sys
 
-from palkit.checks import existing_dir, existing_path, int_range, positive_int
+from palkit.argtypes import existing_dir, existing_path, int_range, positive_int
 from palkit.cli import ArgumentParser, UserError, resolve_device, run_main
 
 from chat_systems import load_system, parse_system_spec

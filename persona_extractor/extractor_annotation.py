@@ -17,6 +17,8 @@ import hashlib
 import json
 import os
 
+from tqdm import tqdm
+
 from palkit.cli import UserError
 from palkit.atomic import atomic_write
 from pal.completeness import marked_write
@@ -172,7 +174,6 @@ def annotate_part(extractor, part, chunks, utterances, digests, settings, batch_
                   on_chunk_done):
     """Annotate `chunks` (lists of conversation indices), saving each to the partial file `part`; returns
     {index: (persona, persona_list)} for every conversation of the chunks."""
-    from tqdm import tqdm
     done = {}
     if resume and os.path.exists(part):
         done = read_partial(part, settings, digests, chunks)

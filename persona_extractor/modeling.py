@@ -17,8 +17,8 @@ import os
 import re
 from dataclasses import dataclass
 
-from palkit.checks import check_model_dir, check_tokenizer_dir
 from palkit.hub import did_you_mean, from_folder_or_hub
+from palkit.model_files import check_model_dir, check_tokenizer_dir
 from palkit.cli import UserError
 from persona_extractor.persona_text import EXTRA_TOKENS
 
@@ -105,7 +105,7 @@ def decode_like_authors(tokenizer, ids):
 
 def pad_batch(sequences, pad_id):
     """Right-padded id tensor and attention mask for a list of id lists."""
-    import torch
+    import torch  # lazy: a second to import; the scripts' --help reads this module
     width = max(len(s) for s in sequences)
     ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(sequences), width), dtype=torch.long)
@@ -141,7 +141,7 @@ def checkpoint_dir(path):
 def load_tokenizer_and_model(path, hint=MODEL_HINT):
     """BART tokenizer (with <persona>, <sep>) and model (embeddings resized to the tokenizer) from `path`
     (a save_pretrained folder, a train_bart.py output folder, whose best/ is used, or a hub name)."""
-    from transformers import BartForConditionalGeneration, BartTokenizer
+    from transformers import BartForConditionalGeneration, BartTokenizer  # lazy: seconds to import
     path = checkpoint_dir(path)
     _check_model_location(path, hint)
     check_tokenizer_dir(path, hint=hint)  # no silent substitute for missing tokenizer files

@@ -13,22 +13,23 @@ one JSON dialogue per line with the authors' keys in their order. Split: random.
 `error: <file>: dialogue <i>[: turn <j>]: <what is wrong>` (0-based positions), exit status 2; the three outputs
 are renamed into place together only after every dialogue validated.
 """
-import importlib.util  # a plain `python` outside the project's environment: one line saying how to run this script
-if importlib.util.find_spec("torch") is None or importlib.util.find_spec("pal") is None:
-    import os, sys
-    launcher = os.path.relpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "RUN", "python"))
-    launcher = launcher if os.sep in launcher else os.path.join(os.curdir, launcher)  # a path, not a command name
-    sys.exit(f"error: this is not the project's environment (no torch or pal here): run it as  {launcher} "
-             f"{' '.join(sys.argv)}")
-import json
 import os
+import sys
+
+try:
+    import palkit.entry  # noqa: F401 -- first: outside the project's environment, one line saying how to run this
+except ModuleNotFoundError:  # palkit is out of reach too (it lives in codes/): the line palkit.entry would say
+    sys.exit("error: this is not the project's environment (no torch or pal here): run it as  " + os.path.normpath(
+        os.path.join(os.path.dirname(sys.argv[0]), '..', '..', 'RUN', 'python')) + ' ' + ' '.join(sys.argv))
+
+import json
 import random
 from collections import Counter
 from contextlib import ExitStack
 
-from palkit import checks
 from palkit.cli import ArgumentParser, UserError, run_main
-from palkit.checks import boolean_string
+from palkit.argtypes import boolean_string, output_dir
+from palkit.paths import require_output_file
 from pal.completeness import MARK_SUFFIX, marked_write, note_partial, report_empty_personas
 from pal.dialogues import load_dialogues
 from pal.reformat import DATA_HINT, PERSONA_LIST_SOURCES, convert_all
@@ -93,7 +94,7 @@ def build_parser():
                         help="True: read PESConv and keep 'persona' and 'persona_list'; False: plain ESConv")
     parser.add_argument("--input_file", default=None,
                         help="input file (default: ./PESConv.json with --add_persona True, else ./ESConv.json)")
-    parser.add_argument("--output_dir", default=".", type=checks.output_dir,
+    parser.add_argument("--output_dir", default=".", type=output_dir,
                         help="where train.txt, valid.txt, test.txt are written (default: current directory)")
     parser.add_argument("--persona_list_source", choices=PERSONA_LIST_SOURCES, default=None,
                         help="with --add_persona True: 'inferred' (default, the paper) keeps PESConv's inferred "
@@ -109,7 +110,7 @@ def main(argv=None):
     persona_list_source = args.persona_list_source or "inferred"
     input_file = args.input_file or ("PESConv.json" if args.add_persona else "ESConv.json")
     for path in output_paths(args.output_dir).values():
-        checks.require_output_file(path)
+        require_output_file(path)
 
     found = load_dialogues(input_file, DATA_HINT)
     partial = note_partial(input_file)

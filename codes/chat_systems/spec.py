@@ -36,14 +36,13 @@ class SystemSpec:
 
     @property
     def inputter(self):
-        return "vanilla" if self.config == "vanilla" else "strat"
+        from pal.variants import variant  # the registry of model variants (light: no torch)
+        return variant(self.config).inputter
 
     @property
     def uses_persona(self):
-        from pal.config import load_config
-        from pal.inputter import PERSONA_MODEL_NAMES
-        return (self.kind == "pal" and self.inputter == "strat"
-                and load_config(self.config)["model_name"] in PERSONA_MODEL_NAMES)
+        from pal.variants import variant
+        return self.kind == "pal" and variant(self.config).reads_persona
 
     @property
     def source(self):

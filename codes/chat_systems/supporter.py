@@ -4,7 +4,7 @@ then for the reply in that strategy (prompts in prompts/ask_strategy.txt, or a c
 import re
 from importlib import resources
 
-from palkit.checks import read_text
+from palkit.loaders import read_text
 from palkit.cli import UserError
 from pal.config import STRATEGIES
 

@@ -14,7 +14,7 @@ import csv
 import os
 from urllib.parse import urlsplit
 
-from palkit.checks import output_dir, output_file
+from palkit.argtypes import output_dir, output_file
 from palkit.cli import ArgumentParser, UserError, run_main
 from palkit.atomic import atomic_write, write_json
 

@@ -18,7 +18,7 @@ import random
 import time
 from collections import Counter
 
-from palkit.checks import existing_dir, existing_file, int_range, non_negative_float, output_file, positive_int
+from palkit.argtypes import existing_dir, existing_file, int_range, non_negative_float, output_file, positive_int
 from palkit.cli import ArgumentParser, UserError, resolve_device, run_main
 
 from chat_systems import parse_system_spec

@@ -12,7 +12,7 @@ import zlib
 from collections import Counter
 from pathlib import Path
 
-from palkit.checks import load_json
+from palkit.loaders import load_json
 from palkit.cli import UserError
 
 PROMPTS = Path(__file__).with_name("prompts")

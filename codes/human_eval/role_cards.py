@@ -7,7 +7,7 @@ in an editable JSON file:
 """
 import os
 
-from palkit.checks import load_json
+from palkit.loaders import load_json
 from palkit.atomic import write_json
 from palkit.cli import UserError
 from pal.dialogues import INPUT_TOKEN, PERSONA_TOKEN, load_dialogues, normalise, turn_fields

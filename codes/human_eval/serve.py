@@ -2,7 +2,7 @@
 
     RUN/python -m human_eval --db study.db --test_file DATA/pesconv/test.txt \
         --system name=pal,config=strat,checkpoint=RUN/epoch-4.bin \
-        --system name=joint,config=strat_no_persona,checkpoint=RUN2/epoch-4.bin --annotators ann1,ann2
+        --system name=joint,checkpoint=RUN2/epoch-4.bin --annotators ann1,ann2
     RUN/python -m human_eval --mode static --results pal=RES1 --results joint=RES2 --test_file DATA/pesconv/test.txt
     RUN/python -m human_eval --mode chat --system name=pal,config=strat,checkpoint=... --persona_extractor DIR
 
@@ -16,8 +16,8 @@ import socket
 import sys
 from pathlib import Path
 
-from palkit.checks import (existing_dir, existing_file, int_range, non_negative_float, non_negative_int, output_file,
-                           positive_float, positive_int)
+from palkit.argtypes import (existing_dir, existing_file, int_range, non_negative_float, non_negative_int,
+                             output_file, positive_float, positive_int)
 from pal.chat import DECODING_DEFAULTS
 from palkit.cli import ArgumentParser, UserError, resolve_device, run_main
 

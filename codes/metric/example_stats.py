@@ -21,7 +21,7 @@ from functools import cached_property
 
 import numpy as np
 
-from palkit.checks import load_json
+from palkit.loaders import load_json
 from palkit.cli import UserError
 
 from .records import all_or_none, check_records, first_text, load_gen_json

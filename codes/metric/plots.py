@@ -10,7 +10,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from palkit.checks import read_csv
+from palkit.loaders import read_csv
 from palkit.cli import UserError
 from palkit.atomic import atomic_write
 

@@ -14,9 +14,12 @@ cos_similarity.json reports it (num_empty_persona) beside the mean over the non-
 """
 import sys
 
+from tqdm import tqdm
+
 from palkit.hub import from_folder_or_hub
 from palkit.cli import UserError
 from pal.dialogues import INPUT_TOKEN, PERSONA_TOKEN
+from .records import first_text
 
 DEFAULT_ENCODER = "princeton-nlp/sup-simcse-bert-base-uncased"
 GET_IT = (f"download {DEFAULT_ENCODER} (config, tokenizer files and weights) into a folder and pass --model DIR")
@@ -25,7 +28,7 @@ GET_IT = (f"download {DEFAULT_ENCODER} (config, tokenizer files and weights) int
 def load_encoder(name_or_dir, device):
     """(tokenizer, model) from a local directory, the local hub cache, or the hub (only when it answers at once:
     palkit.hub.from_folder_or_hub); a UserError saying how to get it."""
-    from transformers import AutoModel, AutoTokenizer
+    from transformers import AutoModel, AutoTokenizer  # lazy: seconds to import; --help needs none of it
     try:
         return from_folder_or_hub(lambda **kw: _from_pretrained(AutoTokenizer, AutoModel, name_or_dir, device, **kw),
                                   name_or_dir, GET_IT, known=(DEFAULT_ENCODER,))
@@ -47,7 +50,7 @@ def _max_length(tokenizer, model):
 
 def embed(texts, tokenizer, model, batch_size=64):
     """Pooler-output embeddings (float32 tensor, one row per text)."""
-    import torch
+    import torch  # lazy, as transformers above
     max_length = _max_length(tokenizer, model)
     device = next(model.parameters()).device
     chunks = []
@@ -65,15 +68,13 @@ def embed(texts, tokenizer, model, batch_size=64):
 
 def cosine_rows(a, b):
     """Row-wise cosine similarity, computed in float64: 1 - scipy.spatial.distance.cosine, row by row."""
-    import torch
+    import torch  # lazy, as transformers above
     a, b = a.double(), b.double()
     return (torch.sum(a * b, dim=1) / (a.norm(dim=1) * b.norm(dim=1))).tolist()
 
 
 def persona_similarities(records, tokenizer, model, batch_size=64):
     """Per-example {'response': cos(persona, response), 'generation': cos(persona, generation)}."""
-    from tqdm import tqdm
-    from .records import first_text
     results = []
     for start in tqdm(range(0, len(records), batch_size), desc="cos-sim", unit="batch"):
         chunk = records[start:start + batch_size]

@@ -13,7 +13,7 @@ import sys
 from contextlib import contextmanager
 
 from palkit.atomic import atomic_write, file_digest, write_json
-from palkit.checks import load_json
+from palkit.loaders import load_json
 from pal.dialogues import EMPTY_PERSONA, normalise
 
 MARK_SUFFIX = ".subset.json"

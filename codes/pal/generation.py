@@ -1,6 +1,7 @@
 """Decoding for the PAL family on transformers 5, without GenerationMixin (docs/reproduction.md#contrastive-decoding).
 
-`generate(model, batch, toker, **options)` reproduces what the authors' model.generate on transformers 4.x did:
+`generate(model, batch, toker, decoding)` (or `**options` by name) reproduces what the authors' model.generate on
+transformers 4.x did:
 1. strategy step (PAL, Blender-Joint): one decoder step on [bos]; PAL's logits are (1 + 0.075) z_p - 0.075 z_c
    (z_p from the fused encoder states, z_c from the plain context states); the strategy is the argmax over the 8
    strategy tokens, or the gold one; the authors' "top3" field holds 5 ids (`strategy_top3_k`);
@@ -11,9 +12,10 @@
 4. num_beams > 1: beam search over the same combined logits (pal.beam_search).
 `contrastive_impl`: "two_pass" is the released computation, exact; "stacked" (default) runs both streams as one
 decoder call on a [2B, L, d] batch with one cache and one lm_head (logits differ at float rounding only;
-tests/test_stacked_decoding.py). Caches are transformers' `cache` argument/output (>= 5.24).
+tests/test_stacked_decoding.py). Caches are transformers' `cache` argument/output (>= 5.24). The options, their
+defaults and ranges: pal.decoding.DecodingOptions.
 """
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -22,54 +24,11 @@ from transformers.generation.logits_process import (ForcedEOSTokenLogitsProcesso
                                                     NoRepeatNGramLogitsProcessor, RepetitionPenaltyLogitsProcessor,
                                                     TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper)
 
-from .beam_search import beam_search
 from palkit.cli import UserError
+from .beam_search import beam_search
+from .decoding import decoding_options, parse_alpha
 from .dialogues import normalise
-from .model import NUM_STRATEGIES, PersonaFusionBlenderbotSmall
-
-STRATEGY_CONTRAST = 0.075  # the authors' fixed contrast weight for the strategy step
-CONTRASTIVE_IMPLS = ("stacked", "two_pass")  # docs/reproduction.md#contrastive-decoding
-CONTRASTIVE_IMPL_HELP = ("PAL's contrastive decoder: stacked (default, faster) runs both streams as one decoder call, "
-                         "one lm_head, and reuses the strategy step's cache; two_pass is the released computation, "
-                         "exact (stacked logits differ at float rounding; same replies in our tests)")
-
-
-@dataclass
-class DecodingOptions:
-    """Defaults: the released RUN/infer_strat.sh (docs/reproduction.md#defaults)."""
-    max_length: int = 50
-    min_length: int = 10
-    do_sample: bool | None = None  # None: the authors' rule, top_k > 0 or top_p < 1
-    temperature: float = 0.5
-    top_k: int = 10
-    top_p: float = 0.9
-    num_beams: int = 1
-    length_penalty: float = 1.0
-    early_stopping: bool = False
-    repetition_penalty: float = 1.03
-    no_repeat_ngram_size: int = 0
-    encoder_no_repeat_ngram_size: int = 0  # accepted; bans nothing (docs/reproduction.md#contrastive-decoding)
-    num_return_sequences: int = 1
-    use_gold_strategy: bool = False
-    strategy_alpha: float | list | None = None  # None: the checkpoint's 8 values; a number or 8 numbers override
-    strategy_contrast: float = STRATEGY_CONTRAST
-    strategy_top3_k: int = 5  # the authors' "top3" is a top-5 (docs/reproduction.md#contrastive-decoding)
-    use_cache: bool = True
-    contrastive_impl: str = "stacked"  # or "two_pass", the exact released computation (see CONTRASTIVE_IMPLS)
-
-    def sampling(self):
-        return bool(self.do_sample) if self.do_sample is not None else (self.top_k > 0 or self.top_p < 1)
-
-    def check(self):
-        if self.num_return_sequences != 1:
-            raise UserError("num_return_sequences > 1 is not supported (the released scripts use 1)")
-        if self.num_beams < 1 or self.max_length < 0:
-            raise UserError(f"need num_beams >= 1 and max_length >= 0, got {self.num_beams} and {self.max_length}")
-        if self.contrastive_impl not in CONTRASTIVE_IMPLS:
-            raise UserError(f"contrastive_impl must be one of {', '.join(CONTRASTIVE_IMPLS)}, "
-                            f"got {self.contrastive_impl!r}")
-        if self.sampling() and self.temperature <= 0:
-            raise UserError(f"temperature must be > 0 when sampling, got {self.temperature}")
+from .model import NUM_STRATEGIES
 
 
 def decode_text(toker, ids):
@@ -78,25 +37,18 @@ def decode_text(toker, ids):
     return normalise(toker.decode(ids, clean_up_tokenization_spaces=True))
 
 
-def decoding_options(**options):
-    """DecodingOptions from keyword arguments; unknown names are a UserError listing the known ones."""
-    known = {f.name for f in fields(DecodingOptions)}
-    unknown = sorted(set(options) - known)
-    if unknown:
-        raise UserError(f"unknown decoding options {unknown}; known: {sorted(known)}")
-    opts = DecodingOptions(**options)
-    opts.check()
-    return opts
-
-
 @torch.no_grad()
-def generate(model, batch, toker, **options):
-    """Decode a batch (contract batch dict; decoder_input_ids/labels are not needed).
+def generate(model, batch, toker, decoding=None, **options):
+    """Decode a batch (contract batch dict; decoder_input_ids/labels are not needed) with `decoding` (a
+    pal.decoding.DecodingOptions), or the DecodingOptions of `options` by name.
 
     Returns {"sequences": [reply ids cut at eos] per example}; strategy models add pred_strat_id [B],
     pred_strat_id_top1 [B][1], pred_strat_id_top3 [B][k], pred_strat_id_dist [B][8] (python lists).
     """
-    opts = decoding_options(**options)
+    if decoding is not None and options:
+        raise TypeError("generate takes a DecodingOptions or options by name, not both")
+    opts = decoding if decoding is not None else decoding_options(**options)
+    opts.check()
     if model.training:
         raise ValueError("call model.eval() before generate (dropout would change the outputs)")
     batch = {k: v.to(model.device) if torch.is_tensor(v) else v for k, v in batch.items()}
@@ -127,7 +79,7 @@ class EncoderStream:
 def encoder_streams(model, batch):
     """[fused, context] for PAL, [context] otherwise; both use the context mask (docs/reproduction.md#model)."""
     ids, mask = batch["input_ids"], batch["attention_mask"]
-    if isinstance(model, PersonaFusionBlenderbotSmall):
+    if model.uses_persona:
         fused, context = model.fused_and_context_states(ids, mask, batch.get("persona_input_ids"),
                                                         batch.get("persona_attention_mask"))
         return [EncoderStream(fused, mask), EncoderStream(context, mask)]
@@ -171,8 +123,9 @@ def strategy_token_column(model, pred):
 
 
 def contrast_alpha(model, pred, opts):
-    """a_s per example (PAL only): the checkpoint's strategy_alpha[s], or the override."""
-    if not isinstance(model, PersonaFusionBlenderbotSmall):
+    """a_s per example (persona models only: the contrast needs the fused and the plain stream): the checkpoint's
+    strategy_alpha[s], or the override."""
+    if not model.uses_persona:
         return None
     table = model.strategy_alpha.detach()
     if opts.strategy_alpha is not None:
@@ -181,23 +134,11 @@ def contrast_alpha(model, pred, opts):
 
 
 def alpha_table(value, device=None, dtype=torch.float32):
-    """An override of strategy_alpha: one number for all strategies, or 8 numbers in strategy-id order."""
-    values = [float(value)] * NUM_STRATEGIES if isinstance(value, (int, float)) else [float(v) for v in value]
-    if len(values) != NUM_STRATEGIES:
-        raise UserError(f"strategy_alpha override needs 1 or {NUM_STRATEGIES} values, got {len(values)}")
+    """An override of strategy_alpha (pal.decoding.parse_alpha): one number for all strategies, or 8 numbers in
+    strategy-id order."""
+    value = parse_alpha(value)
+    values = [value] * NUM_STRATEGIES if isinstance(value, float) else value
     return torch.tensor(values, device=device, dtype=dtype)
-
-
-def parse_alpha(value):
-    """--strategy_alpha: None (the checkpoint's), one number for every strategy, or 8 comma-separated numbers."""
-    if value is None:
-        return None
-    try:
-        numbers = [float(v) for v in str(value).split(",")]
-    except ValueError:
-        raise UserError(f"--strategy_alpha {value!r}: expected a number or 8 comma-separated numbers")
-    alpha_table(numbers[0] if len(numbers) == 1 else numbers)  # validates the count
-    return numbers[0] if len(numbers) == 1 else numbers
 
 
 # ---- decoder side ------------------------------------------------------------------------------------------------

@@ -6,14 +6,10 @@ import difflib
 import os
 
 from .cli import UserError
+from .model_files import is_local
 
 HUB_TIMEOUT = 3.0  # seconds the hub has to accept a connection (name lookup included) before it counts as unreachable
 UNREACHABLE = "not a local folder, not in the local hub cache, and the hub is unreachable (or HF_HUB_OFFLINE is set)"
-
-
-def is_local(path):
-    """A path that names a folder on disk (else transformers treats it as a hub name)."""
-    return os.path.isdir(path)
 
 
 def looks_like_path(name):

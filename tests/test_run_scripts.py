@@ -51,16 +51,17 @@ def one_error_line(result):
 def test_an_appended_option_replaces_the_scripts_value_which_is_not_checked(recording_venv, tmp_path):
     mine = tmp_path / "mine.txt"
     mine.write_text("x\n")
-    ran = script("infer_strat.sh", "run/epoch-1.bin", "--infer_input_file", mine, "--num_beams=2",
-                 "--temprature", "0.7", cwd=tmp_path, env=clean_env(PAL_VENV=str(recording_venv)))
-    assert ran.returncode == 0, ran.stderr  # DATA/pesconv/test.txt, the script's default, is absent: never checked
+    ran = script("prepare_strat.sh", "--train_input_file", mine, "--max_input_length=256", "--max_decoder_lenght",
+                 "9", cwd=tmp_path, env=clean_env(PAL_VENV=str(recording_venv)))
+    assert ran.returncode == 0, ran.stderr  # DATA/pesconv/train.txt, the script's default, is absent: never checked
     argv = ran.stdout.splitlines()
-    assert argv.count("--infer_input_file") == 1 and argv[argv.index("--infer_input_file") + 1] == str(mine)
-    assert "--num_beams" not in argv and argv.count("--num_beams=2") == 1 and "1" not in argv
-    assert argv[-3:] == ["--num_beams=2", "--temprature", "0.7"] and "--temperature" in argv  # the typo reaches python
-    shown = script("infer_strat.sh", "run/epoch-1.bin", "--infer_input_file", mine, "--help", cwd=tmp_path)
+    assert argv.count("--train_input_file") == 1 and argv[argv.index("--train_input_file") + 1] == str(mine)
+    assert "--max_input_length" not in argv and "512" not in argv and argv.count("--max_input_length=256") == 1
+    assert argv[-3:] == ["--max_input_length=256", "--max_decoder_lenght", "9"]  # the typo reaches python
+    assert argv[argv.index("--max_decoder_input_length") + 1] == "50"  # the script's other values stay
+    shown = script("prepare_strat.sh", "--train_input_file", mine, "--help", cwd=tmp_path)
     command = shown.stdout.split("It runs")[1]
-    assert "DATA/pesconv/test.txt" not in command and command.count("--infer_input_file") == 1
+    assert "DATA/pesconv/train.txt" not in command and command.count("--train_input_file") == 1
 
 
 def test_repeatable_options_of_the_user_are_all_kept(recording_venv, tmp_path):
@@ -80,10 +81,12 @@ def test_a_typo_in_an_appended_argument_is_not_hidden(tmp_path, run_dir):
 
 def test_a_missing_default_names_the_variable_that_sets_it(recording_venv, tmp_path):
     env = clean_env(PAL_VENV=str(recording_venv))
-    error = one_error_line(script("infer_strat.sh", "run/epoch-1.bin", cwd=tmp_path, env=env))
-    assert error.startswith("error: --infer_input_file ") and error.endswith(  # (the repository relative to here)
-        "DATA/pesconv/test.txt: no such file (the script's default; set INFER_FILE=FILE or append --infer_input_file "
+    error = one_error_line(script("prepare_strat.sh", cwd=tmp_path, env=env))
+    assert error.startswith("error: --train_input_file ") and error.endswith(  # (the repository relative to here)
+        "DATA/pesconv/train.txt: no such file (the script's default; set TRAIN_FILE=FILE or append --train_input_file "
         "FILE)")
+    ran = script("infer_strat.sh", "run/epoch-1.bin", cwd=tmp_path, env=env)  # no default test file: the run's
+    assert ran.returncode == 0 and "--infer_input_file" not in ran.stdout.splitlines(), ran.stderr
     error = one_error_line(script("infer_strat.sh", "run/epoch-1.bin", cwd=tmp_path,
                                   env=env | {"INFER_FILE": "nope.txt"}))
     assert error == ("error: INFER_FILE=nope.txt: no such file (it sets --infer_input_file; unset it or append "

@@ -31,9 +31,7 @@ def main(argv=None):
     p.add_argument("--requests", type=positive_int, default=10, help="per client")
     p.add_argument("--temperature", type=float, default=0.0)
     args = p.parse_args(argv)
-    from chat_systems.supporter import supporter_messages
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # codes/infer_chat.py
-    from infer_chat import test_examples
+    from chat_systems.supporter import supporter_messages, test_examples
     conversations = [supporter_messages(h) for _, h, _ in test_examples(args.test_file, None)]
     url = args.endpoint.rstrip("/") + "/chat/completions"
 

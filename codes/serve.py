@@ -21,7 +21,7 @@ import sys
 from palkit.checks import existing_dir, existing_path, int_range, positive_int
 from palkit.cli import ArgumentParser, UserError, resolve_device, run_main
 
-from chat_systems import load_system, parse_system_spec
+from chat_systems import load_system, parse_system_spec, spec_help
 from chat_systems.server import MAX_BODY_BYTES, create_app, serve
 
 
@@ -30,7 +30,7 @@ def build_parser():
     p.add_argument("checkpoint", nargs="?", default=None, type=existing_path,
                    help="a run folder (its last epoch) or an epoch-N.bin")
     p.add_argument("--system", default=None, type=parse_system_spec, metavar="SPEC",
-                   help="serve this system instead of a checkpoint (chat_systems spec)")
+                   help=f"serve this system instead of a checkpoint: {spec_help()}")
     p.add_argument("--name", default="pal", help="the model name clients send and GET /v1/models lists")
     p.add_argument("--config", default=None, help="the checkpoint's config (default: its run folder's args.json)")
     p.add_argument("--alpha", default=None, help="PAL's contrastive alpha (default: the checkpoint's)")

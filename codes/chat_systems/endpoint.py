@@ -18,11 +18,12 @@ SERVER_OWNER = "pal-reproduction"  # owned_by of the models PAL's server lists
 
 
 class EndpointSystem:
-    kind = "endpoint"
+    """chat_systems.system.System of an OpenAI-compatible chat endpoint."""
 
     def __init__(self, spec):
         import requests
-        self.spec, self.name, self.lock = spec, spec.name, threading.Lock()
+        self.spec, self.name, self.kind, self.lock = spec, spec.name, spec.kind, threading.Lock()
+        self.capabilities = spec.capabilities
         self.url = spec.endpoint.rstrip("/") + "/chat/completions"
         self.session = requests.Session()
         self._serves_pal = None
@@ -32,6 +33,9 @@ class EndpointSystem:
                 raise UserError(f"system {spec.name}: key 'api_key_env': the environment variable "
                                 f"{spec.api_key_env} is not set (export it; the key never goes into a spec)")
             self.session.headers["Authorization"] = f"Bearer {key}"
+
+    def identity(self):
+        return self.spec.identity()
 
     def serves_pal(self):
         """Whether the endpoint is PAL's server (GET /models, asked once): only then do assistant messages keep

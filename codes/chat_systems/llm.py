@@ -115,12 +115,13 @@ class SeededSampler:
 
 
 class LocalLLM:
-    kind = "llm"
+    """chat_systems.system.System of a local chat LLM."""
 
     def __init__(self, spec, device="cpu"):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
-        self.spec, self.name, self.device, self.lock = spec, spec.name, device, threading.Lock()
+        self.spec, self.name, self.kind, self.device = spec, spec.name, spec.kind, device
+        self.lock, self.capabilities = threading.Lock(), spec.capabilities
         source, gguf_file = model_source(spec)
         extra = {"gguf_file": gguf_file} if gguf_file else {}
         try:
@@ -138,6 +139,9 @@ class LocalLLM:
         eos = self.model.generation_config.eos_token_id
         self.eos_ids = sorted({*(eos if isinstance(eos, list) else [eos] if eos is not None else []),
                                self.toker.eos_token_id} - {None})
+
+    def identity(self):
+        return self.spec.identity()
 
     def prompt(self, messages):
         return self.toker.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)

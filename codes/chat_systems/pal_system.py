@@ -29,13 +29,14 @@ def turns_of(messages):
 
 
 class PalSystem:
-    kind = "pal"
+    """chat_systems.system.System of a PAL-family checkpoint."""
 
     def __init__(self, spec, device="cpu", persona_extractor=None, pretrained_model_path=None, decoding=None,
                  persona_source=None):
         import torch  # noqa: F401 (fail early when torch is missing)
         from pal.model import build_model
-        self.spec, self.name, self.device, self.lock = spec, spec.name, device, threading.Lock()
+        self.spec, self.name, self.kind, self.device = spec, spec.name, spec.kind, device
+        self.lock = threading.Lock()
         run_dir = os.path.dirname(os.path.abspath(spec.checkpoint))
         recorded = read_run_args(run_dir) or {}
         pretrained = pretrained_model_path or recorded.get("pretrained_model_path")
@@ -50,6 +51,11 @@ class PalSystem:
             extractor = PersonaExtractor.from_pretrained(persona_extractor, device=device) if persona_extractor else None
             persona_source = PersonaSource(extractor=extractor)
         self.persona_source = persona_source
+        self.capabilities = dataclasses.replace(spec.capabilities, persona=spec.uses_persona,
+                                                strategies=self.model.predicts_strategy)
+
+    def identity(self):
+        return self.spec.identity()
 
     @property
     def live_persona(self):

@@ -1,9 +1,14 @@
 """Requests per second and latency of an OpenAI-compatible chat endpoint (RUN/serve.sh) under concurrent clients.
 
-    RUN/python codes/bench_serve.py --endpoint http://127.0.0.1:8000/v1 --test_file demo_out/pesconv/test.txt \
-        [--clients 8] [--requests 10] [--temperature 0]
+    RUN/python codes/bench_serve.py --compare demo_out/strat.strat/demo_run --clients 50 --output bench_serve.json
+    RUN/python codes/bench_serve.py --compare name=smol,llm=smollm2 --test_file demo_out/pesconv/test.txt ...
+    RUN/python codes/bench_serve.py --endpoint http://127.0.0.1:8000/v1 --test_file demo_out/pesconv/test.txt
 
-Each client sends its requests one after the other (the conversations of the test split's examples, in turn).
+--compare SYSTEM (a run folder, an epoch-N.bin or a system spec) starts codes/serve.py twice on free ports of
+127.0.0.1, batched (--max_batch) and with --max_batch 1, and sends the same requests to each, in one run: the
+output gives `batched` and `unbatched` (req_per_s, p50_s, p95_s), `throughput_ratio`, and how many replies the two
+servers gave identically (each batched reply must be what its request gets alone). Each client sends its requests one
+after the other: the conversations of the test split's examples in turn, each request with its own seed.
 """
 import importlib.util  # a plain `python` outside the project's environment: one line saying how to run this script
 if importlib.util.find_spec("torch") is None or importlib.util.find_spec("pal") is None:
@@ -12,51 +17,175 @@ if importlib.util.find_spec("torch") is None or importlib.util.find_spec("pal") 
     launcher = launcher if os.sep in launcher else os.path.join(os.curdir, launcher)  # a path, not a command name
     sys.exit(f"error: this is not the project's environment (no torch or pal here): run it as  {launcher} "
              f"{' '.join(sys.argv)}")
+import json
 import os
 import statistics
+import subprocess
 import sys
+import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from palkit.checks import existing_file, positive_int
+from palkit.atomic import write_json
+from palkit.checks import existing_file, non_negative_float, output_file, positive_int
 from palkit.cli import ArgumentParser, UserError, run_main
+from palkit.run_folder import read_run_args
+
+from chat_systems.server import MAX_BATCH, MAX_TOKENS_LIMIT
+from chat_systems.supporter import supporter_examples, supporter_messages
+
+SERVE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "serve.py")
+START_TIMEOUT_S = 600  # loading a model (and SmolLM2's one-time conversion) on a busy CPU
 
 
-def main(argv=None):
-    import requests
+def build_parser():
     p = ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--endpoint", required=True)
-    p.add_argument("--test_file", required=True, type=existing_file)
+    target = p.add_mutually_exclusive_group(required=True)
+    target.add_argument("--compare", metavar="SYSTEM",
+                        help="a run folder, an epoch-N.bin or a system spec: served batched and one at a time")
+    target.add_argument("--endpoint", help="a running server's base URL, e.g. http://127.0.0.1:8000/v1")
+    p.add_argument("--test_file", type=existing_file, default=None,
+                   help="reformatted test.txt (default with a run folder: the test.txt beside its data)")
     p.add_argument("--clients", type=positive_int, default=8)
     p.add_argument("--requests", type=positive_int, default=10, help="per client")
-    p.add_argument("--temperature", type=float, default=0.0)
-    args = p.parse_args(argv)
-    from chat_systems.supporter import supporter_messages, test_examples
-    conversations = [supporter_messages(h) for _, h, _ in test_examples(args.test_file, None)]
-    url = args.endpoint.rstrip("/") + "/chat/completions"
+    p.add_argument("--temperature", type=non_negative_float, default=None,
+                   help="default: the system's (PAL: the released interaction settings, sampled)")
+    p.add_argument("--max_tokens", type=positive_int, default=None, help="default: the system's")
+    p.add_argument("--max_batch", type=positive_int, default=MAX_BATCH, help="--compare: the batched server's")
+    p.add_argument("--serve_args", default="", help="--compare: more codes/serve.py arguments for both servers")
+    p.add_argument("--output", type=output_file, default=None, help="write every number to this JSON file")
+    return p
 
-    def client(c):
-        session, latencies = requests.Session(), []
-        for r in range(args.requests):
-            body = {"messages": conversations[(c * args.requests + r) % len(conversations)],
-                    "temperature": args.temperature}
+
+def default_test_file(system):
+    """The test.txt beside the data a run folder was trained on (its args.json's eval_input_file)."""
+    run_dir = system if os.path.isdir(system) else os.path.dirname(os.path.abspath(system))
+    recorded = read_run_args(run_dir) or {}
+    data = recorded.get("eval_input_file") or recorded.get("train_input_file")
+    candidate = data and os.path.join(os.path.dirname(data), "test.txt")
+    if not candidate or not os.path.isfile(candidate):
+        raise UserError(f"--test_file: {system} names no data folder with a test.txt; give --test_file")
+    return candidate
+
+
+def workload(args):
+    """[(client, [request bodies])]: client c's r-th request is example (c * requests + r), seed c * requests + r."""
+    conversations = [supporter_messages(h) for _, h, _ in supporter_examples(args.test_file)]
+    decoding = {k: v for k, v in (("temperature", args.temperature), ("max_tokens", args.max_tokens)) if v is not None}
+    return [[{"messages": conversations[(c * args.requests + r) % len(conversations)], "seed": c * args.requests + r,
+              **decoding} for r in range(args.requests)] for c in range(args.clients)]
+
+
+def run_load(url, clients):
+    """Every client's requests, the clients at once: latencies, wall time and the replies in request order."""
+    import requests
+    url = url.rstrip("/") + "/chat/completions"
+
+    def client(bodies):
+        session, out = requests.Session(), []
+        for body in bodies:
             start = time.perf_counter()
             try:
-                response = session.post(url, json=body, timeout=(5, 600))
+                response = session.post(url, json=body, timeout=(5, 1800))
             except requests.ConnectionError:
                 raise UserError(f"cannot reach {url}; start the server first (bash RUN/serve.sh ...)")
             if response.status_code != 200:
                 raise UserError(f"{url} answered HTTP {response.status_code}: {response.text[:200]}")
-            latencies.append(time.perf_counter() - start)
-        return latencies
+            out.append((time.perf_counter() - start, response.json()["choices"][0]["message"]["content"]))
+        return out
 
     start = time.perf_counter()
-    with ThreadPoolExecutor(args.clients) as pool:
-        latencies = sorted(t for ts in pool.map(client, range(args.clients)) for t in ts)
+    with ThreadPoolExecutor(len(clients)) as pool:
+        results = list(pool.map(client, clients))
     wall = time.perf_counter() - start
+    latencies = sorted(t for r in results for t, _ in r)
     p95 = latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))]
-    print(f"{len(latencies)} requests from {args.clients} clients in {wall:.1f} s: {len(latencies) / wall:.2f} "
-          f"requests/s; latency median {statistics.median(latencies):.2f} s, p95 {p95:.2f} s", file=sys.stdout)
+    return ({"requests": len(latencies), "wall_s": round(wall, 3), "req_per_s": round(len(latencies) / wall, 3),
+             "p50_s": round(statistics.median(latencies), 3), "p95_s": round(p95, 3)},
+            [text for r in results for _, text in r])
+
+
+class ServerProcess:
+    """codes/serve.py on a free port of 127.0.0.1; its log in a temporary file (shown when it fails)."""
+
+    def __init__(self, system, extra):
+        target = ["--system", system] if "=" in system else [system]
+        self.log = tempfile.TemporaryFile(mode="w+")
+        self.proc = subprocess.Popen([sys.executable, SERVE, *target, "--port", "0", *extra], stdout=subprocess.PIPE,
+                                     stderr=self.log, text=True)
+        ready = []
+        reader = threading.Thread(target=lambda: ready.append(self.proc.stdout.readline()), daemon=True)
+        reader.start()
+        reader.join(timeout=START_TIMEOUT_S)
+        if not ready or not ready[0].startswith("ready: "):
+            self.stop()
+            self.log.seek(0)
+            tail = self.log.read().strip().splitlines()[-3:]
+            raise UserError(f"codes/serve.py {' '.join(target + extra)} did not start: {' | '.join(tail)}")
+        self.url = ready[0].split()[1]
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+
+def compare(args, clients):
+    """The same load on the system served batched and one request at a time."""
+    extra = args.serve_args.split()
+    results, replies = {}, {}
+    for label, max_batch in (("unbatched", 1), ("batched", args.max_batch)):
+        server = ServerProcess(args.compare, extra + ["--max_batch", str(max_batch)])
+        try:
+            print(f"{label}: {server.url} (--max_batch {max_batch}), {sum(map(len, clients))} requests from "
+                  f"{len(clients)} clients", file=sys.stderr)
+            results[label], replies[label] = run_load(server.url, clients)
+        finally:
+            server.stop()
+        results[label]["max_batch"] = max_batch
+    same = sum(a == b for a, b in zip(replies["batched"], replies["unbatched"]))
+    return {**results, "throughput_ratio": round(results["batched"]["req_per_s"] / results["unbatched"]["req_per_s"],
+                                                 3),
+            "p95_ratio": round(results["batched"]["p95_s"] / results["unbatched"]["p95_s"], 3),
+            "identical_replies": same, "requests": len(replies["batched"])}
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    if args.max_tokens is not None and args.max_tokens > MAX_TOKENS_LIMIT:
+        raise UserError(f"--max_tokens {args.max_tokens}: the server allows at most {MAX_TOKENS_LIMIT}")
+    if args.test_file is None:
+        if args.compare is None or "=" in args.compare:
+            raise UserError("--test_file: give a reformatted test.txt (its conversations are the requests)")
+        args.test_file = default_test_file(args.compare)
+    clients = workload(args)
+    load_before = os.getloadavg()
+    if args.compare:
+        report = compare(args, clients)
+        lines = [f"{label:9s} {r['req_per_s']:7.2f} req/s | p50 {r['p50_s']:7.2f} s | p95 {r['p95_s']:7.2f} s | "
+                 f"--max_batch {r['max_batch']}" for label, r in ((k, report[k]) for k in ("unbatched", "batched"))]
+        lines.append(f"throughput ratio {report['throughput_ratio']:.2f}x, p95 ratio {report['p95_ratio']:.2f} "
+                     f"(batched / unbatched); identical replies {report['identical_replies']} of "
+                     f"{report['requests']}")
+    else:
+        report, _ = run_load(args.endpoint, clients)
+        lines = [f"{report['requests']} requests from {args.clients} clients in {report['wall_s']:.1f} s: "
+                 f"{report['req_per_s']:.2f} requests/s; latency median {report['p50_s']:.2f} s, p95 "
+                 f"{report['p95_s']:.2f} s"]
+    report = {"system": args.compare or args.endpoint, "test_file": args.test_file, "clients": args.clients,
+              "requests_per_client": args.requests, "temperature": args.temperature, "max_tokens": args.max_tokens,
+              "load_average_before": [round(x, 2) for x in load_before],
+              "load_average_after": [round(x, 2) for x in os.getloadavg()], "cpu_count": os.cpu_count(), **report}
+    lines.append(f"load average before {report['load_average_before']}, after {report['load_average_after']}")
+    print("\n".join(lines))
+    if args.output:
+        write_json(args.output, report)
+        print(f"wrote {args.output}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -32,8 +32,8 @@ from pal.config import STRATEGIES
 from pal.results import new_result_folder
 
 from chat_systems import load_system, parse_system_spec, require, spec_help
-from chat_systems.supporter import (ASK_STRATEGY_PROMPTS, StrategyPrompts, ask_strategy_replies, supporter_messages,
-                                    test_examples, turn_messages)
+from chat_systems.supporter import (ASK_STRATEGY_PROMPTS, StrategyPrompts, ask_strategy_replies, supporter_examples,
+                                    supporter_messages, turn_messages)
 from chat_systems.system import LACKS
 
 PPL_NOT_AVAILABLE = "perplexity: not available (system {name} {why}); metric.json has no perplexity for this folder"
@@ -146,7 +146,7 @@ def main(argv=None):
     prompts = StrategyPrompts(args.ask_strategy) if args.ask_strategy else None
     supporter_prompt = read_text(args.supporter_prompt).strip() if args.supporter_prompt else None
     out = args.output_dir or default_output_dir(args)
-    examples = test_examples(args.infer_input_file, args.max_examples)
+    examples = supporter_examples(args.infer_input_file, args.max_examples)
     header = {"system": args.system.identity(), "input": os.path.abspath(args.infer_input_file),
               "input_sha256": file_sha256(args.infer_input_file), "seed": args.seed,
               "decoding": [args.temperature, args.top_p, args.max_tokens],

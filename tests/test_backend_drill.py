@@ -115,7 +115,7 @@ def test_infer_chat(registered, canned_file, test_file, tmp_path, punkt):
 
 def test_serve(registered, canned_file, test_file):
     """codes/serve.py serving the new backend on 127.0.0.1 answers what the system answers in-process."""
-    from chat_systems.supporter import supporter_messages, test_examples
+    from chat_systems.supporter import supporter_examples, supporter_messages
     proc = subprocess.Popen([sys.executable, __file__, "serve", "--system", f"name=c,canned={canned_file}",
                              "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             cwd=str(REPO_ROOT))
@@ -127,7 +127,7 @@ def test_serve(registered, canned_file, test_file):
         assert lines and lines[0].startswith("ready: "), (lines, proc.poll() is not None and proc.stderr.read())
         url = lines[0].split()[1]
         system = load_system(f"name=c,canned={canned_file}")
-        for _, history, _ in test_examples(test_file):
+        for _, history, _ in supporter_examples(test_file):
             messages = supporter_messages(history)
             answer = requests.post(f"{url}/chat/completions", json={"messages": messages, "seed": 2},
                                    timeout=(5, 60)).json()

@@ -24,6 +24,7 @@ class Backend:
     check: Callable  # (spec) -> spec: checks and completes the values before anything loads; UserError naming the key
     load: Callable  # (spec, device, **options) -> a chat_systems.system.System; options it does not know are ignored
     capabilities: Capabilities  # what its systems can do (a loaded system may say more precisely)
+    options: tuple = ()  # the loader options it uses (load_system passes every command's; it ignores the others)
     path_keys: tuple = ()  # keys naming a file or folder: absolute in the identity when they exist
     source_keys: tuple = ()  # keys whose values join `key`'s in SystemSpec.source (where the system comes from)
     study_record: Callable | None = None  # (spec) -> what a human study records; default: the identity
@@ -96,6 +97,7 @@ PAL = register_backend(Backend(
     summary="a PAL-family checkpoint (PAL, PAL alpha=0, Blender-Joint, vanilla); checkpoint=RUN_DIR: its last "
             "epoch, config from its args.json",
     check=check_pal, load=load_pal, path_keys=("checkpoint",), study_record=pal_study_record,
+    options=("persona_extractor", "pretrained_model_path", "decoding", "persona_source", "fusion_mask_padding"),
     capabilities=Capabilities(token_logprobs=True, strategies=True, persona=True, reference_nll=False,
                               system_messages="ignored",
                               notes={"reference_nll": "codes/infer.py computes a PAL checkpoint's perplexity",

@@ -1,7 +1,7 @@
 """A system in the supporter's seat: the conversation as messages (with the editable supporter prompt for chat
 LLMs; PAL ignores system messages), and `--ask_strategy`: ask a chat LLM for one of the 8 ESConv strategies first,
 then for the reply in that strategy (prompts in prompts/ask_strategy.txt, or a copy the user edits). The examples of
-a test split are codes/infer.py's (`test_examples`)."""
+a test split are codes/infer.py's (`supporter_examples`)."""
 import re
 from importlib import resources
 
@@ -32,7 +32,7 @@ def supporter_prompt(path=SUPPORTER_PROMPT):
     return read_text(path, "give a text file with the supporter's instructions").strip()
 
 
-def test_examples(path, limit=None):
+def supporter_examples(path, limit=None):
     """(sample_id, history turns ending with the seeker's, gold reply turn) of a reformatted test split, in
     infer.py's order: each supporter turn right after a seeker turn, with the conversation before it."""
     examples = []

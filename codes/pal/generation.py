@@ -90,11 +90,14 @@ def decoding_options(**options):
 
 
 @torch.no_grad()
-def generate(model, batch, toker, **options):
+def generate(model, batch, toker, generators=None, on_step=None, **options):
     """Decode a batch (contract batch dict; decoder_input_ids/labels are not needed).
 
     Returns {"sequences": [reply ids cut at eos] per example}; strategy models add pred_strat_id [B],
     pred_strat_id_top1 [B][1], pred_strat_id_top3 [B][k], pred_strat_id_dist [B][8] (python lists).
+    generators: one torch.Generator per example, so that each example samples as it would alone (None: the global
+    RNG, as the authors). on_step(logits, tokens): called at each reply step with the combined logits before any
+    processor [B, V] and the tokens chosen [B] (pad for finished examples). Both need num_beams=1.
     """
     opts = decoding_options(**options)
     if model.training:
@@ -112,7 +115,7 @@ def generate(model, batch, toker, **options):
         decoder.keep_first_stream()  # a = 0 everywhere: (1 + 0) z_p - 0 z_c == z_p exactly
         alpha = None
     decoder.alpha = alpha
-    ids = decode_reply(decoder, prefix, opts, toker, model.config.forced_eos_token_id)
+    ids = decode_reply(decoder, prefix, opts, toker, model.config.forced_eos_token_id, generators, on_step)
     sequences = [cut_at_eos(row[prefix.shape[1]:], toker.eos_token_id) for row in ids]
     return {"sequences": sequences, **strategy_fields}
 
@@ -326,28 +329,41 @@ def added_token_ids(toker):
     return list(range(toker.vocab_size, len(toker)))
 
 
-def decode_reply(decoder, prefix, opts, toker, forced_eos_token_id=None):
+def decode_reply(decoder, prefix, opts, toker, forced_eos_token_id=None, generators=None, on_step=None):
     """Decoder ids (prefix included) per example, as python lists. forced_eos_token_id: the model config's."""
     max_total = opts.max_length + prefix.shape[1]  # the authors: max_length + prefix length
     procs = logits_processors(opts, toker, prefix.device, max_total, forced_eos_token_id)
     warpers = logits_warpers(opts) if opts.sampling() else None
     if opts.num_beams > 1:
+        if generators is not None or on_step is not None:
+            raise ValueError("generators and on_step need num_beams=1")
         return beam_search(decoder, prefix, max_total, procs, warpers, opts, toker)
-    return sample_or_greedy(decoder, prefix, max_total, procs, warpers, toker).tolist()
+    return sample_or_greedy(decoder, prefix, max_total, procs, warpers, toker, generators, on_step).tolist()
 
 
-def sample_or_greedy(decoder, ids, max_total, procs, warpers, toker):
+def sample_or_greedy(decoder, ids, max_total, procs, warpers, toker, generators=None, on_step=None):
     """transformers 4.x sample()/greedy_search() loop; finished rows are fed pad until all rows end."""
     eos, pad = toker.eos_token_id, toker.pad_token_id
     unfinished = torch.ones(ids.shape[0], dtype=torch.long, device=ids.device)
     while ids.shape[1] < max_total:
-        scores = procs(ids, decoder.next_logits(ids))
+        logits = decoder.next_logits(ids)
+        # rows with their own generators draw what they draw alone, so finished ones are left out (they are fed pad)
+        rows = slice(None) if generators is None else unfinished.nonzero()[:, 0]
+        scores = procs(ids[rows], logits[rows])
         if warpers is not None:
-            scores = warpers(ids, scores)
-            next_tokens = torch.multinomial(F.softmax(scores, dim=-1), num_samples=1).squeeze(1)
+            probs = F.softmax(warpers(ids[rows], scores), dim=-1)
+            if generators is None:
+                chosen = torch.multinomial(probs, num_samples=1).squeeze(1)
+            else:
+                chosen = torch.cat([torch.multinomial(p[None], 1, generator=generators[r])[0]
+                                    for p, r in zip(probs, rows.tolist())])
         else:
-            next_tokens = torch.argmax(scores, dim=-1)
+            chosen = torch.argmax(scores, dim=-1)
+        next_tokens = torch.full_like(unfinished, pad)
+        next_tokens[rows] = chosen
         next_tokens = next_tokens * unfinished + pad * (1 - unfinished)
+        if on_step is not None:
+            on_step(logits, next_tokens)
         ids = torch.cat([ids, next_tokens[:, None]], dim=-1)
         unfinished = unfinished * next_tokens.ne(eos).long()
         if unfinished.max() == 0:

@@ -17,7 +17,6 @@ if importlib.util.find_spec("torch") is None or importlib.util.find_spec("pal") 
     launcher = launcher if os.sep in launcher else os.path.join(os.curdir, launcher)  # a path, not a command name
     sys.exit(f"error: this is not the project's environment (no torch or pal here): run it as  {launcher} "
              f"{' '.join(sys.argv)}")
-import json
 import os
 import statistics
 import subprocess
@@ -33,7 +32,6 @@ from palkit.cli import ArgumentParser, UserError, run_main
 from palkit.run_folder import read_run_args
 
 from chat_systems.server import MAX_BATCH, MAX_TOKENS_LIMIT
-from chat_systems.supporter import supporter_examples, supporter_messages
 
 SERVE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "serve.py")
 START_TIMEOUT_S = 600  # loading a model (and SmolLM2's one-time conversion) on a busy CPU
@@ -70,7 +68,8 @@ def default_test_file(system):
 
 
 def workload(args):
-    """[(client, [request bodies])]: client c's r-th request is example (c * requests + r), seed c * requests + r."""
+    """Per client, its request bodies: client c's r-th is example (c * requests + r), seed c * requests + r."""
+    from chat_systems.supporter import supporter_examples, supporter_messages  # lazy: torch, kept out of --help
     conversations = [supporter_messages(h) for _, h, _ in supporter_examples(args.test_file)]
     decoding = {k: v for k, v in (("temperature", args.temperature), ("max_tokens", args.max_tokens)) if v is not None}
     return [[{"messages": conversations[(c * args.requests + r) % len(conversations)], "seed": c * args.requests + r,

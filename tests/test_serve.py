@@ -17,7 +17,6 @@ import requests
 from chat_systems import load_system
 from chat_systems.server import FIELDS, MAX_JSON_DEPTH
 from chat_systems.supporter import supporter_examples, supporter_messages
-from helpers.paths import load_script
 from helpers.serving import Server, serve_script
 
 
@@ -334,3 +333,14 @@ def test_raw_sse_with_curl(server):
     blocks = out.split("\n\n")
     assert blocks[-1] == "" and blocks[-2] == "data: [DONE]"
     assert all(b.startswith("data: {") for b in blocks[:-2]) and len(blocks) >= 4
+
+
+def test_endpoint_system_passes_logprobs_and_per_request_seeds(server):
+    """The endpoint client of chat_systems over this server: logprobs come back, and reply_batch's seeds are per
+    conversation (what the server's batches give it)."""
+    served = load_system(f"name=served,endpoint={server},model=pal")
+    reply = served.reply(HI, temperature=0, max_tokens=4, logprobs=2)
+    answer = post(server, temperature=0, max_tokens=4, logprobs=True, top_logprobs=2).json()
+    assert reply.logprobs == answer["choices"][0]["logprobs"]["content"] and reply.finish_reason == "length"
+    batch = served.reply_batch([HI, HI], seed=[1, 2], max_tokens=10)
+    assert [r.text for r in batch] == [served.reply(HI, seed=s, max_tokens=10).text for s in (1, 2)]

@@ -1,7 +1,7 @@
 """The server's batching (chat_systems.server.Batcher) in-process: requests that arrive together are decoded in
 batches, and each reply is exactly what its request gets alone, greedy and sampled with its own seed. PAL (its
-fusion attends over padding) batches only requests of one padded length; with fusion_mask_padding, or for a chat
-LLM, any requests share a batch."""
+fusion attends over padding) batches only requests of one padded length; with fusion_mask_padding any requests
+share a batch; a chat LLM batches prompts of about one length."""
 import pytest
 
 from chat_systems import load_system
@@ -73,11 +73,16 @@ def test_pal_with_masked_fusion_batches_everything(inputs, tiny_blender_dir, con
 
 
 @pytest.mark.parametrize("decoding", DECODINGS)
-def test_chat_llm_batches_everything(tmp_path_factory, conversations, decoding, one_torch_thread):
+def test_chat_llm_batches_prompts_of_about_one_length(tmp_path_factory, conversations, decoding, one_torch_thread):
+    from chat_systems.llm import BATCH_LENGTH_RATIO
     from chat_systems.tiny import make_tiny_chat_llm
     system = load_system(f"name=tiny,llm={make_tiny_chat_llm(str(tmp_path_factory.mktemp('llm')))}")
-    decoding = {"max_tokens": 16, **decoding}
-    assert check_batched_equals_alone(system, requests_of(conversations, decoding)) == [2 * len(conversations)]
+    buckets = {}
+    for m in conversations:
+        buckets.setdefault(system.batch_key(m), []).append(len(system.encode([system.prompt(m)])["input_ids"][0]))
+    assert all(max(lengths) < BATCH_LENGTH_RATIO * min(lengths) for lengths in buckets.values())
+    sizes = check_batched_equals_alone(system, requests_of(conversations, {"max_tokens": 16, **decoding}))
+    assert len(sizes) == len(buckets) and max(sizes) > 2  # a bucket holds more than one conversation's two requests
 
 
 def test_a_bad_request_fails_alone(tmp_path_factory, conversations, one_torch_thread):

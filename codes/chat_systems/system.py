@@ -42,7 +42,9 @@ class System(Protocol):
     """A loaded system. `messages` are OpenAI-style {"role", "content"} dicts (user = help-seeker, assistant =
     supporter, which may carry its ESConv "strategy"). `reply_batch` gives, for each conversation, what `reply`
     gives for it alone; `seed` may be one seed per conversation there. `more` are the optional request fields a
-    system supports (e.g. `logprobs`, `on_token`), listed by `Reply`'s fields."""
+    system supports (`logprobs`, `text_by_token`, `on_token`: chat_systems.reply.TokenRecord); a system ignores those
+    it does not know. Optional: `batch_key(messages)`, when only conversations with equal keys may share a batch
+    (chat_systems.server.Batcher)."""
 
     name: str
     kind: str  # the backend's name (chat_systems.backends)

@@ -21,7 +21,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -106,23 +105,25 @@ def run_load(url, clients):
 
 
 class ServerProcess:
-    """codes/serve.py on a free port of 127.0.0.1; its log in a temporary file (shown when it fails)."""
+    """A server command (codes/serve.py and its arguments) running until stop(), on the port its arguments say (0:
+    a free one): `url` from its "ready" line, its stderr lines (the access log) in `log`, read as they come."""
 
-    def __init__(self, system, extra):
-        target = ["--system", system] if "=" in system else [system]
-        self.log = tempfile.TemporaryFile(mode="w+")
-        self.proc = subprocess.Popen([sys.executable, SERVE, *target, "--port", "0", *extra], stdout=subprocess.PIPE,
-                                     stderr=self.log, text=True)
-        ready = []
+    def __init__(self, argv, env=None, start_timeout=START_TIMEOUT_S):
+        self.proc = subprocess.Popen([sys.executable, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True, env=env)
+        self.log, ready = [], []
+        threading.Thread(target=self.read_log, daemon=True).start()
         reader = threading.Thread(target=lambda: ready.append(self.proc.stdout.readline()), daemon=True)
         reader.start()
-        reader.join(timeout=START_TIMEOUT_S)
+        reader.join(timeout=start_timeout)
         if not ready or not ready[0].startswith("ready: "):
             self.stop()
-            self.log.seek(0)
-            tail = self.log.read().strip().splitlines()[-3:]
-            raise UserError(f"codes/serve.py {' '.join(target + extra)} did not start: {' | '.join(tail)}")
+            raise UserError(f"{' '.join(argv)} did not start: {' | '.join(line.strip() for line in self.log[-3:])}")
         self.url = ready[0].split()[1]
+
+    def read_log(self):
+        for line in self.proc.stderr:
+            self.log.append(line)
 
     def stop(self):
         self.proc.terminate()
@@ -130,16 +131,16 @@ class ServerProcess:
             self.proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            self.proc.wait()
-        self.log.close()
+            self.proc.wait(timeout=60)
 
 
 def compare(args, clients):
     """The same load on the system served batched and one request at a time."""
     extra = args.serve_args.split()
     results, replies = {}, {}
+    target = ["--system", args.compare] if "=" in args.compare else [args.compare]
     for label, max_batch in (("unbatched", 1), ("batched", args.max_batch)):
-        server = ServerProcess(args.compare, extra + ["--max_batch", str(max_batch)])
+        server = ServerProcess([SERVE, *target, "--port", "0", *extra, "--max_batch", str(max_batch)])
         try:
             print(f"{label}: {server.url} (--max_batch {max_batch}), {sum(map(len, clients))} requests from "
                   f"{len(clients)} clients", file=sys.stderr)

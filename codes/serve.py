@@ -47,8 +47,8 @@ def build_parser():
     p.add_argument("--batch_wait_ms", type=non_negative_int, default=BATCH_WAIT_MS,
                    help="how long the first request of a batch waits for others")
     p.add_argument("--fusion_mask_padding", type=boolean_string, default=False,
-                   help="PAL: mask padding in the fusion, so that requests of any length share a batch (a deviation "
-                        "from the authors' outputs; without it only requests of one padded length share one)")
+                   help="PAL: mask all padding in the fusion (a deviation from the authors' outputs, for checkpoints "
+                        "trained with it; batches are exact either way)")
     p.add_argument("--threads", type=positive_int, default=64,
                    help="requests inside the server at once (waitress threads; keep it above --max_batch)")
     p.add_argument("--max_body_bytes", type=positive_int, default=MAX_BODY_BYTES)

@@ -10,9 +10,7 @@ the backend and runs codes/serve.py (the server test starts it so).
 """
 import json
 import os
-import subprocess
 import sys
-import threading
 
 import pytest
 import requests
@@ -20,7 +18,8 @@ import requests
 from chat_systems import Backend, Capabilities, Reply, load_system, register_backend, unregister_backend
 from palkit.cli import UserError
 
-from helpers.paths import REPO_ROOT, load_script
+from helpers.paths import load_script
+from helpers.serving import start_server
 
 
 # ---- the new backend: everything it takes ------------------------------------------------------------------------
@@ -116,25 +115,16 @@ def test_infer_chat(registered, canned_file, test_file, tmp_path, punkt):
 def test_serve(registered, canned_file, test_file):
     """codes/serve.py serving the new backend on 127.0.0.1 answers what the system answers in-process."""
     from chat_systems.supporter import supporter_examples, supporter_messages
-    proc = subprocess.Popen([sys.executable, __file__, "serve", "--system", f"name=c,canned={canned_file}",
-                             "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            cwd=str(REPO_ROOT))
+    server = start_server(__file__, "serve", "--system", f"name=c,canned={canned_file}", "--port", "0")
     try:
-        lines = []
-        reader = threading.Thread(target=lambda: lines.append(proc.stdout.readline()), daemon=True)
-        reader.start()
-        reader.join(timeout=120)
-        assert lines and lines[0].startswith("ready: "), (lines, proc.poll() is not None and proc.stderr.read())
-        url = lines[0].split()[1]
         system = load_system(f"name=c,canned={canned_file}")
         for _, history, _ in supporter_examples(test_file):
             messages = supporter_messages(history)
-            answer = requests.post(f"{url}/chat/completions", json={"messages": messages, "seed": 2},
+            answer = requests.post(f"{server.url}/chat/completions", json={"messages": messages, "seed": 2},
                                    timeout=(5, 60)).json()
             assert answer["choices"][0]["message"]["content"] == system.reply(messages, seed=2).text
     finally:
-        proc.terminate()
-        proc.wait(timeout=60)
+        server.stop()
 
 
 if __name__ == "__main__":  # python tests/test_backend_drill.py serve ARGS: codes/serve.py with the backend registered

@@ -17,7 +17,7 @@ import requests
 from chat_systems import load_system
 from chat_systems.server import FIELDS, MAX_JSON_DEPTH
 from chat_systems.supporter import supporter_examples, supporter_messages
-from helpers.serving import Server, serve_script
+from helpers.serving import log_since, serve_script, start_server
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +28,9 @@ def inputs(tmp_path_factory, tiny_blender_dir):
 
 @pytest.fixture(scope="module")
 def running(inputs, tiny_blender_dir):
-    """codes/serve.py on a free port of 127.0.0.1 (helpers.serving.Server)."""
-    server = Server(serve_script(inputs["strat"], "--config", "strat", "--pretrained_model_path", tiny_blender_dir))
+    """codes/serve.py on a free port of 127.0.0.1 (helpers.serving.start_server)."""
+    server = start_server(*serve_script(inputs["strat"], "--config", "strat", "--pretrained_model_path",
+                                        tiny_blender_dir))
     yield server
     server.stop()
 
@@ -315,7 +316,7 @@ def test_one_access_log_line_per_request_without_content_or_keys(running, server
     requests.get(f"{server}/models?token=tok-5e6f", timeout=(5, 60))
     requests.post(f"{server}/chat/completions", data=b"not json", timeout=(5, 60))
     events(server, max_tokens=2)
-    logged = running.log_since(start, 4)
+    logged = log_since(running, start, 4)
     lines = [line for line in logged if re.search(r" (GET|POST) /v1/", line)]  # (not waitress's own warnings)
     assert len(lines) == 4, logged
     assert " POST /v1/chat/completions 200 " in lines[0] and re.search(r" \d+ ms tokens=\d+\+[123]$", lines[0])

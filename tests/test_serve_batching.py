@@ -1,7 +1,7 @@
 """The server's batching (chat_systems.server.Batcher) in-process: requests that arrive together are decoded in
-batches, and each reply is exactly what its request gets alone, greedy and sampled with its own seed. PAL (its
-fusion attends over padding) batches only requests of one padded length; with fusion_mask_padding any requests
-share a batch; a chat LLM batches prompts of about one length."""
+batches, and each reply is exactly what its request gets alone, greedy and sampled with its own seed. PAL (whose
+fusion attends over padding) batches requests of any length, each row fusing over its own padded length, and so
+with fusion_mask_padding; a chat LLM batches prompts of about one length."""
 import pytest
 
 from chat_systems import load_system
@@ -56,11 +56,35 @@ DECODINGS = [{"temperature": 0, "max_tokens": 12}, {"max_tokens": 12}, {"tempera
 
 
 @pytest.mark.parametrize("decoding", DECODINGS)
-def test_pal_batches_rows_of_one_padded_length(inputs, tiny_blender_dir, conversations, decoding, one_torch_thread):
+def test_pal_batches_requests_of_any_length(inputs, tiny_blender_dir, conversations, decoding, one_torch_thread):
     system = load_system(f"name=pal,config=strat,checkpoint={inputs['strat']}", pretrained_model_path=tiny_blender_dir)
-    lengths = {system.batch_key(m) for m in conversations}
-    sizes = check_batched_equals_alone(system, requests_of(conversations, decoding))
-    assert len(sizes) == len(lengths) and max(sizes) >= 2  # one batch per padded length
+    widths = {len(system.prepare(m)[1].input_ids) for m in conversations}
+    assert len(widths) > 3 and system.fuses_own_length  # padded to other lengths than alone
+    assert check_batched_equals_alone(system, requests_of(conversations, decoding)) == [2 * len(conversations)]
+
+
+def test_pal_fusion_over_its_own_length_is_what_a_row_fuses_alone(inputs, tiny_blender_dir, conversations,
+                                                                    one_torch_thread):
+    """The fused states of a row padded longer in a batch equal its fused states alone (float rounding), where
+    plain padding changes them (the authors' fusion attends over padding)."""
+    import torch
+    from pal.inputter import collate
+    system = load_system(f"name=pal,config=strat,checkpoint={inputs['strat']}", pretrained_model_path=tiny_blender_dir)
+    features = [system.prepare(m)[1] for m in conversations]
+    short = min(range(len(features)), key=lambda i: len(features[i].input_ids))
+
+    def fused(rows, own):
+        batch = collate([features[i] for i in rows], system.toker.pad_token_id, True)
+        width = torch.tensor([max(len(features[i].input_ids), len(features[i].persona_input_ids)) for i in rows])
+        with torch.no_grad():
+            states, _ = system.model.fused_and_context_states(batch["input_ids"], batch["attention_mask"],
+                                                              batch["persona_input_ids"],
+                                                              batch["persona_attention_mask"], width if own else None)
+        return states[0, :int(batch["attention_mask"][0].sum())]
+
+    alone = fused([short], False)
+    assert torch.allclose(fused([short] + list(range(len(features))), True), alone, atol=1e-5)
+    assert not torch.allclose(fused([short] + list(range(len(features))), False), alone, atol=1e-3)
 
 
 @pytest.mark.parametrize("decoding", DECODINGS)
@@ -68,7 +92,7 @@ def test_pal_with_masked_fusion_batches_everything(inputs, tiny_blender_dir, con
                                                    one_torch_thread):
     system = load_system(f"name=pal,config=strat,checkpoint={inputs['strat']}", pretrained_model_path=tiny_blender_dir,
                          fusion_mask_padding=True)
-    assert system.batch_key(conversations[0]) is None
+    assert not system.fuses_own_length
     assert check_batched_equals_alone(system, requests_of(conversations, decoding)) == [2 * len(conversations)]
 
 

@@ -8,7 +8,7 @@ import openai
 import pytest
 
 from chat_systems import load_system
-from helpers.serving import Server, serve_script
+from helpers.serving import serve_script, start_server
 
 MESSAGES = [{"role": "system", "content": "You are a kind listener."},
             {"role": "user", "content": "I lost my job last week and I cannot sleep."}]
@@ -28,7 +28,7 @@ def served(request, tmp_path_factory, tiny_blender_dir):
         llm = "smollm2" if request.param == "smollm2" else make_tiny_chat_llm(str(root / "llm"))
         spec, options = f"name={request.param},llm={llm}", {}
         args = ("--system", spec)
-    server = Server(serve_script(*args))
+    server = start_server(*serve_script(*args))
     import torch
     torch.set_num_threads(1)
     yield openai.OpenAI(base_url=server.url, api_key="unused", max_retries=0, timeout=300), \

@@ -1,16 +1,16 @@
 """A PAL-family checkpoint (PAL, PAL alpha=0, Blender-Joint, vanilla) as a system, decoding conversations in
 batches.
 
-A batch gives each conversation exactly the reply it gets alone: every row samples from its own generator seeded
-with its seed, and, because PAL's fusion attends over padding (as the authors'; docs/reproduction.md#batching), PAL
-rows share a batch only with rows padded to the same length as alone (`batch_key`). With `fusion_mask_padding` the
-padding is masked and any rows share a batch (a deviation from the authors' outputs).
+A batch gives each conversation the reply it gets alone: every row samples from its own generator seeded with its
+seed, and, because PAL's fusion attends over padding (as the authors'; docs/reproduction.md#batching), each row's
+fusion attends over the length it is padded to alone (`own_length`), the longer padding of the batch masked. The
+logits then differ from the row's alone at float rounding only, as those of any batch do (rows of one length
+included). `fusion_mask_padding` masks all padding in the fusion: a deviation from the authors' outputs, for
+checkpoints trained with it.
 """
 import dataclasses
-import json
 import os
 import threading
-from collections import OrderedDict
 
 from pal.chat import DECODING_DEFAULTS, DUMMY_STRATEGY, PersonaSource, reply_feature
 from persona_extractor.extractor import PersonaExtractor
@@ -23,7 +23,6 @@ from palkit.run_folder import MODEL_CONFIG_FILE, read_run_args
 from chat_systems.reply import Reply, TokenRecord, check_messages, is_greedy, per_conversation
 
 DEFAULT_SEED = 0  # seed=None decodes as seed 0: every system's reply is a function of its inputs
-PREPARED_CACHE = 256  # conversations whose features (and live persona) are kept between batch_key and the batch
 
 
 def turns_of(messages):
@@ -46,7 +45,7 @@ class PalSystem:
         import torch  # noqa: F401 (fail early when torch is missing)
         from pal.model import build_model
         self.spec, self.name, self.kind, self.device = spec, spec.name, spec.kind, device
-        self.lock, self.prepared_lock = threading.Lock(), threading.Lock()
+        self.lock = threading.Lock()
         run_dir = os.path.dirname(os.path.abspath(spec.checkpoint))
         recorded = read_run_args(run_dir) or {}
         pretrained = pretrained_model_path or recorded.get("pretrained_model_path")
@@ -63,11 +62,10 @@ class PalSystem:
         self.persona_source = persona_source
         self.capabilities = dataclasses.replace(spec.capabilities, persona=spec.uses_persona,
                                                 strategies=self.model.predicts_strategy)
-        # PAL's fusion over unmasked padding: only rows of one padded length decode as they do alone
-        self.length_bound = getattr(self.model, "fusion_mask_padding", True) is False
+        # PAL's fusion over unmasked padding: each row of a batch fuses over its own padded length
+        self.fuses_own_length = getattr(self.model, "fusion_mask_padding", True) is False
         self.prefix_length = 2 if self.model.predicts_strategy else 1  # [bos, strategy] or [bos]
         self.forced_eos = self.model.config.forced_eos_token_id is not None  # the last position is always eos
-        self.prepared = OrderedDict()
 
     def identity(self):
         return self.spec.identity()
@@ -95,27 +93,10 @@ class PalSystem:
         return options
 
     def prepare(self, messages):
-        """(persona, feature) of a conversation; kept for a while, so a batch reuses what batch_key computed (a live
-        persona is a model call)."""
-        key = json.dumps(check_messages(messages), sort_keys=True)
-        with self.prepared_lock:
-            if key in self.prepared:
-                self.prepared.move_to_end(key)
-                return self.prepared[key]
-            turns = turns_of(messages)
-            persona = self.persona_source.for_turn([t["text"] for t in turns if t["speaker"] == "usr"])
-            prepared = persona, reply_feature(self.featurizer, turns, persona)
-            self.prepared[key] = prepared
-            if len(self.prepared) > PREPARED_CACHE:
-                self.prepared.popitem(last=False)
-            return prepared
-
-    def batch_key(self, messages):
-        """Conversations with equal keys may share a batch: PAL's padded length (see the module docstring)."""
-        if not self.length_bound:
-            return None
-        feature = self.prepare(messages)[1]
-        return max(len(feature.input_ids), len(feature.persona_input_ids or []))
+        """(persona, feature) of a conversation (a live persona is inferred from the seeker's turns)."""
+        turns = turns_of(check_messages(messages))
+        persona = self.persona_source.for_turn([t["text"] for t in turns if t["speaker"] == "usr"])
+        return persona, reply_feature(self.featurizer, turns, persona)
 
     def reply(self, messages, *, seed=None, temperature=None, top_p=None, max_tokens=None, **more):
         return self.reply_batch([messages], seed=seed, temperature=temperature, top_p=top_p, max_tokens=max_tokens,
@@ -123,41 +104,37 @@ class PalSystem:
 
     def reply_batch(self, conversations, *, seed=None, temperature=None, top_p=None, max_tokens=None, logprobs=None,
                     text_by_token=False, on_token=None, **more):
-        """Each conversation's reply, decoded in batches of equal batch_key. `seed`: one for all or one per
+        """Each conversation's reply, as it gets it alone, decoded as one batch. `seed`: one for all or one per
         conversation; logprobs=K, text_by_token, on_token(row, final_text): chat_systems.reply.TokenRecord."""
         decoding = self.decoding_for(temperature, top_p, max_tokens)
         seeds = [DEFAULT_SEED if s is None else s for s in per_conversation(seed, len(conversations))]
-        groups = {}
-        for row, messages in enumerate(conversations):
-            groups.setdefault(self.batch_key(messages), []).append(row)
-        replies = [None] * len(conversations)
-        for rows in groups.values():
-            report = on_token and (lambda row, text, rows=rows: on_token(rows[row], text))
-            batch_replies = self.decode([conversations[r] for r in rows], [seeds[r] for r in rows], decoding,
-                                        logprobs, text_by_token, report)
-            for row, reply in zip(rows, batch_replies):
-                replies[row] = reply
-        return replies
+        if decoding.num_beams > 1:  # beam search decodes one conversation at a time
+            return [self.decode([m], [s], decoding, logprobs, text_by_token, on_token)[0]
+                    for m, s in zip(conversations, seeds)]
+        return self.decode(conversations, seeds, decoding, logprobs, text_by_token, on_token)
 
     def decode(self, conversations, seeds, decoding, logprobs, text_by_token, on_token):
-        """One batch (rows that decode as they do alone)."""
+        """One batch, under the system's lock (one model call, live persona included, at a time)."""
         import torch
-        if decoding.num_beams > 1:
-            if len(conversations) > 1 or logprobs is not None or text_by_token or on_token:
-                raise UserError(f"system {self.name}: beam search (num_beams {decoding.num_beams}) decodes one "
-                                f"conversation at a time, without logprobs or streaming")
-            torch.manual_seed(seeds[0])  # beam sampling draws from the global generator, as the authors'
-            generators = None
-        else:
-            generators = [torch.Generator().manual_seed(s) for s in seeds] if decoding.sampling() else None
-        prepared = [self.prepare(m) for m in conversations]
-        batch = collate([feature for _, feature in prepared], self.toker.pad_token_id,
-                        self.featurizer.settings.persona_in_batches)
+        if decoding.num_beams > 1 and (logprobs is not None or text_by_token or on_token):
+            raise UserError(f"system {self.name}: beam search (num_beams {decoding.num_beams}) gives no logprobs "
+                            f"and no stream")
         record = TokenRecord(len(conversations), [self.toker.eos_token_id], self.token_text, self.reply_text,
                              logprobs, text_by_token, on_token)
         with self.lock:
-            out = generate(self.model, batch, self.toker, generators=generators,
-                           on_step=record.step if decoding.num_beams == 1 else None, **vars(decoding))
+            prepared = [self.prepare(m) for m in conversations]
+            features = [feature for _, feature in prepared]
+            batch = collate(features, self.toker.pad_token_id, self.featurizer.settings.persona_in_batches)
+            if self.fuses_own_length:
+                batch["own_length"] = torch.tensor([max(len(f.input_ids), len(f.persona_input_ids))
+                                                    for f in features])
+            if decoding.num_beams > 1:  # beam sampling draws from the global generator, as the authors'
+                torch.manual_seed(seeds[0])
+                out = generate(self.model, batch, self.toker, **vars(decoding))
+            else:
+                generators = [torch.Generator().manual_seed(s) for s in seeds] if decoding.sampling() else None
+                out = generate(self.model, batch, self.toker, generators=generators, on_step=record.step,
+                               **vars(decoding))
         limit = decoding.max_length - self.forced_eos  # reply tokens at most
         shown = self.spec.uses_persona or self.live_persona  # Blender-Joint/vanilla see no persona
         prompt_tokens = sum(batch[k].sum(dim=1) for k in ("attention_mask", "persona_attention_mask") if k in batch)

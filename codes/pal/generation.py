@@ -132,7 +132,7 @@ def encoder_streams(model, batch):
     ids, mask = batch["input_ids"], batch["attention_mask"]
     if isinstance(model, PersonaFusionBlenderbotSmall):
         fused, context = model.fused_and_context_states(ids, mask, batch.get("persona_input_ids"),
-                                                        batch.get("persona_attention_mask"))
+                                                        batch.get("persona_attention_mask"), batch.get("own_length"))
         return [EncoderStream(fused, mask), EncoderStream(context, mask)]
     return [EncoderStream(model.encode(ids, mask), mask)]
 

@@ -5,9 +5,10 @@
     RUN/python codes/bench_serve.py --endpoint http://127.0.0.1:8000/v1 --test_file demo_out/pesconv/test.txt
 
 --compare SYSTEM (a run folder, an epoch-N.bin or a system spec) starts codes/serve.py twice on free ports of
-127.0.0.1, batched (--max_batch) and with --max_batch 1, and sends the same requests to each, in one run: the
-output gives `batched` and `unbatched` (req_per_s, p50_s, p95_s), `throughput_ratio`, and how many replies the two
-servers gave identically (each batched reply must be what its request gets alone). Each client sends its requests one
+127.0.0.1, batched (--max_batch) and with --max_batch 1, and sends the same requests to each, in one run (in
+--rounds rounds, the servers alternating): the output gives `batched` and `unbatched` (req_per_s, p50_s, p95_s),
+`throughput_ratio`, and how many replies the two servers gave identically (each batched reply must be what its
+request gets alone). Each client sends its requests one
 after the other: the conversations of the test split's examples in turn, each request with its own seed.
 """
 import importlib.util  # a plain `python` outside the project's environment: one line saying how to run this script
@@ -50,6 +51,8 @@ def build_parser():
                    help="default: the system's (PAL: the released interaction settings, sampled)")
     p.add_argument("--max_tokens", type=positive_int, default=None, help="default: the system's")
     p.add_argument("--max_batch", type=positive_int, default=MAX_BATCH, help="--compare: the batched server's")
+    p.add_argument("--rounds", type=positive_int, default=5,
+                   help="--compare: the load in this many rounds, the servers alternating (at most --requests)")
     p.add_argument("--serve_args", default="", help="--compare: more codes/serve.py arguments for both servers")
     p.add_argument("--output", type=output_file, default=None, help="write every number to this JSON file")
     return p
@@ -76,7 +79,7 @@ def workload(args):
 
 
 def run_load(url, clients):
-    """Every client's requests, the clients at once: latencies, wall time and the replies in request order."""
+    """Every client's requests, the clients at once: (latencies, wall time, the replies in request order)."""
     import requests
     url = url.rstrip("/") + "/chat/completions"
 
@@ -96,12 +99,14 @@ def run_load(url, clients):
     start = time.perf_counter()
     with ThreadPoolExecutor(len(clients)) as pool:
         results = list(pool.map(client, clients))
-    wall = time.perf_counter() - start
-    latencies = sorted(t for r in results for t, _ in r)
+    return [t for r in results for t, _ in r], time.perf_counter() - start, [text for r in results for _, text in r]
+
+
+def summary(latencies, wall):
+    latencies = sorted(latencies)
     p95 = latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))]
-    return ({"requests": len(latencies), "wall_s": round(wall, 3), "req_per_s": round(len(latencies) / wall, 3),
-             "p50_s": round(statistics.median(latencies), 3), "p95_s": round(p95, 3)},
-            [text for r in results for _, text in r])
+    return {"requests": len(latencies), "wall_s": round(wall, 3), "req_per_s": round(len(latencies) / wall, 3),
+            "p50_s": round(statistics.median(latencies), 3), "p95_s": round(p95, 3)}
 
 
 class ServerProcess:
@@ -135,28 +140,41 @@ class ServerProcess:
 
 
 def compare(args, clients):
-    """The same load on the system served batched and one request at a time."""
-    extra = args.serve_args.split()
-    results, replies = {}, {}
+    """The same load on the system served batched and one request at a time: both servers up, the load in rounds
+    (each client's r-th request in round r % rounds), the two servers alternating first, so that a change of the
+    machine's load during the run falls on both alike."""
     target = ["--system", args.compare] if "=" in args.compare else [args.compare]
-    for label, max_batch in (("unbatched", 1), ("batched", args.max_batch)):
-        server = ServerProcess([SERVE, *target, "--port", "0", *extra, "--max_batch", str(max_batch)])
-        try:
-            print(f"{label}: {server.url} (--max_batch {max_batch}), {sum(map(len, clients))} requests from "
-                  f"{len(clients)} clients", file=sys.stderr)
-            results[label], replies[label] = run_load(server.url, clients)
-        finally:
+    servers, totals = {}, {}
+    try:
+        for label, max_batch in (("unbatched", 1), ("batched", args.max_batch)):
+            servers[label] = ServerProcess([SERVE, *target, "--port", "0", *args.serve_args.split(), "--max_batch",
+                                            str(max_batch)])
+            totals[label] = ([], 0.0, [])
+        for k in range(args.rounds):
+            load = [bodies[k::args.rounds] for bodies in clients]
+            for label in (("unbatched", "batched") if k % 2 == 0 else ("batched", "unbatched")):
+                print(f"round {k + 1}/{args.rounds}: {label} ({servers[label].url}), {sum(map(len, load))} requests",
+                      file=sys.stderr)
+                latencies, wall, replies = run_load(servers[label].url, load)
+                done = totals[label]
+                totals[label] = (done[0] + latencies, done[1] + wall, done[2] + replies)
+    finally:
+        for server in servers.values():
             server.stop()
-        results[label]["max_batch"] = max_batch
-    same = sum(a == b for a, b in zip(replies["batched"], replies["unbatched"]))
-    return {**results, "throughput_ratio": round(results["batched"]["req_per_s"] / results["unbatched"]["req_per_s"],
-                                                 3),
+    results = {label: {**summary(latencies, wall), "max_batch": 1 if label == "unbatched" else args.max_batch}
+               for label, (latencies, wall, _) in totals.items()}
+    same = sum(a == b for a, b in zip(totals["batched"][2], totals["unbatched"][2]))
+    return {**results, "rounds": args.rounds,
+            "throughput_ratio": round(results["batched"]["req_per_s"] / results["unbatched"]["req_per_s"], 3),
             "p95_ratio": round(results["batched"]["p95_s"] / results["unbatched"]["p95_s"], 3),
-            "identical_replies": same, "requests": len(replies["batched"])}
+            "identical_replies": same, "requests": len(totals["batched"][2])}
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    if args.compare and args.rounds > args.requests:
+        raise UserError(f"--rounds {args.rounds}: at most --requests ({args.requests}); each round sends every client's "
+                        f"share of its requests")
     if args.max_tokens is not None and args.max_tokens > MAX_TOKENS_LIMIT:
         raise UserError(f"--max_tokens {args.max_tokens}: the server allows at most {MAX_TOKENS_LIMIT}")
     if args.test_file is None:
@@ -173,7 +191,8 @@ def main(argv=None):
                      f"(batched / unbatched); identical replies {report['identical_replies']} of "
                      f"{report['requests']}")
     else:
-        report, _ = run_load(args.endpoint, clients)
+        latencies, wall, _ = run_load(args.endpoint, clients)
+        report = summary(latencies, wall)
         lines = [f"{report['requests']} requests from {args.clients} clients in {report['wall_s']:.1f} s: "
                  f"{report['req_per_s']:.2f} requests/s; latency median {report['p50_s']:.2f} s, p95 "
                  f"{report['p95_s']:.2f} s"]

@@ -1,6 +1,6 @@
 """The server's batching (chat_systems.server.Batcher) in-process: requests that arrive together are decoded in
 batches, and each reply is exactly what its request gets alone, greedy and sampled with its own seed. PAL (whose
-fusion attends over padding) batches requests of any length, each row fusing over its own padded length, and so
+fusion attends over padding) batches requests of any length, each row encoded and fused at its own length, and so
 with fusion_mask_padding; a chat LLM batches prompts of about one length."""
 import pytest
 
@@ -63,11 +63,11 @@ def test_pal_batches_requests_of_any_length(inputs, tiny_blender_dir, conversati
     assert check_batched_equals_alone(system, requests_of(conversations, decoding)) == [2 * len(conversations)]
 
 
-def test_pal_fusion_over_its_own_length_is_what_a_row_fuses_alone(inputs, tiny_blender_dir, conversations,
-                                                                    one_torch_thread):
-    """The fused states of a row padded longer in a batch equal its fused states alone (float rounding), where
+def test_pal_batch_encodes_each_row_at_its_own_length(inputs, tiny_blender_dir, conversations, one_torch_thread):
+    """The fused states of a row padded longer in a batch are its fused states alone (float rounding), where
     plain padding changes them (the authors' fusion attends over padding)."""
     import torch
+    from pal.generation import encoder_streams
     from pal.inputter import collate
     system = load_system(f"name=pal,config=strat,checkpoint={inputs['strat']}", pretrained_model_path=tiny_blender_dir)
     features = [system.prepare(m)[1] for m in conversations]
@@ -75,16 +75,15 @@ def test_pal_fusion_over_its_own_length_is_what_a_row_fuses_alone(inputs, tiny_b
 
     def fused(rows, own):
         batch = collate([features[i] for i in rows], system.toker.pad_token_id, True)
-        width = torch.tensor([max(len(features[i].input_ids), len(features[i].persona_input_ids)) for i in rows])
+        if own:
+            batch["own_length"] = torch.tensor([max(len(features[i].input_ids), len(features[i].persona_input_ids))
+                                                for i in rows])
         with torch.no_grad():
-            states, _ = system.model.fused_and_context_states(batch["input_ids"], batch["attention_mask"],
-                                                              batch["persona_input_ids"],
-                                                              batch["persona_attention_mask"], width if own else None)
-        return states[0, :int(batch["attention_mask"][0].sum())]
+            return encoder_streams(system.model, batch)[0].states[0, :int(batch["attention_mask"][0].sum())]
 
-    alone = fused([short], False)
-    assert torch.allclose(fused([short] + list(range(len(features))), True), alone, atol=1e-5)
-    assert not torch.allclose(fused([short] + list(range(len(features))), False), alone, atol=1e-3)
+    alone, rows = fused([short], False), [short] + list(range(len(features)))
+    assert torch.allclose(fused(rows, True), alone, atol=1e-5)
+    assert not torch.allclose(fused(rows, False), alone, atol=1e-3)
 
 
 @pytest.mark.parametrize("decoding", DECODINGS)
@@ -123,3 +122,17 @@ def test_a_bad_request_fails_alone(tmp_path_factory, conversations, one_torch_th
     with pytest.raises(BadRequest, match="over the model's 4096 positions"):
         wait_for(jobs[1])
     assert wait_for(jobs[2]).text == system.reply(conversations[1], seed=1, max_tokens=4).text
+
+
+def test_fields_of_one_request_stay_its_own(inputs, tiny_blender_dir, conversations, one_torch_thread):
+    """In one batch, a request with logprobs and a stop string and one without: each answer has what it asked."""
+    from chat_systems.server import Answer
+    system = load_system(f"name=pal,config=strat,checkpoint={inputs['strat']}", pretrained_model_path=tiny_blender_dir)
+    batcher = Batcher(system, max_batch=8, wait_s=0.5)
+    asking = ChatRequest(messages=conversations[0], temperature=0, max_tokens=8, logprobs=2, stop=["zzz"])
+    plain = ChatRequest(messages=conversations[1], temperature=0, max_tokens=8)
+    jobs = [batcher.submit(r) for r in (asking, plain)]
+    answers = [Answer.of(wait_for(job), r, system) for job, r in zip(jobs, (asking, plain))]
+    assert answers[0].logprobs and all(len(e["top_logprobs"]) == 2 for e in answers[0].logprobs)
+    assert answers[1].logprobs is None
+    assert answers[1].text == system.reply(conversations[1], temperature=0, max_tokens=8).text

@@ -2,10 +2,10 @@
 batches.
 
 A batch gives each conversation the reply it gets alone: every row samples from its own generator seeded with its
-seed, and, because PAL's fusion attends over padding (as the authors'; docs/reproduction.md#batching), each row's
-fusion attends over the length it is padded to alone (`own_length`), the longer padding of the batch masked. The
-logits then differ from the row's alone at float rounding only, as those of any batch do (rows of one length
-included). `fusion_mask_padding` masks all padding in the fusion: a deviation from the authors' outputs, for
+seed, and, because PAL's fusion attends over padding (as the authors'; docs/reproduction.md#batching), each row is
+encoded and fused at the length it is padded to alone (`own_length`: pal.generation.encoder_streams), the longer
+padding of the batch zero and masked. The logits then differ from the row's alone at float rounding only, as those
+of any batch do (rows of one length included). `fusion_mask_padding` masks all padding in the fusion: a deviation from the authors' outputs, for
 checkpoints trained with it.
 """
 import dataclasses
@@ -62,7 +62,7 @@ class PalSystem:
         self.persona_source = persona_source
         self.capabilities = dataclasses.replace(spec.capabilities, persona=spec.uses_persona,
                                                 strategies=self.model.predicts_strategy)
-        # PAL's fusion over unmasked padding: each row of a batch fuses over its own padded length
+        # PAL's fusion over unmasked padding: each row of a batch is encoded and fused at its own padded length
         self.fuses_own_length = getattr(self.model, "fusion_mask_padding", True) is False
         self.prefix_length = 2 if self.model.predicts_strategy else 1  # [bos, strategy] or [bos]
         self.forced_eos = self.model.config.forced_eos_token_id is not None  # the last position is always eos

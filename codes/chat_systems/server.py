@@ -312,7 +312,9 @@ class Answer:
             if reply.token_ends is not None:  # the tokens up to the one that completed the stop string
                 tokens = next(k + 1 for k, end in enumerate(reply.token_ends) if end >= cut[1])
                 logprobs = logprobs and logprobs[:tokens]
-        if logprobs is not None:
+        if request.logprobs is None:  # (another request of its batch asked for them)
+            logprobs = None
+        elif logprobs is not None:
             logprobs = [{**e, "top_logprobs": e["top_logprobs"][:request.logprobs]} for e in logprobs]
         extra = {"strategy": reply.strategy, "persona": reply.persona}
         if request.system_messages and not system.capabilities.has("system_messages"):
@@ -344,7 +346,7 @@ def completion_object(request_id, created, system, answer):
 
 
 # ---- batching -------------------------------------------------------------------------------------------------------
-@dataclass
+@dataclass(eq=False)  # jobs are compared by identity
 class Job:
     request: ChatRequest
     key: tuple

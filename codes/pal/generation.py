@@ -128,11 +128,23 @@ class EncoderStream:
 
 
 def encoder_streams(model, batch):
-    """[fused, context] for PAL, [context] otherwise; both use the context mask (docs/reproduction.md#model)."""
+    """[fused, context] for PAL, [context] otherwise; both use the context mask (docs/reproduction.md#model).
+
+    batch["own_length"] [B] (optional, PAL): encode and fuse each example at the length it is padded to alone (the
+    fusion attends over padding), the states beyond it zero and masked: a batch of requests (chat_systems' server)
+    then gives each one what it gets alone."""
     ids, mask = batch["input_ids"], batch["attention_mask"]
     if isinstance(model, PersonaFusionBlenderbotSmall):
-        fused, context = model.fused_and_context_states(ids, mask, batch.get("persona_input_ids"),
-                                                        batch.get("persona_attention_mask"), batch.get("own_length"))
+        persona_ids, persona_mask = batch.get("persona_input_ids"), batch.get("persona_attention_mask")
+        own = batch.get("own_length")
+        if own is None:
+            fused, context = model.fused_and_context_states(ids, mask, persona_ids, persona_mask)
+        else:
+            fused, context = (torch.zeros(*ids.shape, model.config.d_model, device=ids.device) for _ in range(2))
+            for width in own.unique().tolist():
+                rows = (own == width).nonzero()[:, 0]
+                fused[rows, :width], context[rows, :width] = model.fused_and_context_states(
+                    ids[rows, :width], mask[rows, :width], persona_ids[rows, :width], persona_mask[rows, :width])
         return [EncoderStream(fused, mask), EncoderStream(context, mask)]
     return [EncoderStream(model.encode(ids, mask), mask)]
 

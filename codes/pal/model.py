@@ -185,13 +185,11 @@ class PersonaFusionBlenderbotSmall(_BlenderbotSmallBase):
         e = torch.exp(self.persona_context_w)
         return e / e.sum()
 
-    def fuse(self, context_states, persona_states, context_mask=None, persona_mask=None, own_length=None):
+    def fuse(self, context_states, persona_states, context_mask=None, persona_mask=None):
         """w1 H_c + w2 LN1(A + H_p) + w3 LN2(H_c + B); A = softmax(H_p H_c^T) H_c, B = softmax(H_c H_p^T) H_p.
 
         No scaling; padding is attended to unless fusion_mask_padding is set (then the masks are required).
         Both inputs are [B, L, d] with the same L (the inputter pads context and persona to one length).
-        own_length [B] (optional): each row attends over its first own_length positions only, the length it is padded
-        to alone, so that a row in a batch padded longer fuses what it fuses alone (chat_systems' server batches).
         """
         scores_pc = torch.bmm(persona_states, context_states.transpose(1, 2))  # [B, L_p, L_c]
         flush = FlushSubnormal.apply if self.flush_subnormal_fusion else (lambda x, in_forward: x)
@@ -200,9 +198,6 @@ class PersonaFusionBlenderbotSmall(_BlenderbotSmallBase):
         if self.fusion_mask_padding:
             scores_pc = _mask_keys(scores_pc, context_mask)
             scores_cp = _mask_keys(scores_cp, persona_mask)
-        if own_length is not None:
-            own = torch.arange(scores_pc.shape[-1], device=own_length.device)[None, :] < own_length[:, None]
-            scores_pc, scores_cp = _mask_keys(scores_pc, own), _mask_keys(scores_cp, own)
         persona_over_context = torch.bmm(flush(scores_pc.softmax(dim=-1), True), context_states)  # A
         context_over_persona = torch.bmm(flush(scores_cp.softmax(dim=-1), True), persona_states)  # B
         a_prime = self.persona_norm(persona_over_context + persona_states)
@@ -213,8 +208,7 @@ class PersonaFusionBlenderbotSmall(_BlenderbotSmallBase):
     def decoder_encoder_states(self, input_ids, attention_mask, persona_input_ids=None, persona_attention_mask=None):
         return self.fused_and_context_states(input_ids, attention_mask, persona_input_ids, persona_attention_mask)[0]
 
-    def fused_and_context_states(self, input_ids, attention_mask, persona_input_ids, persona_attention_mask,
-                                 own_length=None):
+    def fused_and_context_states(self, input_ids, attention_mask, persona_input_ids, persona_attention_mask):
         """(fused states, plain context states): generation needs both for the contrastive logits."""
         if persona_input_ids is None:
             raise UserError("config strat needs persona_input_ids in the batch (was the data prepared with "
@@ -224,7 +218,7 @@ class PersonaFusionBlenderbotSmall(_BlenderbotSmallBase):
                              f"({input_ids.shape[1]} != {persona_input_ids.shape[1]})")
         context, persona = self.encode_context_and_persona(input_ids, attention_mask, persona_input_ids,
                                                            persona_attention_mask)
-        return self.fuse(context, persona, attention_mask, persona_attention_mask, own_length), context
+        return self.fuse(context, persona, attention_mask, persona_attention_mask), context
 
     def encode_context_and_persona(self, input_ids, attention_mask, persona_input_ids, persona_attention_mask):
         """Two encoder passes, as the authors run them, sharing one token-embedding lookup.

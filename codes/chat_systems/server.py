@@ -230,9 +230,9 @@ def content_text(content, where):
         return content  # check_messages names a content that is not a string
     texts = []
     for j, part in enumerate(content):
-        kind = part.get("type") if isinstance(part, dict) else None
-        if kind != "text":
-            raise BadRequest(400, f"{where}.content[{j}]: part type {kind!r} is not supported (text parts only)",
+        part_type = part.get("type") if isinstance(part, dict) else None
+        if part_type != "text":
+            raise BadRequest(400, f"{where}.content[{j}]: part type {part_type!r} is not supported (text parts only)",
                              "messages")
         if set(part) - {"type", "text"} or not isinstance(part.get("text"), str):
             raise BadRequest(400, f"{where}.content[{j}]: a text part is {{\"type\": \"text\", \"text\": a string}}",
@@ -466,8 +466,8 @@ def stream_events(job, request, system, request_id, created, tally):
     yield chunk({"role": "assistant", "content": ""})
     sent, hold = "", max((len(s) for s in request.stop), default=1) - 1
     while True:
-        kind, final = job.events.get()
-        if kind == "done":
+        event, final = job.events.get()
+        if event == "done":
             break
         cut = stop_position(final, request.stop)
         visible = final[:cut[0]] if cut else final[:max(len(sent), len(final) - hold)]

@@ -26,21 +26,19 @@ from palkit.loaders import read_text
 from palkit.atomic import write_json
 from palkit.cli import ArgumentParser, UserError, resolve_device, run_main
 from pal.config import STRATEGIES
-from pal.inputter import checked_turns, read_dialogues
 from pal.results import new_result_folder
 
-from chat_systems import load_system, parse_system_spec
-from chat_systems.supporter import (ASK_STRATEGY_PROMPTS, StrategyPrompts, ask_strategy_replies, supporter_messages,
-                                    turn_messages)
+from chat_systems import load_system, parse_system_spec, require, spec_help
+from chat_systems.supporter import (ASK_STRATEGY_PROMPTS, StrategyPrompts, ask_strategy_replies, supporter_examples,
+                                    supporter_messages, turn_messages)
+from chat_systems.system import LACKS
 
-PPL_NOT_AVAILABLE = "perplexity: not available ({why}); metric.json has no perplexity for this folder"
+PPL_NOT_AVAILABLE = "perplexity: not available (system {name} {why}); metric.json has no perplexity for this folder"
 
 
 def build_parser():
     p = ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--system", required=True, type=parse_system_spec, metavar="SPEC",
-                   help="name=NAME,llm=smollm2|DIR|HUB_NAME | name=NAME,endpoint=URL,model=M | "
-                        "name=NAME,checkpoint=FILE_OR_RUN_DIR (README \"Comparing PAL with an LLM\")")
+    p.add_argument("--system", required=True, type=parse_system_spec, metavar="SPEC", help=spec_help())
     p.add_argument("--infer_input_file", required=True, type=existing_file, help="reformatted test.txt")
     p.add_argument("--output_dir", default=None, type=output_dir,
                    help="the result folder (default: results/<name>_<input file name>)")
@@ -60,20 +58,6 @@ def build_parser():
                    help="discard the progress of an unfinished run with other arguments (OUTPUT_DIR.progress.jsonl) "
                         "and start over; without it such a run is refused")
     return p
-
-
-def test_examples(path, limit):
-    """(sample_id, history turns ending with the seeker's, gold reply turn) in infer.py's order."""
-    examples = []
-    for index, (line, data) in enumerate(read_dialogues(path)):
-        turns = checked_turns(data, f"{path}: line {line}", need_strategy=True)
-        dialog = [{"speaker": s, "text": t, "strategy": g} for s, t, g in turns]
-        for i in range(1, len(dialog)):
-            if dialog[i]["speaker"] == "sys" and dialog[i - 1]["speaker"] == "usr":
-                examples.append((index, dialog[:i], dialog[i]))
-    if not examples:
-        raise UserError(f"{path}: no examples (no supporter turn right after a seeker turn)")
-    return examples[:limit]
 
 
 def file_sha256(path):
@@ -154,7 +138,7 @@ def records_for(system, batch, args, prompts, supporter_prompt):
                   "gold_strategy": gold["strategy"]}
         if strategy_answer is not None:
             record["strategy_answer"] = strategy_answer
-        if system.kind == "llm":
+        if system.capabilities.reference_nll:
             messages = supporter_messages(history, prompt=supporter_prompt)
             loss_sum, count = system.reference_nll(messages, gold["text"])
             record.update(token_num=count, loss=loss_sum / count)
@@ -182,14 +166,14 @@ def default_output_dir(args):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    if args.ask_strategy and args.system.kind != "llm" and args.system.kind != "endpoint":
-        raise UserError("--ask_strategy is for chat LLMs (llm= or endpoint= systems); PAL chooses its own strategy")
+    if args.ask_strategy:
+        require(args.system, "system_messages", "--ask_strategy (asks for a strategy in a system message)")
     if args.temperature is not None and not 0 <= args.temperature <= 2:
         raise UserError(f"--temperature {args.temperature}: must be in [0, 2]")
     prompts = StrategyPrompts(args.ask_strategy) if args.ask_strategy else None
     supporter_prompt = read_text(args.supporter_prompt).strip() if args.supporter_prompt else None
     out = args.output_dir or default_output_dir(args)
-    examples = test_examples(args.infer_input_file, args.max_examples)
+    examples = supporter_examples(args.infer_input_file, args.max_examples)
     header = {"system": args.system.identity(), "input": os.path.abspath(args.infer_input_file),
               "input_sha256": file_sha256(args.infer_input_file), "seed": args.seed,
               "decoding": [args.temperature, args.top_p, args.max_tokens],
@@ -209,16 +193,16 @@ def main(argv=None):
                 progress.add(records_for(system, batch, args, prompts, supporter_prompt))
                 bar.update(len(batch))
     records = with_strategy_ids(progress.records[:len(examples)], bool(prompts))
-    if args.system.kind != "llm":
-        why = "an endpoint gives no token probabilities" if args.system.kind == "endpoint" else \
-            "codes/infer.py computes a PAL checkpoint's"
-        print(PPL_NOT_AVAILABLE.format(why=why), file=sys.stderr)
+    capabilities = args.system.capabilities
+    if not capabilities.reference_nll:
+        why = "; ".join(filter(None, [LACKS["reference_nll"], capabilities.notes.get("reference_nll")]))
+        print(PPL_NOT_AVAILABLE.format(name=args.system.name, why=why), file=sys.stderr)
     with new_result_folder(out) as tmp:
         with open(os.path.join(tmp, "gen.json"), "w", encoding="utf-8") as f:
             json.dump(records, f, ensure_ascii=False, indent=2)
         write_json(os.path.join(tmp, "infer_args.json"),
                    {**vars(args), "system": args.system.identity(), "infer_input_file": [args.infer_input_file],
-                    "output_dir": out, "perplexity": "yes" if args.system.kind == "llm" else "not available"})
+                    "output_dir": out, "perplexity": "yes" if capabilities.reference_nll else "not available"})
         evaluate_records(records, tmp)
     if os.path.exists(progress.path):
         os.remove(progress.path)

@@ -186,16 +186,11 @@ def test_module_cycles_finds_one():
     assert module_cycles({"a": {"b": 1}, "b": {}, "c": {"a": 1}}) == []
 
 
-# codes/bench_serve.py imports infer_chat.py through a search-path edit; the chat-systems change removes it (drop the
-# exception then).
-KNOWN_SEARCH_PATH_EDITS = {"codes/bench_serve.py"}
-
-
 def test_no_search_path_edits():
     """Every module is imported by package name: no file changes sys.path."""
     edits = [str(path.relative_to(REPO_ROOT)) for path in project_modules().values()
              if "sys.path" in path.read_text(encoding="utf-8")]
-    assert set(edits) <= KNOWN_SEARCH_PATH_EDITS, edits
+    assert not edits, edits
 
 
 def test_no_library_function_takes_a_command_lines_namespace():

@@ -56,9 +56,6 @@ def test_every_config_file_belongs_to_a_variant():
     assert files == sorted(v.config for v in trained_variants())
 
 
-# chat_systems/spec.py checks `alpha=` against config strat; the chat-systems change reads the registry there (drop
-# the exception then).
-KNOWN = {"codes/chat_systems/spec.py"}
 
 
 def test_no_module_but_the_registry_switches_on_a_variant():
@@ -68,6 +65,6 @@ def test_no_module_but_the_registry_switches_on_a_variant():
                         r"isinstance\([^)]*Blenderbot")
     files = [*REPO.glob("codes/**/*.py"), *REPO.glob("persona_extractor/*.py")]
     offenders = [f"{p.relative_to(REPO)}:{n}" for p in files
-                 if p.name != "variants.py" and str(p.relative_to(REPO)) not in KNOWN
+                 if p.name != "variants.py"
                  for n, line in enumerate(p.read_text().splitlines(), 1) if switch.search(line)]
     assert not offenders, offenders

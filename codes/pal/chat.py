@@ -96,11 +96,15 @@ class Chat:
         return text, strategy, persona
 
     def batch_for_reply(self, persona):
-        placeholder = {"speaker": "sys", "text": "n/a", "strategy": DUMMY_STRATEGY}
-        data = {"dialog": self.turns + [placeholder], "persona": persona}
-        feature = self.featurizer.dialogue_features(data, "inference", where="conversation")[-1]
-        settings = self.featurizer.settings
-        return collate([feature], self.toker.pad_token_id, settings.persona_in_batches)
+        feature = reply_feature(self.featurizer, self.turns, persona)
+        return collate([feature], self.toker.pad_token_id, self.featurizer.settings.persona_in_batches)
 
     def record(self):
         return {"dialog": self.turns, "persona": self.personas}
+
+
+def reply_feature(featurizer, turns, persona):
+    """The inference feature of the supporter's reply after `turns` (ending with the seeker's), with `persona`."""
+    placeholder = {"speaker": "sys", "text": "n/a", "strategy": DUMMY_STRATEGY}
+    return featurizer.dialogue_features({"dialog": turns + [placeholder], "persona": persona}, "inference",
+                                        where="conversation")[-1]

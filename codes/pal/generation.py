@@ -38,12 +38,15 @@ def decode_text(toker, ids):
 
 
 @torch.no_grad()
-def generate(model, batch, toker, decoding=None, **options):
+def generate(model, batch, toker, decoding=None, generators=None, on_step=None, **options):
     """Decode a batch (contract batch dict; decoder_input_ids/labels are not needed) with `decoding` (a
     pal.decoding.DecodingOptions), or the DecodingOptions of `options` by name.
 
     Returns {"sequences": [reply ids cut at eos] per example}; strategy models add pred_strat_id [B],
     pred_strat_id_top1 [B][1], pred_strat_id_top3 [B][k], pred_strat_id_dist [B][8] (python lists).
+    generators: one torch.Generator per example, so that each example samples as it would alone (None: the global
+    RNG, as the authors). on_step(logits, tokens): called at each reply step with the combined logits before any
+    processor [B, V] and the tokens chosen [B] (pad for finished examples). Both need num_beams=1.
     """
     if decoding is not None and options:
         raise TypeError("generate takes a DecodingOptions or options by name, not both")
@@ -64,7 +67,7 @@ def generate(model, batch, toker, decoding=None, **options):
         decoder.keep_first_stream()  # a = 0 everywhere: (1 + 0) z_p - 0 z_c == z_p exactly
         alpha = None
     decoder.alpha = alpha
-    ids = decode_reply(decoder, prefix, opts, toker, model.config.forced_eos_token_id)
+    ids = decode_reply(decoder, prefix, opts, toker, model.config.forced_eos_token_id, generators, on_step)
     sequences = [cut_at_eos(row[prefix.shape[1]:], toker.eos_token_id) for row in ids]
     return {"sequences": sequences, **strategy_fields}
 
@@ -77,11 +80,23 @@ class EncoderStream:
 
 
 def encoder_streams(model, batch):
-    """[fused, context] for PAL, [context] otherwise; both use the context mask (docs/reproduction.md#model)."""
+    """[fused, context] for PAL, [context] otherwise; both use the context mask (docs/reproduction.md#model).
+
+    batch["own_length"] [B] (optional, PAL): encode and fuse each example at the length it is padded to alone (the
+    fusion attends over padding), the states beyond it zero and masked: a batch of requests (chat_systems' server)
+    then gives each one what it gets alone."""
     ids, mask = batch["input_ids"], batch["attention_mask"]
     if model.uses_persona:
-        fused, context = model.fused_and_context_states(ids, mask, batch.get("persona_input_ids"),
-                                                        batch.get("persona_attention_mask"))
+        persona_ids, persona_mask = batch.get("persona_input_ids"), batch.get("persona_attention_mask")
+        own = batch.get("own_length")
+        if own is None:
+            fused, context = model.fused_and_context_states(ids, mask, persona_ids, persona_mask)
+        else:
+            fused, context = (torch.zeros(*ids.shape, model.config.d_model, device=ids.device) for _ in range(2))
+            for width in own.unique().tolist():
+                rows = (own == width).nonzero()[:, 0]
+                fused[rows, :width], context[rows, :width] = model.fused_and_context_states(
+                    ids[rows, :width], mask[rows, :width], persona_ids[rows, :width], persona_mask[rows, :width])
         return [EncoderStream(fused, mask), EncoderStream(context, mask)]
     return [EncoderStream(model.encode(ids, mask), mask)]
 
@@ -267,28 +282,41 @@ def added_token_ids(toker):
     return list(range(toker.vocab_size, len(toker)))
 
 
-def decode_reply(decoder, prefix, opts, toker, forced_eos_token_id=None):
+def decode_reply(decoder, prefix, opts, toker, forced_eos_token_id=None, generators=None, on_step=None):
     """Decoder ids (prefix included) per example, as python lists. forced_eos_token_id: the model config's."""
     max_total = opts.max_length + prefix.shape[1]  # the authors: max_length + prefix length
     procs = logits_processors(opts, toker, prefix.device, max_total, forced_eos_token_id)
     warpers = logits_warpers(opts) if opts.sampling() else None
     if opts.num_beams > 1:
+        if generators is not None or on_step is not None:
+            raise ValueError("generators and on_step need num_beams=1")
         return beam_search(decoder, prefix, max_total, procs, warpers, opts, toker)
-    return sample_or_greedy(decoder, prefix, max_total, procs, warpers, toker).tolist()
+    return sample_or_greedy(decoder, prefix, max_total, procs, warpers, toker, generators, on_step).tolist()
 
 
-def sample_or_greedy(decoder, ids, max_total, procs, warpers, toker):
+def sample_or_greedy(decoder, ids, max_total, procs, warpers, toker, generators=None, on_step=None):
     """transformers 4.x sample()/greedy_search() loop; finished rows are fed pad until all rows end."""
     eos, pad = toker.eos_token_id, toker.pad_token_id
     unfinished = torch.ones(ids.shape[0], dtype=torch.long, device=ids.device)
     while ids.shape[1] < max_total:
-        scores = procs(ids, decoder.next_logits(ids))
+        logits = decoder.next_logits(ids)
+        # rows with their own generators draw what they draw alone, so finished ones are left out (they are fed pad)
+        rows = slice(None) if generators is None else unfinished.nonzero()[:, 0]
+        scores = procs(ids[rows], logits[rows])
         if warpers is not None:
-            scores = warpers(ids, scores)
-            next_tokens = torch.multinomial(F.softmax(scores, dim=-1), num_samples=1).squeeze(1)
+            probs = F.softmax(warpers(ids[rows], scores), dim=-1)
+            if generators is None:
+                chosen = torch.multinomial(probs, num_samples=1).squeeze(1)
+            else:
+                chosen = torch.cat([torch.multinomial(p[None], 1, generator=generators[r])[0]
+                                    for p, r in zip(probs, rows.tolist())])
         else:
-            next_tokens = torch.argmax(scores, dim=-1)
+            chosen = torch.argmax(scores, dim=-1)
+        next_tokens = torch.full_like(unfinished, pad)
+        next_tokens[rows] = chosen
         next_tokens = next_tokens * unfinished + pad * (1 - unfinished)
+        if on_step is not None:
+            on_step(logits, next_tokens)
         ids = torch.cat([ids, next_tokens[:, None]], dim=-1)
         unfinished = unfinished * next_tokens.ne(eos).long()
         if unfinished.max() == 0:

@@ -105,17 +105,17 @@ def make_tiny_bert_dir(out_dir, words=None, seed=0, hidden_size=16):
 def main(argv=None):
     """RUN/python -m pal.tiny {blenderbot,bert} OUT_DIR [--tokenizer_dir DIR]: write a tiny random model."""
     p = argparse.ArgumentParser(description=main.__doc__)
-    p.add_argument("kind", choices=["blenderbot", "bert"])
+    p.add_argument("family", choices=["blenderbot", "bert"])
     p.add_argument("out_dir")
     p.add_argument("--tokenizer_dir", default=None,
                    help="blenderbot: copy the tokenizer files from here (default: a tiny character-level one)")
     add_seed_argument(p, 0)
     args = p.parse_args(argv)
-    if args.kind == "blenderbot":
+    if args.family == "blenderbot":
         make_tiny_blenderbot_dir(args.out_dir, tokenizer_dir=args.tokenizer_dir, seed=args.seed)
     else:
         make_tiny_bert_dir(args.out_dir, seed=args.seed)
-    print(f"wrote a tiny random {args.kind} to {args.out_dir}")
+    print(f"wrote a tiny random {args.family} to {args.out_dir}")
 
 
 if __name__ == "__main__":

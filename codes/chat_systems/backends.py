@@ -76,7 +76,7 @@ def check_pal(spec):
         raise UserError(f"system {spec.name}: key 'config': unknown config {spec.config!r}; known: "
                         f"{', '.join(available_configs())} (codes/pal/configs/*.json)")
     if spec.alpha is not None and not variant(spec.config).reads_persona:
-        raise UserError(f"system {spec.name}: key 'alpha' applies to a persona model (config strat, PAL) only: "
+        raise UserError(f"system {spec.name}: key 'alpha' applies to config strat (PAL), a persona model, only: "
                         f"{spec.config!r} has no contrastive decoding")
     spec.alpha = parse_alpha(spec.alpha)
     return spec

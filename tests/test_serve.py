@@ -9,6 +9,7 @@ import os
 import re
 import socket
 import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -19,6 +20,7 @@ from chat_systems import load_system
 from chat_systems.server import FIELDS, MAX_JSON_DEPTH
 from chat_systems.supporter import supporter_examples, supporter_messages
 from helpers.serving import log_since, serve_script, start_server
+from helpers.paths import REPO_ROOT
 
 
 @pytest.fixture(scope="module")

@@ -77,13 +77,13 @@ if ls Blenderbot_small-90M/*.bin Blenderbot_small-90M/*.safetensors >/dev/null 2
   BLENDER="$ROOT/Blenderbot_small-90M"
   echo "BlenderBot-small: the real weights in Blenderbot_small-90M/"
 else
-  python codes/pal/tiny.py blenderbot "$MODELS/blenderbot" ${BLENDER_TOKENIZER:+--tokenizer_dir "$BLENDER_TOKENIZER"}
+  python -m pal.tiny blenderbot "$MODELS/blenderbot" ${BLENDER_TOKENIZER:+--tokenizer_dir "$BLENDER_TOKENIZER"}
   BLENDER="$MODELS/blenderbot"
 fi
 BART_TOKENIZER=""
 if [ -f "$SHARED/models/bart-base/vocab.json" ]; then BART_TOKENIZER="$SHARED/models/bart-base"; fi
-python persona_extractor/tiny_bart.py "$MODELS/bart" ${BART_TOKENIZER:+--tokenizer_dir "$BART_TOKENIZER"}
-python codes/pal/tiny.py bert "$MODELS/simcse_standin"
+python -m persona_extractor.tiny_bart "$MODELS/bart" ${BART_TOKENIZER:+--tokenizer_dir "$BART_TOKENIZER"}
+python -m pal.tiny bert "$MODELS/simcse_standin"
 
 step "1/9 PersonaChat -> extractor CSVs"
 PERSONACHAT_DIR="$PERSONACHAT_DIR" PERSONA_CSV_DIR="$OUT/persona_extractor" bash RUN/prepare_persona_data.sh

@@ -2,7 +2,7 @@
 # Generate and score with the released inference settings (chengjl19/PAL codes/RUN/infer_strat.sh); Blender-Joint: no persona fusion.
 # Usage: bash RUN/infer_no_persona.sh [CHECKPOINT] [more infer.py arguments, which override the ones below]
 #   CHECKPOINT defaults to the last epoch of the newest run in DATA/strat.strat_no_persona/ (pass the epoch eval_log.csv favours); the test file to $INFER_FILE
-#   (default DATA/pesconv/test.txt). E.g.: bash RUN/infer_no_persona.sh DATA/strat.strat_no_persona/RUN/epoch-4.bin --infer_batch_size 16
+#   (default: the test.txt beside the data the run was validated on; infer.py names it). E.g.: bash RUN/infer_no_persona.sh DATA/strat.strat_no_persona/RUN/epoch-4.bin --infer_batch_size 16
 #   CHECKPOINT may be a run folder (then its last epoch). The model's arguments (config, pretrained path, max input
 #   length, fusion options) not given here come from the run folder's args.json and config.json.
 #   The released script also passed --max_input_length 512 and --use_all_persona False: they are left out here so
@@ -22,7 +22,7 @@ python "${R}codes/infer.py" \
     --max_length 50 \
     --min_length 10 \
     --infer_batch_size 128 \
-    --infer_input_file "${INFER_FILE:-${R}DATA/pesconv/test.txt}" \
+    ${INFER_FILE:+--infer_input_file "$INFER_FILE"} \
     --temperature 0.5 \
     --top_k 10 \
     --top_p 0.9 \

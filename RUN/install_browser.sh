@@ -12,12 +12,12 @@ if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&
   echo "[browser] chromium and chromedriver are installed"; exit 0
 fi
 if ! command -v apt-get >/dev/null 2>&1; then
-  echo "[browser] no apt-get here: install chromium and its chromedriver yourself; the browser test will skip"; exit 0
+  echo "[browser] no apt-get here: install chromium and its chromedriver yourself; the browser tests will skip (and .ci/run fails)"; exit 0
 fi
 SUDO=""
 if [ "$(id -u)" != 0 ]; then
   if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then SUDO="sudo -n"; else
-    echo "[browser] not root and no password-less sudo: cannot install chromium; the browser test will skip"; exit 0
+    echo "[browser] not root and no password-less sudo: cannot install chromium; the browser tests will skip (and .ci/run fails)"; exit 0
   fi
 fi
 echo "[browser] installing chromium and chromium-driver with apt-get"
@@ -25,6 +25,6 @@ if $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get inst
     >/dev/null; then
   echo "[browser] installed: $(chromium --version 2>/dev/null | head -n 1)"
 else
-  echo "[browser] apt-get could not install chromium; the browser test will skip"
+  echo "[browser] apt-get could not install chromium; the browser tests will skip (and .ci/run fails)"
 fi
 exit 0

@@ -12,7 +12,7 @@
 #   An interrupted run continues with: bash RUN/train_persona_extractor.sh --resume [OUTPUT_DIR]
 #   (default $EXTRACTOR_DIR) with the arguments in its args.json; --max_steps, --device may be added.
 #   CPU smoke run with a tiny random BART:
-#     RUN/python persona_extractor/tiny_bart.py /tmp/tiny_bart --tokenizer_dir ../shared/models/bart-base
+#     RUN/python -m persona_extractor.tiny_bart /tmp/tiny_bart --tokenizer_dir ../shared/models/bart-base
 #     bash RUN/train_persona_extractor.sh --model_name_or_path /tmp/tiny_bart --num_epochs 1
 [ -n "${BASH_VERSION:-}" ] || { echo "error: $0 is a bash script: run it as  bash $0" >&2; exit 2; }
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"

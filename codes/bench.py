@@ -9,17 +9,11 @@ ratios): featurization (pal.inputter vs per-example re-tokenization, target >= 8
 greedy and sampled decoding (PAL vs vanilla, judged against the ratio of their multiply-adds counted by pal.flops
 from each batch's shapes: within 15% / 10% / 10% of that floor, with the GFLOP/s each side achieved); PAL's stacked
 vs two_pass decoder; peak memory of a training step (target <= 2x, a fresh subprocess per model). "Vanilla" is the
-Blender-Joint network with PAL's 12 added tokens (config strat_no_persona_12tok) fed the same batches. A row that
+Blender-Joint network with PAL's 12 added tokens (variant blender_joint_12tok) fed the same batches. A row that
 misses its target (or every row, with --profile) is followed by torch.profiler tables; README "Benchmarks" reads
 the results.
 """
-import importlib.util  # a plain `python` outside the project's environment: one line saying how to run this script
-if importlib.util.find_spec("torch") is None or importlib.util.find_spec("pal") is None:
-    import os, sys
-    launcher = os.path.relpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "RUN", "python"))
-    launcher = launcher if os.sep in launcher else os.path.join(os.curdir, launcher)  # a path, not a command name
-    sys.exit(f"error: this is not the project's environment (no torch or pal here): run it as  {launcher} "
-             f"{' '.join(sys.argv)}")
+import palkit.entry  # noqa: F401 -- first: outside the project's environment, one line saying how to run this
 import argparse
 import json
 import os
@@ -35,7 +29,7 @@ import torch
 
 from palkit.cli import UserError, resolve_device, run_main
 from palkit.atomic import write_json
-from pal.config import build_tokenizer, load_config
+from pal.config import RELEASED, build_tokenizer, load_config
 from pal.dialogues import load_dialogues
 from pal.flops import Shape, batch_shape, decoding_macs, encoder_side, train_step_macs
 from pal.generation import generate
@@ -45,6 +39,7 @@ from pal.optim import HF4AdamW, parameter_groups
 from pal.reference_featurization import reference_strat
 from pal.reformat import DATA_HINT, convert_dialogue
 from pal.tiny import make_tiny_blenderbot_dir
+from pal.variants import by_name
 from palkit.options import add_device_argument
 
 REPO_ROOT = Path(__file__).resolve().parents[1]  # the checkout this script runs from
@@ -53,7 +48,9 @@ FULL_SIZE = dict(d_model=512, layers=8, heads=16, ffn=2048)  # facebook/blenderb
 SMALL_SIZE = dict(d_model=32, layers=2, heads=2, ffn=64)
 TARGETS = {"featurization": (">=", 8.0), "peak_memory": ("<=", 2.0)}  # ratios
 FLOOR_TARGETS = {"train_step": 15.0, "greedy": 10.0, "sampled": 10.0}  # % above the arithmetic floor
-PAL, VANILLA = "strat", "strat_no_persona_12tok"  # one tokenizer, so both models take the same batches
+PAL_VARIANT = by_name("pal")
+# the configs of PAL and of Blender-Joint with PAL's tokens: one tokenizer, so both models take the same batches
+PAL, VANILLA = PAL_VARIANT.config, by_name("blender_joint_12tok").config
 
 
 def build_parser():
@@ -65,7 +62,7 @@ def build_parser():
     p.add_argument("--gen_batch_size", type=int, default=8)
     p.add_argument("--max_length", type=int, default=50, help="reply tokens generated (released max_length)")
     p.add_argument("--rounds", type=int, default=3, help="PAL and vanilla alternate this many times (median ratio)")
-    p.add_argument("--max_input_length", type=int, default=512)
+    p.add_argument("--max_input_length", type=int, default=RELEASED["max_input_length"])
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     add_device_argument(p)
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast for training steps and decoding")
@@ -113,7 +110,7 @@ def bench_featurization(toker, dialogues, max_input_length):
     first pays for filling it and the ratio depends on the order. The two forms alternate dialogue by dialogue (which
     goes first alternates too), and each is timed in CPU seconds of this thread (both are single-threaded Python), which
 other processes on a loaded machine do not inflate as they do wall-clock seconds."""
-    settings = settings_for(load_config(PAL), "strat", max_input_length=max_input_length)
+    settings = settings_for(load_config(PAL), PAL_VARIANT.inputter, max_input_length=max_input_length)
     for d in dialogues:
         Featurizer(toker, settings).dialogue_features(d, "training")
     fast = Featurizer(toker, settings)  # its own word cache starts empty, as in a real run

@@ -9,20 +9,15 @@ prefix encoded once and its key-value cache reused per question (how auto_eval j
 (wall and CPU seconds), the ratios to one at a time and the largest probability difference (README "Can this judge be
 trusted?").
 """
-import importlib.util  # a plain `python` outside the project's environment: one line saying how to run this script
-if importlib.util.find_spec("torch") is None or importlib.util.find_spec("pal") is None:
-    import os, sys
-    launcher = os.path.relpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "RUN", "python"))
-    launcher = launcher if os.sep in launcher else os.path.join(os.curdir, launcher)  # a path, not a command name
-    sys.exit(f"error: this is not the project's environment (no torch or pal here): run it as  {launcher} "
-             f"{' '.join(sys.argv)}")
+import palkit.entry  # noqa: F401 -- first: outside the project's environment, one line saying how to run this
 import argparse
 import json
 import os
 import time
 from pathlib import Path
 
-from palkit.checks import existing_file, load_json, positive_int
+from palkit.argtypes import existing_file, positive_int
+from palkit.loaders import load_json
 from palkit.cli import ArgumentParser, UserError, run_main
 
 from auto_eval import judge as judging, validate

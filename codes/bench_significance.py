@@ -6,19 +6,13 @@ Builds replies from a Zipf-distributed vocabulary (ESConv-like lengths), times t
 tokenized once) and then the bootstrap + randomization tests of every Table 3 metric computed from text
 (ACC, PPL and Cos-Sim included), and prints the wall and CPU seconds of each part. Needs NLTK's punkt_tab.
 """
-import importlib.util  # a plain `python` outside the project's environment: one line saying how to run this script
-if importlib.util.find_spec("torch") is None or importlib.util.find_spec("pal") is None:
-    import os, sys
-    launcher = os.path.relpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "RUN", "python"))
-    launcher = launcher if os.sep in launcher else os.path.join(os.curdir, launcher)  # a path, not a command name
-    sys.exit(f"error: this is not the project's environment (no torch or pal here): run it as  {launcher} "
-             f"{' '.join(sys.argv)}")
-import argparse
+import palkit.entry  # noqa: F401 -- first: outside the project's environment, one line saying how to run this
 import time
 
 import numpy as np
 
-from palkit.cli import run_main
+from palkit.argtypes import int_range, positive_int
+from palkit.cli import ArgumentParser, run_main
 
 from metric.example_stats import TABLE3_METRICS, ExampleStats, Tokenizer, text_stats
 from metric.significance import System, compare
@@ -50,11 +44,11 @@ def build_system(name, rng, references, replicates, tokenizer, vocabularies):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--examples", type=int, default=1500)
-    p.add_argument("--systems", type=int, default=3)
-    p.add_argument("--replicates", type=int, default=1, help="result folders per system (decoding seeds)")
-    p.add_argument("--resamples", type=int, default=10000)
+    p = ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--examples", type=positive_int, default=1500)
+    p.add_argument("--systems", type=int_range(2), default=3, help="at least 2 (each after the first is compared)")
+    p.add_argument("--replicates", type=positive_int, default=1, help="result folders per system (decoding seeds)")
+    p.add_argument("--resamples", type=positive_int, default=10000)
     args = p.parse_args(argv)
     require_punkt()
     rng = np.random.default_rng(0)

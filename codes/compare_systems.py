@@ -5,24 +5,21 @@
 
 Each of A, B, ... is one system: a result folder, a folder holding result folders (e.g. DATA/table3/pal: every
 training and decoding seed of PAL), or several of those joined by commas. Each system after the first is compared
-with the first (delta = B - A): paired bootstrap interval of the difference and approximate-randomization p-value
-for ACC, PPL, BLEU-2/4, Distinct-1/2, EAD-1/2, ROUGE-L and Cos-Sim (when cos_similarity_list.json is there),
-corpus metrics recomputed from per-example counts (metric/example_stats.py). A system with several folders is
+with the first (delta = B - A): paired bootstrap interval of the difference (Distinct and EAD: the randomization
+test inverted, an interval that always holds the observed difference) and approximate-randomization p-value for ACC,
+PPL, BLEU-2/4, Distinct-1/2, EAD-1/2, ROUGE-L and Cos-Sim (when cos_similarity_list.json is there), corpus metrics
+recomputed from per-example counts (metric/example_stats.py). PPL between systems with different tokenizers (PAL
+and a chat LLM) is reported as not comparable instead of tested. A system with several folders is
 scored as the mean over its folders; the spread table then says how much of their spread comes from decoding.
---output: JSON keyed by metric.json key ({a, b, delta, ci_low, ci_high, p_value, se, spread} in metric.json's
-scale); with more than one B, each key holds one such object per B, keyed by B's name.
+--output: JSON keyed by metric.json key ({a, b, delta, ci_low, ci_high, interval, p_value, se, spread, comparable,
+why} in metric.json's scale; delta to se null where not comparable); with more than one B, each key holds one such
+object per B, keyed by B's name.
 """
-import importlib.util  # a plain `python` outside the project's environment: one line saying how to run this script
-if importlib.util.find_spec("torch") is None or importlib.util.find_spec("pal") is None:
-    import os, sys
-    launcher = os.path.relpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "RUN", "python"))
-    launcher = launcher if os.sep in launcher else os.path.join(os.curdir, launcher)  # a path, not a command name
-    sys.exit(f"error: this is not the project's environment (no torch or pal here): run it as  {launcher} "
-             f"{' '.join(sys.argv)}")
+import palkit.entry  # noqa: F401 -- first: outside the project's environment, one line saying how to run this
 import argparse
 import sys
 
-from palkit.checks import float_range, output_file, positive_int
+from palkit.argtypes import float_range, output_file, positive_int
 from palkit.cli import ArgumentParser, UserError, run_main
 from palkit.atomic import atomic_write, write_json
 
@@ -115,17 +112,26 @@ def _p(p):
     return f"{p:.4f}" if p >= 1e-4 else "< 1e-4"
 
 
+def _interval(r, key):
+    ends = ["–" if v is None else _fmt(v, key, True) for v in (r["ci_low"], r["ci_high"])]  # –: too few resamples
+    return f"[{ends[0]}, {ends[1]}]" + (" ᴿ" if r["interval"] == "randomization inversion" else "")
+
+
 def markdown(comparisons, n, args):
     level = round(100 * args.confidence)
     lines = [f"Paired tests on {n} test examples; {args.resamples} resamples (seed {args.seed}); {level}% percentile "
-             "bootstrap interval of B − A; p: approximate randomization (two-sided). Values in Table 3's scale.", ""]
+             "bootstrap interval of B − A (ᴿ, Distinct and EAD: the randomization test inverted, an interval that "
+             "always holds B − A, as bootstrap resamples with repeated examples lower their diversity); p: "
+             "approximate randomization (two-sided). Values in Table 3's scale.", ""]
     for comparison in comparisons:
         lines += [f"### B = {comparison['b']} vs A = {comparison['a']}", "",
                   f"| Metric | A | B | B − A | {level}% CI | p |", "|---|---|---|---|---|---|"]
         for key, r in comparison["metrics"].items():
-            lines.append(f"| {TABLE3_METRICS[key][0]} (`{key}`) | {_fmt(r['a'], key)} | {_fmt(r['b'], key)} | "
-                         f"{_fmt(r['delta'], key, True)} | [{_fmt(r['ci_low'], key, True)}, "
-                         f"{_fmt(r['ci_high'], key, True)}] | {_p(r['p_value'])} |")
+            name = f"| {TABLE3_METRICS[key][0]} (`{key}`) | {_fmt(r['a'], key)} | {_fmt(r['b'], key)} |"
+            if not r["comparable"]:
+                lines.append(f"{name} not comparable ({r['why']}) | – | – |")
+                continue
+            lines.append(f"{name} {_fmt(r['delta'], key, True)} | {_interval(r, key)} | {_p(r['p_value'])} |")
         lines.append("")
     lines += spread_markdown(comparisons)
     return "\n".join(lines).rstrip() + "\n"

@@ -13,16 +13,10 @@ The folder is changed as one unit and sealed (pal.results): a kill leaves it as 
 folder (files not committed with its gen.json) is named in one line and its metric files are replaced.
 NLTK's English punkt_tab ships in codes/metric/nltk_data/ (used when NLTK finds none of its own).
 """
-import importlib.util  # a plain `python` outside the project's environment: one line saying how to run this script
-if importlib.util.find_spec("torch") is None or importlib.util.find_spec("pal") is None:
-    import os, sys
-    launcher = os.path.relpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "RUN", "python"))
-    launcher = launcher if os.sep in launcher else os.path.join(os.curdir, launcher)  # a path, not a command name
-    sys.exit(f"error: this is not the project's environment (no torch or pal here): run it as  {launcher} "
-             f"{' '.join(sys.argv)}")
+import palkit.entry  # noqa: F401 -- first: outside the project's environment, one line saying how to run this
 import sys
 
-from palkit.checks import existing_file, existing_path, int_range
+from palkit.argtypes import existing_file, existing_path, int_range
 from palkit.cli import ArgumentParser, UserError, run_main
 from pal.results import check_result_folder, result_folder_of, updated_result_folder
 

@@ -9,16 +9,11 @@ gen.json). A JSON list of plain strings is accepted too. Writes ead.json (values
 next to the input unless --output_file says otherwise; beside a gen.json it is committed into the result folder as
 one unit and sealed with that gen.json (pal.results), so readers know which generations it describes.
 """
-import importlib.util  # a plain `python` outside the project's environment: one line saying how to run this script
-if importlib.util.find_spec("torch") is None or importlib.util.find_spec("pal") is None:
-    import os, sys
-    launcher = os.path.relpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "RUN", "python"))
-    launcher = launcher if os.sep in launcher else os.path.join(os.curdir, launcher)  # a path, not a command name
-    sys.exit(f"error: this is not the project's environment (no torch or pal here): run it as  {launcher} "
-             f"{' '.join(sys.argv)}")
+import palkit.entry  # noqa: F401 -- first: outside the project's environment, one line saying how to run this
 import os
 
-from palkit.checks import boolean_string, existing_path, int_range, output_file, positive_int, require_output_file
+from palkit.argtypes import boolean_string, existing_path, int_range, output_file, positive_int
+from palkit.paths import require_output_file
 from palkit.cli import ArgumentParser, UserError, run_main
 from palkit.atomic import write_json
 from pal.results import result_folder_of, updated_result_folder

@@ -12,17 +12,12 @@ do, included in the mean; --exclude_empty_persona True leaves them out (`nonempt
 Beside a gen.json the files are committed into its result folder as one unit and sealed with that gen.json
 (pal.results); with --output_file they are written there as they are.
 """
-import importlib.util  # a plain `python` outside the project's environment: one line saying how to run this script
-if importlib.util.find_spec("torch") is None or importlib.util.find_spec("pal") is None:
-    import os, sys
-    launcher = os.path.relpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "RUN", "python"))
-    launcher = launcher if os.sep in launcher else os.path.join(os.curdir, launcher)  # a path, not a command name
-    sys.exit(f"error: this is not the project's environment (no torch or pal here): run it as  {launcher} "
-             f"{' '.join(sys.argv)}")
+import palkit.entry  # noqa: F401 -- first: outside the project's environment, one line saying how to run this
 import os
 
-from palkit.checks import (ENCODER_TOKENIZER_FILES, boolean_string, check_model_dir, check_tokenizer_dir, existing_path,
-                           output_file, positive_int, require_output_file)
+from palkit.argtypes import boolean_string, existing_path, output_file, positive_int
+from palkit.model_files import ENCODER_TOKENIZER_FILES, check_model_dir, check_tokenizer_dir
+from palkit.paths import require_output_file
 from palkit.cli import ArgumentParser, UserError, resolve_device, run_main
 from palkit.atomic import crash_point, write_json
 from pal.results import LABEL, result_folder_of, updated_result_folder

@@ -9,17 +9,13 @@ add a suffix) and score them (metric.evaluate_records). The folder replaces an e
 Usage (from the repository root; RUN/infer_strat.sh has the released settings):
   RUN/python codes/infer.py --config_name strat --inputter_name strat --load_checkpoint RUN_DIR/epoch-4.bin \
       --infer_input_file DATA/pesconv/test.txt
-  RUN/python codes/infer.py --load_checkpoint RUN_DIR --infer_input_file DATA/pesconv/test.txt   # RUN_DIR's last epoch
+  RUN/python codes/infer.py --load_checkpoint RUN_DIR       # RUN_DIR's last epoch, on the test.txt beside its data
 A run folder's checkpoint brings the model's arguments from its args.json and config.json (palkit.run_folder);
-explicit arguments win; infer_args.json records what was used. The seed is set before each file.
+explicit arguments win; infer_args.json records what was used. Without --infer_input_file the test file is the
+test.txt beside the data the run was validated on (args.json's eval_input_file), else beside the data it was trained
+on (its features' train_input_file), said in one line. The seed is set before each file.
 """
-import importlib.util  # a plain `python` outside the project's environment: one line saying how to run this script
-if importlib.util.find_spec("torch") is None or importlib.util.find_spec("pal") is None:
-    import os, sys
-    launcher = os.path.relpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "RUN", "python"))
-    launcher = launcher if os.sep in launcher else os.path.join(os.curdir, launcher)  # a path, not a command name
-    sys.exit(f"error: this is not the project's environment (no torch or pal here): run it as  {launcher} "
-             f"{' '.join(sys.argv)}")
+import palkit.entry  # noqa: F401 -- first: outside the project's environment, one line saying how to run this
 import argparse
 import json
 import math
@@ -27,34 +23,37 @@ import os
 import sys
 
 import torch
+from tqdm import tqdm
 
 from palkit.atomic import crash_point, write_json
-from palkit.checks import (boolean_string, existing_file, existing_path, float_range, int_range, non_negative_int,
-                           output_dir, positive_float, positive_int, probability, require_output_dir,
-                           require_output_file)
+from palkit.argtypes import existing_file, output_dir, positive_int
+from palkit.paths import require_output_dir, require_output_file
 from palkit.cli import ArgumentParser, UserError, resolve_device, run_main
-from pal.completeness import note_partial
-from pal.config import STRATEGY_TOKENS, load_config
 from palkit.engine import seed_everything, to_device
-from pal.generation import (CONTRASTIVE_IMPL_HELP, CONTRASTIVE_IMPLS, DecodingOptions, decode_text, decoding_options,
-                            generate, parse_alpha)
+from palkit.loaders import load_json
+from palkit.options import add_device_argument, add_seed_argument
+from palkit.run_folder import model_config_dir, parse_with_run_folder, read_run_args
+from pal.completeness import note_partial
+from pal.config import load_config
+from pal.decoding import DecodingOptions, decoding_from_values
+from pal.generation import decode_text, generate
 from pal.inputter import Featurizer, inference_batches, settings_for, validation_batches
 from pal.model import build_model
-from pal.prepared import default_prepared_dir
+from pal.options import (add_authors_arguments, add_checkpoint_argument, add_decoding_arguments, add_fp16_argument,
+                         add_fusion_arguments, add_length_arguments, add_model_arguments, add_persona_argument,
+                         add_pretrained_argument, check_encode_context)
+from pal.prepared import META_FILE, default_prepared_dir, features_dir
 from pal.results import LABEL, new_result_folder
-from palkit.run_folder import model_config_dir, parse_with_run_folder
-from pal.options import add_length_arguments, add_model_arguments, add_persona_argument, add_pretrained_argument
-from palkit.options import add_device_argument, add_seed_argument
 
 DEFAULTS = DecodingOptions()
-NUM_STRATEGIES = len(STRATEGY_TOKENS)
+TEST_FILE = "test.txt"  # the reformat's test split, beside train.txt and valid.txt
 OUTPUT_FILES = ("gen.json", "gen.txt", "infer_args.json", "metric.json")
 
 # What describes the trained model, read from the checkpoint's run folder unless given (palkit.run_folder). Not
 # --max_decoder_input_length: here it is the label length of the loss/PPL (15 in the released infer script, 50 in
 # training), an evaluation setting rather than the model's.
 RUN_FOLDER_KEYS = ("config_name", "inputter_name", "pretrained_model_path", "max_input_length", "use_all_persona",
-                   "fusion_mask_padding")
+                   "fusion_mask_padding", "flush_subnormal_fusion")
 
 
 def build_parser():
@@ -62,79 +61,52 @@ def build_parser():
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     add_model_arguments(p, from_run_folder=True)
     add_seed_argument(p, 0)
-    p.add_argument("--load_checkpoint", "-c", default=None, type=existing_path,
-                   help="an epoch-N.bin (ours or the authors'), or a run folder (then its last epoch); the model's "
-                        "arguments (config, inputter, pretrained path, max input length, persona and fusion "
-                        "options) default to the run folder's args.json")
+    add_checkpoint_argument(p, from_run_folder=True)
     add_pretrained_argument(p)
-    p.add_argument("--fp16", type=boolean_string, default=False, help="float16 autocast (CUDA only)")
+    add_fp16_argument(p, "float16 autocast (CUDA only)")
     add_device_argument(p)
     add_length_arguments(p, 15, "label length for the loss/PPL; the released infer script used 15")
     p.add_argument("--infer_batch_size", type=positive_int, default=128)
-    p.add_argument("--infer_input_file", nargs="+", required=True, type=existing_file)
+    p.add_argument("--infer_input_file", nargs="+", default=None, type=existing_file,
+                   help="test files written by codes/_reformat/process.py; default: the test.txt beside the data the "
+                        "checkpoint's run was validated (or trained) on")
     add_persona_argument(p)
     p.add_argument("--only_generate", action="store_true", help="no loss, no metrics")
     p.add_argument("--add_nlg_eval", action="store_true", help="also pycocoevalcap BLEU/METEOR/ROUGE-L/CIDEr")
     p.add_argument("--save_dir", default=None, type=output_dir, help="write here instead of the authors' result folder")
-    _add_decoding_arguments(p)
-    _add_accepted_authors_arguments(p)
+    add_decoding_arguments(p)
+    add_fusion_arguments(p)
+    add_authors_arguments(p, "encode_context", "max_src_turn", "max_knowledge_length", "label_num", "multi_knl",
+                          "chinese", "only_encode")
     return p
 
 
-def _add_decoding_arguments(p):
-    g = p.add_argument_group("decoding (defaults: the released RUN/infer_strat.sh; "
-                             "docs/reproduction.md#contrastive-decoding)")
-    g.add_argument("--max_length", type=positive_int, default=DEFAULTS.max_length,
-                   help="reply tokens (prefix not counted)")
-    g.add_argument("--min_length", type=non_negative_int, default=DEFAULTS.min_length,
-                   help="decoder tokens, prefix counted")
-    g.add_argument("--temperature", type=positive_float, default=DEFAULTS.temperature)
-    g.add_argument("--top_k", type=non_negative_int, default=DEFAULTS.top_k)
-    g.add_argument("--top_p", type=probability, default=DEFAULTS.top_p)
-    g.add_argument("--num_beams", type=positive_int, default=DEFAULTS.num_beams)
-    g.add_argument("--length_penalty", type=float_range(), default=DEFAULTS.length_penalty)
-    g.add_argument("--repetition_penalty", type=positive_float, default=DEFAULTS.repetition_penalty)
-    g.add_argument("--no_repeat_ngram_size", type=non_negative_int, default=DEFAULTS.no_repeat_ngram_size)
-    g.add_argument("--num_return_sequences", type=int_range(1, 1), default=1, help="only 1 is supported")
-    g.add_argument("--do_sample", type=boolean_string, default=None,
-                   help="default: the authors' rule, sample when top_k > 0 or top_p < 1")
-    g.add_argument("--use_gold_strategy", type=boolean_string, nargs="?", const=True, default=False,
-                   help="decode the reply after the gold strategy instead of the predicted one")
-    g.add_argument("--strategy_alpha", default=None,
-                   help="override the checkpoint's per-strategy alpha: one number (0 = 'PAL alpha=0') or 8 "
-                        "comma-separated numbers in strategy-id order")
-    g.add_argument("--strategy_top3_k", type=int_range(1, NUM_STRATEGIES), default=DEFAULTS.strategy_top3_k,
-                   help="ids kept in pred_strat_id_top3; the authors' code keeps 5 (topk k=5), 3 gives a true top-3")
-    g.add_argument("--fusion_mask_padding", type=boolean_string, default=False,
-                   help="PAL: mask padding in the fusion attentions (outputs independent of batching; not the "
-                        "authors' behaviour)")
-    g.add_argument("--use_cache", type=boolean_string, default=True, help="False: recompute the prefix every step")
-    g.add_argument("--contrastive_impl", choices=CONTRASTIVE_IMPLS, default=DEFAULTS.contrastive_impl,
-                   help=CONTRASTIVE_IMPL_HELP)
-
-
-def _add_accepted_authors_arguments(p):
-    """Arguments of the authors' infer.py that PAL's code path never used; accepted so their scripts run."""
-    g = p.add_argument_group("accepted for the authors' scripts, no effect")
-    g.add_argument("--encode_context", type=boolean_string, default=True, help=argparse.SUPPRESS)
-    g.add_argument("--max_src_turn", type=int, default=None, help=argparse.SUPPRESS)
-    g.add_argument("--max_knowledge_length", type=int, default=None, help=argparse.SUPPRESS)
-    g.add_argument("--label_num", type=int, default=None, help=argparse.SUPPRESS)
-    g.add_argument("--multi_knl", action="store_true", help=argparse.SUPPRESS)
-    g.add_argument("--chinese", action="store_true", help=argparse.SUPPRESS)
-    g.add_argument("--only_encode", action="store_true", help=argparse.SUPPRESS)
-
-
 # ---- setup -------------------------------------------------------------------------------------------------------
-def decoding_from_args(args):
-    return decoding_options(
-        max_length=args.max_length, min_length=args.min_length, do_sample=args.do_sample,
-        temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, num_beams=args.num_beams,
-        length_penalty=args.length_penalty, repetition_penalty=args.repetition_penalty,
-        no_repeat_ngram_size=args.no_repeat_ngram_size, encoder_no_repeat_ngram_size=args.no_repeat_ngram_size,
-        num_return_sequences=args.num_return_sequences, use_gold_strategy=args.use_gold_strategy,
-        strategy_alpha=parse_alpha(args.strategy_alpha), strategy_top3_k=args.strategy_top3_k,
-        use_cache=args.use_cache, contrastive_impl=args.contrastive_impl)
+def infer_files(args):
+    """--infer_input_file as given; else the test.txt beside the run's validation file (args.json), else beside its
+    training file (its features' meta.json), said in one line; a one-line error when neither is known."""
+    if args.infer_input_file:
+        return args.infer_input_file
+    choose = "--infer_input_file FILE (INFER_FILE=FILE for the RUN scripts)"
+    run = args.run_folder
+    if run is None:
+        raise UserError(f"no --infer_input_file, and the checkpoint {args.load_checkpoint} is not in a run folder with "
+                        f"an args.json that records its data; pass {choose}, e.g. the {TEST_FILE} "
+                        "codes/_reformat/process.py wrote")
+    recorded = read_run_args(run["path"])
+    sources = [(recorded.get("eval_input_file"), "the run's validation file (args.json)")]
+    meta = os.path.join(features_dir(recorded["prepared_dir"]), META_FILE) if recorded.get("prepared_dir") else None
+    if meta and os.path.isfile(meta):
+        sources.append((load_json(meta, expect=dict).get("train_input_file"), f"its training file ({meta})"))
+    for source, what in sources:
+        candidate = os.path.join(os.path.dirname(source), TEST_FILE) if source else None
+        if candidate and os.path.isfile(candidate):
+            print(f"note: no --infer_input_file: using {os.path.relpath(candidate)}, the {TEST_FILE} beside {what}; "
+                  f"pass {choose} to use another", file=sys.stderr)
+            return [os.path.relpath(candidate)]
+    looked = ", ".join(os.path.dirname(s) for s, _ in sources if s) or "nowhere: args.json names no data file"
+    raise UserError(f"no --infer_input_file, and no {TEST_FILE} beside the data of the run {run['path']} (looked in "
+                    f"{looked}); pass {choose}")
 
 
 def autocast_factory(args, device):
@@ -186,7 +158,6 @@ def option_suffix(args):
 @torch.no_grad()
 def per_example_losses(model, batches, device, autocast, total):
     """[(summed token loss, label count)] per example in file order, with the validation batching."""
-    from tqdm import tqdm
     out = []
     for batch in tqdm(batches, total=total, desc="loss", unit="batch", file=sys.stderr):
         with autocast():
@@ -197,11 +168,10 @@ def per_example_losses(model, batches, device, autocast, total):
 
 def generate_records(model, toker, batches, decoding, device, autocast, total):
     """gen.json records (without loss fields) in file order."""
-    from tqdm import tqdm
     records = []
     for batch in tqdm(batches, total=total, desc="generate", unit="batch", file=sys.stderr):
         with autocast():
-            out = generate(model, to_device(batch, device), toker, **vars(decoding))
+            out = generate(model, to_device(batch, device), toker, decoding)
         records.extend(batch_records(batch, out, toker, model.predicts_strategy))
     return records
 
@@ -244,7 +214,7 @@ def write_generations(save_dir, records):
 def metrics_scorer():
     """metric.evaluate_records, imported before any decoding so a missing package costs no generation."""
     try:
-        from metric import evaluate_records
+        from metric import evaluate_records  # lazy: seconds to import (scikit-learn); not needed for --help
     except ImportError as e:
         raise UserError(f"cannot import the metrics package codes/metric ({e}); run with --only_generate and score "
                         "gen.json later with codes/evaluate.py")
@@ -292,19 +262,22 @@ def infer_file(path, args, toker, model, featurizer, decoding, device):
 
 def main(argv=None):
     args = parse_with_run_folder(build_parser(), argv, RUN_FOLDER_KEYS)
+    check_encode_context(args.encode_context)
+    args.infer_input_file = infer_files(args)
     for path in args.infer_input_file:
         check_result_dir(result_dir(args, path))
     if not args.only_generate:
         metrics_scorer()
     device = resolve_device(args.device)
-    decoding = decoding_from_args(args)
+    decoding = decoding_from_values(vars(args))
     seed_everything(args.seed)
     config = load_config(args.config_name)
     settings = settings_for(config, args.inputter_name, args.max_input_length, args.max_decoder_input_length,
                             args.use_all_persona)
     toker, model = build_model(args.config_name, args.pretrained_model_path, args.load_checkpoint,
                                fusion_mask_padding=args.fusion_mask_padding, device=device,
-                               model_config_dir=model_config_dir(args))
+                               model_config_dir=model_config_dir(args.run_folder),
+                               flush_subnormal_fusion=args.flush_subnormal_fusion)
     model.eval()
     featurizer = Featurizer(toker, settings)
     for path in args.infer_input_file:

@@ -9,41 +9,36 @@ pred_strat_id when the system names strategies, so evaluate.py scores strategy a
 per-example loss of the reference reply under their chat template (metric.json's perplexity); endpoints and PAL
 checkpoints run here give none (PAL's own perplexity: codes/infer.py). --ask_strategy asks a chat LLM for one of
 the 8 ESConv strategies first, then for the reply in it (prompts: chat_systems/prompts/ask_strategy.txt).
-Finished examples are appended to DIR.progress.jsonl: a killed run started again with the same arguments goes on
-where it stopped, and gives the gen.json an uninterrupted run gives. The folder is sealed as infer.py's (pal.results).
+Finished examples are appended to DIR.progress.jsonl (made when the first batch is done, so a run that fails while
+loading leaves none): a killed run started again with the same arguments goes on where it stopped, and gives the
+gen.json an uninterrupted run gives; one with other arguments is refused naming them (--restart: start over). The
+folder is sealed as infer.py's (pal.results).
 """
-import importlib.util  # a plain `python` outside the project's environment: one line saying how to run this script
-if importlib.util.find_spec("torch") is None or importlib.util.find_spec("pal") is None:
-    import os, sys
-    launcher = os.path.relpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "RUN", "python"))
-    launcher = launcher if os.sep in launcher else os.path.join(os.curdir, launcher)  # a path, not a command name
-    sys.exit(f"error: this is not the project's environment (no torch or pal here): run it as  {launcher} "
-             f"{' '.join(sys.argv)}")
+import palkit.entry  # noqa: F401 -- first: outside the project's environment, one line saying how to run this
 import hashlib
 import json
 import math
 import os
 import sys
 
-from palkit.checks import existing_file, int_range, output_dir, positive_int, probability, read_text
+from palkit.argtypes import existing_file, int_range, output_dir, positive_int, probability
+from palkit.loaders import read_text
 from palkit.atomic import write_json
 from palkit.cli import ArgumentParser, UserError, resolve_device, run_main
 from pal.config import STRATEGIES
-from pal.inputter import checked_turns, read_dialogues
 from pal.results import new_result_folder
 
-from chat_systems import load_system, parse_system_spec
-from chat_systems.supporter import (ASK_STRATEGY_PROMPTS, StrategyPrompts, ask_strategy_replies, supporter_messages,
-                                    turn_messages)
+from chat_systems import load_system, parse_system_spec, require, spec_help
+from chat_systems.supporter import (ASK_STRATEGY_PROMPTS, StrategyPrompts, ask_strategy_replies, supporter_examples,
+                                    supporter_messages, turn_messages)
+from chat_systems.system import LACKS
 
-PPL_NOT_AVAILABLE = "perplexity: not available ({why}); metric.json has no perplexity for this folder"
+PPL_NOT_AVAILABLE = "perplexity: not available (system {name} {why}); metric.json has no perplexity for this folder"
 
 
 def build_parser():
     p = ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--system", required=True, type=parse_system_spec, metavar="SPEC",
-                   help="name=NAME,llm=smollm2|DIR|HUB_NAME | name=NAME,endpoint=URL,model=M | "
-                        "name=NAME,checkpoint=FILE_OR_RUN_DIR (README \"Comparing PAL with an LLM\")")
+    p.add_argument("--system", required=True, type=parse_system_spec, metavar="SPEC", help=spec_help())
     p.add_argument("--infer_input_file", required=True, type=existing_file, help="reformatted test.txt")
     p.add_argument("--output_dir", default=None, type=output_dir,
                    help="the result folder (default: results/<name>_<input file name>)")
@@ -59,21 +54,10 @@ def build_parser():
     p.add_argument("--supporter_prompt", default=None, type=existing_file,
                    help="chat LLMs: the system prompt of the supporter (default chat_systems/prompts/supporter.txt)")
     p.add_argument("--device", default="auto")
+    p.add_argument("--restart", action="store_true",
+                   help="discard the progress of an unfinished run with other arguments (OUTPUT_DIR.progress.jsonl) "
+                        "and start over; without it such a run is refused")
     return p
-
-
-def test_examples(path, limit):
-    """(sample_id, history turns ending with the seeker's, gold reply turn) in infer.py's order."""
-    examples = []
-    for index, (line, data) in enumerate(read_dialogues(path)):
-        turns = checked_turns(data, f"{path}: line {line}", need_strategy=True)
-        dialog = [{"speaker": s, "text": t, "strategy": g} for s, t, g in turns]
-        for i in range(1, len(dialog)):
-            if dialog[i]["speaker"] == "sys" and dialog[i - 1]["speaker"] == "usr":
-                examples.append((index, dialog[:i], dialog[i]))
-    if not examples:
-        raise UserError(f"{path}: no examples (no supporter turn right after a seeker turn)")
-    return examples[:limit]
 
 
 def file_sha256(path):
@@ -81,26 +65,56 @@ def file_sha256(path):
         return hashlib.sha256(f.read()).hexdigest()
 
 
-class Progress:
-    """DIR.progress.jsonl: a header (what is being computed) and one finished record a line, flushed per batch."""
+# progress header key -> the arguments that set it (named when a rerun's differ)
+HEADER_ARGUMENTS = {"system": "--system", "input": "--infer_input_file",
+                    "input_sha256": "--infer_input_file (its content)", "seed": "--seed", "decoding": ("--temperature", "--top_p", "--max_tokens"),
+                    "ask_strategy": "--ask_strategy", "supporter_prompt": "--supporter_prompt"}
 
-    def __init__(self, path, header):
-        self.path, self.header, self.records = path, header, []
-        if os.path.exists(path):
+
+def differing_arguments(old, new):
+    """The arguments whose values differ between two progress headers, as 'ARG (that run: X; this run: Y)'."""
+    named = []
+    for key in sorted(set(old) | set(new)):
+        before, now, arguments = old.get(key), new.get(key), HEADER_ARGUMENTS.get(key, key)
+        if before == now:
+            continue
+        if isinstance(arguments, tuple):  # one list of several arguments: name the elements that differ
+            before, now = list(before or [None] * len(arguments)), list(now or [None] * len(arguments))
+            named += [f"{a} (that run: {b}; this run: {n})" for a, b, n in zip(arguments, before, now) if b != n]
+        else:
+            named.append(f"{arguments} (that run: {json.dumps(before)}; this run: {json.dumps(now)})")
+    return named
+
+
+class Progress:
+    """DIR.progress.jsonl: a header (what is being computed) and one finished record a line, flushed per batch. The
+    file is (re)written at the first `add`, so a run that fails before its first batch leaves what was there."""
+
+    def __init__(self, path, header, restart=False):
+        self.path, self.header, self.records, self.written = path, header, [], False
+        if os.path.exists(path) and not restart:
             lines = open(path, encoding="utf-8").read().split("\n")
-            if json.loads(lines[0]) != header:
-                raise UserError(f"{path}: progress of a run with other arguments (system, input file, decoding); "
-                                f"delete it to start over, or pass that run's arguments to finish it")
+            try:
+                recorded = json.loads(lines[0])
+            except json.JSONDecodeError:  # killed while writing its header: nothing done yet
+                recorded = header
+            if recorded != header:
+                raise UserError(f"{path}: progress of a run with other arguments: "
+                                f"{'; '.join(differing_arguments(recorded, header))}; pass that run's arguments to "
+                                "finish it, or add --restart to discard it and start over")
             for line in lines[1:]:
                 try:
                     self.records.append(json.loads(line))
                 except json.JSONDecodeError:  # the line a kill cut short (the last one): its batch is redone
                     break
             print(f"note: resuming from {path}: {len(self.records)} examples done", file=sys.stderr)
-        with open(path, "w", encoding="utf-8") as f:  # rewritten without a torn last line
-            f.write("\n".join(json.dumps(x, ensure_ascii=False) for x in [header] + self.records) + "\n")
 
     def add(self, records):
+        if not self.written:  # the header and the records kept, without a torn last line (or a --restart's)
+            os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+            with open(self.path, "w", encoding="utf-8") as f:
+                f.write("\n".join(json.dumps(x, ensure_ascii=False) for x in [self.header] + self.records) + "\n")
+            self.written = True
         with open(self.path, "a", encoding="utf-8") as f:
             f.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
             f.flush()
@@ -124,7 +138,7 @@ def records_for(system, batch, args, prompts, supporter_prompt):
                   "gold_strategy": gold["strategy"]}
         if strategy_answer is not None:
             record["strategy_answer"] = strategy_answer
-        if system.kind == "llm":
+        if system.capabilities.reference_nll:
             messages = supporter_messages(history, prompt=supporter_prompt)
             loss_sum, count = system.reference_nll(messages, gold["text"])
             record.update(token_num=count, loss=loss_sum / count)
@@ -152,27 +166,26 @@ def default_output_dir(args):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    from tqdm import tqdm
-    from metric import evaluate_records, require_punkt
-    require_punkt()
-    if args.ask_strategy and args.system.kind != "llm" and args.system.kind != "endpoint":
-        raise UserError("--ask_strategy is for chat LLMs (llm= or endpoint= systems); PAL chooses its own strategy")
+    if args.ask_strategy:
+        require(args.system, "system_messages", "--ask_strategy (asks for a strategy in a system message)")
     if args.temperature is not None and not 0 <= args.temperature <= 2:
         raise UserError(f"--temperature {args.temperature}: must be in [0, 2]")
     prompts = StrategyPrompts(args.ask_strategy) if args.ask_strategy else None
     supporter_prompt = read_text(args.supporter_prompt).strip() if args.supporter_prompt else None
     out = args.output_dir or default_output_dir(args)
-    examples = test_examples(args.infer_input_file, args.max_examples)
+    examples = supporter_examples(args.infer_input_file, args.max_examples)
     header = {"system": args.system.identity(), "input": os.path.abspath(args.infer_input_file),
               "input_sha256": file_sha256(args.infer_input_file), "seed": args.seed,
               "decoding": [args.temperature, args.top_p, args.max_tokens],
               "ask_strategy": args.ask_strategy and file_sha256(args.ask_strategy),
               "supporter_prompt": args.supporter_prompt and file_sha256(args.supporter_prompt)}
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    progress = Progress(f"{os.path.normpath(out)}.progress.jsonl", header)
+    progress = Progress(f"{os.path.normpath(out)}.progress.jsonl", header, restart=args.restart)
     todo = examples[len(progress.records):]
+    system = load_system(args.system, resolve_device(args.device)) if todo else None  # first: a bad name fails at once
+    from tqdm import tqdm
+    from metric import evaluate_records, require_punkt  # lazy: sklearn and NLTK take seconds to import
+    require_punkt()
     if todo:
-        system = load_system(args.system, resolve_device(args.device))
         with tqdm(total=len(examples), initial=len(examples) - len(todo), desc=f"{args.system.name} replies",
                   unit="example", file=sys.stderr) as bar:
             for start in range(0, len(todo), args.batch_size):
@@ -180,18 +193,19 @@ def main(argv=None):
                 progress.add(records_for(system, batch, args, prompts, supporter_prompt))
                 bar.update(len(batch))
     records = with_strategy_ids(progress.records[:len(examples)], bool(prompts))
-    if args.system.kind != "llm":
-        why = "an endpoint gives no token probabilities" if args.system.kind == "endpoint" else \
-            "codes/infer.py computes a PAL checkpoint's"
-        print(PPL_NOT_AVAILABLE.format(why=why), file=sys.stderr)
+    capabilities = args.system.capabilities
+    if not capabilities.reference_nll:
+        why = "; ".join(filter(None, [LACKS["reference_nll"], capabilities.notes.get("reference_nll")]))
+        print(PPL_NOT_AVAILABLE.format(name=args.system.name, why=why), file=sys.stderr)
     with new_result_folder(out) as tmp:
         with open(os.path.join(tmp, "gen.json"), "w", encoding="utf-8") as f:
             json.dump(records, f, ensure_ascii=False, indent=2)
         write_json(os.path.join(tmp, "infer_args.json"),
                    {**vars(args), "system": args.system.identity(), "infer_input_file": [args.infer_input_file],
-                    "output_dir": out, "perplexity": "yes" if args.system.kind == "llm" else "not available"})
+                    "output_dir": out, "perplexity": "yes" if capabilities.reference_nll else "not available"})
         evaluate_records(records, tmp)
-    os.remove(progress.path)
+    if os.path.exists(progress.path):
+        os.remove(progress.path)
     print(f"wrote {len(records)} generations to {out}/gen.json", file=sys.stderr)
     return None
 

@@ -13,49 +13,42 @@ Persona (config strat only; docs/reproduction.md#featurization): "<input>" (none
 --persona_file a fixed one, in PESConv form ("<persona> ... <input>") or plain sentences (one per line, or split
 at . ! ?); --persona_extractor DIR infers it live from the seeker's turns (from the 3rd on) and prints it.
 """
-import importlib.util  # a plain `python` outside the project's environment: one line saying how to run this script
-if importlib.util.find_spec("torch") is None or importlib.util.find_spec("pal") is None:
-    import os, sys
-    launcher = os.path.relpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "RUN", "python"))
-    launcher = launcher if os.sep in launcher else os.path.join(os.curdir, launcher)  # a path, not a command name
-    sys.exit(f"error: this is not the project's environment (no torch or pal here): run it as  {launcher} "
-             f"{' '.join(sys.argv)}")
+import palkit.entry  # noqa: F401 -- first: outside the project's environment, one line saying how to run this
 import argparse
 import datetime
 import os
 import sys
 
-from palkit.checks import boolean_string, existing_dir, existing_file, existing_path, output_dir, require_output_dir
+from palkit.argtypes import boolean_string, existing_dir, existing_file, output_dir
+from palkit.paths import require_output_dir
 from palkit.cli import ArgumentParser, resolve_device, run_main
 from palkit.atomic import write_json
 from pal.chat import Chat, PersonaSource
 from pal.config import load_config
-from pal.generation import CONTRASTIVE_IMPL_HELP, CONTRASTIVE_IMPLS, DecodingOptions, decoding_options, parse_alpha
+from pal.decoding import CHAT_DECODING, decoding_from_values
 from pal.dialogues import EMPTY_PERSONA, PERSONA_TOKEN, normalise
 from pal.inputter import Featurizer, settings_for
 from pal.model import build_model
 from palkit.engine import seed_everything
 from palkit.run_folder import model_config_dir, parse_with_run_folder
 from persona_extractor.extractor import PersonaExtractor
-from pal.options import (add_chat_decoding_arguments, add_length_arguments, add_model_arguments,
-                         add_pretrained_argument)
+from pal.options import (add_chat_decoding_arguments, add_checkpoint_argument, add_fp16_argument,
+                         add_fusion_arguments, add_length_arguments, add_model_arguments, add_pretrained_argument)
 from palkit.options import add_device_argument, add_seed_argument
 
 # What describes the trained model, read from the checkpoint's run folder unless given (palkit.run_folder).
 RUN_FOLDER_KEYS = ("config_name", "inputter_name", "pretrained_model_path", "max_input_length",
-                   "max_decoder_input_length", "fusion_mask_padding")
+                   "max_decoder_input_length", "fusion_mask_padding", "flush_subnormal_fusion")
 
 
 def build_parser():
     p = ArgumentParser(description=__doc__.split("\n\n")[0],
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     add_model_arguments(p, from_run_folder=True)
-    p.add_argument("--load_checkpoint", "-c", default=None, type=existing_path,
-                   help="an epoch-N.bin, or a run folder (then its last epoch); the model's arguments default to the "
-                        "run folder's args.json")
+    add_checkpoint_argument(p, from_run_folder=True)
     add_pretrained_argument(p)
     add_seed_argument(p, 0)
-    p.add_argument("--fp16", type=boolean_string, default=False, help="accepted; interaction runs in float32")
+    add_fp16_argument(p, "accepted; interaction runs in float32")
     add_device_argument(p)
     p.add_argument("--use_gpu", action="store_true", help="the authors' flag; --device auto already prefers CUDA")
     add_length_arguments(p)
@@ -67,12 +60,8 @@ def build_parser():
     persona.add_argument("--persona_file", default=None, type=existing_file, help="a file holding the fixed persona")
     persona.add_argument("--persona_extractor", default=None, type=existing_dir,
                          help="a persona extractor directory (train_bart.py output): live persona inference")
-    g = add_chat_decoding_arguments(p)
-    g.add_argument("--strategy_alpha", default=None,
-                   help="override the per-strategy alpha: one number (e.g. 0) or 8 comma-separated")
-    g.add_argument("--fusion_mask_padding", type=boolean_string, default=False)
-    g.add_argument("--contrastive_impl", choices=CONTRASTIVE_IMPLS, default=DecodingOptions.contrastive_impl,
-                   help=CONTRASTIVE_IMPL_HELP)
+    add_chat_decoding_arguments(p, more=("strategy_alpha", "contrastive_impl"))
+    add_fusion_arguments(p)
     # the authors' interact.py options that only their extractor wrapper used
     p.add_argument("--prepare_persona_ahead", type=boolean_string, default=False, help=argparse.SUPPRESS)
     p.add_argument("--persona_model_dir_or_name", default=None, help=argparse.SUPPRESS)
@@ -154,23 +143,19 @@ def main(argv=None):
     args = parse_with_run_folder(build_parser(), argv, RUN_FOLDER_KEYS)
     output_dir = require_output_dir(args.output_dir or default_output_dir(args))
     device = resolve_device(args.device)
-    decoding = decoding_options(max_length=args.max_length, min_length=args.min_length, temperature=args.temperature,
-                                top_k=args.top_k, top_p=args.top_p, num_beams=args.num_beams,
-                                repetition_penalty=args.repetition_penalty,
-                                no_repeat_ngram_size=args.no_repeat_ngram_size, length_penalty=args.length_penalty,
-                                strategy_alpha=parse_alpha(args.strategy_alpha),
-                                contrastive_impl=args.contrastive_impl)
+    decoding = decoding_from_values(vars(args), CHAT_DECODING)
     config = load_config(args.config_name)
     settings = settings_for(config, args.inputter_name, args.max_input_length, args.max_decoder_input_length,
                             use_all_persona=True)  # the persona of the current turn, supplied per reply
     seed_everything(args.seed)
     toker, model = build_model(args.config_name, args.pretrained_model_path, args.load_checkpoint,
                                fusion_mask_padding=args.fusion_mask_padding, device=device,
-                               model_config_dir=model_config_dir(args))
+                               model_config_dir=model_config_dir(args.run_folder),
+                               flush_subnormal_fusion=args.flush_subnormal_fusion)
     model.eval()
     live_persona = (PersonaExtractor.from_pretrained(args.persona_extractor, device=device)
                     if args.persona_extractor is not None else None)
-    persona_source = PersonaSource.from_args(args, live_persona)
+    persona_source = PersonaSource.chosen(args.persona, args.persona_file, live_persona)
     if persona_source.extractor is not None and not settings.persona_in_batches:
         print(f"note: config {args.config_name} does not use a persona; the inferred persona is only shown",
               file=sys.stderr)

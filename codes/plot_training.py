@@ -6,16 +6,11 @@ Reads RUN_DIR/train_log.csv (columns epoch and loss; step/global_step used when 
 (epoch, eval_loss, eval_ppl); extra columns are ignored, the authors' column names are accepted too, and either file
 may be absent (not both). --train_log / --eval_log point at files elsewhere.
 """
-import importlib.util  # a plain `python` outside the project's environment: one line saying how to run this script
-if importlib.util.find_spec("torch") is None or importlib.util.find_spec("pal") is None:
-    import os, sys
-    launcher = os.path.relpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "RUN", "python"))
-    launcher = launcher if os.sep in launcher else os.path.join(os.curdir, launcher)  # a path, not a command name
-    sys.exit(f"error: this is not the project's environment (no torch or pal here): run it as  {launcher} "
-             f"{' '.join(sys.argv)}")
+import palkit.entry  # noqa: F401 -- first: outside the project's environment, one line saying how to run this
 import os
 
-from palkit.checks import existing_dir, existing_file, output_file, require_output_file
+from palkit.argtypes import existing_dir, existing_file, output_file
+from palkit.paths import require_output_file
 from palkit.cli import ArgumentParser, UserError, run_main
 
 from metric.plots import find_training_logs, plot_training_curves

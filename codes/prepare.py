@@ -8,31 +8,26 @@ Writes DATA/{inputter_name}.{config_name}/features/ (or <--output_dir>/features/
   manifest.json  size and SHA-256 of both; train.py refuses a set whose files do not belong together
 
 Usage (from the repository root; RUN/prepare_strat.sh has the released settings):
-  RUN/python codes/prepare.py --config_name strat --inputter_name strat --train_input_file DATA/pesconv/train.txt \
-      --max_input_length 512 --max_decoder_input_length 50 --use_all_persona False
+  RUN/python codes/prepare.py --config_name strat --inputter_name strat --train_input_file DATA/pesconv/train.txt
 Differences from the authors' script, none changing an id: the output folder name (theirs had a suffix their
 train.py did not read back); the tokenizer is rebuilt from the config, not pickled; one process is used.
 """
-import importlib.util  # a plain `python` outside the project's environment: one line saying how to run this script
-if importlib.util.find_spec("torch") is None or importlib.util.find_spec("pal") is None:
-    import os, sys
-    launcher = os.path.relpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "RUN", "python"))
-    launcher = launcher if os.sep in launcher else os.path.join(os.curdir, launcher)  # a path, not a command name
-    sys.exit(f"error: this is not the project's environment (no torch or pal here): run it as  {launcher} "
-             f"{' '.join(sys.argv)}")
+import palkit.entry  # noqa: F401 -- first: outside the project's environment, one line saying how to run this
 import argparse
 import os
 import sys
 
-from palkit.checks import boolean_string, existing_file, output_dir, require_output_dir
+from palkit.argtypes import boolean_string, existing_file, output_dir
+from palkit.paths import require_output_dir
 from palkit.cli import ArgumentParser, UserError, run_main
 from pal.completeness import note_partial, report_empty_personas
 from pal.config import build_tokenizer, load_config, resolve_pretrained_path
 from pal.dialogues import load_dialogues
 from pal.inputter import Featurizer, settings_for
 from pal.prepared import default_prepared_dir, features_dir, write_prepared
-from pal.options import (add_length_arguments, add_model_arguments, add_persona_argument, add_pretrained_argument,
-                         check_encode_context)
+from pal.options import (add_authors_arguments, add_length_arguments, add_model_arguments, add_persona_argument,
+                         add_pretrained_argument, check_encode_context)
+from palkit.options import add_pbar_argument
 
 
 def build_parser():
@@ -45,17 +40,11 @@ def build_parser():
     add_persona_argument(p)
     add_pretrained_argument(p)
     p.add_argument("--output_dir", default=None, type=output_dir, help="default: DATA/{inputter_name}.{config_name}")
-    p.add_argument("--pbar", type=boolean_string, default=True, help="progress bar")
+    add_pbar_argument(p)
     p.add_argument("--allow_no_persona", type=boolean_string, default=False,
                    help="True: prepare a persona config (PAL) on a file where no dialogue has a persona field "
                         "(otherwise an error: PAL trained on empty personas is a different model)")
-    accepted = p.add_argument_group("accepted for the authors' scripts")
-    accepted.add_argument("--encode_context", type=boolean_string, default=True,
-                          help="only True (tokenize the joined text, the PAL code path) is supported")
-    for name in ("--max_knowledge_length", "--label_num"):
-        accepted.add_argument(name, type=int, default=None, help=argparse.SUPPRESS)
-    accepted.add_argument("--only_encode", action="store_true", help=argparse.SUPPRESS)
-    accepted.add_argument("--single_processing", action="store_true", help=argparse.SUPPRESS)
+    add_authors_arguments(p, "encode_context", "max_knowledge_length", "label_num", "only_encode", "single_processing")
     return p
 
 

@@ -3,26 +3,24 @@
     RUN/python codes/serve.py RUN_DIR|epoch-N.bin [--port 8000] [--host 127.0.0.1] [--persona_extractor DIR]
     curl -d '{"messages":[{"role":"user","content":"I lost my job"}]}' http://127.0.0.1:8000/v1/chat/completions
 
-user = help-seeker, assistant = supporter (an assistant message may carry its "strategy"); temperature, top_p,
-max_tokens and seed are honoured, the defaults are the released interaction settings (pal.chat.DECODING_DEFAULTS).
-The reply is choices[0].message.content; the strategy and the persona used are in the extra field "pal".
-Any other system can be served with --system SPEC (e.g. name=smol,llm=smollm2).
+user = help-seeker, assistant = supporter (an assistant message may carry its "strategy"); every field of OpenAI's
+chat completions is honoured or refused by name (README "PAL as a service"), stream=true included; the decoding
+defaults are the released interaction settings (pal.chat.DECODING_DEFAULTS). The reply is
+choices[0].message.content; the strategy and the persona used are in the extra field "pal". Requests that arrive
+together are decoded as one batch (--max_batch, --batch_wait_ms), each reply what the request gets alone. One
+access-log line per request goes to stderr. Any other system can be served with --system SPEC (e.g.
+name=smol,llm=smollm2).
 """
-import importlib.util  # a plain `python` outside the project's environment: one line saying how to run this script
-if importlib.util.find_spec("torch") is None or importlib.util.find_spec("pal") is None:
-    import os, sys
-    launcher = os.path.relpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "RUN", "python"))
-    launcher = launcher if os.sep in launcher else os.path.join(os.curdir, launcher)  # a path, not a command name
-    sys.exit(f"error: this is not the project's environment (no torch or pal here): run it as  {launcher} "
-             f"{' '.join(sys.argv)}")
+import palkit.entry  # noqa: F401 -- first: outside the project's environment, one line saying how to run this
 import argparse
+import logging
 import sys
 
-from palkit.checks import existing_dir, existing_path, int_range, positive_int
+from palkit.argtypes import boolean_string, existing_dir, existing_path, int_range, non_negative_int, positive_int
 from palkit.cli import ArgumentParser, UserError, resolve_device, run_main
 
-from chat_systems import load_system, parse_system_spec
-from chat_systems.server import MAX_BODY_BYTES, create_app, serve
+from chat_systems import BACKENDS, load_system, parse_system_spec, spec_help
+from chat_systems.server import BATCH_WAIT_MS, MAX_BATCH, MAX_BODY_BYTES, create_app, serve
 
 
 def build_parser():
@@ -30,7 +28,7 @@ def build_parser():
     p.add_argument("checkpoint", nargs="?", default=None, type=existing_path,
                    help="a run folder (its last epoch) or an epoch-N.bin")
     p.add_argument("--system", default=None, type=parse_system_spec, metavar="SPEC",
-                   help="serve this system instead of a checkpoint (chat_systems spec)")
+                   help=f"serve this system instead of a checkpoint: {spec_help()}")
     p.add_argument("--name", default="pal", help="the model name clients send and GET /v1/models lists")
     p.add_argument("--config", default=None, help="the checkpoint's config (default: its run folder's args.json)")
     p.add_argument("--alpha", default=None, help="PAL's contrastive alpha (default: the checkpoint's)")
@@ -38,7 +36,15 @@ def build_parser():
     p.add_argument("--port", type=int_range(0, 65535), default=8000, help="0: any free port")
     p.add_argument("--persona_extractor", default=None, type=existing_dir, help="live persona from this extractor")
     p.add_argument("--pretrained_model_path", default=None, help="default: the run's args.json")
-    p.add_argument("--threads", type=positive_int, default=8, help="waitress worker threads")
+    p.add_argument("--max_batch", type=positive_int, default=MAX_BATCH,
+                   help="requests decoded together at most (1: one at a time)")
+    p.add_argument("--batch_wait_ms", type=non_negative_int, default=BATCH_WAIT_MS,
+                   help="how long the first request of a batch waits for others")
+    p.add_argument("--fusion_mask_padding", type=boolean_string, default=False,
+                   help="PAL: mask all padding in the fusion (a deviation from the authors' outputs, for checkpoints "
+                        "trained with it; batches are exact either way)")
+    p.add_argument("--threads", type=positive_int, default=64,
+                   help="requests inside the server at once (waitress threads; keep it above --max_batch)")
     p.add_argument("--max_body_bytes", type=positive_int, default=MAX_BODY_BYTES)
     p.add_argument("--device", default="auto")
     return p
@@ -56,9 +62,17 @@ def spec_of(args):
 def main(argv=None):
     args = build_parser().parse_args(argv)
     spec = spec_of(args)
+    for option in ("persona_extractor", "fusion_mask_padding"):  # (--pretrained_model_path: RUN/serve.sh's default)
+        if getattr(args, option) and option not in spec.backend.options:
+            takers = ", ".join(b.name for b in BACKENDS.values() if option in b.options)
+            raise UserError(f"--{option} does not apply to system {spec.name} ({spec.kind}); it applies to "
+                            f"{takers} systems")
     system = load_system(spec, resolve_device(args.device), persona_extractor=args.persona_extractor,
-                         pretrained_model_path=args.pretrained_model_path)
-    app = create_app(system, args.max_body_bytes)
+                         pretrained_model_path=args.pretrained_model_path,
+                         fusion_mask_padding=args.fusion_mask_padding)
+    app = create_app(system, args.max_body_bytes, args.max_batch, args.batch_wait_ms)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    logging.getLogger("waitress").setLevel(logging.WARNING)  # its "Serving on" line; ours says where to go
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: listening on {args.host}: anyone who can reach this machine can use the model",
               file=sys.stderr)

@@ -13,17 +13,11 @@ minus the system's own paper row. Rules (--select, several allowed): given (fold
 (per training run, the decoded epoch with the lowest validation PPL), every (a row per epoch). Default: given when
 every run has one epoch, else best_ppl and every.
 """
-import importlib.util  # a plain `python` outside the project's environment: one line saying how to run this script
-if importlib.util.find_spec("torch") is None or importlib.util.find_spec("pal") is None:
-    import os, sys
-    launcher = os.path.relpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "RUN", "python"))
-    launcher = launcher if os.sep in launcher else os.path.join(os.curdir, launcher)  # a path, not a command name
-    sys.exit(f"error: this is not the project's environment (no torch or pal here): run it as  {launcher} "
-             f"{' '.join(sys.argv)}")
+import palkit.entry  # noqa: F401 -- first: outside the project's environment, one line saying how to run this
 import argparse
 import sys
 
-from palkit.checks import output_file
+from palkit.argtypes import output_file
 from palkit.cli import ArgumentParser, UserError, run_main
 from palkit.atomic import atomic_write, write_json
 
@@ -174,7 +168,7 @@ def main(argv=None):
         write_json(args.json, {"paper": PAPER, "tables": [
             {"rule": rule, "system": system, "rows": rows} for rule, sections in tables for system, rows in sections]})
     if args.plot:
-        from metric.plots import plot_epochs
+        from metric.plots import plot_epochs  # lazy: matplotlib takes seconds to import; only --plot needs it
         plot_epochs(curves, val_ppl, COLUMNS, args.plot)
 
 

@@ -14,13 +14,7 @@ The defaults are the released ones (RELEASED below); what they are, why, and eve
 released code (--paper_hparams, --weight_decay_rule, --optimizer, --loss_averaging, processes, accumulation,
 --max_steps, --resume): docs/reproduction.md#training.
 """
-import importlib.util  # a plain `python` outside the project's environment: one line saying how to run this script
-if importlib.util.find_spec("torch") is None or importlib.util.find_spec("pal") is None:
-    import os, sys
-    launcher = os.path.relpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "RUN", "python"))
-    launcher = launcher if os.sep in launcher else os.path.join(os.curdir, launcher)  # a path, not a command name
-    sys.exit(f"error: this is not the project's environment (no torch or pal here): run it as  {launcher} "
-             f"{' '.join(sys.argv)}")
+import palkit.entry  # noqa: F401 -- first: outside the project's environment, one line saying how to run this
 import argparse
 import datetime
 import json
@@ -30,23 +24,28 @@ import sys
 
 import torch
 
+from transformers import get_linear_schedule_with_warmup
+
 from palkit.atomic import discard, side_paths, write_json
-from palkit.checks import (argument_type, boolean_string, existing_dir, existing_file, int_range, non_negative_float,
-                           non_negative_int, output_dir, positive_int, require_dir)
+from palkit.argtypes import (argument_type, boolean_string, existing_dir, existing_file, int_range,
+                             non_negative_float, non_negative_int, output_dir, positive_int)
+from palkit.paths import require_dir
 from palkit.cli import ArgumentParser, UserError, run_main
 from pal.completeness import note_partial
-from pal.config import CONFIG_DIR, PAPER_HPARAMS, RELEASED, load_config, resolve_pretrained_path
-from pal.options import (add_length_arguments, add_model_arguments, add_persona_argument, add_pretrained_argument,
+from pal.config import PAPER_HPARAMS, RELEASED, load_config, resolve_pretrained_path
+from pal.options import (add_authors_arguments, add_checkpoint_argument, add_fp16_argument, add_fusion_arguments,
+                         add_length_arguments, add_model_arguments, add_persona_argument, add_pretrained_argument,
                          check_encode_context)
-from palkit.options import add_device_argument, add_seed_argument
+from palkit.options import add_device_argument, add_pbar_argument, add_seed_argument
 from palkit.engine import Engine, ModelDiffers, ResumeError, note, seed_everything, start_runtime
 from pal.inputter import BucketBatchSampler, Featurizer, settings_for
 from pal.checkpoint import unwrap_model
 from pal.model import build_model
-from pal.optim import build_optimizer
+from pal.optim import OptimizerOptions, build_optimizer
 from pal.prepared import default_prepared_dir, load_prepared
 from palkit.run_folder import parse_resume, resume_command
-from pal.training import BUCKET_FACTOR, EVAL_LOG_COLUMNS, TRAIN_LOG_COLUMNS, PalTask
+from pal.training import BUCKET_FACTOR, EVAL_LOG_COLUMNS, TRAIN_LOG_COLUMNS, PalTask, TrainingData, TrainingOptions
+from pal.variants import variant
 
 # ------------------------------------------------------------------------------------------- defaults in one place
 STATE_DIR = "training_state"
@@ -69,8 +68,7 @@ def build_parser():
     p.add_argument("--eval_input_file", required=True, type=existing_file,
                    help="valid.txt written by codes/_reformat/process.py")
     add_seed_argument(p, RELEASED["seed"])
-    p.add_argument("--load_checkpoint", "-c", default=None, type=existing_file,
-                   help="start from this epoch-N.bin instead of pretrained")
+    add_checkpoint_argument(p, from_run_folder=False)
     add_pretrained_argument(p)
     p.add_argument("--prepared_dir", default=None, type=argument_type(require_dir, "make it with codes/prepare.py"),
                    help="prepare.py output; default DATA/{inputter}.{config}")
@@ -103,23 +101,18 @@ def build_parser():
     p.add_argument("--loss_averaging", choices=("micro_batch", "optimizer_step"), default="micro_batch")
     p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default=None,
                    help="autocast dtype; default fp32 (fp16 with --fp16 true); fp16 needs CUDA")
-    p.add_argument("--fp16", type=boolean_string, default=False, help="the authors' flag: same as --precision fp16")
-    p.add_argument("--fusion_mask_padding", type=boolean_string, default=False,
-                   help="PAL: mask padding in the fusion attentions (not the authors' behaviour)")
+    add_fp16_argument(p, "the authors' flag: same as --precision fp16")
+    add_fusion_arguments(p)
     add_device_argument(p)
     p.add_argument("--resume", default=None, type=existing_dir, metavar="RUN_DIR", help="continue the run in RUN_DIR")
     p.add_argument("--save_state_steps", type=non_negative_int, default=1000,
                    help="also write the resumable state every this many optimizer steps (0: only after each epoch)")
-    p.add_argument("--pbar", type=boolean_string, default=True, help="progress bar")
-    accepted = p.add_argument_group("accepted for the authors' scripts")
+    add_pbar_argument(p)
+    accepted = add_authors_arguments(p, "encode_context", "max_knowledge_len", "label_num", "only_encode")
     accepted.add_argument("--loss_scale", type=non_negative_float, default=0.0,
                           help="apex's static loss scale: ignored (fp16 uses a dynamic GradScaler)")
-    accepted.add_argument("--encode_context", type=boolean_string, default=True, help="only True is supported")
     accepted.add_argument("--local_rank", "--local-rank", type=int_range(-1), default=-1,
                           help="ignored: torchrun's LOCAL_RANK environment variable is used")
-    for name in ("--max_knowledge_len", "--label_num"):
-        accepted.add_argument(name, type=int, default=None, help=argparse.SUPPRESS)
-    accepted.add_argument("--only_encode", action="store_true", help=argparse.SUPPRESS)
     return p
 
 
@@ -175,7 +168,7 @@ def new_run_dir(args, prepared_dir, runtime, micro_batch):
 
 def write_run_files(run_dir, args_dict, model):
     write_json(os.path.join(run_dir, "args.json"), args_dict)
-    with open(CONFIG_DIR / f"{args_dict['config_name']}.json", encoding="utf-8") as f:
+    with open(variant(args_dict["config_name"]).config_file, encoding="utf-8") as f:
         write_json(os.path.join(run_dir, "custom_config.json"), json.load(f))
     unwrap_model(model).config.to_json_file(os.path.join(run_dir, "config.json"))
 
@@ -208,7 +201,8 @@ def train(args, runtime):
                             args.use_all_persona)
     pretrained = resolve_pretrained_path(config, args.pretrained_model_path)
     toker, model = build_model(args.config_name, pretrained, checkpoint=args.load_checkpoint,
-                               fusion_mask_padding=args.fusion_mask_padding)
+                               fusion_mask_padding=args.fusion_mask_padding,
+                               flush_subnormal_fusion=args.flush_subnormal_fusion)
     prepared_dir = args.prepared_dir or default_prepared_dir(args.inputter_name, args.config_name)
     features, prepared_meta = load_prepared(prepared_dir, {
         "config_name": args.config_name, "inputter_name": args.inputter_name,
@@ -233,8 +227,8 @@ def train(args, runtime):
 
     model.to(runtime.device)
     model.train()
-    optimizer = build_optimizer(model, args)
-    from transformers import get_linear_schedule_with_warmup
+    optimizer = build_optimizer(model, OptimizerOptions(args.learning_rate, args.weight_decay, args.weight_decay_rule,
+                                                        args.optimizer))
     scheduler = get_linear_schedule_with_warmup(optimizer, args.warmup_steps, num_training_steps)
 
     args_dict = {k: v for k, v in vars(args).items() if k not in ("resume", "local_rank")}
@@ -257,8 +251,11 @@ def train(args, runtime):
         check_steps_left(args, engine)
     elif runtime.is_main:
         write_run_files(run_dir, args_dict, model)
-    task = PalTask(args, runtime, sampler, features, eval_features, toker.pad_token_id, settings.persona_in_batches,
-                   run_dir, steps_per_epoch,
+    options = TrainingOptions(args.gradient_accumulation_steps, args.loss_averaging, args.eval_batch_size,
+                              args.save_state_steps)
+    data = TrainingData(sampler, features, eval_features, toker.pad_token_id, settings.persona_in_batches,
+                        steps_per_epoch)
+    task = PalTask(options, data, runtime, run_dir,
                    engine.open_log(os.path.join(run_dir, "train_log.csv"), TRAIN_LOG_COLUMNS, "global_step"),
                    engine.open_log(os.path.join(run_dir, "eval_log.csv"), EVAL_LOG_COLUMNS, "global_step"), saved)
     note(runtime, f"{len(features)} examples, {steps_per_epoch} steps per epoch, schedule over {num_training_steps} "

@@ -13,20 +13,20 @@ Several processes (one per GPU, or CPU processes) share the conversations and gi
     torchrun --standalone --nproc_per_node N persona_extractor/annotate_esconv.py ... [--resume]
 Each saves its chunks to <output_file>.partial-<rank>-of-<N>; a resumed run needs the same N.
 """
-import importlib.util  # a plain `python` outside the project's environment: one line saying how to run this script
-if importlib.util.find_spec("torch") is None or importlib.util.find_spec("pal") is None:
-    import os, sys
-    launcher = os.path.relpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "RUN", "python"))
-    launcher = launcher if os.sep in launcher else os.path.join(os.curdir, launcher)  # a path, not a command name
-    sys.exit(f"error: this is not the project's environment (no torch or pal here): run it as  {launcher} "
-             f"{' '.join(sys.argv)}")
-import datetime
 import os
+import sys
 
-from palkit.checks import argument_type, float_range, non_negative_int, output_file, positive_int, require_file
+try:
+    import palkit.entry  # noqa: F401 -- first: outside the project's environment, one line saying how to run this
+except ModuleNotFoundError:  # palkit is out of reach too (it lives in codes/): the line palkit.entry would say
+    sys.exit("error: this is not the project's environment (no torch or pal here): run it as  " + os.path.normpath(
+        os.path.join(os.path.dirname(sys.argv[0]), '..', 'RUN', 'python')) + ' ' + ' '.join(sys.argv))
+import datetime
+
+from palkit.argtypes import argument_type, float_range, non_negative_int, output_file, positive_int
+from palkit.paths import require_file
 from palkit.cli import ArgumentParser, UserError, run_main
-from pal.completeness import clear_mark, report_empty_personas, write_mark
-from pal.dialogues import load_dialogues
+from pal.completeness import partial_description, report_empty_personas
 from persona_extractor.extractor import PersonaExtractor
 from persona_extractor.extractor_annotation import annotate_file
 from persona_extractor.modeling import MAX_GEN_LENGTH, MAX_INPUT_LENGTH, NUM_BEAMS, DecodingSettings
@@ -81,14 +81,14 @@ def process_group():
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size == 1:
         return 0, 1, None
-    import torch.distributed as dist
+    import torch.distributed as dist  # lazy: torch takes a second to import; --help needs none of it
     dist.init_process_group("gloo", timeout=datetime.timedelta(days=2))
     return dist.get_rank(), world_size, dist.barrier
 
 
 def process_device(device, world_size):
     """--device for this process: with several processes on CUDA, each takes the GPU of its LOCAL_RANK."""
-    import torch
+    import torch  # lazy, as above
     wants_cuda = device in (None, "auto", "cuda") and (device == "cuda" or torch.cuda.is_available())
     if world_size > 1 and wants_cuda:
         local_rank = int(os.environ.get("LOCAL_RANK", "0"))
@@ -114,18 +114,11 @@ def main(argv=None):
                                 barrier=barrier, max_dialogues=args.max_dialogues)
     finally:
         if world_size > 1:
-            import torch.distributed as dist
+            import torch.distributed as dist  # lazy, as in process_group
             dist.destroy_process_group()
     if records is not None:
         n_list = sum(len(r["persona_list"]) for r in records)
-        total = len(load_dialogues(args.input_file, "see DATA/README.md").dialogues)
-        partial = None
-        if len(records) < total:
-            partial = (f"the first {len(records)} of {total} dialogues of {args.input_file} "
-                       f"(annotate_esconv.py --max_dialogues {args.max_dialogues})")
-            write_mark(args.output_file, partial)
-        else:
-            clear_mark(args.output_file)
+        partial = partial_description(args.output_file)  # (committed with the file: pal.completeness.marked_write)
         print(f"{len(records)} conversations{f' (partial: {partial})' if partial else ''}, {n_list} persona_list "
               f"entries -> {args.output_file}")
         report_empty_personas(records, args.output_file)

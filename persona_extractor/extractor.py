@@ -41,7 +41,7 @@ class PersonaExtractor:
         Inputs are sorted by token length (longest first) so batches hold similar lengths; `progress` (a tqdm
         bar) advances by the number of texts of each batch.
         """
-        import torch
+        import torch  # lazy: a second to import; the scripts' --help reads this module
         encoded = encode_texts(self.tokenizer, texts, self.max_input_length)
         order = sorted(range(len(texts)), key=lambda i: (-len(encoded[i]), i))
         results = [None] * len(texts)

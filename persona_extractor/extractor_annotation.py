@@ -17,8 +17,11 @@ import hashlib
 import json
 import os
 
+from tqdm import tqdm
+
 from palkit.cli import UserError
 from palkit.atomic import atomic_write
+from pal.completeness import marked_write
 from pal.dialogues import INPUT_TOKEN, JSON_ARRAY, load_dialogues, normalise, turn_fields
 from persona_extractor.persona_text import dialogue_inputs
 
@@ -156,8 +159,9 @@ def with_persona(conversation, persona, persona_list):
     return record
 
 
-def write_output(path, records, container):
-    with atomic_write(path) as f:
+def write_output(path, records, container, partial=None):
+    """The annotated file, committed with its subset mark (`partial`: what it holds, None when complete)."""
+    with marked_write(path, partial, label="pesconv") as f:
         if container == JSON_ARRAY:
             json.dump(records, f, ensure_ascii=False, indent=2)
             f.write("\n")
@@ -170,7 +174,6 @@ def annotate_part(extractor, part, chunks, utterances, digests, settings, batch_
                   on_chunk_done):
     """Annotate `chunks` (lists of conversation indices), saving each to the partial file `part`; returns
     {index: (persona, persona_list)} for every conversation of the chunks."""
-    from tqdm import tqdm
     done = {}
     if resume and os.path.exists(part):
         done = read_partial(part, settings, digests, chunks)
@@ -217,7 +220,10 @@ def annotate_file(extractor, input_path, output_path, settings, chunk_size=100, 
     With `world_size` > 1 every process calls this with its `rank` and a `barrier()` that returns once all
     processes reached it; process 0 writes the output and returns the records, the others return None."""
     conversations, container = load_esconv(input_path)
+    partial = None
     if max_dialogues is not None and max_dialogues < len(conversations):
+        partial = (f"the first {max_dialogues} of {len(conversations)} dialogues of {input_path} "
+                   f"(annotate_esconv.py --max_dialogues {max_dialogues})")
         if rank == 0:
             print(f"note: annotating the first {max_dialogues} of {len(conversations)} conversations "
                   f"(--max_dialogues): {output_path} will be partial")
@@ -236,7 +242,7 @@ def annotate_file(extractor, input_path, output_path, settings, chunk_size=100, 
             done = merge_parts(output_path, world_size, settings, digests, all_chunks)
     if rank == 0:
         records = [with_persona(c, *done[i]) for i, c in enumerate(conversations)]
-        write_output(output_path, records, container)
+        write_output(output_path, records, container, partial)
         for r in range(world_size):
             os.remove(partial_path(output_path, r, world_size))
     if world_size > 1:

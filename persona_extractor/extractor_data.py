@@ -4,6 +4,9 @@ import math
 import os
 from dataclasses import dataclass
 
+import torch
+from tqdm import tqdm
+
 from palkit.cli import UserError
 from palkit.engine import to_device
 from persona_extractor.modeling import encode_texts
@@ -11,7 +14,7 @@ from persona_extractor.modeling import encode_texts
 
 def read_csv_frame(path):
     """A CSV as a pandas frame of strings (empty cells stay ""), or a one-line UserError naming the file."""
-    import pandas as pd
+    import pandas as pd  # lazy: not needed for --help
     try:
         return pd.read_csv(path, keep_default_na=False, dtype=str)
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as e:
@@ -52,7 +55,6 @@ def encode_pairs(tokenizer, source, config):
 
 def collate(pairs, indices, pad_id):
     """Model inputs for the rows `indices`: right-padded sources with mask, labels padded with -100."""
-    import torch
     sources = [pairs.sources[i] for i in indices]
     targets = [pairs.targets[i] for i in indices]
     width, target_width = max(map(len, sources)), max(map(len, targets))
@@ -68,7 +70,6 @@ def collate(pairs, indices, pad_id):
 
 def epoch_order(num_rows, seed, epoch):
     """The shuffled row order of one epoch; depends only on (seed, epoch), so a resumed run sees the same."""
-    import torch
     generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
     return torch.randperm(num_rows, generator=generator).tolist()
 
@@ -89,8 +90,6 @@ def total_training_steps(num_rows, batch_size, num_epochs):
 
 def evaluate_loss(model, pairs, batch_size, pad_id, device, desc="validating", progress=True):
     """Batch-size-weighted mean of the per-batch mean token losses (what Lightning reports as val_loss)."""
-    import torch
-    from tqdm import tqdm
     was_training = model.training
     model.eval()
     total = torch.zeros((), dtype=torch.float64, device=device)  # summed on the device: one synchronisation

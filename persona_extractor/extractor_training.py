@@ -20,6 +20,9 @@ import shutil
 import time
 from dataclasses import asdict, dataclass
 
+import torch
+import torch.nn.functional as F
+
 from palkit.atomic import commit_dir, crash_point, recover, write_json
 from palkit.cli import UserError
 from palkit.engine import Engine, ResumeError, Task, note, seed_everything, start_runtime
@@ -163,7 +166,6 @@ class ExtractorTask(Task):
         out = model(**batch)
         if not self.runtime.distributed:
             return out.loss, out.loss.detach().double()
-        import torch.nn.functional as F
         # the token mean over the whole batch: DDP averages over processes, hence * world_size
         token_sum = F.cross_entropy(out.logits.flatten(0, 1).float(), batch["labels"].flatten(), ignore_index=-100,
                                     reduction="sum")
@@ -214,8 +216,7 @@ class Trainer:
     """Loads model and data, builds the engine; run() trains (or resumes) and returns the final TrainState."""
 
     def __init__(self, config):
-        import torch
-        from transformers import get_linear_schedule_with_warmup
+        from transformers import get_linear_schedule_with_warmup  # lazy: seconds to import; --help needs none
         self.config = config
         check_settings(config)
         self.runtime = start_runtime(config.device)

@@ -17,7 +17,8 @@ import os
 import re
 from dataclasses import dataclass
 
-from palkit.checks import check_model_dir, check_tokenizer_dir, from_folder_or_hub
+from palkit.hub import did_you_mean, from_folder_or_hub
+from palkit.model_files import check_model_dir, check_tokenizer_dir
 from palkit.cli import UserError
 from persona_extractor.persona_text import EXTRA_TOKENS
 
@@ -104,7 +105,7 @@ def decode_like_authors(tokenizer, ids):
 
 def pad_batch(sequences, pad_id):
     """Right-padded id tensor and attention mask for a list of id lists."""
-    import torch
+    import torch  # lazy: a second to import; the scripts' --help reads this module
     width = max(len(s) for s in sequences)
     ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(sequences), width), dtype=torch.long)
@@ -125,7 +126,7 @@ def _check_model_location(path, hint=MODEL_HINT):
     looks_like_hub_name = path.count("/") == 1 and not path.startswith((".", "/", "~")) and not os.path.exists(path)
     if os.path.isdir(path) or looks_like_hub_name:
         return
-    raise UserError(f"model {path!r} not found: {hint}")
+    raise UserError(f"model {path!r} not found: {hint}{did_you_mean(path, (DEFAULT_MODEL,))}")
 
 
 def checkpoint_dir(path):
@@ -140,7 +141,7 @@ def checkpoint_dir(path):
 def load_tokenizer_and_model(path, hint=MODEL_HINT):
     """BART tokenizer (with <persona>, <sep>) and model (embeddings resized to the tokenizer) from `path`
     (a save_pretrained folder, a train_bart.py output folder, whose best/ is used, or a hub name)."""
-    from transformers import BartForConditionalGeneration, BartTokenizer
+    from transformers import BartForConditionalGeneration, BartTokenizer  # lazy: seconds to import
     path = checkpoint_dir(path)
     _check_model_location(path, hint)
     check_tokenizer_dir(path, hint=hint)  # no silent substitute for missing tokenizer files
@@ -148,7 +149,7 @@ def load_tokenizer_and_model(path, hint=MODEL_HINT):
     try:
         tokenizer, model = from_folder_or_hub(lambda **kw: (BartTokenizer.from_pretrained(path, **kw),
                                                             BartForConditionalGeneration.from_pretrained(path, **kw)),
-                                              path, hint)
+                                              path, hint, known=(DEFAULT_MODEL,))
     except (OSError, ValueError) as e:
         raise UserError(f"cannot load a BART checkpoint from {path!r} ({str(e).splitlines()[0]}): {hint}")
     add_extractor_tokens(tokenizer)

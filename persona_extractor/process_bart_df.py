@@ -12,17 +12,18 @@ The CSVs are written with pandas' default index column, like the authors' `df.to
 fed to train_bart.py. A malformed line stops the script with `error: <file>:<line>: ...` before any CSV is
 written.
 """
-import importlib.util  # a plain `python` outside the project's environment: one line saying how to run this script
-if importlib.util.find_spec("torch") is None or importlib.util.find_spec("pal") is None:
-    import os, sys
-    launcher = os.path.relpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "RUN", "python"))
-    launcher = launcher if os.sep in launcher else os.path.join(os.curdir, launcher)  # a path, not a command name
-    sys.exit(f"error: this is not the project's environment (no torch or pal here): run it as  {launcher} "
-             f"{' '.join(sys.argv)}")
 import os
+import sys
+
+try:
+    import palkit.entry  # noqa: F401 -- first: outside the project's environment, one line saying how to run this
+except ModuleNotFoundError:  # palkit is out of reach too (it lives in codes/): the line palkit.entry would say
+    sys.exit("error: this is not the project's environment (no torch or pal here): run it as  " + os.path.normpath(
+        os.path.join(os.path.dirname(sys.argv[0]), '..', 'RUN', 'python')) + ' ' + ' '.join(sys.argv))
 from contextlib import ExitStack
 
-from palkit.checks import argument_type, output_dir, require_dir, require_output_file
+from palkit.argtypes import argument_type, output_dir
+from palkit.paths import require_dir, require_output_file
 from palkit.cli import ArgumentParser, UserError, run_main
 from palkit.atomic import atomic_write
 from persona_extractor.persona_text import EOS_TEXT
@@ -53,7 +54,7 @@ def split_rows(path, eos_suffix):
 
 def write_csvs(rows, out_dir):
     """One CSV per split; all are renamed into place only after every one was written completely."""
-    import pandas as pd
+    import pandas as pd  # lazy: not needed for --help
     with ExitStack() as stack:
         for split, split_rows in rows.items():
             frame = pd.DataFrame({"context": [c for c, _ in split_rows], "persona": [p for _, p in split_rows]})

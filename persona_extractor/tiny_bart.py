@@ -1,24 +1,20 @@
 """A tiny random-weight BART saved like a real checkpoint: for tests, the demo and CPU smoke runs of the extractor.
 
-    RUN/python persona_extractor/tiny_bart.py OUT_DIR [--tokenizer_dir ../shared/models/bart-base]
+    RUN/python -m persona_extractor.tiny_bart OUT_DIR [--tokenizer_dir ../shared/models/bart-base]
 
 With --tokenizer_dir the real BART vocabulary is used (bart-large-cnn shares bart-base's); without it a tiny
 byte-level BPE (every byte plus a few whole words) is written, so nothing outside the repository is needed.
 Either way <persona> and <sep> are added and the model is saved with save_pretrained, so the real loading code
 (`persona_extractor.modeling.load_tokenizer_and_model`) is what gets exercised.
 """
-import importlib.util  # a plain `python` outside the project's environment: one line saying how to run this script
-if importlib.util.find_spec("torch") is None or importlib.util.find_spec("pal") is None:
-    import os, sys
-    launcher = os.path.relpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "RUN", "python"))
-    launcher = launcher if os.sep in launcher else os.path.join(os.curdir, launcher)  # a path, not a command name
-    sys.exit(f"error: this is not the project's environment (no torch or pal here): run it as  {launcher} "
-             f"{' '.join(sys.argv)}")
 import argparse
 import json
 import os
 import sys
 import tempfile
+
+import torch
+from transformers import BartConfig, BartForConditionalGeneration, BartTokenizer
 
 from persona_extractor.modeling import add_extractor_tokens
 from palkit.options import add_seed_argument
@@ -70,7 +66,6 @@ def make_tiny_bart_tokenizer(out_dir):
 
 def tiny_bart_config(vocab_size, d_model=32, layers=1, heads=2, ffn=64, max_positions=1024, dropout=0.1):
     """A BART config with BART's special ids (bos 0, pad 1, eos 2), shrunk."""
-    from transformers import BartConfig
     return BartConfig(
         vocab_size=vocab_size, d_model=d_model, encoder_layers=layers, decoder_layers=layers,
         encoder_attention_heads=heads, decoder_attention_heads=heads, encoder_ffn_dim=ffn, decoder_ffn_dim=ffn,
@@ -81,7 +76,6 @@ def tiny_bart_config(vocab_size, d_model=32, layers=1, heads=2, ffn=64, max_posi
 
 def load_base_tokenizer(tokenizer_dir=None):
     """The tokenizer of `tokenizer_dir` (e.g. ../shared/models/bart-base), or the tiny self-made one."""
-    from transformers import BartTokenizer
     if tokenizer_dir is not None:
         return BartTokenizer.from_pretrained(tokenizer_dir)
     with tempfile.TemporaryDirectory() as tmp:
@@ -90,8 +84,6 @@ def load_base_tokenizer(tokenizer_dir=None):
 
 def make_tiny_bart_dir(out_dir, tokenizer_dir=None, seed=0, add_tokens=True, **config_kwargs):
     """Save a randomly initialised tiny BART (+ tokenizer, with <persona>/<sep> unless add_tokens=False)."""
-    import torch
-    from transformers import BartForConditionalGeneration
     tokenizer = load_base_tokenizer(tokenizer_dir)
     if add_tokens:
         add_extractor_tokens(tokenizer)

@@ -13,18 +13,20 @@ Generate for a CSV (authors' infer step: 10 beams, max length 128, batches of 8,
     RUN/python persona_extractor/train_bart.py --do_infer --output_dir runs/bart [--infer_file data/test.csv]
 It writes the input CSV plus `infer_res` (raw generation) and `persona_inferred` (the filtered persona string).
 """
-import importlib.util  # a plain `python` outside the project's environment: one line saying how to run this script
-if importlib.util.find_spec("torch") is None or importlib.util.find_spec("pal") is None:
-    import os, sys
-    launcher = os.path.relpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "RUN", "python"))
-    launcher = launcher if os.sep in launcher else os.path.join(os.curdir, launcher)  # a path, not a command name
-    sys.exit(f"error: this is not the project's environment (no torch or pal here): run it as  {launcher} "
-             f"{' '.join(sys.argv)}")
 import os
 import sys
 
-from palkit.checks import (existing_dir, existing_file, float_range, non_negative_float, non_negative_int, output_dir,
-                           output_file, positive_int, require_dir, require_file, require_output_file)
+try:
+    import palkit.entry  # noqa: F401 -- first: outside the project's environment, one line saying how to run this
+except ModuleNotFoundError:  # palkit is out of reach too (it lives in codes/): the line palkit.entry would say
+    sys.exit("error: this is not the project's environment (no torch or pal here): run it as  " + os.path.normpath(
+        os.path.join(os.path.dirname(sys.argv[0]), '..', 'RUN', 'python')) + ' ' + ' '.join(sys.argv))
+
+from tqdm import tqdm
+
+from palkit.argtypes import (existing_dir, existing_file, float_range, non_negative_float, non_negative_int,
+                             output_dir, output_file, positive_int)
+from palkit.paths import require_dir, require_file, require_output_file
 from palkit.cli import ArgumentParser, UserError, run_main
 from palkit.atomic import atomic_write
 from palkit.run_folder import explicit_dests, parse_resume
@@ -137,7 +139,6 @@ def train_config(args):
 
 
 def run_infer(args):
-    from tqdm import tqdm
     checkpoint = args.infer_checkpoint or os.path.join(args.output_dir, "best")
     infer_file = args.infer_file or os.path.join(args.train_dir, "test.csv")
     require_file(infer_file, "pass --infer_file, a CSV with a context column")

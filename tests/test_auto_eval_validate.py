@@ -184,12 +184,18 @@ def test_served_probabilities_equal_in_process(tmp_path, smollm2):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         lines = []
-        reader = threading.Thread(target=lambda: lines.append(proc.stdout.readline()), daemon=True)
+
+        def read_until_ready():  # RUN/serve.sh may first say that it sets up .venv
+            for line in proc.stdout:
+                lines.append(line)
+                if line.startswith("ready: "):
+                    return
+        reader = threading.Thread(target=read_until_ready, daemon=True)
         reader.start()
-        reader.join(timeout=300)
-        if not lines or not lines[0].startswith("ready: "):
+        reader.join(timeout=600)
+        if not lines or not lines[-1].startswith("ready: "):
             pytest.fail(f"server did not start: {lines}")
-        endpoint = load_system(f"name=served,endpoint={lines[0].split()[1]},model=smollm2")
+        endpoint = load_system(f"name=served,endpoint={lines[-1].split()[1]},model=smollm2")
         sides, question, prompt = smollm2_pair_prompts(tmp_path, turns=2)
         conversations = [judging.judge_messages(prompt, question, *pair) for pair in sides]
         try:

@@ -147,22 +147,27 @@ def test_infer_rejects(case, tmp_path, base):
 
 
 def test_killing_infer_leaves_no_corrupt_outputs(tmp_path, base):
-    """A first run writes complete outputs. A second run SIGKILLed while generating leaves them as they were; a
-    third killed once gen.json is written (while scoring) leaves a complete gen.json and metric.json."""
+    """A first run writes complete outputs. A second run SIGKILLed while generating and a third SIGKILLed while
+    scoring (at the crash point `result:partial`: its new gen.json written, its metrics not yet) leave them exactly as
+    they were: the same files, still sealed together (pal.results)."""
+    from helpers.crash import killed_run
+    from pal.results import LABEL, check_result_folder
     argv = [a for a in infer_args(base, tmp_path) if a != "--only_generate"] + ["--infer_batch_size", "1",
                                                                                  "--max_length", "20"]
     first = run_script("codes/infer.py", *argv)
     assert first.returncode == 0, first.stderr[-2000:]
     res = tmp_path / "res"
     before = snapshot(str(res))
-    n = len(json.loads((res / "gen.json").read_text()))
+    assert "metric.json" in {os.path.basename(p) for p in before}
     assert kill_infer_when(tmp_path, argv + ["--seed", "1"], "generate:") == -signal.SIGKILL
-    assert {k: v for k, v in snapshot(str(res)).items() if not os.path.basename(k).startswith(".tmp-")} == before
-    kill_infer_when(tmp_path, argv + ["--seed", "2"], "generations to")
-    for name in ("gen.json", "metric.json"):
-        if os.path.exists(res / name):
-            data = json.loads((res / name).read_text())  # complete JSON: the old file or the new one
-            assert name != "gen.json" or len(data) == n
+    assert snapshot(str(res)) == before
+    killed_run("codes/infer.py", argv + ["--seed", "2"], f"{LABEL}:partial")  # asserts it died by SIGKILL there
+    scoring = tmp_path / ".res.tmp"  # the killed run's folder: its generations written, not yet scored
+    assert (scoring / "gen.json").exists() and not (scoring / "metric.json").exists()
+    assert (scoring / "gen.json").read_text() != (res / "gen.json").read_text()  # seed 2 made other replies
+    assert snapshot(str(res)) == before
+    check_result_folder(str(res))  # a mixed or unsealed folder raises or notes
+    assert os.path.isfile(res / "manifest.json")
 
 
 def kill_infer_when(tmp_path, argv, marker, timeout=240):

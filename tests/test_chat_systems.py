@@ -46,8 +46,9 @@ def test_spec_kinds():
 def test_pal_spec_from_run_folder_and_bad_config(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
-    (run / "epoch-0.bin").write_bytes(b"")
-    (run / "epoch-3.bin").write_bytes(b"")
+    import torch
+    torch.save({}, run / "epoch-0.bin")  # (only the form of a checkpoint is read here)
+    torch.save({}, run / "epoch-3.bin")
     (run / "args.json").write_text('{"config_name": "strat_no_persona"}')
     spec = parse_system_spec(f"name=joint,checkpoint={run}")
     assert spec.checkpoint.endswith("epoch-3.bin") and spec.config == "strat_no_persona"

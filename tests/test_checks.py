@@ -1,4 +1,4 @@
-"""palkit.checks and pal.checkpoint: the validators and safe loaders every entry point uses."""
+"""palkit.paths, argtypes, loaders, model_files and pal.checkpoint: the validators and safe loaders every entry point uses."""
 import argparse
 import os
 import shutil
@@ -6,9 +6,10 @@ import shutil
 import pytest
 import torch
 
-from palkit.checks import (check_model_dir, check_safetensors, check_tokenizer_dir, expect_type, float_range,
-                           int_range, load_json, load_jsonl, load_pickle, probability, read_csv, require_output_dir,
-                           require_output_file)
+from palkit.argtypes import float_range, int_range, probability
+from palkit.loaders import check_safetensors, expect_type, load_json, load_jsonl, load_pickle, read_csv
+from palkit.model_files import check_model_dir, check_tokenizer_dir
+from palkit.paths import require_output_dir, require_output_file
 from pal.checkpoint import read_state_dict
 from palkit.cli import ArgumentParser, UserError
 

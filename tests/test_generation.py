@@ -246,39 +246,64 @@ def test_sampling_is_reproducible_and_flags_change_it(tiny_blender_dir):
         assert runs[name] != runs["default"], name
 
 
-def test_length_penalty_changes_beam_choice_smoke(tiny_blender_dir):
+def hf_generate(model, toker, batch, options, seed=None):
+    """transformers' own generate on the same weights (transformers 5's decoder arithmetic), its RNG seeded with
+    `seed` once the model is built: the sequences without the decoder start token, cut at eos."""
+    from transformers import BlenderbotSmallForConditionalGeneration
+    hf = BlenderbotSmallForConditionalGeneration(model.config).eval()
+    hf.load_state_dict(model.state_dict())
+    if seed is not None:
+        torch.manual_seed(seed)
+    hf_options = {k: v for k, v in options.items() if k != "max_length"}
+    hf_options.setdefault("do_sample", False)
+    out = hf.generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                      decoder_input_ids=torch.full((len(batch["input_ids"]), 1), toker.bos_token_id),
+                      max_length=options["max_length"] + 1, pad_token_id=toker.pad_token_id,
+                      eos_token_id=toker.eos_token_id, **hf_options)
+    theirs = [r[1:] for r in out.tolist()]
+    return [r[:r.index(toker.eos_token_id)] if toker.eos_token_id in r else r for r in theirs]
+
+
+def test_beam_length_normalisation_matches_transformers_generate(tiny_blender_dir):
+    """Beam scores divided by length ** length_penalty, against transformers' generate with length_penalty not 0.
+    The vanilla model's decoder prefix is one token, so 4.x's full length (prefix + tokens before eos, which this
+    suite keeps) equals transformers 5's (tokens after the prefix, eos included). The eos is biased (the smallest
+    bias of a grid, as random tiny logits are spiky) until a negative penalty picks shorter replies than a positive
+    one: a length_penalty that is ignored never does. early_stopping=True: without it transformers 5 ends a beam
+    search by another heuristic than 4.x's (its best running beam, where 4.x took the best candidate)."""
+    early_stopping = True
     toker, model = tiny_model(tiny_blender_dir, "vanilla")
+    model.hf4_decoder_embed_scale = False
     batch = batch_for(toker, "vanilla")
-    biased(model, toker.eos_token_id, 2.5)
-    short = generate(model, batch, toker, **dict(GREEDY, num_beams=4, length_penalty=-2.0))["sequences"]
-    long = generate(model, batch, toker, **dict(GREEDY, num_beams=4, length_penalty=3.0))["sequences"]
-    assert sum(map(len, short)) <= sum(map(len, long))
+
+    def options(penalty):
+        return dict(GREEDY, num_beams=4, length_penalty=penalty, early_stopping=early_stopping, max_length=12)
+    for bias in (2, 4, 6, 8, 10, 12, 14, 16):
+        biased(model, toker.eos_token_id, bias)
+        short, long = (generate(model, batch, toker, **options(p))["sequences"] for p in (-2.0, 3.0))
+        if sum(map(len, short)) < sum(map(len, long)):
+            break
+    else:
+        raise AssertionError("no eos bias made length_penalty -2 choose shorter replies than 3")
+    for penalty in (-2.0, 0.0, 1.0, 3.0):
+        ours = generate(model, batch, toker, **options(penalty))["sequences"]
+        assert ours == hf_generate(model, toker, batch, options(penalty)), (bias, penalty)
 
 
 @pytest.mark.parametrize("options", [
     dict(GREEDY), dict(GREEDY, num_beams=3, length_penalty=0.0), dict(GREEDY, repetition_penalty=1.3, min_length=6),
+
     dict(GREEDY, no_repeat_ngram_size=2),
     dict(do_sample=True, top_k=10, top_p=0.9, temperature=0.5, repetition_penalty=1.03, min_length=5, max_length=10)])
 def test_vanilla_decoding_matches_transformers_generate(tiny_blender_dir, options):
     """With transformers 5's own decoder arithmetic (no 4.x embedding scale), our loop gives what transformers'
     generate gives for the same options and seed: same processors, same order, same RNG use."""
-    from transformers import BlenderbotSmallForConditionalGeneration
     toker, model = tiny_model(tiny_blender_dir, "vanilla")
     model.hf4_decoder_embed_scale = False
-    hf = BlenderbotSmallForConditionalGeneration(model.config).eval()
-    hf.load_state_dict(model.state_dict())
     batch = batch_for(toker, "vanilla")
     torch.manual_seed(3)
     ours = generate(model, batch, toker, **options)["sequences"]
-    hf_options = {k: v for k, v in options.items() if k != "max_length"}
-    hf_options.setdefault("do_sample", False)
-    torch.manual_seed(3)
-    out = hf.generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                      decoder_input_ids=torch.full((3, 1), toker.bos_token_id), max_length=options["max_length"] + 1,
-                      pad_token_id=toker.pad_token_id, eos_token_id=toker.eos_token_id, **hf_options)
-    theirs = [r[1:] for r in out.tolist()]
-    theirs = [r[:r.index(toker.eos_token_id)] if toker.eos_token_id in r else r for r in theirs]
-    assert ours == theirs
+    assert ours == hf_generate(model, toker, batch, options, seed=3)
 
 
 def test_bad_options_are_user_errors(tiny_blender_dir):

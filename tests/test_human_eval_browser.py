@@ -6,7 +6,9 @@
   screen and clicked, the newest message in view, typed text kept after a refused send.
 - A form on another origin (a second server on another port) records nothing; a framed page does not render.
 - Chat mode: the annotator picks each of two systems in turn and talks to it.
-Skipped, with the reason, where Chromium, chromedriver or selenium is missing (RUN/install_browser.sh).
+Skipped, with the reason, where Chromium, chromedriver or selenium is missing (RUN/install_browser.sh); failed
+instead, with the same reason, under PAL_REQUIRE_BROWSER=1 (CI: .ci/run). PAL_CHROMIUM and PAL_CHROMEDRIVER name
+other binaries than the ones on PATH.
 """
 import http.server
 import json
@@ -28,18 +30,32 @@ from helpers.human_eval import FAST_DECODING, make_study_inputs, system_args
 pytestmark = pytest.mark.slow
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+CHROMIUM = os.environ.get("PAL_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = os.environ.get("PAL_CHROMEDRIVER") or shutil.which("chromedriver") or "/usr/bin/chromedriver"
 CRITERIA = ("Fluency", "Identification", "Comforting", "Suggestion", "Overall", "Personalisation")
+
+
+def unavailable(reason):
+    """Skip with the reason; under PAL_REQUIRE_BROWSER=1 (CI) fail with it: CI never goes green without them."""
+    if os.environ.get("PAL_REQUIRE_BROWSER") == "1":
+        pytest.fail(f"{reason} (PAL_REQUIRE_BROWSER=1: the browser tests must run)", pytrace=False)
+    pytest.skip(reason)
+
+
+def required_module(name, reason):
+    try:
+        return __import__(name, fromlist=["_"])
+    except ImportError:
+        unavailable(reason)
 
 
 @pytest.fixture
 def browser(tmp_path):
-    pytest.importorskip("flask", reason="the human-evaluation app needs flask (requirements.txt)")
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (requirements.txt)")
+    required_module("flask", "the human-evaluation app needs flask (requirements.txt)")
+    webdriver = required_module("selenium.webdriver", "selenium is not installed (requirements.txt)")
     for path in (CHROMIUM, CHROMEDRIVER):
         if not os.path.exists(path):
-            pytest.skip(f"{path} is missing: bash RUN/install_browser.sh installs chromium and chromium-driver")
+            unavailable(f"{path} is missing: bash RUN/install_browser.sh installs chromium and chromium-driver")
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

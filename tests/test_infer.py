@@ -1,6 +1,7 @@
 """codes/infer.py and codes/interact.py end to end on a tiny model and a three-dialogue file."""
 import io
 import json
+import math
 import os
 import subprocess
 import sys
@@ -53,25 +54,36 @@ def test_same_seed_gives_byte_identical_gen_json(run_dir, tiny_blender_dir):
 
 
 def test_gen_json_loss_is_the_models_validation_loss(run_dir, tiny_blender_dir):
-    """gen.json's per-example loss comes from the validation batching of batch size --infer_batch_size."""
+    """gen.json's per-example loss and token_num, written by infer.py with --infer_batch_size 2, are the model's own
+    loss on the validation batches of 2 (fusion attends over padding, so the batch matters): each batch's token-mean
+    loss (the model's `loss`) and each example's mean cross-entropy computed here from its logits."""
     from pal.config import load_config
     from pal.inputter import Featurizer, settings_for, validation_batches
     save = run_dir / "loss_check"
-    run_infer(infer_args(run_dir, tiny_blender_dir, extra=["--save_dir", str(save)]) + ["--only_generate"])
+    run_infer(infer_args(run_dir, tiny_blender_dir, extra=["--save_dir", str(save)]))
+    records = json.loads((save / "gen.json").read_text())
     toker, model = build_model("strat", pretrained_model_path=tiny_blender_dir,
                                checkpoint=str(run_dir / "strat" / "epoch-0.bin"))
     model.eval()
     settings = settings_for(load_config("strat"), "strat", 64, 15)
     features = Featurizer(toker, settings).file_features(str(run_dir / "test.txt"), "inference", with_meta=True)
-    expected = []
+    start = 0
     with torch.no_grad():
         for batch in validation_batches(features, 2, toker.pad_token_id, True):
             out = model(**batch)
-            expected += [s / c for s, c in zip(out.loss_sum_per_example.tolist(), out.label_count.tolist())]
-    infer = load_script("codes/infer.py")
-    losses = infer.per_example_losses(model, validation_batches(features, 2, toker.pad_token_id, True),
-                                      torch.device("cpu"), lambda: torch.autocast("cpu", enabled=False), None)
-    assert [s / c for s, c in losses] == expected
+            mine = records[start:start + len(batch["labels"])]
+            start += len(mine)
+            tokens = sum(r["token_num"] for r in mine)
+            assert sum(r["loss"] * r["token_num"] for r in mine) / tokens == pytest.approx(out.loss.item(), rel=1e-6)
+            for record, logits, labels in zip(mine, out.logits, batch["labels"]):
+                kept = labels != -100
+                assert record["token_num"] == int(kept.sum())
+                expected = torch.nn.functional.cross_entropy(logits[kept].float(), labels[kept]).item()
+                assert record["loss"] == pytest.approx(expected, rel=1e-6)
+    assert start == len(records) == 9
+    metric = json.loads((save / "metric.json").read_text())
+    total = sum(r["token_num"] for r in records)
+    assert metric["perplexity"] == pytest.approx(math.exp(sum(r["loss"] * r["token_num"] for r in records) / total))
 
 
 @pytest.mark.parametrize("config,inputter", [("strat_no_persona", "strat"), ("vanilla", "vanilla")])

@@ -108,12 +108,29 @@ def test_empty_personas_are_counted_and_optionally_excluded(tmp_path, tiny_bert_
 
 def test_a_hub_name_without_network_fails_without_asking_the_hub(monkeypatch):
     from metric import simcse
-    from palkit import checks
+    from palkit import hub
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    assert not checks.hub_reachable()
+    assert not hub.hub_reachable()
     calls = []
     real = simcse._from_pretrained
     monkeypatch.setattr(simcse, "_from_pretrained", lambda *a, **kw: calls.append(kw) or real(*a, **kw))
-    with pytest.raises(UserError, match="not a local folder and the hub is unreachable"):
+    with pytest.raises(UserError, match="not in the local hub cache, and the hub is unreachable"):
         simcse.load_encoder("nobody-here/no-such-encoder", "cpu")
-    assert calls == [{"local_files_only": True}]  # only the local cache was tried: no download, no retries
+    assert calls == []  # the local hub cache was looked up by name: nothing loaded, no download, no retries
+
+
+def test_the_two_persona_counts_name_their_units_and_say_how_they_differ(capsys):
+    """Reformat/prepare count persona_list entries (one per seeker turn from the 3rd on); Cos-Sim counts gen.json
+    records (one per supporter reply, the first ones before any persona): each line says which it counts and why a
+    result folder's count is higher."""
+    from metric.simcse import summarize_similarities
+    from pal.completeness import report_empty_personas
+    report_empty_personas([{"persona_list": ["i lost my job.", "i have a dog."]}], "test.txt")
+    entries = capsys.readouterr().out
+    assert entries.startswith("personas: 0 of 2 persona_list entries of test.txt are empty (0%)")
+    assert "after one seeker turn, from the seeker's 3rd turn on" in entries and "more records" in entries
+    records = [{"persona": p} for p in ("", "", "i lost my job.", "i have a dog.")]
+    summarize_similarities(records, [{"generation": 0.1, "response": 0.2}] * 4)
+    warning = capsys.readouterr().err
+    assert "2 of 4 records have an empty persona; a record is one supporter reply" in warning
+    assert "before the seeker's 3rd turn have no persona (persona_list starts there)" in warning

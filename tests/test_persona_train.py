@@ -203,12 +203,26 @@ def test_do_infer_writes_raw_and_filtered_generations(finished_run, pair_files, 
     assert all(p.endswith("<input>") for p in frame["persona_inferred"])
 
 
+def scripted_generation(extractor, text):
+    """Make the extractor's own model generate `text` then eos, whatever its input: a chain of sequence biases in
+    its generation config (each longer matching prefix outweighs the shorter ones). No call is replaced."""
+    ids = extractor.tokenizer(text, add_special_tokens=False)["input_ids"] + [extractor.tokenizer.eos_token_id]
+    extractor.model.generation_config.sequence_bias = {tuple(ids[:k]): 100.0 * k for k in range(1, len(ids) + 1)}
+
+
 def test_persona_extractor_api(finished_run):
+    """The API end to end on a real model whose generation is fixed through its generation config: the raw text,
+    the filters applied to it (a favourite-band sentence dropped), the turn threshold, and the same answer alone as in
+    a batch of other inputs. An extractor that always answered "<input>" fails it."""
     extractor = PersonaExtractor.from_pretrained(str(finished_run[0]), device="cpu")  # a run folder: uses best/
-    extractor.decoding.num_beams, extractor.decoding.max_length = 2, 10
-    assert extractor.persona_for_turn(["hi", "i am sad"]) == "<input>"
+    extractor.decoding.num_beams, extractor.decoding.max_length = 2, 40
+    scripted_generation(extractor, "<persona> i am sad. <persona> my favorite band is x.")
+    raw = extractor.generate_raw(["hi <sep> i am sad </s>"])[0]
+    assert "<persona> i am sad. <persona> my favorite band is x." in raw.replace("  ", " ")
+    assert extractor.persona_for_turn(["hi", "i am sad"]) == "<input>"  # before the seeker's 3rd turn: no call
     assert extractor.infer_persona([]) == "<input>"
-    persona = extractor.persona_for_turn(["hi", "i am sad", "i lost my job"])
-    assert persona.endswith("<input>") and (persona == "<input>" or persona.startswith("<persona> "))
-    extractor.generate_raw = lambda texts, **kw: ["</s><s> i am sad. <persona> my favorite band is x.</s>"] * len(texts)
-    assert extractor.infer_persona(["a", "b", "c"]) == "<persona> i am sad. <input>"
+    assert extractor.persona_for_turn(["hi", "i am sad", "i lost my job"]) == "<persona> i am sad. <input>"
+    batch = extractor.personas_for_inputs(["hi </s>", "i lost my job <sep> i am sad </s>", "x </s>"], batch_size=2)
+    assert batch == ["<persona> i am sad. <input>"] * 3
+    scripted_generation(extractor, "<persona> My favorite color is blue. <persona> i.")  # every sentence filtered
+    assert extractor.infer_persona(["a", "b", "c"]) == "<input>"

@@ -272,14 +272,33 @@ def test_help_documents_raw_utterances_bug(tmp_path):
     assert "raw_utterances" in result.stdout and "bug" in result.stdout
 
 
-def test_persona_list_of_exactly_the_needed_length_is_accepted(tmp_path):
+def test_persona_list_of_exactly_the_needed_length_is_accepted(tmp_path, blender_tokenizer_dir):
+    """One persona_list entry per seeker turn from the 3rd on, no more: the dialogues are written with their lists as
+    given, and PAL's featurizer reads the output without error, giving the supporter turns after the seeker's 1st and
+    2nd turns no persona and the later ones entries 0, 1, 2 (the last entry is used)."""
+    from pal.config import build_tokenizer, load_config
+    from pal.inputter import Featurizer, settings_for
     dialogue = original_dialogue(0, seeker_turns=5, persona=True)  # needs 5 - 2 = 3 entries
-    assert len(dialogue["persona_list"]) == 3
-    two_turns = original_dialogue(1, seeker_turns=2, persona=True)
-    assert two_turns["persona_list"] == []
+    two_turns = original_dialogue(1, seeker_turns=2, persona=True)  # needs none
+    assert len(dialogue["persona_list"]) == 3 and two_turns["persona_list"] == []
     source = write_array(tmp_path / "in.json", [dialogue, two_turns])
     result = run_reformat("--add_persona", "True", "--input_file", source, "--output_dir", tmp_path, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
+    written = {r["persona"]: (name, r) for name in OUTPUTS for r in read_records(tmp_path, name)}
+    name, record = written[dialogue["persona"]]
+    assert record["persona_list"] == dialogue["persona_list"] and record["dialog"] == expected_record(dialogue)["dialog"]
+    assert written[two_turns["persona"]][1]["persona_list"] == []
+    featurizer = Featurizer(build_tokenizer(load_config("strat"), blender_tokenizer_dir),
+                            settings_for(load_config("strat"), "strat"))
+    by_persona = {}
+    for file_name in {name, written[two_turns["persona"]][0]}:
+        for features in featurizer.file_features(str(tmp_path / file_name), "inference", with_meta=True):
+            by_persona.setdefault(features[0].meta["response"].split()[1], features)  # "supporter <i> reply ..."
+    five, two = by_persona["0"], by_persona["1"]
+    personas = [f.meta["persona"] for f in five]
+    assert len(five) == 5 and personas[:2] == ["", ""] and all(personas[2:]) and len(set(personas[2:])) == 3
+    assert [f.meta["persona"] for f in two] == ["", ""]
+    assert five[2].persona_input_ids != five[4].persona_input_ids
 
 
 # ---------------------------------------------------------------------------------------------- bad input

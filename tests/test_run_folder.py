@@ -56,6 +56,19 @@ def test_infer_from_the_run_folder_alone_equals_every_argument_given(run, data, 
     assert recorded["run_folder"]["model_config"] == str(run / "config.json")
 
 
+def test_flush_subnormal_fusion_is_a_recorded_flag_that_changes_no_reply(run, data, tmp_path):
+    assert json.loads((run / "args.json").read_text())["flush_subnormal_fusion"] is True
+    argv = ["-c", str(run), "--infer_input_file", str(data / "valid.txt"), *FAST]
+    infer.main([*argv, "--save_dir", str(tmp_path / "flushed")])
+    infer.main([*argv, "--flush_subnormal_fusion", "False", "--save_dir", str(tmp_path / "kept")])
+    assert gen(tmp_path / "flushed") == gen(tmp_path / "kept")
+    assert json.loads((tmp_path / "kept" / "infer_args.json").read_text())["flush_subnormal_fusion"] is False
+    from pal.model import build_model
+    _, model = build_model("strat", json.loads((run / "args.json").read_text())["pretrained_model_path"],
+                           flush_subnormal_fusion=False)
+    assert model.flush_subnormal_fusion is False
+
+
 def test_explicit_argument_wins_and_is_recorded(run, data, tmp_path, capsys):
     infer.main(["-c", str(run / "epoch-0.bin"), "--infer_input_file", str(data / "valid.txt"), *FAST,
                 "--max_input_length", "32", "--save_dir", str(tmp_path / "out")])
@@ -143,6 +156,71 @@ def test_run_scripts_infer_and_interact_from_the_run_folder_without_pretrained_p
     assert "AI [" in chat.stdout and "conversation saved to" in chat.stdout
 
 
+def moved_run(run, tmp_path, eval_dir=None, train_dir=None):
+    """A copy of the run whose args.json records its validation file in eval_dir and whose features (a copy of the
+    prepared folder) record their training file in train_dir."""
+    copy = tmp_path / "moved_run"
+    shutil.copytree(run, copy)
+    recorded = json.loads((copy / "args.json").read_text())
+    prepared = tmp_path / "prepared"
+    shutil.copytree(recorded["prepared_dir"], prepared)
+    meta_path = prepared / "features" / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    meta["train_input_file"] = str((train_dir or tmp_path / "nowhere") / "train.txt")
+    meta_path.write_text(json.dumps(meta))
+    recorded.update(eval_input_file=str((eval_dir or tmp_path / "nowhere") / "valid.txt"), prepared_dir=str(prepared))
+    (copy / "args.json").write_text(json.dumps(recorded))
+    return copy
+
+
+@pytest.mark.parametrize("beside", ["validation", "training"])
+def test_infer_without_an_input_file_takes_the_test_file_beside_the_runs_data(run, data, tmp_path, capsys, beside):
+    split = tmp_path / "split"
+    split.mkdir()
+    shutil.copy(data / "valid.txt", split / "test.txt")
+    copy = moved_run(run, tmp_path, **{"eval_dir" if beside == "validation" else "train_dir": split})
+    infer.main(["-c", str(copy), *FAST, "--save_dir", str(tmp_path / "default")])
+    note = [line for line in capsys.readouterr().err.splitlines() if "no --infer_input_file" in line]
+    where = "the run's validation file (args.json)" if beside == "validation" else "its training file"
+    assert len(note) == 1 and os.path.relpath(split / "test.txt") in note[0] and where in note[0], note
+    infer.main(["-c", str(copy), *FAST, "--infer_input_file", str(split / "test.txt"), "--save_dir",
+                str(tmp_path / "explicit")])
+    assert gen(tmp_path / "default") == gen(tmp_path / "explicit")
+    infer.main(["-c", str(copy), *FAST, "--infer_input_file", str(data / "valid.txt"), "--save_dir",
+                str(tmp_path / "chosen")])  # an explicit file wins
+    assert json.loads((tmp_path / "chosen" / "infer_args.json").read_text())["infer_input_file"] == \
+        [str(data / "valid.txt")]
+
+
+def test_infer_without_an_input_file_or_a_test_file_beside_the_data_is_one_line(run, tmp_path):
+    with pytest.raises(UserError, match=r"no --infer_input_file, and no test.txt beside the data of the run .*"
+                                        r"looked in .*nowhere.*pass --infer_input_file FILE \(INFER_FILE=FILE"):
+        infer.main(["-c", str(moved_run(run, tmp_path)), *FAST])
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    shutil.copy(run / "epoch-0.bin", bare / "epoch-0.bin")
+    with pytest.raises(UserError, match="not in a run folder with an args.json .*INFER_FILE"):
+        infer.main(["--config_name", "strat", "--inputter_name", "strat", "-c", str(bare / "epoch-0.bin"), *FAST])
+
+
+def test_the_readme_example_infers_from_RUN_with_the_run_folder_alone(run, data, tmp_path):
+    """`cd RUN && bash infer_strat.sh ../demo_out/strat.strat/demo_run` after the demo: no INFER_FILE, no test file
+    argument; the test.txt beside the run's validation file is used."""
+    fake_venv(tmp_path / "venv", REPO)
+    split = tmp_path / "split"
+    split.mkdir()
+    shutil.copy(data / "valid.txt", split / "test.txt")
+    copy = moved_run(run, tmp_path, eval_dir=split)
+    env = {k: v for k, v in os.environ.items() if k not in ("PRETRAINED_MODEL_PATH", "INFER_FILE")} | {
+        "PAL_VENV": str(tmp_path / "venv")}
+    result = subprocess.run(["bash", "infer_strat.sh", os.path.relpath(copy, REPO / "RUN"), *FAST],
+                            cwd=REPO / "RUN", env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "no --infer_input_file: using" in result.stderr and "wrote" in result.stderr
+    written = list(copy.glob("res_epoch-1.bin_test_*/gen.json"))
+    assert len(written) == 1, list(copy.iterdir())
+
+
 def test_apply_run_dir_for_a_resume_style_run_folder_argument(tmp_path):
     """The form train.py --resume RUN_DIR will use: the folder itself, every recorded argument not given."""
     import argparse
@@ -154,8 +232,9 @@ def test_apply_run_dir_for_a_resume_style_run_folder_argument(tmp_path):
                        ("--max_steps", int), ("--resume", str)):
         parser.add_argument(name, type=kind, default=None)
     argv = ["--resume", str(tmp_path), "--max_steps", "9"]
-    args = apply_run_dir(parser.parse_args(argv), explicit_dests(parser, argv),
-                         ("config_name", "inputter_name", "learning_rate", "max_steps"), str(tmp_path), "--resume")
+    args = parser.parse_args(argv)
+    apply_run_dir(vars(args), explicit_dests(parser, argv),
+                  ("config_name", "inputter_name", "learning_rate", "max_steps"), str(tmp_path), "--resume")
     assert (args.config_name, args.learning_rate, args.max_steps) == ("strat", 3e-3, 9)
     assert args.run_folder["taken"] == ["config_name", "inputter_name", "learning_rate"]
     assert args.run_folder["overridden"] == {"max_steps": 5}

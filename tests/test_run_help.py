@@ -1,9 +1,11 @@
 """Every RUN/*.sh answers -h/--help without side effects (RUN/common.sh): its header comment, and for the scripts that
 run one Python command, that command with every argument's value. Run on a copy of RUN/ alone, as on a fresh clone
 (no .venv, no DATA, no checkpoint): nothing may be created, changed or deleted."""
+import ast
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -132,4 +134,49 @@ def test_paths_stay_relative_to_the_callers_directory(fresh_clone):
     assert result.returncode == 0, result.stderr
     assert "  ../RUN/python ../codes/infer.py" in shown and "../RUN/python ../codes/infer.py --help" in shown
     assert "--load_checkpoint ../demo_out/strat.strat/demo_run" in shown
-    assert "--infer_input_file ../DATA/pesconv/test.txt" in shown
+    assert "--infer_input_file" not in shown  # no default: infer.py takes the test.txt beside the run's data
+
+
+# Library modules with a `main` run with `RUN/python -m ...` (a plain python says "No module named ..." itself).
+RUN_AS_MODULES = {"persona_extractor/tiny_bart.py"}
+ENTRY_SCRIPTS = sorted(str(p.relative_to(REPO)) for p in [*REPO.glob("codes/*.py"), *REPO.glob("persona_extractor/*.py"),
+                                                          REPO / "codes" / "_reformat" / "process.py"]
+                       if "if __name__ == \"__main__\"" in p.read_text() and p.name != "__init__.py"
+                       and str(p.relative_to(REPO)) not in RUN_AS_MODULES)
+
+
+@pytest.mark.parametrize("script", ENTRY_SCRIPTS)
+def test_a_plain_python_outside_the_environment_says_how_to_run_the_script(script):
+    base = Path(sys.base_prefix) / "bin" / "python3"
+    probe = subprocess.run([str(base), "-c", "import torch"], capture_output=True, text=True,
+                           env={"PATH": "/usr/bin:/bin"}, cwd="/")
+    if probe.returncode == 0:
+        pytest.skip(f"{base} can import torch: no interpreter outside the project's environment here")
+    for cwd, shown in ((REPO, script), (REPO / "RUN", f"../{script}")):
+        result = subprocess.run([str(base), shown, "--help"], cwd=cwd, capture_output=True, text=True, timeout=60,
+                                env={"PATH": "/usr/bin:/bin"})
+        assert result.returncode == 1 and result.stdout == "", result.stderr
+        said = "error: this is not the project's environment (no torch or pal here): run it as  "
+        assert result.stderr.startswith(said) and result.stderr.endswith(f" {shown} --help\n"), result.stderr
+        launcher = result.stderr[len(said):].split()[0]  # a path from cwd, runnable as typed
+        assert "/" in launcher and (cwd / launcher).resolve() == REPO / "RUN" / "python", result.stderr
+    if script != "codes/train.py":
+        return
+    at_root = subprocess.run([str(base), script, "--help"], cwd=REPO, capture_output=True, text=True, timeout=60,
+                             env={"PATH": "/usr/bin:/bin"})
+    assert at_root.stderr.endswith("run it as  RUN/python codes/train.py --help\n")
+
+
+def test_the_environment_check_lives_in_one_place():
+    """palkit.entry holds it; an entry script imports it first (outside codes/, in a try block: palkit is out of
+    reach there), and no library module carries a check of its own."""
+    py = [p for p in [*REPO.glob("codes/**/*.py"), *REPO.glob("persona_extractor/*.py")]]
+    checking = sorted(str(p.relative_to(REPO)) for p in py if "find_spec(\"torch\")" in p.read_text())
+    assert checking == ["codes/palkit/entry.py"]
+    for script in ENTRY_SCRIPTS:
+        imported = sorted((node.lineno, alias.name if isinstance(node, ast.Import) else node.module)
+                          for node in ast.walk(ast.parse((REPO / script).read_text()))
+                          if isinstance(node, ast.Import) or (isinstance(node, ast.ImportFrom) and node.level == 0)
+                          for alias in node.names)
+        first = next(name for _, name in imported if name.split(".")[0] not in sys.stdlib_module_names)
+        assert first == "palkit.entry", (script, first)

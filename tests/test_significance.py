@@ -1,6 +1,7 @@
 """Paired tests (metric.significance, codes/compare_systems.py): corpus metrics from counts equal the text metrics on
 resampled texts, and the tests give the known answers."""
 import json
+import math
 import random
 
 import numpy as np
@@ -10,7 +11,7 @@ from helpers.paths import load_script
 
 from metric import evaluate_records
 from metric.example_stats import ExampleStats, Tokenizer, corpus_values, folder_stats, text_stats
-from metric.significance import System, bootstrap_weights, compare, spread
+from metric.significance import System, bootstrap, bootstrap_weights, compare, inverted_interval, p_value, spread
 from metric.text import bleu, distinct_authors, ead, mean, rouge_l_per_example
 from metric.tokens import metric_tokens, sentence_word_tokens
 from palkit.cli import UserError
@@ -180,3 +181,72 @@ def test_compare_systems_refuses_different_test_examples(punkt, tmp_path):
     b, _ = _folder(tmp_path / "b", sentences(20, 19), sentences(20, 18))
     with pytest.raises(UserError, match="same test examples"):
         compare_systems.main([str(a), str(b), "--resamples", "10"])
+
+
+# ---- Distinct / EAD intervals: the randomization test inverted --------------------------------------------------
+DIVERSITY_KEYS = ["dist-1", "dist-2", "ead-1", "ead-2"]
+
+
+def _diverse_and_repetitive(n, seed):
+    """A: every reply made of words seen nowhere else (maximally diverse); B: a handful of replies repeated."""
+    rng = random.Random(seed)
+    diverse = [" ".join(f"w{i}x{j}" for j in range(rng.randint(4, 9))) + " ." for i in range(n)]
+    repetitive = [rng.choice(["i am sorry .", "that sounds hard .", "have you told a friend ?"]) for _ in range(n)]
+    return diverse, repetitive
+
+
+def test_diversity_intervals_contain_the_difference_where_the_bootstrap_misses_it(punkt):
+    refs = sentences(60, 20)
+    diverse, repetitive = _diverse_and_repetitive(60, 21)
+    vocab = {}
+    a, b = _system("diverse", refs, diverse, vocab), _system("repetitive", refs, repetitive, vocab)
+    _, [result] = compare([a, b], TEXT_KEYS, resamples=400, seed=3)
+    # the independent reading: the percentile interval of the bootstrap differences, as the metrics' own code gives
+    boot = bootstrap([a, b], DIVERSITY_KEYS, 400, np.random.default_rng(0))
+    missed = 0
+    for key in DIVERSITY_KEYS:
+        r = result["metrics"][key]
+        deltas = boot["repetitive"][key].mean(axis=0) - boot["diverse"][key].mean(axis=0)
+        low, high = np.percentile(deltas, [2.5, 97.5])
+        missed += not low <= r["delta"] <= high  # a resample repeats A's unique replies: A loses diversity
+        assert r["interval"] == "randomization inversion"
+        assert r["ci_low"] <= r["delta"] <= r["ci_high"] and r["ci_high"] < 0, (key, r)
+    assert missed >= 2  # the bootstrap percentile interval misses its own estimate here (what was reported)
+    assert result["metrics"]["bleu-2"]["interval"] == "bootstrap percentile"
+
+
+def test_the_inverted_interval_is_every_difference_the_test_does_not_reject():
+    rng = np.random.default_rng(7)
+    for confidence in (0.9, 0.95):
+        for _ in range(20):
+            permuted, delta = rng.normal(size=int(rng.integers(30, 300))), float(rng.normal(scale=2))
+            low, high = inverted_interval(permuted, delta, confidence)
+            for d in np.linspace(delta - 5, delta + 5, 401):  # brute force: the test of "B - A = d" at each d
+                kept = p_value(permuted, delta - d) > 1 - confidence
+                if abs(abs(d - delta) - (high - delta)) > 1e-9:  # (the boundary itself: rounding)
+                    assert kept == (low <= d <= high), (confidence, d, low, high)
+            assert (not low <= 0 <= high) == (p_value(permuted, delta) <= 1 - confidence)
+    assert inverted_interval(np.ones(10), 0.5, 0.95) == (-math.inf, math.inf)  # 10 resamples cannot reject at 5%
+
+
+# ---- PPL across tokenizers --------------------------------------------------------------------------------------
+def test_ppl_between_different_tokenizers_is_not_comparable(punkt, tmp_path, capsys):
+    refs = sentences(30, 22)
+    pal, _ = _folder(tmp_path / "pal", refs, sentences(30, 23), seed=1)
+    alpha0, _ = _folder(tmp_path / "alpha0", refs, sentences(30, 24), seed=2)
+    llm, _ = _folder(tmp_path / "llm", refs, sentences(30, 25), seed=3)
+    for folder in (pal, alpha0):  # codes/infer.py's record of what decoded the folder
+        (folder / "infer_args.json").write_text(json.dumps({"config_name": "strat", "inputter_name": "strat"}))
+    (llm / "infer_args.json").write_text(json.dumps({"system": {"kind": "llm", "name": "smol", "llm": "smollm2"}}))
+    out = tmp_path / "cmp.json"
+    compare_systems.main([str(pal), str(alpha0), str(llm), "--names", "pal", "alpha0", "llm", "--resamples", "50",
+                          "--output", str(out),
+                          "--plot", str(tmp_path / "forest.png")])
+    text = capsys.readouterr().out
+    result = json.loads(out.read_text())["perplexity"]
+    assert result["alpha0"]["comparable"] and result["alpha0"]["p_value"] > 0
+    assert result["llm"]["comparable"] is False and result["llm"]["why"] == "different tokenizers"
+    assert result["llm"]["p_value"] is None and result["llm"]["delta"] is None and result["llm"]["b"] > 0
+    llm_table = text.split("### B = llm")[1]
+    assert "| PPL (`perplexity`) |" in llm_table and "not comparable (different tokenizers) | – | – |" in llm_table
+    assert "not comparable" not in text.split("### B = llm")[0]

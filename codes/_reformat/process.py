@@ -13,24 +13,24 @@ one JSON dialogue per line with the authors' keys in their order. Split: random.
 `error: <file>: dialogue <i>[: turn <j>]: <what is wrong>` (0-based positions), exit status 2; the three outputs
 are renamed into place together only after every dialogue validated.
 """
-import importlib.util  # a plain `python` outside the project's environment: one line saying how to run this script
-if importlib.util.find_spec("torch") is None or importlib.util.find_spec("pal") is None:
-    import os, sys
-    launcher = os.path.relpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "RUN", "python"))
-    launcher = launcher if os.sep in launcher else os.path.join(os.curdir, launcher)  # a path, not a command name
-    sys.exit(f"error: this is not the project's environment (no torch or pal here): run it as  {launcher} "
-             f"{' '.join(sys.argv)}")
-import json
 import os
+import sys
+
+try:
+    import palkit.entry  # noqa: F401 -- first: outside the project's environment, one line saying how to run this
+except ModuleNotFoundError:  # palkit is out of reach too (it lives in codes/): the line palkit.entry would say
+    sys.exit("error: this is not the project's environment (no torch or pal here): run it as  " + os.path.normpath(
+        os.path.join(os.path.dirname(sys.argv[0]), '..', '..', 'RUN', 'python')) + ' ' + ' '.join(sys.argv))
+
+import json
 import random
 from collections import Counter
 from contextlib import ExitStack
 
-from palkit import checks
 from palkit.cli import ArgumentParser, UserError, run_main
-from palkit.atomic import atomic_write
-from palkit.checks import boolean_string
-from pal.completeness import MARK_SUFFIX, clear_mark, note_partial, report_empty_personas, write_mark
+from palkit.argtypes import boolean_string, output_dir
+from palkit.paths import require_output_file
+from pal.completeness import MARK_SUFFIX, marked_write, note_partial, report_empty_personas
 from pal.dialogues import load_dialogues
 from pal.reformat import DATA_HINT, PERSONA_LIST_SOURCES, convert_all
 
@@ -56,12 +56,13 @@ def output_paths(output_dir):
     return {name: os.path.join(output_dir, f"{name}.txt") for name in SPLIT_NAMES}
 
 
-def write_splits(splits, output_dir):
-    """Write the three files; all are renamed into place only after all three were written completely."""
+def write_splits(splits, output_dir, partial=None):
+    """Write the three files; all are renamed into place only after all three were written completely, each with its
+    subset mark (`partial`: what the splits hold, None when complete)."""
     paths = output_paths(output_dir)
     try:
         with ExitStack() as stack:
-            files = {name: stack.enter_context(atomic_write(paths[name])) for name in SPLIT_NAMES}
+            files = {name: stack.enter_context(marked_write(paths[name], partial)) for name in SPLIT_NAMES}
             for name in SPLIT_NAMES:
                 for record in splits[name]:
                     # json.dumps defaults (ASCII escapes, ", " separators) as the authors write the files.
@@ -93,7 +94,7 @@ def build_parser():
                         help="True: read PESConv and keep 'persona' and 'persona_list'; False: plain ESConv")
     parser.add_argument("--input_file", default=None,
                         help="input file (default: ./PESConv.json with --add_persona True, else ./ESConv.json)")
-    parser.add_argument("--output_dir", default=".", type=checks.output_dir,
+    parser.add_argument("--output_dir", default=".", type=output_dir,
                         help="where train.txt, valid.txt, test.txt are written (default: current directory)")
     parser.add_argument("--persona_list_source", choices=PERSONA_LIST_SOURCES, default=None,
                         help="with --add_persona True: 'inferred' (default, the paper) keeps PESConv's inferred "
@@ -109,18 +110,14 @@ def main(argv=None):
     persona_list_source = args.persona_list_source or "inferred"
     input_file = args.input_file or ("PESConv.json" if args.add_persona else "ESConv.json")
     for path in output_paths(args.output_dir).values():
-        checks.require_output_file(path)
+        require_output_file(path)
 
     found = load_dialogues(input_file, DATA_HINT)
     partial = note_partial(input_file)
     records = convert_all(input_file, found.dialogues, args.add_persona, persona_list_source)
     splits = split_dialogues(records)
-    paths = write_splits(splits, args.output_dir)
-    for path in paths.values():  # the splits of a partial file are partial too
-        if partial:
-            write_mark(path, f"a split of {input_file}, which holds {partial}")
-        else:
-            clear_mark(path)
+    # the splits of a partial file are partial too
+    paths = write_splits(splits, args.output_dir, partial and f"a split of {input_file}, which holds {partial}")
     report(records, splits, paths, input_file, found.container)
     if partial:
         print(f"partial: {input_file} holds {partial}; so do these splits (marked *.txt{MARK_SUFFIX})")

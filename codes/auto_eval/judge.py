@@ -20,8 +20,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from palkit.checks import load_json
+from palkit.loaders import load_json
 from palkit.cli import UserError
+
+from chat_systems import require
 
 PROMPTS = Path(__file__).with_name("prompts")
 JUDGE_PROMPT = str(PROMPTS / "judge.json")
@@ -156,6 +158,8 @@ def verdict_mode(judge, requested):
     if requested is None:
         return "prob" if has_probabilities(judge) else "text"
     if requested == "prob" and not has_probabilities(judge):
+        if getattr(judge, "capabilities", None) is not None:
+            require(judge, "token_logprobs", "--verdict prob")  # the protocol's own line, when the system lacks it
         raise UserError(f"--verdict prob: judge {judge.name} gives no next-token probabilities (a "
                         f"{getattr(judge, 'kind', 'system')}); use --verdict text")
     return requested

@@ -10,7 +10,7 @@ only put beside its turns in the report (auto_eval.analyze).
 """
 import os
 
-from palkit.checks import load_json
+from palkit.loaders import load_json
 from palkit.atomic import write_json
 from palkit.cli import UserError
 from pal.dialogues import INPUT_TOKEN, PERSONA_TOKEN, load_dialogues, normalise, turn_fields

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from palkit.atomic import atomic_write, write_json
-from palkit.checks import load_json
+from palkit.loaders import load_json
 from palkit.cli import UserError
 
 from auto_eval import judge as judging, store as auto_store, validity

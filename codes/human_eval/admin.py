@@ -3,16 +3,18 @@
     RUN/python -m human_eval.admin --db DB add NAME [NAME ...]     # create annotators, print their links
     RUN/python -m human_eval.admin --db DB links                   # list the annotators (links are shown once)
     RUN/python -m human_eval.admin --db DB new-link NAME           # a new link for NAME (the old one stops working)
+    RUN/python -m human_eval.admin --db DB revoke NAME             # NAME's link stops working (new-link restores)
     RUN/python -m human_eval.admin --db DB export OUT_DIR          # judgments/messages/assignments/tasks as CSV + JSON
 
-Only a hash of each access token is stored, so a link is printed once, when it is made. Links use the address the
+Only a hash of each access token is stored, so a link is printed once, when it is made. new-link and revoke also end
+the annotator's open sessions (a browser that opened the old link is asked for the new one). Links use the address the
 server last recorded (its --base_url, or host and port), unless --base_url is given here.
 """
 import csv
 import os
 from urllib.parse import urlsplit
 
-from palkit.checks import output_dir, output_file
+from palkit.argtypes import output_dir, output_file
 from palkit.cli import ArgumentParser, UserError, run_main
 from palkit.atomic import atomic_write, write_json
 
@@ -80,15 +82,23 @@ def main(argv=None):
     sub.add_parser("add").add_argument("names", nargs="+")
     sub.add_parser("links")
     sub.add_parser("new-link").add_argument("name")
+    sub.add_parser("revoke").add_argument("name")
     sub.add_parser("export").add_argument("out_dir", type=output_dir)
     args = p.parse_args(argv)
-    names = args.names if args.command == "add" else [args.name] if args.command == "new-link" else []
+    names = args.names if args.command == "add" else [args.name] if args.command in ("new-link", "revoke") else []
     blank = [n for n in names if not has_visible(n) or n != n.strip()]
     if blank:
         raise UserError(f"annotator names must be non-blank without surrounding spaces, got {blank}")
     store = open_store(args.db, must_exist=args.command != "add")
     try:
-        if names:
+        if args.command == "revoke":
+            try:
+                store.revoke(args.name)
+            except ValueError as e:
+                raise UserError(f"{args.db}: {e}")
+            print(f"  {args.name}: link revoked, open sessions ended (a new link: RUN/python -m human_eval.admin "
+                  f"--db {args.db} new-link {args.name})")
+        elif names:
             base = args.base_url or recorded_base_url(store, args.db)
             make = store.add_annotator if args.command == "add" else store.new_token
             for name in names:  # each link printed as soon as it exists (a later refused name loses none)

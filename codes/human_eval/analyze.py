@@ -11,7 +11,8 @@ two or more annotators, on the labels X / tie / Y.
 import os
 from collections import defaultdict
 
-from palkit.checks import existing_file, output_dir, require_output_dir
+from palkit.argtypes import existing_file, output_dir
+from palkit.paths import require_output_dir
 from palkit.cli import ArgumentParser, UserError, run_main
 from palkit.atomic import atomic_write, write_json
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from flask import Flask, g, redirect, render_template, request, session, url_for
 from werkzeug.exceptions import HTTPException
 
-from human_eval.store import AlreadyJudged, HistoryChanged, Store
+from human_eval.store import AlreadyJudged, FormReplayed, HistoryChanged, Store
 from human_eval.text import clean_message, has_visible
 
 CHOICES = ("A", "B", "tie")
@@ -129,12 +129,17 @@ def create_app(db_path, settings, criteria, systems=None):
 
     @app.context_processor
     def csrf_token():
-        return {"csrf_token": session.get("csrf", "")}
+        # form_key(): a one-time key per rendered form that changes something, so that a replay is stored once
+        return {"csrf_token": session.get("csrf", ""), "form_key": lambda: secrets.token_urlsafe(16)}
 
     def current_annotator():
         annotator = g.store.annotator(session.get("annotator", -1))
         if annotator is None:
             raise HttpError(403, "Open the personal link you were given to start (or resume) your evaluation.")
+        if not hmac.compare_digest(session.get("link", ""), annotator["session"]):
+            session.clear()  # the link that opened this session was replaced or revoked (human_eval.admin)
+            raise HttpError(403, "Your access link was replaced or revoked: open the link the study's organiser gave "
+                                 "you last.")
         return annotator
 
     def own_task(annotator, task_id):
@@ -158,7 +163,7 @@ def create_app(db_path, settings, criteria, systems=None):
         if annotator is None:
             raise HttpError(404, "Unknown access link: ask the study's organiser for yours.")
         session.clear()
-        session.update(annotator=annotator["id"], csrf=secrets.token_urlsafe(24))
+        session.update(annotator=annotator["id"], link=annotator["session"], csrf=secrets.token_urlsafe(24))
         return redirect(url_for("home"), 303)
 
     @app.get("/home")
@@ -211,6 +216,9 @@ def create_app(db_path, settings, criteria, systems=None):
         if task["mode"] == "static" or side not in (("A",) if task["mode"] == "chat" else ("A", "B")):
             raise HttpError(400, "This task has no chat with that system.")
         typed = request.form.get("text", "")
+        form_key = request.form.get("form_key", "")[:64]
+        if form_key and g.store.replayed_form(form_key, annotator["id"]) is not None:  # a replay: already stored
+            return redirect(url_for("task_page", task_id=task_id) + f"#chat-{side}", 303)
         text = clean_message(typed)
         problem = message_problem(annotator, task_id, side, text)
         if problem:
@@ -220,7 +228,10 @@ def create_app(db_path, settings, criteria, systems=None):
         history = [{"speaker": m["speaker"], "text": m["text"], "strategy": m["strategy"]} for m in stored]
         reply = systems.reply(system, history, text, (task_id, annotator["id"], side, len(history)))
         try:
-            g.store.add_exchange(task_id, annotator["id"], side, system, text, reply, turns_before=len(stored))
+            g.store.add_exchange(task_id, annotator["id"], side, system, text, reply, turns_before=len(stored),
+                                 form_key=form_key)
+        except FormReplayed:  # the same form, sent twice at once: the first one is stored
+            pass
         except AlreadyJudged:
             raise HttpError(409, "This conversation is closed (judged, skipped or replaced by a new one); your "
                                  "message was not stored.")
@@ -289,6 +300,10 @@ def create_app(db_path, settings, criteria, systems=None):
         template = g.store.chat_systems().get(request.form.get("system", ""))
         if settings.mode != "chat" or template is None:
             raise HttpError(400, "No such system to chat with.")
-        return redirect(url_for("task_page", task_id=g.store.new_chat(template, annotator["id"])), 303)
+        try:
+            task_id = g.store.new_chat(template, annotator["id"], request.form.get("form_key", "")[:64])
+        except FormReplayed as replayed:  # a replay leads where the first submission did
+            task_id = replayed.task_id
+        return redirect(url_for("task_page", task_id=task_id), 303)
 
     return app

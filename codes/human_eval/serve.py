@@ -2,7 +2,7 @@
 
     RUN/python -m human_eval --db study.db --test_file DATA/pesconv/test.txt \
         --system name=pal,config=strat,checkpoint=RUN/epoch-4.bin \
-        --system name=joint,config=strat_no_persona,checkpoint=RUN2/epoch-4.bin --annotators ann1,ann2
+        --system name=joint,checkpoint=RUN2/epoch-4.bin --annotators ann1,ann2
     RUN/python -m human_eval --mode static --results pal=RES1 --results joint=RES2 --test_file DATA/pesconv/test.txt
     RUN/python -m human_eval --mode chat --system name=pal,config=strat,checkpoint=... --persona_extractor DIR
 
@@ -16,10 +16,11 @@ import socket
 import sys
 from pathlib import Path
 
-from palkit.checks import (existing_dir, existing_file, int_range, non_negative_float, non_negative_int, output_file,
-                           positive_float, positive_int)
+from palkit.argtypes import (existing_dir, existing_file, int_range, non_negative_float, non_negative_int,
+                             output_file, positive_float, positive_int)
 from pal.chat import DECODING_DEFAULTS
 from palkit.cli import ArgumentParser, UserError, resolve_device, run_main
+from chat_systems import spec_help
 
 from human_eval import tasks as task_builders
 from human_eval.admin import check_base_url, print_links
@@ -40,9 +41,7 @@ def build_parser():
     p.add_argument("--db", default="DATA/human_eval/study.db", type=output_file,
                    help="the SQLite database (created when absent)")
     p.add_argument("--system", action="append", default=[], type=parse_system, metavar="SPEC",
-                   help="a system: name=NAME,config=CONFIG,checkpoint=FILE[,alpha=A], name=NAME,llm=smollm2|DIR|HUB_NAME or "
-                        "name=NAME,endpoint=URL,model=M (README \"Comparing PAL with an LLM\"; interactive: 2 or "
-                        "more; chat: 1 or more)")
+                   help=f"a system (interactive: 2 or more; chat: 1 or more): {spec_help()}")
     p.add_argument("--results", action="append", default=[], type=task_builders.parse_results, metavar="NAME=DIR",
                    help="static mode: two result folders with gen.json")
     p.add_argument("--test_file", default=None, type=existing_file,
@@ -92,17 +91,9 @@ def build_tasks(args, criteria):
 def setup_record(args, criteria):
     """What the study is; a database made for another setup is refused (a new study needs a new --db)."""
     return {"mode": args.mode, "criteria": [c["name"] for c in criteria], "seed": args.seed,
-            "systems": [system_record(s) for s in args.system],
+            "systems": [s.study_record() for s in args.system],
             "results": [[name, os.path.abspath(path)] for name, path, _ in args.results],
             "test_file": args.test_file and os.path.abspath(args.test_file), "num_dialogues": args.num_dialogues}
-
-
-def system_record(spec):
-    """A PAL checkpoint keeps the record of earlier studies (their databases still resume); other kinds record
-    what identifies them."""
-    if spec.kind == "pal":
-        return [spec.name, spec.config, os.path.abspath(spec.checkpoint), spec.alpha]
-    return spec.identity()
 
 
 def open_study(args, criteria, tasks):

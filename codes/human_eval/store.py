@@ -3,7 +3,9 @@
 Every write is one transaction (BEGIN IMMEDIATE), and every check that guards a write (already judged, conversation
 closed, history changed) runs inside that write's transaction. Every read and write of an annotator's work is keyed by
 that annotator's id. Access tokens are stored as SHA-256 hashes only; a database of an older version (plain tokens,
-fewer assignment columns) is migrated when opened, so the links of a running study keep working.
+fewer assignment columns) is migrated when opened, so the links of a running study keep working. A session is bound
+to the link that opened it (`session_stamp`): a new link or a revoked one ends it. A form that changes something
+carries a one-time key (`forms`): a replayed form is stored once.
 """
 import hashlib
 import json
@@ -35,6 +37,9 @@ CREATE TABLE IF NOT EXISTS judgments (
     choice TEXT NOT NULL CHECK (choice IN ('A', 'B', 'tie')), winner TEXT NOT NULL, created_at REAL NOT NULL,
     PRIMARY KEY (task_id, annotator_id, criterion),
     FOREIGN KEY (task_id, annotator_id) REFERENCES assignments(task_id, annotator_id));
+CREATE TABLE IF NOT EXISTS forms (
+    key TEXT PRIMARY KEY, annotator_id INTEGER NOT NULL REFERENCES annotators(id), task_id INTEGER NOT NULL,
+    created_at REAL NOT NULL);
 """
 
 
@@ -51,8 +56,21 @@ class HistoryChanged(Exception):
     """The conversation got another message while this one was being answered (a second tab)."""
 
 
+class FormReplayed(Exception):
+    """This form (its one-time key) was already stored; `task_id` is the task its first submission led to."""
+
+    def __init__(self, task_id):
+        super().__init__(task_id)
+        self.task_id = task_id
+
+
 def hash_token(token):
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def session_stamp(token_sha256):
+    """What a session keeps of the link that opened it (not the stored hash itself): it changes with the link."""
+    return hash_token(f"session:{token_sha256}")[:24]
 
 
 class Store:
@@ -141,17 +159,42 @@ class Store:
             raise ValueError(f"no annotator {name!r}")
         return token
 
+    def revoke(self, name):
+        """The annotator's link stops working and their open sessions end (a token nobody is given replaces it)."""
+        self.new_token(name)
+
     def annotators(self):
         """[{id, name}] (tokens are not stored, only their hashes)."""
         return [dict(r) for r in self.db.execute("SELECT id, name FROM annotators ORDER BY id")]
 
     def annotator(self, annotator_id):
-        row = self.db.execute("SELECT id, name FROM annotators WHERE id = ?", (annotator_id,)).fetchone()
-        return None if row is None else dict(row)
+        """{id, name, session}: `session` the session_stamp of the annotator's current link."""
+        row = self.db.execute("SELECT id, name, token_sha256 FROM annotators WHERE id = ?", (annotator_id,)).fetchone()
+        return None if row is None else _annotator(row)
 
     def annotator_by_token(self, token):
-        row = self.db.execute("SELECT id, name FROM annotators WHERE token_sha256 = ?", (hash_token(token),)).fetchone()
-        return None if row is None else dict(row)
+        row = self.db.execute("SELECT id, name, token_sha256 FROM annotators WHERE token_sha256 = ?",
+                              (hash_token(token),)).fetchone()
+        return None if row is None else _annotator(row)
+
+    # ---- one-time form keys -----------------------------------------------------------------------------------------
+    def replayed_form(self, key, annotator_id):
+        """The task a form with this key led to when it was first stored (by this annotator), else None."""
+        row = self.db.execute("SELECT task_id FROM forms WHERE key = ? AND annotator_id = ?",
+                              (key, annotator_id)).fetchone()
+        return None if row is None else row["task_id"]
+
+    def _claim_form(self, key, annotator_id, task_id):
+        """Inside a write transaction: record the form's key; FormReplayed when it was stored before."""
+        if not key:
+            return
+        task = self.replayed_form(key, annotator_id)
+        if task is not None:
+            raise FormReplayed(task)
+        try:
+            self.db.execute("INSERT INTO forms VALUES (?, ?, ?, ?)", (key, annotator_id, task_id, time.time()))
+        except sqlite3.IntegrityError:  # another annotator's key: never theirs to replay
+            raise FormReplayed(None)
 
     # ---- an annotator's work ----------------------------------------------------------------------------------------
     def task(self, task_id):
@@ -218,14 +261,17 @@ class Store:
             params.append(side)
         return [dict(r) for r in self.db.execute(sql + " ORDER BY id", params)]
 
-    def add_exchange(self, task_id, annotator_id, side, system, user_text, reply, turns_before=None, also=None):
+    def add_exchange(self, task_id, annotator_id, side, system, user_text, reply, turns_before=None, form_key=None,
+                     also=None):
         """The seeker's message and the system's reply (text, strategy, persona), stored together.
 
-        Refused (AlreadyJudged) when the conversation is closed, and (HistoryChanged) when `turns_before`, the number
-        of messages the reply was generated after, no longer matches: both checked in the writing transaction.
-        `also(connection)`, when given, writes the caller's own rows in the same transaction (the automatic
-        evaluation's turn record), so the exchange and that record are stored together or not at all."""
+        Refused (AlreadyJudged) when the conversation is closed, (HistoryChanged) when `turns_before`, the number
+        of messages the reply was generated after, no longer matches, and (FormReplayed) when the form's one-time
+        `form_key` was stored before: all checked in the writing transaction. `also(connection)`, when given, writes
+        the caller's own rows in the same transaction (the automatic evaluation's turn record), so the exchange and
+        that record are stored together or not at all."""
         with self.transaction():
+            self._claim_form(form_key, annotator_id, task_id)
             self._require_open(task_id, annotator_id)
             if turns_before is not None and len(self.messages(task_id, annotator_id, side)) != turns_before:
                 raise HistoryChanged()
@@ -284,16 +330,21 @@ class Store:
         return {r["system_a"]: r["id"] for r in self.db.execute(
             "SELECT system_a, MIN(id) AS id FROM tasks WHERE mode = 'chat' GROUP BY system_a ORDER BY MIN(id)")}
 
-    def new_chat(self, template_task_id, annotator_id):
-        """Close the annotator's open chat conversations and open a fresh one like `template_task_id` (its id)."""
+    def new_chat(self, template_task_id, annotator_id, form_key=None):
+        """Close the annotator's open chat conversations and open a fresh one like `template_task_id` (its id);
+        FormReplayed when the form's one-time `form_key` was stored before."""
         now = time.time()
         with self.transaction():
+            replayed = self.replayed_form(form_key, annotator_id) if form_key else None
+            if replayed is not None:
+                raise FormReplayed(replayed)
             self.db.execute("UPDATE assignments SET finished_at = ? WHERE annotator_id = ? AND finished_at IS NULL "
                             "AND task_id IN (SELECT id FROM tasks WHERE mode = 'chat')", (now, annotator_id))
             cursor = self.db.execute("INSERT INTO tasks (mode, source, system_a, system_b, content) SELECT mode, "
                                      "source, system_a, system_b, content FROM tasks WHERE id = ?", (template_task_id,))
             self.db.execute("INSERT INTO assignments (task_id, annotator_id, started_at, last_active_at) "
                             "VALUES (?, ?, ?, ?)", (cursor.lastrowid, annotator_id, now, now))
+            self._claim_form(form_key, annotator_id, cursor.lastrowid)
             return cursor.lastrowid
 
     def conversations(self, annotator_id):
@@ -413,3 +464,7 @@ class _Transaction:
     def __exit__(self, exc_type, exc, tb):
         self.db.execute("COMMIT" if exc_type is None else "ROLLBACK")
         return False
+
+
+def _annotator(row):
+    return {"id": row["id"], "name": row["name"], "session": session_stamp(row["token_sha256"])}

@@ -10,7 +10,7 @@ import os
 import random
 
 from metric.records import load_gen_json
-from palkit.checks import load_json
+from palkit.loaders import load_json
 from palkit.cli import UserError
 from pal.config import STRATEGIES
 from pal.inputter import read_dialogues

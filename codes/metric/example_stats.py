@@ -10,7 +10,8 @@ times each example is drawn; 0/1 for a permutation):
   the set of n-gram types of each example (as index arrays) and its n-gram count; a type counts when any example
   holding it has weight > 0.
 - ROUGE-L (mean of text.rouge_l_per_example), ACC (gold == predicted strategy), Cos-Sim (cos_similarity_list.json):
-  weighted means. PPL: exp(sum w * loss * tokens / sum w * tokens), as records.corpus_perplexity.
+  weighted means. PPL: exp(sum w * loss * tokens / sum w * tokens), as records.corpus_perplexity; its tokens are
+  the scoring model's (`loss_tokenizer`: which ones, from infer_args.json), so PPL compares only within one tokenizer.
 Values come out in metric.json's scales (percent for BLEU, Distinct, EAD, ROUGE-L; fraction for ACC).
 """
 import math
@@ -20,7 +21,7 @@ from functools import cached_property
 
 import numpy as np
 
-from palkit.checks import load_json
+from palkit.loaders import load_json
 from palkit.cli import UserError
 
 from .records import all_or_none, check_records, first_text, load_gen_json
@@ -79,13 +80,14 @@ class ExampleStats:
     additive: dict  # name -> (n,) or (n, k) array
     sets: dict = field(default_factory=dict)  # metric key -> TypeSets
     ead_vocab_size: int = EAD_VOCAB_SIZE
+    loss_tokenizer: str = None  # whose tokens the per-token losses (PPL) count; None: unknown
 
     def concat(self, other):
         """The examples of self followed by those of other (the pool of a permutation test)."""
         return ExampleStats(self.n + other.n, {k: np.concatenate([v, other.additive[k]]) for k, v in
                                                self.additive.items() if k in other.additive},
                             {k: v.concat(other.sets[k]) for k, v in self.sets.items() if k in other.sets},
-                            self.ead_vocab_size)
+                            self.ead_vocab_size, self.loss_tokenizer)
 
     def metrics(self):
         keys = [k for k in TABLE3_METRICS if _available(self, k)]
@@ -170,6 +172,24 @@ def _cos_similarity(folder, n, additive):
         raise UserError(f"{path}: expected a number under \"generation\" in every score; {rerun}")
 
 
+PAL_TOKENIZER = "BlenderBot-small (PAL family)"  # every codes/infer.py folder: PAL, PAL alpha=0, Blender-Joint
+
+
+def read_loss_tokenizer(folder):
+    """Whose tokens a result folder's per-example losses count, from its infer_args.json: a chat LLM's (its model,
+    codes/infer_chat.py) or BlenderBot-small's (codes/infer.py: the PAL family); None when the folder does not say."""
+    path = os.path.join(folder, "infer_args.json")
+    if not os.path.isfile(path):
+        return None
+    recorded = load_json(path, expect=dict)
+    system = recorded.get("system")
+    if isinstance(system, dict):
+        if system.get("kind") != "llm":
+            return PAL_TOKENIZER if system.get("kind") == "pal" else None
+        return " ".join(str(system[k]) for k in ("llm", "gguf_file") if system.get(k))
+    return PAL_TOKENIZER if "config_name" in recorded else None
+
+
 def folder_stats(folder, tokenizer, vocabularies):
     """(ExampleStats, references) of one result folder (gen.json, plus cos_similarity_list.json when present)."""
     records = load_gen_json(folder)
@@ -178,7 +198,7 @@ def folder_stats(folder, tokenizer, vocabularies):
     additive, sets = text_stats(references, [first_text(r["generation"]) for r in records], tokenizer, vocabularies)
     _strategy_and_loss(records, additive)
     _cos_similarity(folder, len(records), additive)
-    return ExampleStats(len(records), additive, sets), references
+    return ExampleStats(len(records), additive, sets, loss_tokenizer=read_loss_tokenizer(folder)), references
 
 
 # ---- corpus metrics from weights ------------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ def _meteor(refs, hyps):
     """(corpus score, per-example scores) or (None, None, reason) when Java is missing or the jar fails."""
     if shutil.which("java") is None:
         return None, None, NO_JAVA_MESSAGE
-    from pycocoevalcap.meteor.meteor import Meteor
+    from pycocoevalcap.meteor.meteor import Meteor  # lazy: only when java is there
     try:
         scorer = Meteor()  # starts `java -jar meteor-1.5.jar ... -stdio`
     except OSError as e:  # a java on PATH that cannot start

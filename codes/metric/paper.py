@@ -4,14 +4,18 @@ Scales follow the table: ACC is a percentage (metric.json stores a fraction, as 
 B-2, B-4, D-1, D-2, R-L are already percentages in metric.json (the authors' Metric.close() multiplies by 100);
 E-1/E-2 are stored as percentages by us; PPL and Cos-Sim are raw values.
 """
+from pal.variants import VARIANTS
+
 COLUMNS = ["ACC", "PPL", "B-2", "B-4", "D-1", "D-2", "E-1", "E-2", "R-L", "Cos-Sim"]
 
-# (row key, row label, values in COLUMNS order), from the paper's Table 3.
-PAPER_ROWS = [
-    ("pal", "PAL (paper)", [34.51, 15.92, 8.75, 2.66, 5.00, 30.27, 6.73, 41.82, 18.06, 0.244]),
-    ("pal_alpha0", "PAL α=0 (paper)", [34.25, 15.92, 9.28, 2.90, 4.72, 25.56, 5.87, 33.05, 18.27, 0.229]),
-    ("blender_joint", "Blender-Joint (paper)", [27.72, 18.11, 5.57, 1.93, 3.74, 20.66, 4.23, 20.28, 16.36, 0.184]),
-]
+# The paper's Table 3: row label -> values in COLUMNS order.
+TABLE3 = {
+    "PAL": [34.51, 15.92, 8.75, 2.66, 5.00, 30.27, 6.73, 41.82, 18.06, 0.244],
+    "PAL α=0": [34.25, 15.92, 9.28, 2.90, 4.72, 25.56, 5.87, 33.05, 18.27, 0.229],
+    "Blender-Joint": [27.72, 18.11, 5.57, 1.93, 3.74, 20.66, 4.23, 20.28, 16.36, 0.184],
+}
+# (system key, row label, values): the rows of the variants that reproduce one (pal.variants: table3_row).
+PAPER_ROWS = [(v.name, f"{v.table3_row} (paper)", TABLE3[v.table3_row]) for v in VARIANTS.values() if v.table3_row]
 PAPER = {key: dict(zip(COLUMNS, values)) for key, _, values in PAPER_ROWS}
 PAPER_LABELS = {key: label for key, label, _ in PAPER_ROWS}
 

@@ -10,7 +10,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from palkit.checks import read_csv
+from palkit.loaders import read_csv
 from palkit.cli import UserError
 from palkit.atomic import atomic_write
 
@@ -158,8 +158,12 @@ def plot_forest(comparisons, metrics, path, confidence=0.95):
         column, scale = metrics[key]
         for y, comparison in enumerate(reversed(comparisons)):
             r = comparison["metrics"][key]
+            if not r.get("comparable", True):  # e.g. PPL under different tokenizers: no difference to draw
+                ax.annotate(f"not comparable ({r['why']})", (0, y), ha="center", va="center", fontsize=7)
+                continue
             color = "tab:blue" if r["p_value"] < 0.05 else "tab:gray"
-            ax.plot([scale * r["ci_low"], scale * r["ci_high"]], [y, y], color=color, linewidth=2)
+            if r["ci_low"] is not None and r["ci_high"] is not None:
+                ax.plot([scale * r["ci_low"], scale * r["ci_high"]], [y, y], color=color, linewidth=2)
             ax.plot([scale * r["delta"]], [y], marker="o", color=color)
             ax.annotate(f"p={r['p_value']:.2g}", (scale * r["delta"], y), xytext=(0, 5), textcoords="offset points",
                         fontsize=7, ha="center")
@@ -169,8 +173,8 @@ def plot_forest(comparisons, metrics, path, confidence=0.95):
         ax.set_title(column)
     for ax in axes[len(keys):]:
         ax.set_visible(False)
-    figure.suptitle(f"Paired differences B − A with {round(100 * confidence)}% bootstrap intervals "
-                    "(blue: randomization p < 0.05)")
+    figure.suptitle(f"Paired differences B − A with {round(100 * confidence)}% intervals (bootstrap; Distinct, EAD: "
+                    "randomization inverted) (blue: randomization p < 0.05)")
     _save(figure, path)
 
 

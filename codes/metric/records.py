@@ -2,7 +2,8 @@
 import math
 import os
 
-from palkit.checks import load_json, require_path
+from palkit.loaders import load_json
+from palkit.paths import require_path
 from palkit.cli import UserError
 from pal.config import STRATEGIES
 
@@ -80,7 +81,7 @@ EMISSION_RULES = {
 
 def gold_file_examples(gold_file):
     """{rule name: [(dialogue index, line number, gold strategy id)] in file order} of a reformatted test file."""
-    from pal.inputter import checked_turns, read_dialogues
+    from pal.inputter import checked_turns, read_dialogues  # lazy: imports torch and transformers' tokenizers
     examples = {name: [] for name in EMISSION_RULES}
     for index, (line, data) in enumerate(read_dialogues(gold_file)):
         turns = checked_turns(data, f"{gold_file}: line {line}", need_strategy=True)

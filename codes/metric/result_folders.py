@@ -17,12 +17,11 @@ import sys
 from dataclasses import dataclass, field
 
 from palkit.atomic import restore
-from palkit.checks import load_json, read_csv
 from palkit.cli import UserError
+from palkit.loaders import load_json, read_csv
+from pal.decoding import parse_alpha
 from pal.results import check_result_folder
-
-SYSTEM_LABELS = {"pal": "PAL", "pal_alpha0": "PAL α=0", "blender_joint": "Blender-Joint", "vanilla": "BlenderBot-small"}
-CONFIG_SYSTEMS = {"strat": "pal", "strat_no_persona": "blender_joint", "vanilla": "vanilla"}
+from pal.variants import VARIANTS, by_name, for_config
 # Settings that must agree between the folders of one system (else they are different systems).
 DECODING_KEYS = ("top_k", "top_p", "temperature", "num_beams", "max_length", "min_length", "length_penalty",
                  "repetition_penalty", "no_repeat_ngram_size", "do_sample", "strategy_top3_k", "max_input_length",
@@ -35,7 +34,7 @@ EPOCH_PATTERN = re.compile(r"epoch-(\d+)\.bin$")
 @dataclass
 class FolderInfo:
     path: str
-    system: str  # pal, pal_alpha0, blender_joint, vanilla (with +gold/+fmask), or the folder's short name
+    system: str  # a variant's name (pal.variants: pal, pal_alpha0, ...; with +gold/+fmask), or the folder's name
     train_seed: object = None
     epoch: object = None
     decode_seed: object = None
@@ -47,11 +46,18 @@ class FolderInfo:
     @property
     def label(self):
         base, _, extra = self.system.partition("+")
-        return SYSTEM_LABELS.get(base, base) + (f" +{extra}" if extra else "")
+        return system_label(base) + (f" +{extra}" if extra else "")
 
     @property
     def paper_key(self):
-        return self.system if self.system in ("pal", "pal_alpha0", "blender_joint") else None
+        declared = by_name(self.system)
+        return self.system if declared and declared.table3_row else None
+
+
+def system_label(system):
+    """A variant's label (pal.variants), else the system key itself."""
+    declared = by_name(system)
+    return declared.label if declared else system
 
 
 def _is_result(folder):
@@ -90,21 +96,24 @@ def find_result_folders(paths):
     return found
 
 
-def _is_zero_alpha(alpha):
+def _alpha_value(text):
+    """A recorded --strategy_alpha's value (pal.decoding.parse_alpha), None when it does not parse."""
     try:
-        return all(float(x) == 0 for x in str(alpha).split(","))
-    except ValueError:
-        return False
+        return parse_alpha(text)
+    except UserError:
+        return None
 
 
 def system_of(infer_args):
+    """The system a result folder belongs to: the name of the variant it was decoded as (pal.variants: a
+    --strategy_alpha override of a persona variant names a decoding variant, e.g. 0 -> pal_alpha0), plus +gold /
+    +fmask; infer_chat.py's folders carry their system's name."""
     if isinstance(infer_args.get("system"), dict):  # codes/infer_chat.py: a chat_systems spec, named by the user
         return infer_args["system"]["name"]
     config = infer_args.get("config_name")
-    system = CONFIG_SYSTEMS.get(config, str(config))
+    trained = for_config(config)
     alpha = infer_args.get("strategy_alpha")
-    if system == "pal" and alpha is not None:
-        system = "pal_alpha0" if _is_zero_alpha(alpha) else f"pal_alpha{alpha}"
+    system = str(config) if trained is None else trained.result_system(alpha, _alpha_value(alpha))
     for flag, extra in (("use_gold_strategy", "gold"), ("fusion_mask_padding", "fmask")):
         if infer_args.get(flag):
             system += "+" + extra
@@ -192,8 +201,9 @@ def check_systems(infos):
 
 
 def group_by_system(infos):
-    """{system: [FolderInfo]} in a stable order: the paper's rows first, then by first appearance."""
-    order = ["pal", "pal_alpha0", "blender_joint"]
+    """{system: [FolderInfo]} in a stable order: the paper's rows first (pal.variants' order), then by first
+    appearance."""
+    order = [v.name for v in VARIANTS.values() if v.table3_row]
     groups = {}
     for info in infos:
         groups.setdefault(info.system, []).append(info)
@@ -227,7 +237,7 @@ def select(infos, rule):
 
 def _select_run(folders, rule, system, seed):
     epochs = sorted({f.epoch for f in folders}, key=lambda e: -1 if e is None else e)
-    what = f"{SYSTEM_LABELS.get(system, system)} (training seed {seed})"
+    what = f"{system_label(system)} (training seed {seed})"
     if rule == "every":
         if None in epochs:
             raise UserError(f"{folders[0].path}: its epoch is unknown (no infer_args.json with an epoch-N.bin "

@@ -7,9 +7,17 @@ metric is the mean over its replicates of the corpus metric. For systems A and B
 - approximate randomization: each test example's replies are swapped between A and B with probability 1/2 (in
   every replicate pair j at once: A's j-th folder with B's j-th); p = (1 + #{|permuted difference| >= |observed|})
   / (1 + resamples), so two identical systems give p = 1.
+- Distinct-n and EAD-n (INVERTED_KEYS): a bootstrap resample repeats examples, which lowers both systems' diversity,
+  so their percentile interval can miss the observed difference. Their interval is the randomization test inverted
+  under a shift model instead: every d for which the test of "B - A = d" (the permuted differences taken as the
+  spread of the observed one around d) is not rejected, i.e. observed +- the K-th largest |permuted difference|.
+  It always contains the observed difference and excludes 0 exactly when p <= 1 - confidence.
+- Metrics that are not comparable between the two systems (PPL under different tokenizers: per-token losses of
+  different tokens) get no test: `comparable` false and `why`.
 Draws come from numpy's generator seeded by `seed` (bootstrap and permutation streams spawned from it), in chunks
 of a fixed size, so the same seed gives the same numbers, and adding a system does not change the others' numbers.
 """
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,6 +27,8 @@ from palkit.cli import UserError
 from .example_stats import corpus_values
 
 CHUNK = 500  # resamples evaluated at once (bounds memory; part of what makes a seed reproducible)
+INVERTED_KEYS = ("dist-1", "dist-2", "ead-1", "ead-2")  # intervals from the inverted randomization test (docstring)
+PER_TOKEN_KEYS = ("perplexity",)  # comparable only between systems with the same tokenizer
 TIE_TOLERANCE = 1e-9  # relative: permuted differences equal to the observed one up to rounding count as ties
 
 
@@ -31,6 +41,20 @@ class System:
     @property
     def n(self):
         return self.replicates[0].n
+
+    @property
+    def loss_tokenizers(self):
+        """The tokenizers its replicates' per-token losses were computed with (None: unknown)."""
+        return {r.loss_tokenizer for r in self.replicates}
+
+
+def not_comparable(key, a, b):
+    """Why `key` cannot be compared between systems a and b ('' when it can)."""
+    if key in PER_TOKEN_KEYS:
+        known = (a.loss_tokenizers | b.loss_tokenizers) - {None}
+        if len(known) > 1:
+            return "different tokenizers"
+    return ""
 
 
 def common_metrics(systems, keys):
@@ -94,6 +118,17 @@ def p_value(permuted, delta):
     return float((1 + np.count_nonzero(np.abs(permuted) >= threshold)) / (1 + len(permuted)))
 
 
+def inverted_interval(permuted, delta, confidence):
+    """(low, high): the d with p_value(permuted, delta - d) > 1 - confidence, i.e. delta +- the K-th largest
+    |permuted difference| for the smallest count K that keeps p above 1 - confidence (infinite when even K = 0 does:
+    too few resamples)."""
+    needed = math.floor((1 - confidence) * (1 + len(permuted)) - 1) + 1  # p > alpha <=> count >= needed
+    if needed <= 0:
+        return -math.inf, math.inf
+    half_width = float(np.sort(np.abs(permuted))[::-1][needed - 1])
+    return delta - half_width, delta + half_width
+
+
 def spread(values, labels, boot):
     """How much of a system's replicate spread comes from decoding: {decoding_sd, training_sd, decoding_share,
     test_sample_sd, n_replicates}. values: (replicates,), labels: (training seed, decoding seed) each."""
@@ -125,7 +160,9 @@ def _finite(value):
 
 def compare(systems, keys, resamples=10000, seed=0, confidence=0.95):
     """Each system after the first against the first. Returns (keys used, [comparison dicts]); a comparison is
-    {"a": name, "b": name, "metrics": {key: {a, b, delta, ci_low, ci_high, p_value, se, spread}}}."""
+    {"a": name, "b": name, "metrics": {key: {a, b, delta, ci_low, ci_high, interval, p_value, se, spread,
+    comparable, why}}}; `interval` says how ci_low/ci_high were made ("bootstrap percentile" or "randomization
+    inversion"); a metric that is not comparable has delta, ci_low, ci_high, p_value and se None."""
     keys = common_metrics(systems, keys)
     boot_rng, perm_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
     boot = bootstrap(systems, keys, resamples, boot_rng)
@@ -141,10 +178,23 @@ def compare(systems, keys, resamples=10000, seed=0, confidence=0.95):
         for k in keys:
             a, b = float(np.mean(seen[base.name][k])), float(np.mean(seen[other.name][k]))
             deltas = boot[other.name][k].mean(axis=0) - boot[base.name][k].mean(axis=0)
-            low, high = np.percentile(deltas, [tail, 100 - tail])
-            metrics[k] = {"a": a, "b": b, "delta": b - a, "ci_low": float(low), "ci_high": float(high),
-                          "p_value": p_value(permuted[k], b - a), "se": float(np.std(deltas, ddof=1)),
-                          "spread": {role: spread(seen[s.name][k], s.labels, boot[s.name][k])
-                                     for role, s in (("a", base), ("b", other)) if len(s.replicates) > 1}}
+            metrics[k] = {"a": a, "b": b, "spread": {role: spread(seen[s.name][k], s.labels, boot[s.name][k])
+                                                     for role, s in (("a", base), ("b", other))
+                                                     if len(s.replicates) > 1}}
+            why = not_comparable(k, base, other)
+            if why:
+                metrics[k].update(delta=None, ci_low=None, ci_high=None, interval=None, p_value=None, se=None,
+                                  comparable=False, why=why)
+                continue
+            if k in INVERTED_KEYS:
+                low, high = inverted_interval(permuted[k], b - a, confidence)
+                interval = "randomization inversion"
+            else:
+                low, high = np.percentile(deltas, [tail, 100 - tail])
+                interval = "bootstrap percentile"
+            low, high = (float(v) if math.isfinite(v) else None for v in (low, high))  # None: too few resamples
+            metrics[k].update(delta=b - a, ci_low=low, ci_high=high, interval=interval,
+                              p_value=p_value(permuted[k], b - a), se=float(np.std(deltas, ddof=1)),
+                              comparable=True, why="")
         results.append({"a": base.name, "b": other.name, "metrics": metrics})
     return keys, results

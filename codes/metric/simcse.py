@@ -14,9 +14,12 @@ cos_similarity.json reports it (num_empty_persona) beside the mean over the non-
 """
 import sys
 
-from palkit.checks import from_folder_or_hub
+from tqdm import tqdm
+
+from palkit.hub import from_folder_or_hub
 from palkit.cli import UserError
 from pal.dialogues import INPUT_TOKEN, PERSONA_TOKEN
+from .records import first_text
 
 DEFAULT_ENCODER = "princeton-nlp/sup-simcse-bert-base-uncased"
 GET_IT = (f"download {DEFAULT_ENCODER} (config, tokenizer files and weights) into a folder and pass --model DIR")
@@ -24,11 +27,11 @@ GET_IT = (f"download {DEFAULT_ENCODER} (config, tokenizer files and weights) int
 
 def load_encoder(name_or_dir, device):
     """(tokenizer, model) from a local directory, the local hub cache, or the hub (only when it answers at once:
-    palkit.checks.from_folder_or_hub); a UserError saying how to get it."""
-    from transformers import AutoModel, AutoTokenizer
+    palkit.hub.from_folder_or_hub); a UserError saying how to get it."""
+    from transformers import AutoModel, AutoTokenizer  # lazy: seconds to import; --help needs none of it
     try:
         return from_folder_or_hub(lambda **kw: _from_pretrained(AutoTokenizer, AutoModel, name_or_dir, device, **kw),
-                                  name_or_dir, GET_IT)
+                                  name_or_dir, GET_IT, known=(DEFAULT_ENCODER,))
     except (OSError, ValueError) as e:
         raise UserError(f"cannot load the sentence encoder {name_or_dir!r} ({str(e).splitlines()[0]}): {GET_IT}")
 
@@ -47,7 +50,7 @@ def _max_length(tokenizer, model):
 
 def embed(texts, tokenizer, model, batch_size=64):
     """Pooler-output embeddings (float32 tensor, one row per text)."""
-    import torch
+    import torch  # lazy, as transformers above
     max_length = _max_length(tokenizer, model)
     device = next(model.parameters()).device
     chunks = []
@@ -65,15 +68,13 @@ def embed(texts, tokenizer, model, batch_size=64):
 
 def cosine_rows(a, b):
     """Row-wise cosine similarity, computed in float64: 1 - scipy.spatial.distance.cosine, row by row."""
-    import torch
+    import torch  # lazy, as transformers above
     a, b = a.double(), b.double()
     return (torch.sum(a * b, dim=1) / (a.norm(dim=1) * b.norm(dim=1))).tolist()
 
 
 def persona_similarities(records, tokenizer, model, batch_size=64):
     """Per-example {'response': cos(persona, response), 'generation': cos(persona, generation)}."""
-    from tqdm import tqdm
-    from .records import first_text
     results = []
     for start in tqdm(range(0, len(records), batch_size), desc="cos-sim", unit="batch"):
         chunk = records[start:start + batch_size]
@@ -102,8 +103,10 @@ def summarize_similarities(records, scores, exclude_empty=False, source="gen.jso
     nonempty = [s for s, e in zip(scores, empty) if not e]
     n_empty = len(scores) - len(nonempty)
     if n_empty:
-        print(f"warning: {source}: {n_empty} of {len(scores)} records have an empty persona (their cosine compares "
-              f"the generation with an empty text); " + ("excluded from the mean" if exclude_empty else
+        print(f"warning: {source}: {n_empty} of {len(scores)} records have an empty persona; a record is one "
+              f"supporter reply, and the replies before the seeker's 3rd turn have no persona (persona_list starts "
+              f"there), beside those whose persona_list entry is empty; their cosine compares the generation with an "
+              f"empty text, " + ("excluded from the mean" if exclude_empty else
               "included in the mean, as the authors' (--exclude_empty_persona True leaves them out)"),
               file=sys.stderr)
     kept = nonempty if exclude_empty else scores

@@ -8,7 +8,7 @@ training seeds. `decoding_sd` is the pooled sd between decoding seeds of one tra
 import math
 import os
 
-from palkit import checks
+from palkit.loaders import expect_type, load_json
 from palkit.cli import UserError
 
 from .paper import COLUMNS, DECIMALS, PAPER, PAPER_LABELS, PAPER_ROWS, SOURCES, STANDARD_DISTINCT
@@ -32,7 +32,7 @@ def t_quantile_975(df):
 
 def metric_value(value, path, key):
     """A metric's number; a string or other non-number in a metric file is a UserError naming file and key."""
-    checks.expect_type(value, (int, float), f"{path}: {key!r}",
+    expect_type(value, (int, float), f"{path}: {key!r}",
                        "the metric files are written by codes/infer.py, codes/evaluate.py and get_*.py: re-run them")
     return float(value)
 
@@ -49,7 +49,7 @@ def read_result_folder(folder, distinct="authors"):
         for filename, key, scale in sources[column]:
             path = os.path.join(folder, filename)
             if path not in cache:
-                cache[path] = checks.load_json(path, expect=dict) if os.path.exists(path) else {}
+                cache[path] = load_json(path, expect=dict) if os.path.exists(path) else {}
             if key in cache[path] and cache[path][key] is not None:
                 values[column] = metric_value(cache[path][key], path, key) * scale
                 break

@@ -6,17 +6,17 @@ the turns; a caller that keeps the turns elsewhere (a database) rebuilds a sessi
 import re
 from typing import Protocol
 
-from palkit.checks import read_text
 from palkit.cli import UserError
-from pal.config import STRATEGIES
-from pal.generation import decode_text, generate
-from pal.dialogues import EMPTY_PERSONA, PERSONA_TOKEN, format_persona, normalise
-from pal.inputter import collate
+from palkit.loaders import read_text
+from .config import STRATEGIES
+from .decoding import CHAT_DECODING, CHAT_OPTIONS
+from .dialogues import EMPTY_PERSONA, PERSONA_TOKEN, format_persona, normalise
+from .generation import decode_text, generate
+from .inputter import collate
 
 DUMMY_STRATEGY = STRATEGIES[-1]  # the reply being generated needs a strategy slot; only its labels use it
-# the authors' interaction settings (RUN/interact_strat.sh): the defaults of interact.py and the human-eval apps
-DECODING_DEFAULTS = {"max_length": 50, "min_length": 10, "temperature": 0.7, "top_k": 30, "top_p": 0.9,
-                     "num_beams": 1, "repetition_penalty": 1.03, "no_repeat_ngram_size": 3, "length_penalty": 1.0}
+# the authors' interaction settings (pal.decoding.CHAT_DECODING) by name: what a chat front end may override
+DECODING_DEFAULTS = {name: getattr(CHAT_DECODING, name) for name in CHAT_OPTIONS}
 
 
 # ---- persona --------------------------------------------------------------------------------------------------------
@@ -44,15 +44,15 @@ class PersonaSource:
         self.fixed, self.extractor = fixed, extractor
 
     @classmethod
-    def from_args(cls, args, live_persona=None):
-        """From interact.py's --persona / --persona_file, or `live_persona` (the caller loads --persona_extractor);
-        at most one is set."""
-        if getattr(args, "persona", None) is not None:
-            return cls(persona_string(args.persona))
-        if getattr(args, "persona_file", None) is not None:
-            text = read_text(args.persona_file, "give --persona_file a text file with the persona sentences")
+    def chosen(cls, persona=None, persona_file=None, live_persona=None):
+        """From a fixed persona (text), a file holding one (interact.py's --persona / --persona_file), or
+        `live_persona` (the caller loads --persona_extractor); at most one is given."""
+        if persona is not None:
+            return cls(persona_string(persona))
+        if persona_file is not None:
+            text = read_text(persona_file, "give --persona_file a text file with the persona sentences")
             if not text.strip():
-                raise UserError(f"{args.persona_file}: is empty; write the persona sentences into it, or drop "
+                raise UserError(f"{persona_file}: is empty; write the persona sentences into it, or drop "
                                 f"--persona_file to chat without a persona")
             return cls(persona_string(text))
         return cls(extractor=live_persona)
@@ -89,18 +89,22 @@ class Chat:
         persona = self.persona_source.for_turn(self.seeker_utterances)
         self.personas.append(persona)
         batch = self.batch_for_reply(persona)
-        out = generate(self.model, batch, self.toker, **vars(self.decoding))
+        out = generate(self.model, batch, self.toker, self.decoding)
         text = decode_text(self.toker, out["sequences"][0])
         strategy = STRATEGIES[out["pred_strat_id"][0]] if "pred_strat_id" in out else None
         self.turns.append({"speaker": "sys", "text": text, "strategy": strategy})
         return text, strategy, persona
 
     def batch_for_reply(self, persona):
-        placeholder = {"speaker": "sys", "text": "n/a", "strategy": DUMMY_STRATEGY}
-        data = {"dialog": self.turns + [placeholder], "persona": persona}
-        feature = self.featurizer.dialogue_features(data, "inference", where="conversation")[-1]
-        settings = self.featurizer.settings
-        return collate([feature], self.toker.pad_token_id, settings.persona_in_batches)
+        feature = reply_feature(self.featurizer, self.turns, persona)
+        return collate([feature], self.toker.pad_token_id, self.featurizer.settings.persona_in_batches)
 
     def record(self):
         return {"dialog": self.turns, "persona": self.personas}
+
+
+def reply_feature(featurizer, turns, persona):
+    """The inference feature of the supporter's reply after `turns` (ending with the seeker's), with `persona`."""
+    placeholder = {"speaker": "sys", "text": "n/a", "strategy": DUMMY_STRATEGY}
+    return featurizer.dialogue_features({"dialog": turns + [placeholder], "persona": persona}, "inference",
+                                        where="conversation")[-1]

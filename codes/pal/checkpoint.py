@@ -1,16 +1,17 @@
 """Authors'-style checkpoints: `epoch-N.bin` is a plain `torch.save(model.state_dict())`.
 
 read_state_dict reads one (or a .safetensors file, or the "model" entry of a resumable training state) through
-palkit.checks, so a text file named epoch-0.bin or a truncated file is one line naming it; load_checkpoint loads it
+palkit.loaders, so a text file named epoch-0.bin or a truncated file is one line naming it; load_checkpoint loads it
 strictly after mapping the key names other transformers versions write; save_checkpoint writes atomically.
 """
 import torch
 
-from palkit.checks import load_safetensors, load_torch_state, state_dict_mismatches
+from palkit.loaders import load_safetensors, load_torch_state
+from palkit.model_files import state_dict_mismatches
 from palkit.cli import UserError
 from palkit.atomic import atomic_write
 
-CHECKPOINT_HINT = "pass --load_checkpoint DIR/epoch-N.bin written by train.py (or the authors' codes)"
+CHECKPOINT_HINT = "give an epoch-N.bin written by codes/train.py (or the authors' codes), or its run folder"
 # Tensors that 4.x state_dicts hold under several names (tied embeddings): any one of them is enough.
 TIED_EMBEDDING_KEYS = ("model.shared.weight", "model.encoder.embed_tokens.weight", "model.decoder.embed_tokens.weight",
                        "lm_head.weight")

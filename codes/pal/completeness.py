@@ -1,15 +1,19 @@
 """Whether a data file is complete: subset marks for the outputs of a --max_* run, and the share of empty personas.
 
-A partial output (`annotate_esconv.py --max_dialogues N`) gets a sidecar `<file>.subset.json` saying what it holds
-and the SHA-256 of the file it describes (a mark left beside a file that was replaced later is ignored). Each step
+A partial output (`annotate_esconv.py --max_dialogues N`) gets a sidecar `<file>.subset.json` saying what it holds,
+keyed by the SHA-256 of the content it describes (a mark left beside a file that was replaced later is ignored).
+`marked_write` commits a file and its mark as one unit: the mark gains the new content's entry before the content is
+renamed into place, and keeps only the current content's entry after, so a kill at any instant leaves a file whose
+mark names it exactly when it is partial (never a partial file that looks complete). Each step
 that reads a marked file says so in one line and marks what it writes (reformat's splits, prepare's features, infer's
 result folder), so the mark reaches Table 3; RUN/reproduce_table3.sh refuses a partial PESConv unless ALLOW_PARTIAL=1.
 """
 import os
 import sys
+from contextlib import contextmanager
 
-from palkit.atomic import file_digest, write_json
-from palkit.checks import load_json
+from palkit.atomic import atomic_write, file_digest, write_json
+from palkit.loaders import load_json
 from pal.dialogues import EMPTY_PERSONA, normalise
 
 MARK_SUFFIX = ".subset.json"
@@ -20,26 +24,46 @@ def mark_path(path):
     return str(path) + MARK_SUFFIX
 
 
-def write_mark(path, description):
-    """Mark `path` (already written) as partial: `description` says what it holds, e.g. "the first 50 of 1300
-    dialogues of ESConv.json (annotate_esconv.py --max_dialogues 50)"."""
-    write_json(mark_path(path), {"partial": description, "sha256": file_digest(path)["sha256"]})
+def _entries(path):
+    """{SHA-256 of a content of `path`: what that content holds} from its mark ({} without one)."""
+    if not os.path.isfile(mark_path(path)):
+        return {}
+    mark = load_json(mark_path(path), expect=dict, hint=f"delete it if {path} is complete")
+    partial = mark.get("partial")
+    if isinstance(partial, str):  # the one-entry form of earlier versions
+        return {mark.get("sha256"): partial}
+    return {k: v for k, v in partial.items() if isinstance(v, str)} if isinstance(partial, dict) else {}
 
 
-def clear_mark(path):
-    """A complete output: remove the mark an earlier partial run left beside it."""
-    if os.path.exists(mark_path(path)):
+@contextmanager
+def marked_write(path, partial=None, label=None):
+    """atomic_write(path) committed with its subset mark as one unit (module docstring). `partial` says what a
+    partial output holds, e.g. "the first 50 of 1300 dialogues of ESConv.json (annotate_esconv.py --max_dialogues
+    50)"; None: the output is complete (its mark, if any, goes)."""
+    def add_entry(tmp):
+        entries = _entries(path)
+        entries[file_digest(tmp)["sha256"]] = partial
+        write_json(mark_path(path), {"partial": entries})
+    with atomic_write(path, before_replace=add_entry if partial else None, label=label) as f:
+        yield f
+    settle_mark(path)
+
+
+def settle_mark(path):
+    """Keep only the entry of `path`'s current content in its mark; no entry: no mark."""
+    entries = _entries(path)
+    current = file_digest(path)["sha256"] if os.path.isfile(path) else None
+    if current in entries:
+        if len(entries) > 1:
+            write_json(mark_path(path), {"partial": {current: entries[current]}})
+    elif os.path.exists(mark_path(path)):
         os.remove(mark_path(path))
 
 
 def partial_description(path):
-    """What a partial `path` holds (its mark's description), or None for a file without a current mark."""
-    if not os.path.isfile(mark_path(path)):
-        return None
-    mark = load_json(mark_path(path), expect=dict, hint=f"delete it if {path} is complete")
-    if mark.get("sha256") != file_digest(path)["sha256"]:
-        return None  # the file was replaced after the mark was written
-    return mark.get("partial")
+    """What a partial `path` holds (its mark's entry for its content), or None for a complete file."""
+    entries = _entries(path)
+    return entries.get(file_digest(path)["sha256"]) if entries else None
 
 
 def note_partial(path):
@@ -63,9 +87,12 @@ def report_empty_personas(dialogues, what):
     if total == 0:
         return
     share = empty / total
-    print(f"personas: {empty} of {total} persona_list entries of {what} are empty ({share:.0%})")
+    print(f"personas: {empty} of {total} persona_list entries of {what} are empty ({share:.0%}); an entry is the "
+          f"persona inferred after one seeker turn, from the seeker's 3rd turn on (the replies before it have none, so "
+          f"a result folder counts more records without a persona)")
     if share > EMPTY_PERSONA_WARNING:
-        print(f"warning: {share:.0%} of the personas of {what} are empty (above {EMPTY_PERSONA_WARNING:.0%}): PAL "
+        print(f"warning: {share:.0%} of the persona_list entries of {what} are empty (above "
+              f"{EMPTY_PERSONA_WARNING:.0%}): PAL "
               f"trained on them learns little from personas; check the persona extractor", file=sys.stderr)
 
 

@@ -1,23 +1,18 @@
 """Model configurations (codes/pal/configs/*.json), pretrained-path resolution and the tokenizer.
 
-A config names the model family and the tokens added to BlenderBot-small's vocabulary (54,944 ids), as the
-authors' configs (chengjl19/PAL codes/pal/configs) do:
-- strat.json (PAL): "</s>", "<s>", "<persona>", "<input>" and the 8 strategy tokens: 12 tokens, 54,956 ids;
-- strat_no_persona.json (Blender-Joint): "<persona>", "<input>" and the 8 strategy tokens: 10 tokens, 54,954 ids
-  ("</s> <s>" between utterances is then ordinary text that BPE splits into pieces);
-- strat_no_persona_12tok.json: Blender-Joint with PAL's 12 tokens (this suite's earlier vocabulary; its checkpoints);
-- vanilla.json: no added tokens.
-The strategy tokens come last in every strat config: the models index them as the last 8 ids.
+A config names the pretrained folder and the tokens added to BlenderBot-small's vocabulary (54,944 ids), as the
+authors' configs (chengjl19/PAL codes/pal/configs) do; which variant, model and inputter a config goes with, and the
+tokens each one adds, is declared in pal.variants. The strategy tokens come last in every config that has them: the
+models index them as the last 8 ids.
 """
 import json
 import os
 from pathlib import Path
 
-from palkit.checks import VOCAB_AND_MERGES, check_tokenizer_dir, from_folder_or_hub
 from palkit.cli import UserError
-
-# package data: found beside this module in an editable and a regular install alike
-CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+from palkit.hub import did_you_mean, from_folder_or_hub
+from palkit.model_files import VOCAB_AND_MERGES, check_tokenizer_dir
+from .variants import available_configs, variant  # noqa: F401 (available_configs: re-exported for the chat systems)
 
 # The 8 ESConv strategies, in id order (docs/reproduction.md#data); their tokens are the last 8 ids of the vocabulary.
 STRATEGIES = [
@@ -32,28 +27,25 @@ RELEASED = dict(seed=13, max_input_length=512, max_decoder_input_length=50, trai
                 warmup_steps=0, max_grad_norm=1.0, weight_decay=0.01, use_all_persona=False)
 # The paper's stated values (Cheng et al. 2023, implementation details), applied by --paper_hparams True.
 PAPER_HPARAMS = dict(learning_rate=2.5e-5, warmup_steps=100)
+HUB_NAME = "facebook/blenderbot_small-90M"  # the pretrained model every config starts from
 WEIGHTS_HINT = ("download facebook/blenderbot_small-90M (config.json, vocab.json, merges.txt, "
                 "pytorch_model.bin or model.safetensors) into Blenderbot_small-90M/ at the repository root "
                 "(see Blenderbot_small-90M/README.md), or pass --pretrained_model_path DIR")
 
 
-def available_configs():
-    return sorted(p.stem for p in CONFIG_DIR.glob("*.json"))
-
-
 def load_config(config_name):
-    """Read codes/pal/configs/<config_name>.json; unknown names raise a UserError listing the available ones."""
-    path = CONFIG_DIR / f"{config_name}.json"
+    """Read the config file of the variant declared for `config_name` (pal.variants); an unknown name raises a
+    UserError listing the available ones."""
+    path = variant(config_name).config_file
     if not path.is_file():
-        raise UserError(f"unknown --config_name {config_name!r}: no {path}; available: {', '.join(available_configs())}")
+        raise UserError(f"config {config_name!r}: no {path}")
     try:
         with open(path, encoding="utf-8") as f:
             config = json.load(f)
     except json.JSONDecodeError as e:
         raise UserError(f"{path}: invalid JSON at line {e.lineno}: {e.msg}")
-    for key in ("model_name", "pretrained_model_path"):
-        if key not in config:
-            raise UserError(f"{path}: missing key {key!r}")
+    if not isinstance(config, dict) or "pretrained_model_path" not in config:
+        raise UserError(f"{path}: missing key 'pretrained_model_path'")
     expanded = config.get("expanded_vocab", [])
     if not isinstance(expanded, list) or not all(isinstance(t, str) and t for t in expanded) \
             or len(set(expanded)) != len(expanded):
@@ -78,17 +70,17 @@ def resolve_pretrained_path(config, override=None):
     if looks_like_hub_name:
         return value
     raise UserError(f"pretrained model directory {value!r} not found (looked in {', '.join(map(str, candidates))}): "
-                    + WEIGHTS_HINT)
+                    + WEIGHTS_HINT + did_you_mean(value, (HUB_NAME,)))
 
 
 def build_tokenizer(config, pretrained_path):
     """BlenderBot-small's tokenizer plus the config's expanded_vocab, added as special tokens in the given order."""
-    from transformers import AutoTokenizer
+    from transformers import AutoTokenizer  # lazy: seconds to import, and command lines read this module for --help
     # A folder without its tokenizer files is an error, not a fallback to some other tokenizer.
     check_tokenizer_dir(pretrained_path, VOCAB_AND_MERGES, hint=WEIGHTS_HINT)
     try:
         toker = from_folder_or_hub(lambda **kw: AutoTokenizer.from_pretrained(pretrained_path, **kw), pretrained_path,
-                                   WEIGHTS_HINT)
+                                   WEIGHTS_HINT, known=(HUB_NAME,))
     except (OSError, ValueError) as e:
         raise UserError(f"cannot load the tokenizer from {pretrained_path!r} ({str(e).splitlines()[0]}): " + WEIGHTS_HINT)
     expanded = config.get("expanded_vocab")

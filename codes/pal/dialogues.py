@@ -15,7 +15,7 @@ line and column (1-based, like editors) and the turn.
 import json
 from dataclasses import dataclass
 
-from palkit.checks import read_text
+from palkit.loaders import read_text
 from palkit.cli import UserError
 
 JSON_ARRAY, JSON_LINES = "JSON array", "JSON lines"

@@ -1,6 +1,7 @@
 """Decoding for the PAL family on transformers 5, without GenerationMixin (docs/reproduction.md#contrastive-decoding).
 
-`generate(model, batch, toker, **options)` reproduces what the authors' model.generate on transformers 4.x did:
+`generate(model, batch, toker, decoding)` (or `**options` by name) reproduces what the authors' model.generate on
+transformers 4.x did:
 1. strategy step (PAL, Blender-Joint): one decoder step on [bos]; PAL's logits are (1 + 0.075) z_p - 0.075 z_c
    (z_p from the fused encoder states, z_c from the plain context states); the strategy is the argmax over the 8
    strategy tokens, or the gold one; the authors' "top3" field holds 5 ids (`strategy_top3_k`);
@@ -11,9 +12,10 @@
 4. num_beams > 1: beam search over the same combined logits (pal.beam_search).
 `contrastive_impl`: "two_pass" is the released computation, exact; "stacked" (default) runs both streams as one
 decoder call on a [2B, L, d] batch with one cache and one lm_head (logits differ at float rounding only;
-tests/test_stacked_decoding.py). Caches are transformers' `cache` argument/output (>= 5.24).
+tests/test_stacked_decoding.py). Caches are transformers' `cache` argument/output (>= 5.24). The options, their
+defaults and ranges: pal.decoding.DecodingOptions.
 """
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -22,54 +24,11 @@ from transformers.generation.logits_process import (ForcedEOSTokenLogitsProcesso
                                                     NoRepeatNGramLogitsProcessor, RepetitionPenaltyLogitsProcessor,
                                                     TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper)
 
-from .beam_search import beam_search
 from palkit.cli import UserError
+from .beam_search import beam_search
+from .decoding import decoding_options, parse_alpha
 from .dialogues import normalise
-from .model import NUM_STRATEGIES, PersonaFusionBlenderbotSmall
-
-STRATEGY_CONTRAST = 0.075  # the authors' fixed contrast weight for the strategy step
-CONTRASTIVE_IMPLS = ("stacked", "two_pass")  # docs/reproduction.md#contrastive-decoding
-CONTRASTIVE_IMPL_HELP = ("PAL's contrastive decoder: stacked (default, faster) runs both streams as one decoder call, "
-                         "one lm_head, and reuses the strategy step's cache; two_pass is the released computation, "
-                         "exact (stacked logits differ at float rounding; same replies in our tests)")
-
-
-@dataclass
-class DecodingOptions:
-    """Defaults: the released RUN/infer_strat.sh (docs/reproduction.md#defaults)."""
-    max_length: int = 50
-    min_length: int = 10
-    do_sample: bool | None = None  # None: the authors' rule, top_k > 0 or top_p < 1
-    temperature: float = 0.5
-    top_k: int = 10
-    top_p: float = 0.9
-    num_beams: int = 1
-    length_penalty: float = 1.0
-    early_stopping: bool = False
-    repetition_penalty: float = 1.03
-    no_repeat_ngram_size: int = 0
-    encoder_no_repeat_ngram_size: int = 0  # accepted; bans nothing (docs/reproduction.md#contrastive-decoding)
-    num_return_sequences: int = 1
-    use_gold_strategy: bool = False
-    strategy_alpha: float | list | None = None  # None: the checkpoint's 8 values; a number or 8 numbers override
-    strategy_contrast: float = STRATEGY_CONTRAST
-    strategy_top3_k: int = 5  # the authors' "top3" is a top-5 (docs/reproduction.md#contrastive-decoding)
-    use_cache: bool = True
-    contrastive_impl: str = "stacked"  # or "two_pass", the exact released computation (see CONTRASTIVE_IMPLS)
-
-    def sampling(self):
-        return bool(self.do_sample) if self.do_sample is not None else (self.top_k > 0 or self.top_p < 1)
-
-    def check(self):
-        if self.num_return_sequences != 1:
-            raise UserError("num_return_sequences > 1 is not supported (the released scripts use 1)")
-        if self.num_beams < 1 or self.max_length < 0:
-            raise UserError(f"need num_beams >= 1 and max_length >= 0, got {self.num_beams} and {self.max_length}")
-        if self.contrastive_impl not in CONTRASTIVE_IMPLS:
-            raise UserError(f"contrastive_impl must be one of {', '.join(CONTRASTIVE_IMPLS)}, "
-                            f"got {self.contrastive_impl!r}")
-        if self.sampling() and self.temperature <= 0:
-            raise UserError(f"temperature must be > 0 when sampling, got {self.temperature}")
+from .model import NUM_STRATEGIES
 
 
 def decode_text(toker, ids):
@@ -78,25 +37,21 @@ def decode_text(toker, ids):
     return normalise(toker.decode(ids, clean_up_tokenization_spaces=True))
 
 
-def decoding_options(**options):
-    """DecodingOptions from keyword arguments; unknown names are a UserError listing the known ones."""
-    known = {f.name for f in fields(DecodingOptions)}
-    unknown = sorted(set(options) - known)
-    if unknown:
-        raise UserError(f"unknown decoding options {unknown}; known: {sorted(known)}")
-    opts = DecodingOptions(**options)
-    opts.check()
-    return opts
-
-
 @torch.no_grad()
-def generate(model, batch, toker, **options):
-    """Decode a batch (contract batch dict; decoder_input_ids/labels are not needed).
+def generate(model, batch, toker, decoding=None, generators=None, on_step=None, **options):
+    """Decode a batch (contract batch dict; decoder_input_ids/labels are not needed) with `decoding` (a
+    pal.decoding.DecodingOptions), or the DecodingOptions of `options` by name.
 
     Returns {"sequences": [reply ids cut at eos] per example}; strategy models add pred_strat_id [B],
     pred_strat_id_top1 [B][1], pred_strat_id_top3 [B][k], pred_strat_id_dist [B][8] (python lists).
+    generators: one torch.Generator per example, so that each example samples as it would alone (None: the global
+    RNG, as the authors). on_step(logits, tokens): called at each reply step with the combined logits before any
+    processor [B, V] and the tokens chosen [B] (pad for finished examples). Both need num_beams=1.
     """
-    opts = decoding_options(**options)
+    if decoding is not None and options:
+        raise TypeError("generate takes a DecodingOptions or options by name, not both")
+    opts = decoding if decoding is not None else decoding_options(**options)
+    opts.check()
     if model.training:
         raise ValueError("call model.eval() before generate (dropout would change the outputs)")
     batch = {k: v.to(model.device) if torch.is_tensor(v) else v for k, v in batch.items()}
@@ -112,7 +67,7 @@ def generate(model, batch, toker, **options):
         decoder.keep_first_stream()  # a = 0 everywhere: (1 + 0) z_p - 0 z_c == z_p exactly
         alpha = None
     decoder.alpha = alpha
-    ids = decode_reply(decoder, prefix, opts, toker, model.config.forced_eos_token_id)
+    ids = decode_reply(decoder, prefix, opts, toker, model.config.forced_eos_token_id, generators, on_step)
     sequences = [cut_at_eos(row[prefix.shape[1]:], toker.eos_token_id) for row in ids]
     return {"sequences": sequences, **strategy_fields}
 
@@ -125,11 +80,23 @@ class EncoderStream:
 
 
 def encoder_streams(model, batch):
-    """[fused, context] for PAL, [context] otherwise; both use the context mask (docs/reproduction.md#model)."""
+    """[fused, context] for PAL, [context] otherwise; both use the context mask (docs/reproduction.md#model).
+
+    batch["own_length"] [B] (optional, PAL): encode and fuse each example at the length it is padded to alone (the
+    fusion attends over padding), the states beyond it zero and masked: a batch of requests (chat_systems' server)
+    then gives each one what it gets alone."""
     ids, mask = batch["input_ids"], batch["attention_mask"]
-    if isinstance(model, PersonaFusionBlenderbotSmall):
-        fused, context = model.fused_and_context_states(ids, mask, batch.get("persona_input_ids"),
-                                                        batch.get("persona_attention_mask"))
+    if model.uses_persona:
+        persona_ids, persona_mask = batch.get("persona_input_ids"), batch.get("persona_attention_mask")
+        own = batch.get("own_length")
+        if own is None:
+            fused, context = model.fused_and_context_states(ids, mask, persona_ids, persona_mask)
+        else:
+            fused, context = (torch.zeros(*ids.shape, model.config.d_model, device=ids.device) for _ in range(2))
+            for width in own.unique().tolist():
+                rows = (own == width).nonzero()[:, 0]
+                fused[rows, :width], context[rows, :width] = model.fused_and_context_states(
+                    ids[rows, :width], mask[rows, :width], persona_ids[rows, :width], persona_mask[rows, :width])
         return [EncoderStream(fused, mask), EncoderStream(context, mask)]
     return [EncoderStream(model.encode(ids, mask), mask)]
 
@@ -171,8 +138,9 @@ def strategy_token_column(model, pred):
 
 
 def contrast_alpha(model, pred, opts):
-    """a_s per example (PAL only): the checkpoint's strategy_alpha[s], or the override."""
-    if not isinstance(model, PersonaFusionBlenderbotSmall):
+    """a_s per example (persona models only: the contrast needs the fused and the plain stream): the checkpoint's
+    strategy_alpha[s], or the override."""
+    if not model.uses_persona:
         return None
     table = model.strategy_alpha.detach()
     if opts.strategy_alpha is not None:
@@ -181,23 +149,11 @@ def contrast_alpha(model, pred, opts):
 
 
 def alpha_table(value, device=None, dtype=torch.float32):
-    """An override of strategy_alpha: one number for all strategies, or 8 numbers in strategy-id order."""
-    values = [float(value)] * NUM_STRATEGIES if isinstance(value, (int, float)) else [float(v) for v in value]
-    if len(values) != NUM_STRATEGIES:
-        raise UserError(f"strategy_alpha override needs 1 or {NUM_STRATEGIES} values, got {len(values)}")
+    """An override of strategy_alpha (pal.decoding.parse_alpha): one number for all strategies, or 8 numbers in
+    strategy-id order."""
+    value = parse_alpha(value)
+    values = [value] * NUM_STRATEGIES if isinstance(value, float) else value
     return torch.tensor(values, device=device, dtype=dtype)
-
-
-def parse_alpha(value):
-    """--strategy_alpha: None (the checkpoint's), one number for every strategy, or 8 comma-separated numbers."""
-    if value is None:
-        return None
-    try:
-        numbers = [float(v) for v in str(value).split(",")]
-    except ValueError:
-        raise UserError(f"--strategy_alpha {value!r}: expected a number or 8 comma-separated numbers")
-    alpha_table(numbers[0] if len(numbers) == 1 else numbers)  # validates the count
-    return numbers[0] if len(numbers) == 1 else numbers
 
 
 # ---- decoder side ------------------------------------------------------------------------------------------------
@@ -326,28 +282,41 @@ def added_token_ids(toker):
     return list(range(toker.vocab_size, len(toker)))
 
 
-def decode_reply(decoder, prefix, opts, toker, forced_eos_token_id=None):
+def decode_reply(decoder, prefix, opts, toker, forced_eos_token_id=None, generators=None, on_step=None):
     """Decoder ids (prefix included) per example, as python lists. forced_eos_token_id: the model config's."""
     max_total = opts.max_length + prefix.shape[1]  # the authors: max_length + prefix length
     procs = logits_processors(opts, toker, prefix.device, max_total, forced_eos_token_id)
     warpers = logits_warpers(opts) if opts.sampling() else None
     if opts.num_beams > 1:
+        if generators is not None or on_step is not None:
+            raise ValueError("generators and on_step need num_beams=1")
         return beam_search(decoder, prefix, max_total, procs, warpers, opts, toker)
-    return sample_or_greedy(decoder, prefix, max_total, procs, warpers, toker).tolist()
+    return sample_or_greedy(decoder, prefix, max_total, procs, warpers, toker, generators, on_step).tolist()
 
 
-def sample_or_greedy(decoder, ids, max_total, procs, warpers, toker):
+def sample_or_greedy(decoder, ids, max_total, procs, warpers, toker, generators=None, on_step=None):
     """transformers 4.x sample()/greedy_search() loop; finished rows are fed pad until all rows end."""
     eos, pad = toker.eos_token_id, toker.pad_token_id
     unfinished = torch.ones(ids.shape[0], dtype=torch.long, device=ids.device)
     while ids.shape[1] < max_total:
-        scores = procs(ids, decoder.next_logits(ids))
+        logits = decoder.next_logits(ids)
+        # rows with their own generators draw what they draw alone, so finished ones are left out (they are fed pad)
+        rows = slice(None) if generators is None else unfinished.nonzero()[:, 0]
+        scores = procs(ids[rows], logits[rows])
         if warpers is not None:
-            scores = warpers(ids, scores)
-            next_tokens = torch.multinomial(F.softmax(scores, dim=-1), num_samples=1).squeeze(1)
+            probs = F.softmax(warpers(ids[rows], scores), dim=-1)
+            if generators is None:
+                chosen = torch.multinomial(probs, num_samples=1).squeeze(1)
+            else:
+                chosen = torch.cat([torch.multinomial(p[None], 1, generator=generators[r])[0]
+                                    for p, r in zip(probs, rows.tolist())])
         else:
-            next_tokens = torch.argmax(scores, dim=-1)
+            chosen = torch.argmax(scores, dim=-1)
+        next_tokens = torch.full_like(unfinished, pad)
+        next_tokens[rows] = chosen
         next_tokens = next_tokens * unfinished + pad * (1 - unfinished)
+        if on_step is not None:
+            on_step(logits, next_tokens)
         ids = torch.cat([ids, next_tokens[:, None]], dim=-1)
         unfinished = unfinished * next_tokens.ne(eos).long()
         if unfinished.max() == 0:

@@ -1,7 +1,7 @@
 """Featurization and batching (docs/reproduction.md#featurization): dialogues -> token ids -> batches.
 
-Two inputters, as in the authors' code: `strat` (configs `strat` = PAL and `strat_no_persona` = Blender-Joint)
-walks a dialogue with "Persona:"/"System:[strategy]" context strings and emits one example per supporter turn
+Two inputters, as in the authors' code (each variant names its own: pal.variants): `strat` (PAL, Blender-Joint) walks
+a dialogue with "Persona:"/"System:[strategy]" context strings and emits one example per supporter turn
 (input_ids: the last max_input_length ids of the joined context; persona_input_ids: the persona known at that
 turn; labels: strategy token, reply, eos); `vanilla` joins the utterances' ids by eos, without strategy token.
 Each distinct utterance of a dialogue is tokenized once (PAL's vocabulary reuses the reply ids in the history;
@@ -19,24 +19,23 @@ import os
 import random
 import re
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import List, Optional
 
 import torch
+from tqdm import tqdm
 from transformers import BlenderbotSmallTokenizer
 
 from palkit.cli import UserError
-from .config import STRATEGIES, STRATEGY_TOKENS
+from .config import RELEASED, STRATEGIES, STRATEGY_TOKENS
 from .dialogues import EMPTY_PERSONA, JSON_LINES, load_dialogues, normalise
+from .variants import INPUTTERS, trained_variants, variant
 
-INPUTTER_NAMES = ("strat", "vanilla")
 STAGES = ("training", "validation", "inference")
 SEEKER_PREFIX = "Persona:"  # the authors' prefix for the seeker (sic)
 SUPPORTER_PREFIX = "System:"
 CONTEXT_JOINER = "</s> <s>"
 FIRST_PERSONA_SEEKER_TURN = 3  # persona_list[0] is inferred from the seeker's first 3 utterances
-# Model families (config "model_name") whose batches carry the persona tensors.
-PERSONA_MODEL_NAMES = {"strat_blenderbot_small"}
 REFORMAT_HINT = "write it with codes/_reformat/process.py (one JSON dialogue per line)"
 WORDS = re.compile(r"\S+\n?")  # how BlenderbotSmallTokenizer._tokenize splits a text into words
 
@@ -46,26 +45,36 @@ WORDS = re.compile(r"\S+\n?")  # how BlenderbotSmallTokenizer._tokenize splits a
 @dataclass(frozen=True)
 class InputterSettings:
     inputter_name: str
-    max_input_length: int = 512
-    max_decoder_input_length: int = 50
-    use_all_persona: bool = False
-    persona_in_batches: bool = True  # persona tensors in batches: only the PAL model (config `strat`) takes them
+    max_input_length: int = RELEASED["max_input_length"]
+    max_decoder_input_length: int = RELEASED["max_decoder_input_length"]
+    use_all_persona: bool = RELEASED["use_all_persona"]
+    persona_in_batches: bool = True  # persona tensors in batches: only for a variant that reads a persona (PAL)
 
     def __post_init__(self):
-        if self.inputter_name not in INPUTTER_NAMES:
-            raise UserError(f"unknown --inputter_name {self.inputter_name!r}; available: {', '.join(INPUTTER_NAMES)}")
+        if self.inputter_name not in INPUTTERS:
+            raise UserError(f"unknown --inputter_name {self.inputter_name!r}; available: {', '.join(INPUTTERS)}")
         for name in ("max_input_length", "max_decoder_input_length"):
             if getattr(self, name) < 1:
                 raise UserError(f"--{name} must be at least 1, got {getattr(self, name)}")
 
+    @property
+    def uses_strategy(self):
+        """The strat inputter: strategy tokens in contexts and labels, a persona per example."""
+        return self.inputter_name == "strat"
 
-def settings_for(config, inputter_name, max_input_length=512, max_decoder_input_length=50, use_all_persona=False):
-    """InputterSettings for a loaded config (pal.config.load_config) and inputter name, checking they fit together."""
-    if inputter_name == "strat" and not set(STRATEGY_TOKENS) <= set(config.get("expanded_vocab") or []):
+
+def settings_for(config, inputter_name, max_input_length=RELEASED["max_input_length"],
+                 max_decoder_input_length=RELEASED["max_decoder_input_length"],
+                 use_all_persona=RELEASED["use_all_persona"]):
+    """InputterSettings for a loaded config (pal.config.load_config) and inputter name, checking they fit together;
+    the persona tensors go into batches when the config's variant reads a persona."""
+    settings = InputterSettings(inputter_name, max_input_length, max_decoder_input_length, use_all_persona)
+    if settings.uses_strategy and not set(STRATEGY_TOKENS) <= set(config.get("expanded_vocab") or []):
+        with_tokens = [v.config for v in trained_variants() if v.inputter == inputter_name]
         raise UserError(f"--inputter_name strat needs the strategy tokens, which config {config['config_name']!r} "
-                        f"does not add; use --config_name strat or strat_no_persona")
-    persona = inputter_name == "strat" and config["model_name"] in PERSONA_MODEL_NAMES
-    return InputterSettings(inputter_name, max_input_length, max_decoder_input_length, use_all_persona, persona)
+                        f"does not add; use --config_name {' or '.join(with_tokens)}")
+    persona = settings.uses_strategy and variant(config["config_name"]).reads_persona
+    return replace(settings, persona_in_batches=persona)
 
 
 # ------------------------------------------------------------------------------------------------ reading
@@ -128,7 +137,7 @@ class Featurizer:
         # Word by word only for BlenderBot-small's own word splitting, and only for texts without added tokens.
         self._by_word = type(toker)._tokenize is BlenderbotSmallTokenizer._tokenize
         self._added = sorted(getattr(toker, "added_tokens_encoder", {}), key=len, reverse=True)
-        if settings.inputter_name == "strat":
+        if settings.uses_strategy:
             self.strategy_ids = [self.single_token_id(tok) for tok in STRATEGY_TOKENS]
             self.supporter_prefix_ids = self.encode(SUPPORTER_PREFIX)
             added = set(getattr(toker, "added_tokens_encoder", {}))
@@ -151,7 +160,7 @@ class Featurizer:
         ids = self.encode(token)
         if len(ids) != 1 or ids[0] == self.toker.unk_token_id:
             raise UserError(f"the tokenizer does not have {token!r} as one token; use a config whose expanded_vocab "
-                            f"adds it (strat, strat_no_persona)")
+                            f"adds it")
         return ids[0]
 
     def persona_ids(self, text):
@@ -165,7 +174,7 @@ class Featurizer:
         """The Features of one reformatted dialogue (a dict with 'dialog' and, for persona, persona/persona_list)."""
         if stage not in STAGES:
             raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
-        strat = self.settings.inputter_name == "strat"
+        strat = self.settings.uses_strategy
         turns = checked_turns(data, where, need_strategy=strat)
         personas = self.persona_source(data, where) if strat else None
 
@@ -272,7 +281,7 @@ class Featurizer:
 
     def example_meta(self, feature, previous_text, response_text):
         """gen.json's post/response/persona as the authors write them."""
-        if self.settings.inputter_name == "strat":
+        if self.settings.uses_strategy:
             # PAL: the previous turn's normalised text, the raw reference, the persona decoded without added tokens
             persona = self.decode(feature.persona_input_ids, skip_special_tokens=True)
             return {"post": previous_text, "response": response_text, "persona": persona}
@@ -289,7 +298,7 @@ class Featurizer:
     def file_features(self, path, stage, with_meta=False, progress=False):
         """Features of every dialogue of a file, as one list per dialogue (in file order)."""
         dialogues = read_dialogues(path)
-        if self.settings.inputter_name == "strat" and self.settings.persona_in_batches:
+        if self.settings.persona_in_batches:
             key = "persona" if self.settings.use_all_persona else "persona_list"
             missing = sum(1 for _, d in dialogues if isinstance(d, dict) and key not in d)
             if missing:
@@ -297,7 +306,6 @@ class Featurizer:
                       f"{EMPTY_PERSONA!r} (reformat PESConv with --add_persona True to use personas)", file=sys.stderr)
         iterator = dialogues
         if progress:
-            from tqdm import tqdm
             iterator = tqdm(dialogues, desc=f"featurizing {os.path.basename(path)}", unit="dialogue")
         return [self.dialogue_features(data, stage, f"{path}: line {line}", index, with_meta)
                 for index, (line, data) in enumerate(iterator)]

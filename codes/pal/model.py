@@ -1,11 +1,12 @@
 """The PAL model family on transformers 5 (docs/reproduction.md#model).
 
-Three models, picked by the config's `model_name` (codes/pal/configs/*.json):
-- `strat` -> `PersonaFusionBlenderbotSmall` (PAL): BlenderBot-small whose decoder cross-attends to the context
-  encoder states fused with the persona encoder states; decoded with the contrastive rule in pal.generation.
-- `strat_no_persona` -> `StrategyBlenderbotSmall` (Blender-Joint): plain BlenderBot-small with the added tokens; the
-  reply starts with a strategy token.
-- `vanilla` -> `VanillaBlenderbotSmall`: plain BlenderBot-small, no added tokens.
+Three models; pal.variants declares which variant (config) builds which:
+- `PersonaFusionBlenderbotSmall` (PAL): BlenderBot-small whose decoder cross-attends to the context encoder states
+  fused with the persona encoder states; decoded with the contrastive rule in pal.generation.
+- `StrategyBlenderbotSmall` (Blender-Joint): plain BlenderBot-small with the added tokens; the reply starts with a
+  strategy token.
+- `VanillaBlenderbotSmall`: plain BlenderBot-small, no added tokens.
+A model says what it reads and predicts (`uses_persona`, `predicts_strategy`); the decoder and the builder ask it.
 All three subclass `BlenderbotSmallForConditionalGeneration`, so `state_dict()` has the authors' key names and
 `torch.save(model.state_dict())` is an authors'-style `epoch-N.bin`. `model(**batch)` ignores the batch keys that
 are not model inputs (NON_MODEL_BATCH_KEYS); any other unknown key is a TypeError, so typos do not pass silently.
@@ -14,6 +15,7 @@ embeddings scaled by sqrt(d_model) (`hf4_decoder_embed_scale`), and new embeddin
 (`new_embeddings_init="normal"`, `mean_resizing=False`; "mean" is the alternative).
 """
 import os
+import re
 from dataclasses import dataclass
 
 import torch
@@ -23,16 +25,17 @@ from transformers import BlenderbotSmallConfig, BlenderbotSmallForConditionalGen
 from transformers import initialization as hf_init
 from transformers.utils import ModelOutput
 
-from .checkpoint import load_checkpoint
-from palkit.checks import check_model_dir, from_folder_or_hub, is_local, load_json
 from palkit.cli import UserError
-from .config import STRATEGY_TOKENS, WEIGHTS_HINT, build_tokenizer, load_config, resolve_pretrained_path
+from palkit.hub import from_folder_or_hub
+from palkit.loaders import load_json
+from palkit.model_files import check_model_dir, is_local
+from .checkpoint import load_checkpoint
+from .config import HUB_NAME, STRATEGY_TOKENS, WEIGHTS_HINT, build_tokenizer, load_config, resolve_pretrained_path
+from .variants import FUSION_KEYS, variant
 
 # Batch keys produced by the inputter that are not model inputs: forward() ignores them.
 NON_MODEL_BATCH_KEYS = ("strat_id", "meta", "sample_id", "post", "response", "persona", "batch_size", "other_res",
                         "input_length", "validation")
-PAL_EXTRA_KEYS = ("persona_norm.weight", "persona_norm.bias", "context_norm.weight", "context_norm.bias",
-                  "persona_context_w", "strategy_alpha")
 STRATEGY_ALPHA_INIT = 0.5  # the released code initialises all 8 to 0.5 and never trains them
 NUM_STRATEGIES = len(STRATEGY_TOKENS)
 
@@ -134,13 +137,13 @@ class VanillaBlenderbotSmall(_BlenderbotSmallBase):
 
 
 class StrategyBlenderbotSmall(_BlenderbotSmallBase):
-    """Blender-Joint (config `strat_no_persona`): plain model; the first decoded token is a strategy token."""
+    """Blender-Joint: plain model; the first decoded token is a strategy token."""
 
     predicts_strategy = True
 
 
 class PersonaFusionBlenderbotSmall(_BlenderbotSmallBase):
-    """PAL (config `strat`): persona/context fusion (docs/reproduction.md#model) plus the per-strategy contrast weights.
+    """PAL: persona/context fusion (docs/reproduction.md#model) plus the per-strategy contrast weights.
 
     fusion_mask_padding (off by default, as the authors): mask padded keys in both fusion attentions so outputs
     no longer depend on how examples are batched.
@@ -155,8 +158,7 @@ class PersonaFusionBlenderbotSmall(_BlenderbotSmallBase):
     uses_persona = True
     predicts_strategy = True
     # Missing from a plain BlenderBot-small checkpoint by design: initialised by _init_weights, no load report.
-    _keys_to_ignore_on_load_missing = ["final_logits_bias", r"persona_norm\.", r"context_norm\.",
-                                       "persona_context_w", "strategy_alpha"]
+    _keys_to_ignore_on_load_missing = ["final_logits_bias", *map(re.escape, FUSION_KEYS)]
 
     def __init__(self, config):
         super().__init__(config)
@@ -176,7 +178,7 @@ class PersonaFusionBlenderbotSmall(_BlenderbotSmallBase):
         # functions skip tensors that were loaded.
         super()._init_weights(module)
         # The parent __init__ already runs this before the extra parameters exist.
-        if isinstance(module, PersonaFusionBlenderbotSmall) and hasattr(module, "strategy_alpha"):
+        if module is self and hasattr(module, "strategy_alpha"):
             hf_init.constant_(module.persona_context_w, 1 / 3)
             hf_init.constant_(module.strategy_alpha, STRATEGY_ALPHA_INIT)
 
@@ -211,8 +213,8 @@ class PersonaFusionBlenderbotSmall(_BlenderbotSmallBase):
     def fused_and_context_states(self, input_ids, attention_mask, persona_input_ids, persona_attention_mask):
         """(fused states, plain context states): generation needs both for the contrastive logits."""
         if persona_input_ids is None:
-            raise UserError("config strat needs persona_input_ids in the batch (was the data prepared with "
-                            "--config_name strat?)")
+            raise UserError(f"{type(self).__name__} needs persona_input_ids in the batch (were the data prepared "
+                            "with this model's --config_name?)")
         if persona_input_ids.shape[1] != input_ids.shape[1]:
             raise ValueError("context and persona must be padded to the same length "
                              f"({input_ids.shape[1]} != {persona_input_ids.shape[1]})")
@@ -258,17 +260,11 @@ def _mask_keys(scores, key_mask):
     return scores.masked_fill(~key_mask.bool()[:, None, :], torch.finfo(scores.dtype).min)
 
 
-MODEL_CLASSES = {
-    "strat_blenderbot_small": PersonaFusionBlenderbotSmall,
-    "strat_blenderbot_small_no_persona": StrategyBlenderbotSmall,
-    "vanilla_blenderbot_small": VanillaBlenderbotSmall,
-}
-
-
 # ---- building ---------------------------------------------------------------------------------------------------
 def build_model(config_name, pretrained_model_path=None, checkpoint=None, fusion_mask_padding=False,
-                new_embeddings_init="normal", device=None, model_config_dir=None):
-    """(tokenizer, model) for codes/pal/configs/<config_name>.json, as the authors' build_model does.
+                new_embeddings_init="normal", device=None, model_config_dir=None, flush_subnormal_fusion=True):
+    """(tokenizer, model) of the variant declared for config `config_name` (pal.variants), as the authors'
+    build_model does.
 
     Loads pretrained BlenderBot-small from the config's directory (or `pretrained_model_path`), adds the config's
     tokens, resizes the embeddings to len(tokenizer) and, when `checkpoint` (an `epoch-N.bin`) is given, loads it
@@ -276,27 +272,29 @@ def build_model(config_name, pretrained_model_path=None, checkpoint=None, fusion
     every parameter comes from the checkpoint. `model_config_dir` (a run folder: palkit.run_folder) holds the trained
     model's config.json, which then gives the model's shape instead of the pretrained folder's.
     """
+    declared = variant(config_name)
     config = load_config(config_name)
-    model_cls = MODEL_CLASSES.get(config["model_name"])
-    if model_cls is None:
-        raise UserError(f"CONFIG/{config_name}.json: unknown model_name {config['model_name']!r}; "
-                        f"known: {', '.join(MODEL_CLASSES)}")
     path = resolve_pretrained_path(config, pretrained_model_path)
     toker = build_tokenizer(config, path)
     shape_from = model_config_dir if checkpoint is not None and model_config_dir else path
-    model = _instantiate(model_cls, shape_from, config, weights_needed=checkpoint is None)
+    model = _instantiate(declared.load_model_class(), shape_from, config, declared.extra_checkpoint_keys,
+                         weights_needed=checkpoint is None)
+    if model.uses_persona != declared.reads_persona:
+        raise ValueError(f"variant {declared.name!r} declares reads_persona={declared.reads_persona}, but its model "
+                         f"{type(model).__name__} has uses_persona={model.uses_persona}")
     if len(toker) > toker.vocab_size:  # the authors resize only when tokens were added
         if new_embeddings_init not in ("normal", "mean"):
             raise ValueError(f"new_embeddings_init must be 'normal' or 'mean', got {new_embeddings_init!r}")
         model.resize_token_embeddings(len(toker), mean_resizing=new_embeddings_init == "mean")
     if model.predicts_strategy:
         model.strategy_token_ids = strategy_token_ids(toker)
-    if isinstance(model, PersonaFusionBlenderbotSmall):
+    if model.uses_persona:
         model.fusion_mask_padding = bool(fusion_mask_padding)
+        model.flush_subnormal_fusion = bool(flush_subnormal_fusion)
     if checkpoint is not None:
         load_checkpoint(model, checkpoint, config_name)
-    if isinstance(model, PersonaFusionBlenderbotSmall):
-        model.strategy_alpha.requires_grad_(False)
+    if model.uses_persona:
+        model.strategy_alpha.requires_grad_(False)  # never trained (the released code)
     if device is not None:
         model.to(device)
     return toker, model
@@ -311,7 +309,7 @@ def strategy_token_ids(toker):
     return ids
 
 
-def _instantiate(model_cls, path, config, weights_needed):
+def _instantiate(model_cls, path, config, extra_keys, weights_needed):
     custom = config.get("custom_config_path")
     if custom:  # the authors' option: a randomly initialised model of another shape
         return model_cls(BlenderbotSmallConfig.from_pretrained(custom))
@@ -320,10 +318,10 @@ def _instantiate(model_cls, path, config, weights_needed):
     check_model_dir(path, WEIGHTS_HINT)  # a truncated weights file is one line, not a loader traceback
     try:
         model, info = from_folder_or_hub(lambda **kw: model_cls.from_pretrained(path, output_loading_info=True, **kw),
-                                         path, WEIGHTS_HINT)
+                                         path, WEIGHTS_HINT, known=(HUB_NAME,))
     except (OSError, ValueError) as e:
         raise UserError(f"cannot load pretrained weights from {path!r} ({str(e).splitlines()[0]}): " + WEIGHTS_HINT)
-    missing = [k for k in info.get("missing_keys", []) if k not in PAL_EXTRA_KEYS and k != "final_logits_bias"]
+    missing = [k for k in info.get("missing_keys", []) if k not in extra_keys and k != "final_logits_bias"]
     if missing:
         raise UserError(f"pretrained weights in {path!r} lack {len(missing)} tensors (e.g. {missing[:3]}): "
                         + WEIGHTS_HINT)
@@ -334,6 +332,7 @@ def _load_hf_config(path):
     if is_local(path):
         load_json(os.path.join(path, "config.json"), expect=dict, hint=WEIGHTS_HINT)
     try:
-        return from_folder_or_hub(lambda **kw: BlenderbotSmallConfig.from_pretrained(path, **kw), path, WEIGHTS_HINT)
+        return from_folder_or_hub(lambda **kw: BlenderbotSmallConfig.from_pretrained(path, **kw), path, WEIGHTS_HINT,
+                                  known=(HUB_NAME,))
     except (OSError, ValueError) as e:
         raise UserError(f"cannot read config.json from {path!r} ({str(e).splitlines()[0]}): " + WEIGHTS_HINT)

@@ -5,6 +5,7 @@ on a GPU, instead of ~8 per tensor); `HF4AdamW(..., foreach=False)` is the per-t
 reference: both give bit-identical parameters (tests/test_optim.py).
 """
 import math
+from dataclasses import dataclass
 
 import torch
 
@@ -96,9 +97,18 @@ def parameter_groups(model, weight_decay, rule):
             {"params": [p for n, p in trainable if n in exempt], "weight_decay": 0.0}]
 
 
-def build_optimizer(model, args):
-    """args: weight_decay, weight_decay_rule, optimizer (hf4_adamw or torch_adamw), learning_rate."""
-    groups = parameter_groups(model, args.weight_decay, args.weight_decay_rule)
-    if args.optimizer == "torch_adamw":
-        return torch.optim.AdamW(groups, lr=args.learning_rate)
-    return HF4AdamW(groups, lr=args.learning_rate)
+@dataclass(frozen=True)
+class OptimizerOptions:
+    """What train.py's optimizer is built from (docs/reproduction.md#training)."""
+    learning_rate: float
+    weight_decay: float = 0.01
+    weight_decay_rule: str = "spec"  # or "authors": parameter_groups
+    optimizer: str = "hf4_adamw"  # or "torch_adamw"
+
+
+def build_optimizer(model, options):
+    """The optimizer over `model`'s weight-decay groups, as OptimizerOptions say."""
+    groups = parameter_groups(model, options.weight_decay, options.weight_decay_rule)
+    if options.optimizer == "torch_adamw":
+        return torch.optim.AdamW(groups, lr=options.learning_rate)
+    return HF4AdamW(groups, lr=options.learning_rate)

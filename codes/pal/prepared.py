@@ -15,7 +15,7 @@ import os
 import pickle
 
 from palkit.atomic import check_sealed, commit_dir, crash_point, recover, seal, write_json
-from palkit.checks import expect_type, load_json, load_pickle
+from palkit.loaders import expect_type, load_json, load_pickle
 from palkit.cli import UserError
 
 FEATURES_DIR = "features"

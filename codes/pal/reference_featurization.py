@@ -6,14 +6,16 @@ identical ids, and codes/bench.py measures the speed-up. Written from the docume
 pal.inputter.
 Each example is a dict of the Feature fields it defines, plus `turn_index`.
 """
-from .config import STRATEGIES
+from .config import RELEASED, STRATEGIES
+
+MAX_IN, MAX_DEC = RELEASED["max_input_length"], RELEASED["max_decoder_input_length"]
 
 
 def ids(toker, text):
     return toker(text)["input_ids"]
 
 
-def reference_strat(data, toker, stage, max_in=512, max_dec=50, use_all_persona=False):
+def reference_strat(data, toker, stage, max_in=MAX_IN, max_dec=MAX_DEC, use_all_persona=False):
     """The featurization rule, the straightforward way: build each example's strings, tokenize them whole."""
     examples, context, seeker_turns = [], [], 0
     dialog = data["dialog"]
@@ -39,7 +41,7 @@ def reference_strat(data, toker, stage, max_in=512, max_dec=50, use_all_persona=
     return examples
 
 
-def reference_vanilla(data, toker, stage, max_in=512, max_dec=50):
+def reference_vanilla(data, toker, stage, max_in=MAX_IN, max_dec=MAX_DEC):
     """zcj's vanilla inputter: utterance ids joined by eos, no prefixes, labels response + eos."""
     examples, context, eos = [], [], toker.eos_token_id
     dialog = data["dialog"]

@@ -3,19 +3,14 @@
 Everything here is written to disk in the same layout as the real `facebook/blenderbot_small-90M`
 folder, so the real loading code (`from_pretrained` on a directory) is what gets exercised.
 """
-import importlib.util  # a plain `python` outside the project's environment: one line saying how to run this script
-if importlib.util.find_spec("torch") is None or importlib.util.find_spec("pal") is None:
-    import os, sys
-    launcher = os.path.relpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "RUN", "python"))
-    launcher = launcher if os.sep in launcher else os.path.join(os.curdir, launcher)  # a path, not a command name
-    sys.exit(f"error: this is not the project's environment (no torch or pal here): run it as  {launcher} "
-             f"{' '.join(sys.argv)}")
+import argparse
 import json
 import os
 import string
 
 import torch
-from transformers import BlenderbotSmallConfig, BlenderbotSmallForConditionalGeneration
+from transformers import (BertConfig, BertModel, BertTokenizer, BlenderbotSmallConfig,
+                          BlenderbotSmallForConditionalGeneration)
 
 from palkit.options import add_seed_argument
 
@@ -94,7 +89,6 @@ def make_tiny_bert_dir(out_dir, words=None, seed=0, hidden_size=16):
     `words` extends the vocabulary (lower-cased whole words; anything else maps to [UNK]). The initializer is wide
     so that different texts get clearly different pooler outputs.
     """
-    from transformers import BertConfig, BertModel, BertTokenizer
     os.makedirs(out_dir, exist_ok=True)
     words = list(dict.fromkeys(words if words is not None else COMMON_WORDS + list(string.punctuation)))
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [w for w in words if w not in ("[PAD]", "[UNK]")]
@@ -109,20 +103,19 @@ def make_tiny_bert_dir(out_dir, words=None, seed=0, hidden_size=16):
 
 
 def main(argv=None):
-    """RUN/python codes/pal/tiny.py {blenderbot,bert} OUT_DIR [--tokenizer_dir DIR]: write a tiny random model."""
-    import argparse
+    """RUN/python -m pal.tiny {blenderbot,bert} OUT_DIR [--tokenizer_dir DIR]: write a tiny random model."""
     p = argparse.ArgumentParser(description=main.__doc__)
-    p.add_argument("kind", choices=["blenderbot", "bert"])
+    p.add_argument("family", choices=["blenderbot", "bert"])
     p.add_argument("out_dir")
     p.add_argument("--tokenizer_dir", default=None,
                    help="blenderbot: copy the tokenizer files from here (default: a tiny character-level one)")
     add_seed_argument(p, 0)
     args = p.parse_args(argv)
-    if args.kind == "blenderbot":
+    if args.family == "blenderbot":
         make_tiny_blenderbot_dir(args.out_dir, tokenizer_dir=args.tokenizer_dir, seed=args.seed)
     else:
         make_tiny_bert_dir(args.out_dir, seed=args.seed)
-    print(f"wrote a tiny random {args.kind} to {args.out_dir}")
+    print(f"wrote a tiny random {args.family} to {args.out_dir}")
 
 
 if __name__ == "__main__":

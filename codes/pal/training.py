@@ -4,12 +4,14 @@ import math
 import os
 import sys
 import time
+from dataclasses import dataclass
 
 import torch
 
 from palkit.engine import Task, note, to_device
-from pal.inputter import collate, validation_batches
-from pal.checkpoint import save_checkpoint
+from .checkpoint import save_checkpoint
+from .config import RELEASED
+from .inputter import BucketBatchSampler, collate, validation_batches
 
 BUCKET_FACTOR = 100  # the authors' bucket = 100 batches
 TRAIN_LOG_COLUMNS = ["epoch", "global_step", "step", "loss", "ppl", "mean_loss", "mean_ppl", "lr",
@@ -18,16 +20,36 @@ EVAL_LOG_COLUMNS = ["epoch", "global_step", "eval_loss", "eval_ppl", "eval_token
                     "checkpoint"]
 
 
+@dataclass(frozen=True)
+class TrainingOptions:
+    """What the task reads of train.py's settings (docs/reproduction.md#training)."""
+    gradient_accumulation_steps: int = RELEASED["gradient_accumulation_steps"]
+    loss_averaging: str = "micro_batch"  # or "optimizer_step"
+    eval_batch_size: int = RELEASED["eval_batch_size"]
+    save_state_steps: int = 1000  # 0: the state only after each epoch
+
+
+@dataclass
+class TrainingData:
+    """A run's examples: the training features and their sampler, the validation features (one list per dialogue)."""
+    sampler: BucketBatchSampler
+    features: list
+    eval_features: list
+    pad_id: int
+    persona_in_batches: bool
+    steps_per_epoch: int
+
+
 @torch.no_grad()
-def evaluate(engine, eval_features, args, pad_id, persona_in_batches):
+def evaluate(engine, data, batch_size):
     """(loss, ppl, tokens, examples) over the validation file: total token loss / total label tokens."""
     model = engine.raw_model
     was_training = model.training
     model.eval()
     total_loss = total_tokens = torch.zeros((), dtype=torch.float64, device=engine.runtime.device)
     n_examples = 0
-    with engine.progress_bar(sum(map(len, eval_features)), "validating", unit="example") as bar:
-        for batch in validation_batches(eval_features, args.eval_batch_size, pad_id, persona_in_batches):
+    with engine.progress_bar(sum(map(len, data.eval_features)), "validating", unit="example") as bar:
+        for batch in validation_batches(data.eval_features, batch_size, data.pad_id, data.persona_in_batches):
             with engine.autocast():
                 out = model(**to_device(batch, engine.runtime.device))
             total_loss = total_loss + out.loss_sum_per_example.double().sum()
@@ -40,16 +62,14 @@ def evaluate(engine, eval_features, args, pad_id, persona_in_batches):
 
 
 class PalTask(Task):
-    """The engine's hooks for PAL (see the module docstring). `sampler` draws the global micro-batches (all
+    """The engine's hooks for PAL (see the module docstring). `data.sampler` draws the global micro-batches (all
     processes; each takes its slice); `saved` is the state Engine.resume returned (None for a new run)."""
 
-    def __init__(self, args, runtime, sampler, features, eval_features, pad_id, with_persona, run_dir,
-                 steps_per_epoch, train_log, eval_log, saved=None):
-        self.args, self.runtime, self.features, self.eval_features = args, runtime, features, eval_features
-        self.pad_id, self.with_persona, self.run_dir = pad_id, with_persona, run_dir
-        self.steps_per_epoch, self.sampler = steps_per_epoch, sampler
+    def __init__(self, options, data, runtime, run_dir, train_log, eval_log, saved=None):
+        self.options, self.data, self.runtime, self.run_dir = options, data, runtime, run_dir
+        self.sampler = data.sampler
         self.train_log, self.eval_log = train_log, eval_log  # None on the processes other than rank 0
-        saved = saved or {"sampler_rng": sampler.rng.getstate(), "micro_steps": 0, "counters": new_counters()}
+        saved = saved or {"sampler_rng": self.sampler.rng.getstate(), "micro_steps": 0, "counters": new_counters()}
         self.sampler_rng = saved["sampler_rng"]  # at the start of the current epoch
         self.micro_steps, self.counters = saved["micro_steps"], saved["counters"]
         self.next_epoch_rng = self.epoch_start = None  # set by epoch_plan
@@ -68,23 +88,24 @@ class PalTask(Task):
         if engine.position.step_in_epoch == 0:
             self.counters = new_counters()
         self.epoch_start = time.time() - self.counters["epoch_time"]
-        gas = self.args.gradient_accumulation_steps
-        return [micro_batches[s * gas:(s + 1) * gas] for s in range(self.steps_per_epoch)]
+        gas = self.options.gradient_accumulation_steps
+        return [micro_batches[s * gas:(s + 1) * gas] for s in range(self.data.steps_per_epoch)]
 
     def micro_batches(self, step):
-        own = [collate([self.features[j] for j in self.runtime.share(mb)], self.pad_id, self.with_persona)
+        data = self.data
+        own = [collate([data.features[j] for j in self.runtime.share(mb)], data.pad_id, data.persona_in_batches)
                for mb in step]
         # counts come from the CPU batches (no device synchronisation), summed over processes in one reduction
         self.step_tokens, *self.step_inputs = self.runtime.sum([
             float(sum(int(b["labels"].ne(-100).sum()) for b in own)),
-            sum(float(b["input_ids"].ne(self.pad_id).sum()) for b in own),
+            sum(float(b["input_ids"].ne(data.pad_id).sum()) for b in own),
             sum(float(b["input_ids"].numel()) for b in own), float(sum(len(b["input_ids"]) for b in own))])
         self.n_micro = len(own)
         return own
 
     def loss(self, model, batch, n_micro):
         out = model(**batch)
-        if self.args.loss_averaging == "optimizer_step":
+        if self.options.loss_averaging == "optimizer_step":
             # DDP averages over processes, hence * world_size: the sum over all tokens / all tokens of the step
             loss = out.loss_sum_per_example.sum() * self.runtime.world_size / self.step_tokens
         else:
@@ -98,7 +119,7 @@ class PalTask(Task):
         # one synchronisation per step: the log has a row per step
         loss_sum, micro_mean_sum, example_mean_sum = self.runtime.sum(stats).tolist()
         real, total, n_examples = self.step_inputs
-        if self.args.loss_averaging == "optimizer_step":
+        if self.options.loss_averaging == "optimizer_step":
             loss = loss_sum / self.step_tokens
         else:
             loss = micro_mean_sum / (self.n_micro * self.runtime.world_size)
@@ -116,7 +137,7 @@ class PalTask(Task):
                                  n_token_total=c["n_token_total"], epoch_time=round(c["epoch_time"], 3))
         if engine.bar:
             engine.bar.set_postfix(epoch=position.epoch, loss=f"{loss:.3f}", ppl=f"{ppl:.2f}")
-        every = self.args.save_state_steps
+        every = self.options.save_state_steps
         return bool(every) and position.global_step % every == 0
 
     def on_epoch_end(self, engine, complete):
@@ -125,8 +146,7 @@ class PalTask(Task):
         if self.runtime.is_main:
             checkpoint = os.path.join(self.run_dir, f"epoch-{epoch}.bin")
             save_checkpoint(engine.raw_model, checkpoint)
-            loss, ppl, tokens, examples = evaluate(engine, self.eval_features, self.args, self.pad_id,
-                                                   self.with_persona)
+            loss, ppl, tokens, examples = evaluate(engine, self.data, self.options.eval_batch_size)
             self.eval_log.write(epoch=epoch, global_step=step, eval_loss=loss, eval_ppl=ppl, eval_tokens=tokens,
                                 eval_examples=examples, lr=engine.scheduler.get_last_lr()[0],
                                 checkpoint=os.path.basename(checkpoint))

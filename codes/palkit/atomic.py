@@ -198,8 +198,12 @@ def check_sealed(folder):
 # ------------------------------------------------------------------------------------------- single files
 
 @contextmanager
-def atomic_write(path, mode="w", encoding="utf-8"):
-    """Write to a temporary file beside `path` and rename it into place only if the block succeeds."""
+def atomic_write(path, mode="w", encoding="utf-8", before_replace=None, label=None):
+    """Write to a temporary file beside `path` and rename it into place only if the block succeeds.
+
+    `before_replace(tmp)` runs on the complete temporary file just before it replaces `path`: a sidecar that must
+    describe the new content before it is in place (pal.completeness's subset marks). `label` names the crash points
+    of the replace (`complete` before it, `swapped` after it)."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix="-" + os.path.basename(path))
@@ -207,7 +211,13 @@ def atomic_write(path, mode="w", encoding="utf-8"):
         with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": encoding})) as f:
             yield f
         os.chmod(tmp, 0o666 & ~_current_umask())  # mkstemp makes 0600 files; give the usual permissions
+        if before_replace is not None:
+            before_replace(tmp)
+        if label:
+            crash_point(label, "complete")
         os.replace(tmp, path)
+        if label:
+            crash_point(label, "swapped")
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -34,7 +34,7 @@ class ArgumentParser(argparse.ArgumentParser):
     """argparse whose errors are UserErrors: under run_main a bad argument is one line `error: argument --x: ...`
     and exit 2 (plain argparse prints its usage block first), and in-process callers of main() get a UserError.
 
-    The value checks themselves are argparse types in palkit.checks (ranges, paths). `options` lists every option
+    The value checks themselves are argparse types in palkit.argtypes (ranges, paths). `options` lists every option
     added (also through groups), in order: what the run-folder replay reads (palkit.run_folder.parse_resume).
     """
 
@@ -44,6 +44,12 @@ class ArgumentParser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def error(self, message):
+        if message.startswith("unrecognized arguments:"):  # a typo: name the closest options
+            import difflib
+            typos = [w.split("=")[0] for w in message.split(":", 1)[1].split() if w.startswith("--")]
+            close = [m for w in typos for m in difflib.get_close_matches(w, list(self._option_string_actions), n=1)]
+            if close:
+                message += f" (did you mean {' or '.join(close)}?)"
         raise UserError(f"{message}; see {self.prog} --help")
 
     def add_argument(self, *args, **kwargs):
@@ -71,7 +77,7 @@ class ArgumentParser(argparse.ArgumentParser):
 
 def resolve_device(name):
     """--device: "auto" (CUDA when available), "cpu", "cuda", "cuda:N"; a bad or unavailable one is a UserError."""
-    import torch
+    import torch  # lazy: every command line imports this module, and --help needs no torch
     if name in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:

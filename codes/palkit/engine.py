@@ -10,6 +10,7 @@ Resumable state: one folder (`state_dir`) holding engine_state.pt (weights throu
 scaler, position, the task's state, the settings) and rank_state_<r>.pt (each process' RNG states), written into a
 fresh folder and committed as one unit (palkit.atomic), so a kill at any instant leaves the previous state or the new.
 """
+import csv
 import os
 import random
 import signal
@@ -22,9 +23,11 @@ from typing import Protocol
 import numpy as np
 import torch
 import torch.distributed as dist
+from tqdm import tqdm
 
 from palkit.atomic import atomic_write, commit, crash_point, fresh_dir, recover
-from palkit.checks import load_torch_state, state_dict_mismatches
+from palkit.loaders import load_torch_state
+from palkit.model_files import state_dict_mismatches
 from palkit.cli import resolve_device
 
 ENGINE_STATE = "engine_state.pt"
@@ -180,7 +183,6 @@ class CsvLog:
     """Rows appended to a CSV with a header (open only on rank 0); on resume, rows after the resumed step go."""
 
     def __init__(self, path, columns, step_column, keep_until_step=None):
-        import csv
         rows = []
         if keep_until_step is not None and os.path.exists(path):
             with open(path, newline="", encoding="utf-8") as f:
@@ -289,7 +291,6 @@ class Engine:
 
         Ctrl-C (KeyboardInterrupt) is re-raised with what interrupted_message() says (palkit.cli.run_main prints it)."""
         if self.runtime.is_main and self.progress:
-            from tqdm import tqdm
             self.bar = tqdm(total=last_step, initial=self.position.global_step, desc="training", unit="step",
                             dynamic_ncols=True)
         try:
@@ -336,7 +337,6 @@ class Engine:
 
     def progress_bar(self, total, desc, unit="batch"):
         """A bar with ETA for a loop inside training (validation), on rank 0 when progress bars are on."""
-        from tqdm import tqdm
         return tqdm(total=total, desc=desc, unit=unit, leave=False, dynamic_ncols=True,
                     disable=not (self.runtime.is_main and self.progress))
 

@@ -1,21 +1,22 @@
 """pal.logits_process against what it replaces, bit for bit: transformers' processors and warpers (the same output
-bits over many random score tensors, ties, -0.0, -inf and NaN included) and torch.multinomial (the same tokens and
-the same generator states afterwards, per-row generators and the global one); and generate() with them against
-generate() with the reference classes: the same replies and the same RNG state."""
+bits over many random score tensors, ties, -0.0, -inf, NaN and repeated n-grams included) and torch.multinomial
+(the same tokens and the same generator states afterwards, per-row generators and the global one); and generate()
+with them against generate() with the reference classes: the same replies and the same RNG state."""
 import math
 
 import pytest
 import torch
 import torch.nn.functional as F
 from transformers.generation.logits_process import (LogitsProcessorList, MinLengthLogitsProcessor,
-                                                    NoBadWordsLogitsProcessor, RepetitionPenaltyLogitsProcessor,
-                                                    TopKLogitsWarper, TopPLogitsWarper)
+                                                    NoBadWordsLogitsProcessor, NoRepeatNGramLogitsProcessor,
+                                                    RepetitionPenaltyLogitsProcessor, TopKLogitsWarper,
+                                                    TopPLogitsWarper)
 
 import pal.generation
 import pal.logits_process
 from pal.generation import generate
-from pal.logits_process import (BannedTokens, MinLength, RepetitionPenalty, TopKTopPWarper, multinomial_one,
-                                reference_multinomial)
+from pal.logits_process import (BannedTokens, MinLength, NoRepeatNGram, RepetitionPenalty, TopKTopPWarper,
+                                multinomial_one, reference_multinomial)
 from helpers.pal_models import batch_for, tiny_model
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -139,6 +140,17 @@ def test_repetition_penalty_gives_the_reference_scores(penalty):
                          RepetitionPenaltyLogitsProcessor(penalty)(ids, scores.clone())), trial
 
 
+@pytest.mark.parametrize("size", [1, 2, 3, 4])
+def test_no_repeat_ngram_gives_the_reference_scores(size):
+    for trial in range(20):
+        scores = random_scores(trial)
+        g = torch.Generator().manual_seed(trial)
+        ids = torch.randint(0, 4, (scores.shape[0], trial), generator=g)  # few distinct ids: many repeats
+        ids[:, ::5] = torch.randint(VOCAB - 2, VOCAB + 2, (1,), generator=g)  # ids beyond the scores included
+        assert same_bits(NoRepeatNGram(size)(ids, scores.clone()),
+                         NoRepeatNGramLogitsProcessor(size)(ids, scores.clone())), trial
+
+
 def test_banned_tokens_and_min_length_give_the_reference_scores():
     banned = [[i] for i in range(VOCAB - 12, VOCAB)] + [[2]]  # eos (2) is never banned
     for trial in range(20):
@@ -160,7 +172,8 @@ class ReferenceTopKTopP:
         return self.top_p(input_ids, self.top_k(input_ids, scores))
 
 
-REFERENCE_CLASSES = {"RepetitionPenalty": RepetitionPenaltyLogitsProcessor, "BannedTokens": NoBadWordsLogitsProcessor,
+REFERENCE_CLASSES = {"RepetitionPenalty": RepetitionPenaltyLogitsProcessor,
+                     "NoRepeatNGram": NoRepeatNGramLogitsProcessor, "BannedTokens": NoBadWordsLogitsProcessor,
                      "MinLength": MinLengthLogitsProcessor, "TopKTopPWarper": ReferenceTopKTopP}
 
 

@@ -20,15 +20,15 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from transformers.generation.logits_process import (ForcedEOSTokenLogitsProcessor, LogitsProcessorList,
-                                                    NoRepeatNGramLogitsProcessor, TemperatureLogitsWarper,
-                                                    TopKLogitsWarper, TopPLogitsWarper)
+                                                    TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper)
 
 from palkit.cli import UserError
 from .beam_search import beam_search
 from .decoding import decoding_options, parse_alpha
 from .dialogues import normalise
 from .model import NUM_STRATEGIES
-from .logits_process import BannedTokens, MinLength, RepetitionPenalty, TopKTopPWarper, multinomial_one, warp
+from .logits_process import (BannedTokens, MinLength, NoRepeatNGram, RepetitionPenalty, TopKTopPWarper,
+                             multinomial_one, warp)
 
 
 def decode_text(toker, ids):
@@ -248,12 +248,13 @@ def contrasted(z, contrast):
 
 def logits_processors(opts, toker, device, max_total=None, forced_eos_token_id=None):
     """transformers 4.x _get_logits_processor order (diversity, prefix and forced-bos processors: unused here); the
-    repetition penalty, banned tokens and min length as pal.logits_process's subclasses (the same scores, cheaper)."""
+    repetition penalty, n-gram ban, banned tokens and min length as pal.logits_process's subclasses (the same
+    scores, cheaper)."""
     procs = LogitsProcessorList()
     if opts.repetition_penalty is not None and opts.repetition_penalty != 1.0:
         procs.append(RepetitionPenalty(penalty=float(opts.repetition_penalty)))
     if opts.no_repeat_ngram_size and opts.no_repeat_ngram_size > 0:
-        procs.append(NoRepeatNGramLogitsProcessor(int(opts.no_repeat_ngram_size)))
+        procs.append(NoRepeatNGram(int(opts.no_repeat_ngram_size)))
     # encoder_no_repeat_ngram_size: deliberately nothing (docs/reproduction.md#contrastive-decoding).
     banned = added_token_ids(toker)
     if banned:

@@ -2,19 +2,21 @@
 with less work per row (docs/reproduction.md#sampling).
 
 Each class is the transformers class it subclasses, with a cheaper __call__ of the same output bits:
-`RepetitionPenalty` (no padded copy of the vocabulary), `BannedTokens` (one addition of a precomputed bias),
-`MinLength` (no vocabulary-wide `isin`), `TopKTopPWarper` (top-k then top-p without sorting the vocabulary; it also
-gives the few columns that can stay finite). `multinomial_one(probs, generators, support)` gives the tokens of
-`torch.multinomial(probs, 1)` (or one call per row with its own generator), drawing the same random numbers, with a
-logarithm for those columns only, not an exponential per vocabulary entry. Where a shortcut is not certain to be
+`RepetitionPenalty` (no padded copy of the vocabulary), `NoRepeatNGram` (no vocabulary-wide mask), `BannedTokens`
+(one addition of a precomputed bias), `MinLength` (no vocabulary-wide `isin`), `TopKTopPWarper` (top-k then top-p
+without sorting the vocabulary; it also gives the few columns that can stay finite). `multinomial_one(probs,
+generators, support)` gives the tokens of `torch.multinomial(probs, 1)` (or one call per row with its own
+generator), drawing the same random numbers, with a logarithm for those columns only, not an exponential per
+vocabulary entry. Where a shortcut is not certain to be
 exact (ties, non-finite values, ids outside the vocabulary, a CUDA tensor), they run the reference.
 """
 import math
 
 import torch
 from transformers.generation.logits_process import (LogitsProcessorList, MinLengthLogitsProcessor,
-                                                    NoBadWordsLogitsProcessor, RepetitionPenaltyLogitsProcessor,
-                                                    TopKLogitsWarper, TopPLogitsWarper)
+                                                    NoBadWordsLogitsProcessor, NoRepeatNGramLogitsProcessor,
+                                                    RepetitionPenaltyLogitsProcessor, TopKLogitsWarper,
+                                                    TopPLogitsWarper)
 
 
 class RepetitionPenalty(RepetitionPenaltyLogitsProcessor):
@@ -28,6 +30,24 @@ class RepetitionPenalty(RepetitionPenaltyLogitsProcessor):
         score = scores.gather(1, input_ids)
         score = torch.where(score < 0, score * self.penalty, score / self.penalty)
         return scores.scatter(1, input_ids, score)
+
+
+class NoRepeatNGram(NoRepeatNGramLogitsProcessor):
+    """The tokens that would complete an n-gram already in the row get -inf: the reference marks them in a fresh
+    [N, V + 1] mask and fills a copy of the scores through it; here they are set in the copy directly."""
+
+    def __call__(self, input_ids, scores):
+        length = input_ids.shape[-1]
+        if length < self.ngram_size or scores.dim() != 2:
+            return super().__call__(input_ids, scores)
+        windows = input_ids.unfold(1, self.ngram_size, 1)  # [N, windows, n]
+        suffix = input_ids[:, length + 1 - self.ngram_size:]  # what the next token would complete
+        rows, starts = (windows[..., :-1] == suffix[:, None]).all(dim=-1).nonzero(as_tuple=True)
+        tokens = windows[rows, starts, -1]
+        inside = tokens < scores.shape[-1]  # ids beyond the scores cannot be generated: nothing to ban
+        scores = scores.clone()
+        scores[rows[inside], tokens[inside]] = -math.inf
+        return scores
 
 
 class BannedTokens(NoBadWordsLogitsProcessor):

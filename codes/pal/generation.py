@@ -8,7 +8,8 @@ transformers 4.x did:
 2. reply: prefix [bos, strategy], then at every step (1 + a_s) z_p - a_s z_c with a_s = the checkpoint's
    strategy_alpha[s] (override with `strategy_alpha`, 0 for "PAL alpha=0"); z_c has its own KV cache;
 3. transformers' LogitsProcessor classes in 4.x's order (repetition penalty, n-gram ban, banned added tokens, min
-   length; temperature, top-k, top-p), 4.x's forced eos and length rules, the same RNG use for a seed;
+   length; temperature, top-k, top-p), 4.x's forced eos and length rules, the same RNG use for a seed (several as
+   pal.logits_process's cheaper equivalents, the same bits: docs/reproduction.md#sampling);
 4. num_beams > 1: beam search over the same combined logits (pal.beam_search).
 `contrastive_impl`: "two_pass" is the released computation, exact; "stacked" (default) runs both streams as one
 decoder call on a [2B, L, d] batch with one cache and one lm_head (logits differ at float rounding only;
@@ -26,9 +27,9 @@ from palkit.cli import UserError
 from .beam_search import beam_search
 from .decoding import decoding_options, parse_alpha
 from .dialogues import normalise
-from .model import NUM_STRATEGIES
 from .logits_process import (BannedTokens, MinLength, NoRepeatNGram, RepetitionPenalty, TopKTopPWarper,
                              multinomial_one, warp)
+from .model import NUM_STRATEGIES
 
 
 def decode_text(toker, ids):
@@ -268,7 +269,7 @@ def logits_processors(opts, toker, device, max_total=None, forced_eos_token_id=N
 
 def logits_warpers(opts):
     """transformers 4.x _get_logits_warper order: temperature, top-k, top-p (keep >= 2 tokens with beams); top-k
-    then top-p as pal.sampling.TopKTopPWarper (the same scores, without sorting the vocabulary)."""
+    then top-p as pal.logits_process.TopKTopPWarper (the same scores, without sorting the vocabulary)."""
     keep = 2 if opts.num_beams > 1 else 1
     warpers = LogitsProcessorList()
     if opts.temperature is not None and opts.temperature != 1.0:

@@ -7,8 +7,8 @@ Each class is the transformers class it subclasses, with a cheaper __call__ of t
 without sorting the vocabulary; it also gives the few columns that can stay finite). `multinomial_one(probs,
 generators, support)` gives the tokens of `torch.multinomial(probs, 1)` (or one call per row with its own
 generator), drawing the same random numbers, with a logarithm for those columns only, not an exponential per
-vocabulary entry. Where a shortcut is not certain to be
-exact (ties, non-finite values, ids outside the vocabulary, a CUDA tensor), they run the reference.
+vocabulary entry. Where a shortcut is not certain to be exact (ties, non-finite values, ids outside the vocabulary,
+a CUDA tensor), they run the reference.
 """
 import math
 
@@ -24,8 +24,8 @@ class RepetitionPenalty(RepetitionPenaltyLogitsProcessor):
     scatters them into a copy; with every id inside the vocabulary the padding changes nothing."""
 
     def __call__(self, input_ids, scores):
-        if scores.dim() != 2 or input_ids.dim() != 2 or self.prompt_ignore_length is not None \
-                or int(input_ids.max()) >= scores.shape[-1]:
+        if scores.dim() != 2 or input_ids.dim() != 2 or input_ids.numel() == 0 \
+                or self.prompt_ignore_length is not None or int(input_ids.max()) >= scores.shape[-1]:
             return super().__call__(input_ids, scores)
         score = scores.gather(1, input_ids)
         score = torch.where(score < 0, score * self.penalty, score / self.penalty)

@@ -379,3 +379,22 @@ def test_bench_serve_help_and_an_unreachable_endpoint(inputs):
                          "--clients", "1", "--requests", "1")
     assert result.returncode == 2 and result.stderr.strip().splitlines()[-1].startswith(
         f"error: cannot reach http://127.0.0.1:{port}/v1/chat/completions"), result.stderr
+
+
+def test_bench_serve_compares_batched_and_one_at_a_time(inputs, tiny_blender_dir, tmp_path):
+    """--compare serves the checkpoint twice (batched, --max_batch 1), sends both the same sampled requests, and
+    writes both summaries and their ratios; every batched reply is the unbatched one."""
+    output = tmp_path / "bench.json"
+    result = bench_serve("--compare", inputs["strat"], "--test_file", inputs["test_file"], "--clients", "3",
+                         "--requests", "2", "--rounds", "2", "--max_batch", "4", "--max_tokens", "6",
+                         "--serve_args", f"--config strat --pretrained_model_path {tiny_blender_dir}",
+                         "--output", output)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(output.read_text())
+    for label, max_batch in (("batched", 4), ("unbatched", 1)):
+        assert {"req_per_s", "p50_s", "p95_s"} <= report[label].keys(), report
+        assert report[label]["requests"] == 6 and report[label]["max_batch"] == max_batch
+    assert report["throughput_ratio"] == round(report["batched"]["req_per_s"] / report["unbatched"]["req_per_s"], 3)
+    assert report["identical_replies"] == report["requests"] == 6
+    assert re.search(r"^throughput ratio [\d.]+x, p95 ratio [\d.]+ \(batched / unbatched\); identical replies 6 of 6$",
+                     result.stdout, re.M), result.stdout

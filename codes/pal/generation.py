@@ -8,7 +8,8 @@ transformers 4.x did:
 2. reply: prefix [bos, strategy], then at every step (1 + a_s) z_p - a_s z_c with a_s = the checkpoint's
    strategy_alpha[s] (override with `strategy_alpha`, 0 for "PAL alpha=0"); z_c has its own KV cache;
 3. transformers' LogitsProcessor classes in 4.x's order (repetition penalty, n-gram ban, banned added tokens, min
-   length; temperature, top-k, top-p), 4.x's forced eos and length rules, the same RNG use for a seed;
+   length; temperature, top-k, top-p), 4.x's forced eos and length rules, the same RNG use for a seed (several as
+   pal.logits_process's cheaper equivalents, the same bits: docs/reproduction.md#sampling);
 4. num_beams > 1: beam search over the same combined logits (pal.beam_search).
 `contrastive_impl`: "two_pass" is the released computation, exact; "stacked" (default) runs both streams as one
 decoder call on a [2B, L, d] batch with one cache and one lm_head (logits differ at float rounding only;
@@ -20,14 +21,14 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from transformers.generation.logits_process import (ForcedEOSTokenLogitsProcessor, LogitsProcessorList,
-                                                    MinLengthLogitsProcessor, NoBadWordsLogitsProcessor,
-                                                    NoRepeatNGramLogitsProcessor, RepetitionPenaltyLogitsProcessor,
                                                     TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper)
 
 from palkit.cli import UserError
 from .beam_search import beam_search
 from .decoding import decoding_options, parse_alpha
 from .dialogues import normalise
+from .logits_process import (BannedTokens, MinLength, NoRepeatNGram, RepetitionPenalty, TopKTopPWarper,
+                             multinomial_one, warp)
 from .model import NUM_STRATEGIES
 
 
@@ -247,32 +248,39 @@ def contrasted(z, contrast):
 
 
 def logits_processors(opts, toker, device, max_total=None, forced_eos_token_id=None):
-    """transformers 4.x _get_logits_processor order (diversity, prefix and forced-bos processors: unused here)."""
+    """transformers 4.x _get_logits_processor order (diversity, prefix and forced-bos processors: unused here); the
+    repetition penalty, n-gram ban, banned tokens and min length as pal.logits_process's subclasses (the same
+    scores, cheaper)."""
     procs = LogitsProcessorList()
     if opts.repetition_penalty is not None and opts.repetition_penalty != 1.0:
-        procs.append(RepetitionPenaltyLogitsProcessor(penalty=float(opts.repetition_penalty)))
+        procs.append(RepetitionPenalty(penalty=float(opts.repetition_penalty)))
     if opts.no_repeat_ngram_size and opts.no_repeat_ngram_size > 0:
-        procs.append(NoRepeatNGramLogitsProcessor(int(opts.no_repeat_ngram_size)))
+        procs.append(NoRepeatNGram(int(opts.no_repeat_ngram_size)))
     # encoder_no_repeat_ngram_size: deliberately nothing (docs/reproduction.md#contrastive-decoding).
     banned = added_token_ids(toker)
     if banned:
-        procs.append(NoBadWordsLogitsProcessor([[i] for i in banned], eos_token_id=toker.eos_token_id))
+        procs.append(BannedTokens([[i] for i in banned], eos_token_id=toker.eos_token_id))
     if opts.min_length is not None and opts.min_length > -1:
-        procs.append(MinLengthLogitsProcessor(int(opts.min_length), toker.eos_token_id, device=str(device)))
+        procs.append(MinLength(int(opts.min_length), toker.eos_token_id, device=str(device)))
     if forced_eos_token_id is not None and max_total is not None:
         procs.append(ForcedEOSTokenLogitsProcessor(max_total, forced_eos_token_id, device=str(device)))
     return procs
 
 
 def logits_warpers(opts):
-    """transformers 4.x _get_logits_warper order: temperature, top-k, top-p (keep >= 2 tokens with beams)."""
+    """transformers 4.x _get_logits_warper order: temperature, top-k, top-p (keep >= 2 tokens with beams); top-k
+    then top-p as pal.logits_process.TopKTopPWarper (the same scores, without sorting the vocabulary)."""
     keep = 2 if opts.num_beams > 1 else 1
     warpers = LogitsProcessorList()
     if opts.temperature is not None and opts.temperature != 1.0:
         warpers.append(TemperatureLogitsWarper(float(opts.temperature)))
-    if opts.top_k is not None and opts.top_k != 0:
+    top_k = opts.top_k is not None and opts.top_k != 0
+    top_p = opts.top_p is not None and opts.top_p < 1.0
+    if top_k and top_p:
+        warpers.append(TopKTopPWarper(int(opts.top_k), float(opts.top_p), min_tokens_to_keep=keep))
+    elif top_k:
         warpers.append(TopKLogitsWarper(top_k=int(opts.top_k), min_tokens_to_keep=keep))
-    if opts.top_p is not None and opts.top_p < 1.0:
+    elif top_p:
         warpers.append(TopPLogitsWarper(top_p=float(opts.top_p), min_tokens_to_keep=keep))
     return warpers
 
@@ -304,12 +312,10 @@ def sample_or_greedy(decoder, ids, max_total, procs, warpers, toker, generators=
         rows = slice(None) if generators is None else unfinished.nonzero()[:, 0]
         scores = procs(ids[rows], logits[rows])
         if warpers is not None:
-            probs = F.softmax(warpers(ids[rows], scores), dim=-1)
-            if generators is None:
-                chosen = torch.multinomial(probs, num_samples=1).squeeze(1)
-            else:
-                chosen = torch.cat([torch.multinomial(p[None], 1, generator=generators[r])[0]
-                                    for p, r in zip(probs, rows.tolist())])
+            warped, support = warp(warpers, ids[rows], scores)
+            # torch.multinomial(probs, 1), or per row with its own generator: the same draws (pal.logits_process)
+            chosen = multinomial_one(F.softmax(warped, dim=-1),
+                                     None if generators is None else [generators[r] for r in rows.tolist()], support)
         else:
             chosen = torch.argmax(scores, dim=-1)
         next_tokens = torch.full_like(unfinished, pad)

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from palkit.cli import UserError
+from chat_systems import Capabilities
 
 from auto_eval import cli, judge as judging, role_cards, seeker as seeker_mod, store as auto_store, study
 from auto_eval.seeker import load_seeker_prompt
@@ -347,6 +348,8 @@ def test_a_judge_is_greedy_unless_told_otherwise_and_usage_counts_a_retry_once(t
 
 def test_an_unreadable_answer_of_a_judge_with_probabilities_gets_a_constrained_answer(tmp_path):
     class WithProbabilities(Scripted):
+        capabilities = Capabilities(next_token_logprobs=True)
+
         def next_token_logprobs(self, conversations, candidates, single_token=False):
             return [{"A": -3.0, "B": -0.5, "tie": -2.0} for _ in conversations]
     judge = WithProbabilities("j", lambda m: "You are a single letter.")

@@ -140,7 +140,8 @@ def test_automatic_evaluation(registered, canned_file, tmp_path):
             "--system", f"name=one,canned={canned_file}", "--system", f"name=two,canned={canned_file},start=1",
             "--seeker", f"name=seeker,canned={canned_file},start=2", "--judge", f"name=j,canned={judge_file}",
             "--no_progress"]
-    with pytest.raises(UserError, match="--verdict prob: system j \\(canned\\) gives no token log-probabilities"):
+    with pytest.raises(UserError, match="--verdict prob: system j \\(canned\\) cannot read the next token's "
+                                        "probabilities after a prompt; use --verdict text"):
         cli.main(argv + ["--verdict", "prob"])
     cli.main(argv)
     db = sqlite3.connect(tmp_path / "study.db")

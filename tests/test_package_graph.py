@@ -200,7 +200,7 @@ def test_no_library_function_takes_a_command_lines_namespace():
     has a parameter named `args`."""
     found = []
     for name, path in project_modules().items():
-        if name.split(".")[0] not in ("pal", "palkit", "metric", "persona_extractor"):
+        if name.split(".")[0] not in ("pal", "palkit", "metric", "persona_extractor", "chat_systems", "auto_eval"):
             continue
         tree = ast.parse(path.read_text(encoding="utf-8"))
         if any(isinstance(node, ast.FunctionDef) and node.name == "main" for node in tree.body):

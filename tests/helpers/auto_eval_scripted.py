@@ -5,7 +5,7 @@ import os
 import signal
 import sys
 
-from chat_systems import Reply
+from chat_systems import Capabilities, Reply
 from auto_eval import cli, judge as judging, role_cards, study
 from auto_eval.seeker import load_seeker_prompt
 from human_eval.tasks import load_criteria
@@ -23,11 +23,20 @@ def write_test_file(tmp_path):
 
 # ---- scripted systems -------------------------------------------------------------------------------------------
 class Scripted:
-    """A system whose answer is `answer(messages)`; it records every call."""
+    """A system (chat_systems.System) whose answer is `answer(messages)`; it records every call."""
+    kind = "scripted"
+    capabilities = Capabilities()
 
     def __init__(self, name, answer):
-        self.name, self.kind, self.answer, self.calls = name, "llm", answer, []
+        self.name, self.answer, self.calls = name, answer, []
         self.strategy = None
+
+    def identity(self):
+        return {"kind": self.kind, "name": self.name}
+
+    def reply_batch(self, conversations, *, seed=None, **decoding):
+        seeds = seed if isinstance(seed, list) else [seed] * len(conversations)
+        return [self.reply(m, seed=s, **decoding) for m, s in zip(conversations, seeds)]
 
     def reply(self, messages, *, seed=None, temperature=None, top_p=None, max_tokens=None):
         self.calls.append((messages, seed))

@@ -10,7 +10,6 @@ prefix encoded once and its key-value cache reused per question (how auto_eval j
 trusted?").
 """
 import palkit.entry  # noqa: F401 -- first: outside the project's environment, one line saying how to run this
-import argparse
 import json
 import os
 import time
@@ -18,7 +17,7 @@ from pathlib import Path
 
 from palkit.argtypes import existing_file, positive_int
 from palkit.loaders import load_json
-from palkit.cli import ArgumentParser, UserError, run_main
+from palkit.cli import ArgumentParser, DefaultsHelpFormatter, UserError, run_main
 
 from auto_eval import judge as judging, validate
 from auto_eval.cli import CRITERIA, model_spec
@@ -51,7 +50,7 @@ def timed(label, read, conversations):
 
 
 def main(argv=None):
-    p = ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=DefaultsHelpFormatter)
     p.add_argument("--judge", default="llm=smollm2", type=model_spec, metavar="SPEC", help="a local LLM")
     p.add_argument("--pairs", type=positive_int, default=3)
     p.add_argument("--questions", type=positive_int, default=5, help="criterion questions per pair and order")

@@ -16,7 +16,6 @@ test.txt beside the data the run was validated on (args.json's eval_input_file),
 on (its features' train_input_file), said in one line. The seed is set before each file.
 """
 import palkit.entry  # noqa: F401 -- first: outside the project's environment, one line saying how to run this
-import argparse
 import json
 import math
 import os
@@ -28,7 +27,7 @@ from tqdm import tqdm
 from palkit.atomic import crash_point, write_json
 from palkit.argtypes import existing_file, output_dir, positive_int
 from palkit.paths import require_output_dir, require_output_file
-from palkit.cli import ArgumentParser, UserError, resolve_device, run_main
+from palkit.cli import ArgumentParser, DefaultsHelpFormatter, UserError, resolve_device, run_main
 from palkit.engine import seed_everything, to_device
 from palkit.loaders import load_json
 from palkit.options import add_device_argument, add_seed_argument
@@ -58,7 +57,7 @@ RUN_FOLDER_KEYS = ("config_name", "inputter_name", "pretrained_model_path", "max
 
 def build_parser():
     p = ArgumentParser(description=__doc__.split("\n\n")[0],
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=DefaultsHelpFormatter)
     add_model_arguments(p, from_run_folder=True)
     add_seed_argument(p, 0)
     add_checkpoint_argument(p, from_run_folder=True)

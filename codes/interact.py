@@ -21,7 +21,7 @@ import sys
 
 from palkit.argtypes import boolean_string, existing_dir, existing_file, output_dir
 from palkit.paths import require_output_dir
-from palkit.cli import ArgumentParser, resolve_device, run_main
+from palkit.cli import ArgumentParser, DefaultsHelpFormatter, resolve_device, run_main
 from palkit.atomic import write_json
 from pal.chat import Chat, PersonaSource
 from pal.config import load_config
@@ -43,7 +43,7 @@ RUN_FOLDER_KEYS = ("config_name", "inputter_name", "pretrained_model_path", "max
 
 def build_parser():
     p = ArgumentParser(description=__doc__.split("\n\n")[0],
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=DefaultsHelpFormatter)
     add_model_arguments(p, from_run_folder=True)
     add_checkpoint_argument(p, from_run_folder=True)
     add_pretrained_argument(p)

@@ -13,13 +13,12 @@ Differences from the authors' script, none changing an id: the output folder nam
 train.py did not read back); the tokenizer is rebuilt from the config, not pickled; one process is used.
 """
 import palkit.entry  # noqa: F401 -- first: outside the project's environment, one line saying how to run this
-import argparse
 import os
 import sys
 
 from palkit.argtypes import boolean_string, existing_file, output_dir
 from palkit.paths import require_output_dir
-from palkit.cli import ArgumentParser, UserError, run_main
+from palkit.cli import ArgumentParser, DefaultsHelpFormatter, UserError, run_main
 from pal.completeness import note_partial, report_empty_personas
 from pal.config import build_tokenizer, load_config, resolve_pretrained_path
 from pal.dialogues import load_dialogues
@@ -32,7 +31,7 @@ from palkit.options import add_pbar_argument
 
 def build_parser():
     p = ArgumentParser(description=__doc__.split("\n\n")[0],
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=DefaultsHelpFormatter)
     add_model_arguments(p)
     p.add_argument("--train_input_file", required=True, type=existing_file,
                    help="train.txt written by codes/_reformat/process.py")

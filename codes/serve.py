@@ -12,19 +12,18 @@ access-log line per request goes to stderr. Any other system can be served with 
 name=smol,llm=smollm2).
 """
 import palkit.entry  # noqa: F401 -- first: outside the project's environment, one line saying how to run this
-import argparse
 import logging
 import sys
 
 from palkit.argtypes import boolean_string, existing_dir, existing_path, int_range, non_negative_int, positive_int
-from palkit.cli import ArgumentParser, UserError, resolve_device, run_main
+from palkit.cli import ArgumentParser, DefaultsHelpFormatter, UserError, resolve_device, run_main
 
 from chat_systems import BACKENDS, load_system, parse_system_spec, spec_help
 from chat_systems.server import BATCH_WAIT_MS, MAX_BATCH, MAX_BODY_BYTES, create_app, serve
 
 
 def build_parser():
-    p = ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=DefaultsHelpFormatter)
     p.add_argument("checkpoint", nargs="?", default=None, type=existing_path,
                    help="a run folder (its last epoch) or an epoch-N.bin")
     p.add_argument("--system", default=None, type=parse_system_spec, metavar="SPEC",

@@ -15,7 +15,6 @@ released code (--paper_hparams, --weight_decay_rule, --optimizer, --loss_averagi
 --max_steps, --resume): docs/reproduction.md#training.
 """
 import palkit.entry  # noqa: F401 -- first: outside the project's environment, one line saying how to run this
-import argparse
 import datetime
 import json
 import math
@@ -30,7 +29,7 @@ from palkit.atomic import discard, side_paths, write_json
 from palkit.argtypes import (argument_type, boolean_string, existing_dir, existing_file, int_range,
                              non_negative_float, non_negative_int, output_dir, positive_int)
 from palkit.paths import require_dir
-from palkit.cli import ArgumentParser, UserError, run_main
+from palkit.cli import ArgumentParser, DefaultsHelpFormatter, UserError, run_main
 from pal.completeness import note_partial
 from pal.config import PAPER_HPARAMS, RELEASED, load_config, resolve_pretrained_path
 from pal.options import (add_authors_arguments, add_checkpoint_argument, add_fp16_argument, add_fusion_arguments,
@@ -63,7 +62,7 @@ CHANGEABLE_ON_RESUME = ("max_steps", "save_state_steps", "pbar", "device", "pret
 
 def build_parser():
     p = ArgumentParser(description=__doc__.split("\n\n")[0],
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=DefaultsHelpFormatter)
     add_model_arguments(p)
     p.add_argument("--eval_input_file", required=True, type=existing_file,
                    help="valid.txt written by codes/_reformat/process.py")

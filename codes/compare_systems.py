@@ -117,6 +117,19 @@ def _interval(r, key):
     return f"[{ends[0]}, {ends[1]}]" + (" ᴿ" if r["interval"] == "randomization inversion" else "")
 
 
+def mark_disagreements(comparisons, confidence):
+    """Set each comparable metric's `interval_agrees_with_p`: whether its interval excludes 0 exactly when p <=
+    1 - confidence. The inverted randomization interval always agrees; a bootstrap percentile interval and the
+    randomization p-value are two different procedures and may disagree, mostly on small test sets."""
+    for comparison in comparisons:
+        for r in comparison["metrics"].values():
+            if not r["comparable"] or r["ci_low"] is None or r["ci_high"] is None:
+                r["interval_agrees_with_p"] = None
+                continue
+            excludes_zero = r["ci_low"] > 0 or r["ci_high"] < 0
+            r["interval_agrees_with_p"] = excludes_zero == (r["p_value"] <= 1 - confidence)
+
+
 def markdown(comparisons, n, args):
     level = round(100 * args.confidence)
     lines = [f"Paired tests on {n} test examples; {args.resamples} resamples (seed {args.seed}); {level}% percentile "
@@ -131,8 +144,13 @@ def markdown(comparisons, n, args):
             if not r["comparable"]:
                 lines.append(f"{name} not comparable ({r['why']}) | – | – |")
                 continue
-            lines.append(f"{name} {_fmt(r['delta'], key, True)} | {_interval(r, key)} | {_p(r['p_value'])} |")
+            mark = " ‡" if r.get("interval_agrees_with_p") is False else ""
+            lines.append(f"{name} {_fmt(r['delta'], key, True)} | {_interval(r, key)} | {_p(r['p_value'])}{mark} |")
         lines.append("")
+    if any(r.get("interval_agrees_with_p") is False for c in comparisons for r in c["metrics"].values()):
+        lines += [f"‡ The bootstrap interval and the randomization p disagree on whether B − A is 0 at the "
+                  f"{level}% level: two procedures that can part on few test examples; report the difference as "
+                  "significant only where both agree.", ""]
     lines += spread_markdown(comparisons)
     return "\n".join(lines).rstrip() + "\n"
 
@@ -180,6 +198,7 @@ def main(argv=None):
     keys, comparisons = compare(systems, args.metrics, args.resamples, args.seed, args.confidence)
     if not keys:
         raise UserError("no metric can be computed for every system (each folder needs gen.json)")
+    mark_disagreements(comparisons, args.confidence)
     text = markdown(comparisons, systems[0].n, args)
     print(text, end="")
     if args.markdown:

@@ -250,3 +250,26 @@ def test_ppl_between_different_tokenizers_is_not_comparable(punkt, tmp_path, cap
     llm_table = text.split("### B = llm")[1]
     assert "| PPL (`perplexity`) |" in llm_table and "not comparable (different tokenizers) | – | – |" in llm_table
     assert "not comparable" not in text.split("### B = llm")[0]
+
+
+# ---- an interval and a p-value that disagree are marked -------------------------------------------------------
+def test_a_bootstrap_interval_that_disagrees_with_its_p_value_is_marked():
+    def row(low, high, p, interval="bootstrap percentile"):
+        return {"a": 0.0, "b": 0.01, "delta": 0.01, "ci_low": low, "ci_high": high, "p_value": p,
+                "interval": interval, "comparable": True, "spread": {}}
+    metrics = {"bleu-2": row(0.001, 0.02, 0.01), "bleu-4": row(0.001, 0.02, 0.22),  # agree; excludes 0, p 0.22
+               "rouge-l": row(-0.01, 0.02, 0.03),  # includes 0, p 0.03
+               "dist-1": row(-0.01, 0.02, 0.40, "randomization inversion"),
+               "perplexity": {**row(None, None, None), "comparable": False, "why": "different tokenizers"}}
+    comparisons = [{"a": "A", "b": "B", "metrics": metrics}]
+    compare_systems.mark_disagreements(comparisons, 0.95)
+    assert {k: r["interval_agrees_with_p"] for k, r in metrics.items()} == {
+        "bleu-2": True, "bleu-4": False, "rouge-l": False, "dist-1": True, "perplexity": None}
+    args = compare_systems.parse_args(["a", "b"])
+    text = compare_systems.markdown(comparisons, 10, args)
+    marked = [line.split("|")[1].strip() for line in text.splitlines() if line.endswith("‡ |")]
+    assert marked == ["B-4 (`bleu-4`)", "R-L (`rouge-l`)"]
+    assert "‡ The bootstrap interval and the randomization p disagree" in text
+    del metrics["bleu-4"], metrics["rouge-l"]
+    compare_systems.mark_disagreements(comparisons, 0.95)
+    assert "‡" not in compare_systems.markdown(comparisons, 10, args)

@@ -147,6 +147,7 @@ def strict_json(name):
     raise AssertionError(f"{name} in a JSON file: undefined values must be null")
 
 
+@pytest.mark.filterwarnings("error:constrained_layout not applied")  # long names squeezed the panels flat
 def test_compare_systems_cli_writes_markdown_json_and_forest_plot(punkt, tmp_path, capsys):
     refs = sentences(60, 14)
     a, _ = _folder(tmp_path / "a", refs, refs[1:] + refs[:1], seed=1)

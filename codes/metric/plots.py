@@ -154,7 +154,7 @@ def plot_forest(comparisons, metrics, path, confidence=0.95):
     figure = Figure(figsize=(3.4 * cols, (0.45 * len(comparisons) + 2.0) * rows), layout="constrained")
     axes = figure.subplots(rows, cols, squeeze=False).ravel()
     labels = [f"{c['b']} − {c['a']}" for c in comparisons]
-    for ax, key in zip(axes, keys):
+    for i, (ax, key) in enumerate(zip(axes, keys)):
         column, scale = metrics[key]
         for y, comparison in enumerate(reversed(comparisons)):
             r = comparison["metrics"][key]
@@ -168,7 +168,8 @@ def plot_forest(comparisons, metrics, path, confidence=0.95):
             ax.annotate(f"p={r['p_value']:.2g}", (scale * r["delta"], y), xytext=(0, 5), textcoords="offset points",
                         fontsize=7, ha="center")
         ax.axvline(0, color="black", linewidth=0.8)
-        ax.set_yticks(range(len(comparisons)), labels=list(reversed(labels)), fontsize=7)
+        # the comparisons' names once per row of panels: repeated beside every panel, long names squeeze them flat
+        ax.set_yticks(range(len(comparisons)), labels=list(reversed(labels)) if i % cols == 0 else [], fontsize=7)
         ax.set_ylim(-0.7, len(comparisons) - 0.3)
         ax.set_title(column)
     for ax in axes[len(keys):]:

@@ -74,7 +74,7 @@ def workload(args):
 
 def run_load(url, clients):
     """Every client's requests, the clients at once: (latencies, wall time, the replies in request order)."""
-    import requests
+    import requests  # lazy: only an endpoint needs it
     url = url.rstrip("/") + "/chat/completions"
 
     def client(bodies):

@@ -209,7 +209,7 @@ def main(argv=None):
         write_json(args.output, json_output(comparisons))
         print(f"wrote {args.output}", file=sys.stderr)
     if args.plot:
-        from metric.plots import plot_forest
+        from metric.plots import plot_forest  # lazy: matplotlib, for --plot only
         plot_forest(comparisons, TABLE3_METRICS, args.plot, args.confidence)
         print(f"wrote {args.plot}", file=sys.stderr)
 

@@ -15,6 +15,7 @@ gen.json an uninterrupted run gives; one with other arguments is refused naming 
 folder is sealed as infer.py's (pal.results).
 """
 import palkit.entry  # noqa: F401 -- first: outside the project's environment, one line saying how to run this
+from tqdm import tqdm
 import hashlib
 import json
 import math
@@ -183,7 +184,6 @@ def main(argv=None):
     progress = Progress(f"{os.path.normpath(out)}.progress.jsonl", header, restart=args.restart)
     todo = examples[len(progress.records):]
     system = load_system(args.system, resolve_device(args.device)) if todo else None  # first: a bad name fails at once
-    from tqdm import tqdm
     from metric import evaluate_records, require_punkt  # lazy: sklearn and NLTK take seconds to import
     require_punkt()
     if todo:

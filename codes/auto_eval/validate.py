@@ -419,7 +419,7 @@ def chart(summary, path):
     """Agreement with 95% intervals (judge and baselines), and the reliability curve (prob verdicts)."""
     import matplotlib  # lazy: plotting is the report's last step
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: plotting is the report's last step
     panels = 2 if summary["reliability"] else 1
     fig, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 3.6), squeeze=False)
     ax = axes[0, 0]

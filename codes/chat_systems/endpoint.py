@@ -21,7 +21,7 @@ class EndpointSystem:
     """chat_systems.system.System of an OpenAI-compatible chat endpoint."""
 
     def __init__(self, spec):
-        import requests
+        import requests  # lazy: only an endpoint needs it
         self.spec, self.name, self.kind, self.lock = spec, spec.name, spec.kind, threading.Lock()
         self.capabilities = spec.capabilities
         self.url = spec.endpoint.rstrip("/") + "/chat/completions"
@@ -40,7 +40,7 @@ class EndpointSystem:
     def serves_pal(self):
         """Whether the endpoint is PAL's server (GET /models, asked once): only then do assistant messages keep
         their "strategy" (other servers may refuse unknown message fields)."""
-        import requests
+        import requests  # lazy: only an endpoint needs it
         with self.lock:
             if self._serves_pal is None:
                 try:
@@ -67,7 +67,7 @@ class EndpointSystem:
     def reply(self, messages, *, seed=None, temperature=None, top_p=None, max_tokens=None, logprobs=None, **more):
         """The endpoint's reply; logprobs=K asks it for each token's log-probability and its top K alternatives
         (more: other options of the protocol, which an endpoint does not take)."""
-        import requests
+        import requests  # lazy: only an endpoint needs it
         body = self.request_body(messages, seed, temperature, top_p, max_tokens)
         if logprobs is not None:
             body.update(logprobs=True, top_logprobs=logprobs)

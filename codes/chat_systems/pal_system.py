@@ -115,7 +115,7 @@ class PalSystem:
 
     def decode(self, conversations, seeds, decoding, logprobs, text_by_token, on_token):
         """One batch, under the system's lock (one model call, live persona included, at a time)."""
-        import torch
+        import torch  # lazy: torch loads in seconds; --help and the spec checks run without it
         if decoding.num_beams > 1 and (logprobs is not None or text_by_token or on_token):
             raise UserError(f"system {self.name}: beam search (num_beams {decoding.num_beams}) gives no logprobs "
                             f"and no stream")

@@ -92,7 +92,7 @@ class TokenRecord:
         self.texts = [GrowingText(decode) for _ in range(rows)] if text_by_token or on_token else None
 
     def step(self, logits, tokens):
-        import torch
+        import torch  # lazy: torch loads in seconds; --help and the spec checks run without it
         logprobs = torch.log_softmax(logits.float(), dim=-1) if self.entries is not None else None
         top = logprobs.topk(self.k, dim=-1) if self.k else None
         for row, token in enumerate(tokens.tolist()):

@@ -527,7 +527,7 @@ def model_object(system):
 
 
 def create_app(system, max_body_bytes=MAX_BODY_BYTES, max_batch=MAX_BATCH, batch_wait_ms=BATCH_WAIT_MS):
-    from flask import Flask, Response, jsonify, request
+    from flask import Flask, Response, jsonify, request  # lazy: only a server needs it
     from werkzeug.exceptions import HTTPException
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = max_body_bytes

@@ -12,6 +12,7 @@ Which keys there are, and which key selects which backend, is chat_systems.backe
 import os
 
 from palkit.cli import UserError
+from pal.variants import variant
 
 from chat_systems.backends import BACKENDS, selecting_keys, spec_forms
 
@@ -52,12 +53,10 @@ class SystemSpec:
 
     @property
     def inputter(self):
-        from pal.variants import variant  # the registry of model variants (light: no torch)
         return variant(self.config).inputter
 
     @property
     def uses_persona(self):
-        from pal.variants import variant
         return self.config is not None and variant(self.config).reads_persona
 
     @property

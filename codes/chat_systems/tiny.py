@@ -9,7 +9,7 @@ SPECIAL = ["<pad>", "<unk>", "<|im_start|>", "<|im_end|>"]
 
 
 def make_tiny_chat_llm(out_dir, chat_template=True, seed=0):
-    import torch
+    import torch  # lazy: torch loads in seconds; --help and the spec checks run without it
     from tokenizers import Tokenizer, decoders, models
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
     os.makedirs(out_dir, exist_ok=True)

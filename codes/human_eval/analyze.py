@@ -91,9 +91,9 @@ def win_tie_loss(x, y):
 def stacked_bar_chart(panels, path, xlabel, note=None):
     """panels: [(title, {criterion: statistics}, segments, the statistic that is 100%)], one stacked horizontal bar
     per criterion; note(statistics) is written right of each bar when given."""
-    import matplotlib
+    import matplotlib  # lazy: plotting is the report's last step
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: plotting is the report's last step
     fig, axes = plt.subplots(len(panels), 1, squeeze=False, figsize=(
         8.5 + (0.5 if note else 0), 0.5 + 0.45 * sum(len(p[1]) for p in panels) + 0.6 * len(panels)))
     for ax, (title, by_criterion, segments, total) in zip(axes[:, 0], panels):

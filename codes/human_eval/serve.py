@@ -117,7 +117,7 @@ def open_study(args, criteria, tasks):
 def load_systems(args):
     if args.mode == "static":
         return None
-    from human_eval.systems import Systems
+    from human_eval.systems import Systems  # lazy: loading systems imports torch and transformers
     decoding = {name: getattr(args, name) for name in DECODING_DEFAULTS}
     return Systems(args.system, args.pretrained_model_path, args.persona_extractor, decoding, args.seed,
                    resolve_device(args.device))

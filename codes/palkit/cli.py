@@ -1,5 +1,6 @@
 """Command-line plumbing shared by every script: one-line errors, the argument parser, the device."""
 import argparse
+import difflib
 import os
 import sys
 
@@ -55,7 +56,6 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message):
         if message.startswith("unrecognized arguments:"):  # a typo: name the closest options
-            import difflib
             typos = [w.split("=")[0] for w in message.split(":", 1)[1].split() if w.startswith("--")]
             close = [m for w in typos for m in difflib.get_close_matches(w, list(self._option_string_actions), n=1)]
             if close:

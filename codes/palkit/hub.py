@@ -4,6 +4,9 @@ accepts a connection within HUB_TIMEOUT seconds, and then asked once. Anything e
 the closest known local names ("did you mean smollm2?"), instead of minutes of download retries (README "Offline")."""
 import difflib
 import os
+import socket
+import threading
+from urllib.parse import urlparse
 
 from .cli import UserError
 from .model_files import is_local
@@ -20,10 +23,7 @@ def looks_like_path(name):
 def hub_reachable(timeout=HUB_TIMEOUT):
     """Whether the model hub accepts a connection within `timeout` seconds, name lookup included (False under
     HF_HUB_OFFLINE)."""
-    import socket
-    import threading
-    from urllib.parse import urlparse
-    from huggingface_hub import constants
+    from huggingface_hub import constants  # lazy: only a model name that may be a hub name needs it
     if constants.HF_HUB_OFFLINE or os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
         return False
     url = urlparse(constants.ENDPOINT)
@@ -45,7 +45,7 @@ def hub_reachable(timeout=HUB_TIMEOUT):
 
 def cached_repos():
     """The model names held in the local hub cache (its models--ORG--NAME folders)."""
-    from huggingface_hub import constants
+    from huggingface_hub import constants  # lazy: only a model name that may be a hub name needs it
     try:
         entries = os.listdir(constants.HF_HUB_CACHE)
     except OSError:
@@ -85,7 +85,7 @@ def unknown_model(name, why, hint="", known=()):
 
 def cached_snapshot(name):
     """The folder of `name` in the local hub cache, or None."""
-    from huggingface_hub import snapshot_download
+    from huggingface_hub import snapshot_download  # lazy: only a model name that may be a hub name needs it
     from huggingface_hub.errors import HFValidationError
     try:
         return snapshot_download(name, local_files_only=True)
@@ -115,7 +115,7 @@ def resolve(name_or_dir, hint="", known=()):
 
 def _ask_hub(name, hint, known):
     """One question to the hub: does it hold `name`? (A UserError when it does not, or does not answer.)"""
-    from huggingface_hub import HfApi
+    from huggingface_hub import HfApi  # lazy: only a model name that may be a hub name needs it
     from huggingface_hub.errors import HFValidationError, HfHubHTTPError, RepositoryNotFoundError
     try:
         HfApi().model_info(name, timeout=HUB_TIMEOUT)

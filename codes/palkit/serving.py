@@ -28,7 +28,7 @@ def serve_wsgi(app, host, port, on_ready=None, on_stop=None, **options):
     """Listen on host:port (a busy port is one line), call on_ready(server) once listening, serve until Ctrl-C
     (then on_stop()), and close. `options` go to waitress.create_server (threads, limits, ident) over
     connection_limits()."""
-    from waitress import create_server
+    from waitress import create_server  # lazy: only a server needs it
     try:
         server = create_server(app, host=host, port=port, **{**connection_limits(), **options})
     except OSError as e:

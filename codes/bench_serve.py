@@ -39,7 +39,8 @@ def build_parser():
     target.add_argument("--endpoint", help="a running server's base URL, e.g. http://127.0.0.1:8000/v1")
     p.add_argument("--test_file", type=existing_file, default=None,
                    help="reformatted test.txt (default with a run folder: the test.txt beside its data)")
-    p.add_argument("--clients", type=positive_int, default=8)
+    p.add_argument("--clients", type=positive_int, default=8,
+                   help="concurrent clients, each sending its requests one after the other")
     p.add_argument("--requests", type=positive_int, default=10, help="per client")
     p.add_argument("--temperature", type=non_negative_float, default=None,
                    help="default: the system's (PAL: the released interaction settings, sampled)")

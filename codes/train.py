@@ -96,8 +96,11 @@ def build_parser():
     p.add_argument("--weight_decay_rule", choices=("spec", "authors"), default="spec",
                    help="spec: no decay on biases and LayerNorm weights; authors: the released name patterns "
                         "(on BlenderBot-small only biases are exempt)")
-    p.add_argument("--optimizer", choices=("hf4_adamw", "torch_adamw"), default="hf4_adamw")
-    p.add_argument("--loss_averaging", choices=("micro_batch", "optimizer_step"), default="micro_batch")
+    p.add_argument("--optimizer", choices=("hf4_adamw", "torch_adamw"), default="hf4_adamw",
+                   help="hf4_adamw: transformers 4.x AdamW (eps 1e-6), the authors'; torch_adamw: torch.optim.AdamW")
+    p.add_argument("--loss_averaging", choices=("micro_batch", "optimizer_step"), default="micro_batch",
+                   help="micro_batch: the mean of each micro-batch's token mean (the authors'); optimizer_step: the "
+                        "token mean over the whole step's batch")
     p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default=None,
                    help="autocast dtype; default fp32 (fp16 with --fp16 true); fp16 needs CUDA")
     add_fp16_argument(p, "the authors' flag: same as --precision fp16")

@@ -136,10 +136,10 @@ def build_parser():
     sub = p.add_subparsers(dest="command", required=True)
     cards = sub.add_parser("cards", help="role cards from a reformatted test file, as an editable JSON file",
                            formatter_class=DefaultsHelpFormatter)
-    cards.add_argument("--test_file", required=True, type=existing_file)
+    cards.add_argument("--test_file", required=True, type=existing_file, help="a reformatted test.txt")
     cards.add_argument("--num_cards", type=positive_int, default=20, help="the first N dialogues with a seeker turn")
     cards.add_argument("--no_persona", action="store_true", help="leave out the seeker's persona sentences")
-    cards.add_argument("--output", required=True, type=output_file)
+    cards.add_argument("--output", required=True, type=output_file, help="the cards' JSON file")
 
     def judging_options(q):
         q.add_argument("--judge", required=True, type=model_spec, metavar="SPEC",
@@ -183,10 +183,12 @@ def build_parser():
     r.add_argument("--cards", default=None, type=existing_file, help="a role-card file (see the cards command)")
     r.add_argument("--test_file", default=None, type=existing_file,
                    help="without --cards: make the cards from this file (written to cards.json beside --db)")
-    r.add_argument("--num_cards", type=positive_int, default=20)
+    r.add_argument("--num_cards", type=positive_int, default=20, help="the first N dialogues with a seeker turn")
     r.add_argument("--no_persona", action="store_true", help="cards without the seeker's persona sentences")
     r.add_argument("--turns", type=positive_int, default=5, help="seeker turns with each system")
-    r.add_argument("--seeker_prompt", default=judging.SEEKER_PROMPT, type=existing_file)
+    r.add_argument("--seeker_prompt", default=judging.SEEKER_PROMPT, type=existing_file,
+                   help="the simulated seeker's system message (filled from the card), its re-prompt and role-break "
+                            "patterns")
 
     s = sub.add_parser("static", help="judge the replies of two gen.json result folders (a static study)",
                        formatter_class=DefaultsHelpFormatter)

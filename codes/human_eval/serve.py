@@ -36,7 +36,9 @@ CRITERIA = str(Path(__file__).with_name("criteria.json"))
 def build_parser():
     p = ArgumentParser(description=__doc__.split("\n\n")[0],
                        formatter_class=DefaultsHelpFormatter)
-    p.add_argument("--mode", choices=["interactive", "static", "chat"], default="interactive")
+    p.add_argument("--mode", choices=["interactive", "static", "chat"], default="interactive",
+                   help="interactive: annotators talk to two systems, then compare them; static: they compare two "
+                        "result folders' replies; chat: a browser interact with one system (strategy and persona)")
     p.add_argument("--db", default="DATA/human_eval/study.db", type=output_file,
                    help="the SQLite database (created when absent)")
     p.add_argument("--system", action="append", default=[], type=parse_system, metavar="SPEC",

@@ -24,6 +24,7 @@ from palkit.loaders import load_json
 from palkit.cli import UserError
 
 from chat_systems import require
+from chat_systems.reply import similar_length_batches
 
 PROMPTS = Path(__file__).with_name("prompts")
 JUDGE_PROMPT = str(PROMPTS / "judge.json")
@@ -231,30 +232,15 @@ def ask_text(judge, conversations, prompt, seeds, temperature=0.0):
 
 
 def replies_of(judge, conversations, seeds, temperature, max_tokens):
-    """The judge's replies: batches of prompts of similar length when greedy (the seed does not matter; padding a
-    short prompt to a long one is wasted work), else one seeded call each."""
-    if temperature != 0:
-        return [judge.reply(m, seed=s, temperature=temperature, max_tokens=max_tokens)
-                for m, s in zip(conversations, seeds)]
+    """The judge's replies, each with its own seed, in batches of prompts of similar length (padding a short prompt
+    to a long one is wasted work; a batch gives each reply what it gets alone)."""
     size = [sum(len(m["content"]) for m in c) for c in conversations]
     replies = [None] * len(conversations)
-    for batch in similar_length_batches(size):
-        for i, reply in zip(batch, judge.reply_batch([conversations[i] for i in batch], temperature=0.0,
-                                                     max_tokens=max_tokens)):
+    for batch in similar_length_batches(range(len(conversations)), size):
+        for i, reply in zip(batch, judge.reply_batch([conversations[i] for i in batch], seed=[seeds[i] for i in batch],
+                                                     temperature=temperature, max_tokens=max_tokens)):
             replies[i] = reply
     return replies
-
-
-def similar_length_batches(sizes, fill=0.9):
-    """Indices grouped, longest first, so that no member is under `fill` of its batch's longest."""
-    order = sorted(range(len(sizes)), key=lambda i: (-sizes[i], i))
-    batches = []
-    for i in order:
-        if batches and sizes[i] >= fill * sizes[batches[-1][0]]:
-            batches[-1].append(i)
-        else:
-            batches.append([i])
-    return batches
 
 
 def numeric(usage):

@@ -104,7 +104,7 @@ class EndpointSystem:
         return [self.reply(m, seed=s, **options) for m, s in zip(conversations, per_conversation(seed,
                                                                                                len(conversations)))]
 
-    # ---- next-token probabilities (an LLM judge's verdict; appended for auto_eval.judge) -----------------------------
+    # ---- next-token probabilities (an LLM judge's verdict, auto_eval.judge) ------------------------------------------
     def next_token_logprobs(self, conversations, candidates, *, single_token=True):
         """[{candidate: log-probability}] per conversation, as LocalLLM.next_token_logprobs reads them in process:
         one request each with max_tokens=1, temperature=0, logprobs=true, top_logprobs=TOP_LOGPROBS, read from

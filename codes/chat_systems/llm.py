@@ -20,7 +20,8 @@ import threading
 from palkit.cli import UserError
 from palkit.hub import resolve
 
-from chat_systems.reply import Reply, TokenRecord, check_messages, is_greedy, per_conversation
+from chat_systems.reply import (Reply, TokenRecord, check_messages, is_greedy, per_conversation,
+                                 similar_length_batches)
 
 DECODING = {"temperature": 0.7, "top_p": 0.9, "max_tokens": 64}  # defaults of a local LLM's reply
 BATCH_LENGTH_RATIO = 1.25  # prompts batched together differ in length by less than this factor (padding is wasted work)
@@ -201,8 +202,8 @@ class LocalLLM:
         seeds = [DEFAULT_SEED if s is None else s for s in per_conversation(seed, len(conversations))]
         batch = self.encode([self.prompt(check_messages([dict(m) for m in c])) for c in conversations])
         prompt_tokens = batch["attention_mask"].sum(dim=1).tolist()
-        limit = getattr(self.model.config, "max_position_embeddings", None)
-        if limit is not None and max(prompt_tokens) + max_tokens > limit:
+        limit = self.context_length()
+        if max(prompt_tokens) + max_tokens > limit:
             raise UserError(f"system {self.name}: a prompt of {max(prompt_tokens)} tokens plus {max_tokens} new ones "
                             f"is over the model's {limit} positions; send a shorter conversation")
         config = GenerationConfig(do_sample=False, max_new_tokens=max_tokens, pad_token_id=self.toker.pad_token_id,
@@ -246,8 +247,8 @@ class LocalLLM:
         return float(nll), len(reply_ids)
 
     # ---- next-token probabilities (an LLM judge's verdict in one forward pass, no generation) ------------------------
-    # Appended for the automatic evaluation's judge (auto_eval.judge); PAL's server answers `logprobs` with the same
-    # values (log_softmax of the raw logits: no temperature, no top-p).
+    # For the automatic evaluation's judge (auto_eval.judge); the server answers `logprobs` with the same values
+    # (log_softmax of the raw logits: no temperature, no top-p).
     def prompt_token_counts(self, conversations):
         """The number of prompt tokens (chat template with the generation prompt) of each conversation."""
         return [len(self.toker(self.prompt(check_messages([dict(m) for m in c])), add_special_tokens=False)
@@ -287,7 +288,8 @@ class LocalLLM:
         precision = (torch.autocast(torch.device(self.device).type, dtype=getattr(torch, autocast)) if autocast
                      else contextlib.nullcontext())
         with self.lock, torch.no_grad(), precision:
-            for batch in token_budget_batches(singles, [len(ids[i]) for i in singles], batch_tokens or NEXT_TOKEN_BATCH):
+            for batch in similar_length_batches(singles, [len(ids[i]) for i in singles],
+                                                budget=batch_tokens or NEXT_TOKEN_BATCH):
                 for i, row in zip(batch, self._last_logprobs([ids[i] for i in batch])):
                     rows[i] = row[token_ids]
             for group in (g for g in groups if len(g) > 1):
@@ -338,7 +340,6 @@ class LocalLLM:
 
 
 NEXT_TOKEN_BATCH = 8192  # tokens (prompt rows x longest prompt) per forward pass of next_token_logprobs
-BATCH_MIN_FILL = 0.9  # a row joins a batch only when it is at least this share of the batch's longest
 SHARED_PREFIX_MIN = 32  # tokens: a shorter common start (the chat template, the judge's system message) is not worth it
 
 
@@ -361,19 +362,3 @@ def shared_prefix_groups(ids):
 def shared_length(a, b):
     """The length of the common start of two token lists."""
     return next((n for n, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
-
-
-def token_budget_batches(indices, lengths, budget):
-    """`indices` in batches of similar length, longest first: rows x longest <= budget (a longer row alone), and no
-    row under BATCH_MIN_FILL of the longest (padding is work: on a CPU a padded batch is slower than one at a time).
-    The batches do not depend on the order the indices come in."""
-    order = sorted(range(len(indices)), key=lambda k: (-lengths[k], indices[k]))
-    batches, current, width = [], [], 0
-    for k in order:
-        if current and ((len(current) + 1) * width > budget or lengths[k] < BATCH_MIN_FILL * width):
-            batches.append(current)
-            current = []
-        if not current:
-            width = lengths[k]
-        current.append(indices[k])
-    return batches + ([current] if current else [])

@@ -45,6 +45,25 @@ def is_greedy(temperature):
     return temperature < GREEDY_BELOW
 
 
+SIMILAR_LENGTH_FILL = 0.9  # a row joins a batch only when it is at least this share of the batch's longest
+
+
+def similar_length_batches(indices, lengths, budget=math.inf):
+    """`indices` in batches of similar length, longest first: rows x longest <= budget (a longer row alone), and no
+    row under SIMILAR_LENGTH_FILL of the longest (padding is work: on a CPU a padded batch is slower than one at a
+    time). The batches do not depend on the order the indices come in."""
+    order = sorted(range(len(indices)), key=lambda k: (-lengths[k], indices[k]))
+    batches, current, width = [], [], 0
+    for k in order:
+        if current and ((len(current) + 1) * width > budget or lengths[k] < SIMILAR_LENGTH_FILL * width):
+            batches.append(current)
+            current = []
+        if not current:
+            width = lengths[k]
+        current.append(indices[k])
+    return batches + ([current] if current else [])
+
+
 def per_conversation(seed, count):
     """One seed per conversation: `seed` as given (a list of `count`), or the one seed for all."""
     if isinstance(seed, (list, tuple)):

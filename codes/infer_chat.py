@@ -16,7 +16,6 @@ folder is sealed as infer.py's (pal.results).
 """
 import palkit.entry  # noqa: F401 -- first: outside the project's environment, one line saying how to run this
 from tqdm import tqdm
-import hashlib
 import json
 import math
 import os
@@ -24,7 +23,7 @@ import sys
 
 from palkit.argtypes import existing_file, int_range, output_dir, positive_int, probability
 from palkit.loaders import read_text
-from palkit.atomic import write_json
+from palkit.atomic import file_sha256, write_json
 from palkit.options import add_device_argument
 from palkit.cli import ArgumentParser, UserError, resolve_device, run_main
 from pal.config import STRATEGIES
@@ -60,11 +59,6 @@ def build_parser():
                    help="discard the progress of an unfinished run with other arguments (OUTPUT_DIR.progress.jsonl) "
                         "and start over; without it such a run is refused")
     return p
-
-
-def file_sha256(path):
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
 
 
 # progress header key -> the arguments that set it (named when a rerun's differ)

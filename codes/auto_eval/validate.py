@@ -17,13 +17,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from palkit.atomic import atomic_write, write_json
+from palkit.atomic import atomic_write, file_sha256, write_json
 from palkit.loaders import load_json
 from palkit.cli import UserError
 
 from auto_eval import judge as judging, store as auto_store, validity
 from auto_eval.study import progress_bar
-from chat_systems.llm import file_sha256
 from human_eval.agreement import wilson_interval
 from human_eval.tasks import load_criteria
 from pal.dialogues import normalise, turn_fields

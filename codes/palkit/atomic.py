@@ -131,13 +131,18 @@ def update_dir(final_dir, label="dir"):
 
 
 # ---- manifests ------------------------------------------------------------------------------------------------------
-def file_digest(path):
-    """{"bytes", "sha256"} of a file."""
+def file_sha256(path):
+    """The SHA-256 of a file's bytes (hex), read in blocks."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
-    return {"bytes": os.path.getsize(path), "sha256": digest.hexdigest()}
+    return digest.hexdigest()
+
+
+def file_digest(path):
+    """{"bytes", "sha256"} of a file."""
+    return {"bytes": os.path.getsize(path), "sha256": file_sha256(path)}
 
 
 def folder_files(folder):
